@@ -1,0 +1,17 @@
+"""lossctl: compute PyTorch losses from files, exactly as torch.nn does."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "compute", "check", "decompose"]
+
+
+def __getattr__(name: str):
+    # The API pulls in numpy; keep `import lossctl` (and so `lossctl --help`) light until it is used.
+    if name == "compute":
+        from .api import compute
+        return compute
+    if name in ("check", "decompose"):
+        from . import checks
+        return getattr(checks, name)
+    raise AttributeError(name)

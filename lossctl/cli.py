@@ -1,0 +1,208 @@
+"""The command line: parse, call the API, render, map errors to exit codes. Kept thin.
+
+Loss commands are generated from the registry, so a registered loss is a command with no code here.
+Nothing on the --help, list, --version or usage-error paths imports numpy or torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import EXIT_CHECK_FAILED, LossctlError
+from .registry import LossSpec, all_specs, get_loss
+
+app = typer.Typer(
+    name="lossctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
+    help="Compute PyTorch losses from files, exactly as torch.nn does.",
+)
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="auto (table on a terminal, plain in a pipe), "
+                                        "table, json, csv or plain.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto: binary files keep their float dtype, text computes "
+                                       "in float64; or float32, float64.")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
+                                                "dict) filling each role from the key of its name.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(f"lossctl: {text}\n")
+
+
+def _fail(exc: LossctlError) -> typer.Exit:
+    _err(f"error: {exc}")
+    return typer.Exit(exc.exit_code)
+
+
+def handles_errors(func):
+    """One line on stderr and the error's exit code for a LossctlError; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LossctlError as exc:
+            raise _fail(exc) from None
+
+    return wrapper
+
+
+def emit(obj: Any, fmt: str) -> None:
+    from .render import FORMATS, RENDERERS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}; got {fmt!r}", param_hint="--format")
+    if fmt == "auto":
+        fmt = "table" if sys.stdout.isatty() else "plain"
+    for w in getattr(obj, "warnings", ()):
+        _err(f"warning: {w}")
+    out = RENDERERS[fmt](obj)
+    if isinstance(out, str):
+        sys.stdout.write(out + "\n")
+    else:
+        from rich.console import Console
+
+        Console(highlight=False, markup=False, soft_wrap=False).print(out)
+
+
+def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
+    from .api import gather, run_loss
+
+    roles = {r.name: kw.pop(r.name) for r in spec.roles}
+    fmt, bundle = kw.pop("format"), kw.pop("from_")
+    common = {k: kw.pop(k) for k in ("reduction", "dtype", "base", "device", "strict") if k in kw}
+    loaded = gather(spec, roles, bundle)
+    emit(run_loss(spec, loaded, kw, **common), fmt)
+
+
+def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def loss_command(spec: LossSpec):
+    """A Typer command for one spec: an option per array role and per loss option, then the common ones."""
+    params = [_param(r.name, Annotated[str | None, typer.Option(r.flag, help=r.help + (
+        "" if r.required and not r.group else " Optional." if not r.group else f" One of the {r.group} group."),
+        rich_help_panel="Arrays (path, FILE.npz:key, '-', or a JSON literal)")], None) for r in spec.roles]
+    for o in spec.options:
+        decl = f"{o.flag}/--no-{o.flag[2:]}" if o.type is bool else o.flag
+        params.append(_param(o.name, Annotated[o.type | None, typer.Option(
+            decl, help=f"{o.help} [default: {o.default}]", show_default=False)], None))
+    params += [
+        _param("reduction", Annotated[str | None, typer.Option(
+            "--reduction", help=f"{', '.join(spec.reductions)} [default: {spec.default_reduction}]")], None),
+        _param("dtype", DtypeOpt, "auto"),
+    ]
+    if spec.information:
+        params.append(_param("base", Annotated[str, typer.Option(
+            "--base", help="Logarithm base: e (nats), 2 (bits) or 10 (bans).")], "e"))
+    params += [
+        _param("device", Annotated[str, typer.Option("--device", help="cpu or cuda.")], "cpu"),
+        _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"), _param("strict", StrictOpt, False),
+    ]
+
+    @handles_errors
+    def command(**kw: Any) -> None:
+        _run_loss(spec, kw)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = f"{spec.summary} ({spec.torch_name})"
+    command.__name__ = spec.name.replace("-", "_")
+    return command
+
+
+for _spec in all_specs():
+    _cmd = loss_command(_spec)
+    app.command(_spec.name, rich_help_panel="Losses")(_cmd)
+    for _alias in _spec.aliases:
+        app.command(_alias, hidden=True)(_cmd)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lossctl {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """Compute PyTorch losses from files, exactly as torch.nn does."""
+
+
+@app.command("decompose", rich_help_panel="Checks")
+@handles_errors
+def decompose_cmd(
+    logits: Annotated[str | None, typer.Option("--logits", help="Logits (N, C) or (N, C, d...).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Class indices or a target distribution.")] = None,
+    weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,).")] = None,
+    target_kind: Annotated[str, typer.Option("--target-kind", help="auto, index, prob or logits.")] = "auto",
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
+    ignore_index: Annotated[int, typer.Option("--ignore-index")] = -100,
+    atol: Annotated[float | None, typer.Option("--atol", help="Absolute tolerance [default: by dtype].")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol", help="Relative tolerance [default: by dtype].")] = None,
+    dtype: DtypeOpt = "auto", from_: FromOpt = None, format: FormatOpt = "auto",
+) -> None:
+    """Check CE = H(target) + KL(target || softmax(logits)) for every sample; exit 1 if any row fails."""
+    from .checks import decompose
+
+    result = decompose(logits=logits, target=target, weight=weight, target_kind_=target_kind,
+                       label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
+                       rtol=rtol, bundle=from_)
+    emit(result, format)
+    if not result.ok:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("check", rich_help_panel="Checks")
+@handles_errors
+def check_cmd(
+    logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2) or (N).")] = None,
+    probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities (N), instead.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1).")] = None,
+    atol: Annotated[float | None, typer.Option("--atol")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol")] = None,
+    dtype: DtypeOpt = "auto", from_: FromOpt = None, format: FormatOpt = "auto",
+) -> None:
+    """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL."""
+    from .checks import check
+
+    results = check(logits=logits, probs=probs, target=target, dtype=dtype, atol=atol, rtol=rtol, bundle=from_)
+    emit(results, format)
+    if not all(c.ok for c in results):
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("list")
+@handles_errors
+def list_cmd(
+    pattern: Annotated[str | None, typer.Argument(help="Only names matching this glob.")] = None,
+    format: FormatOpt = "auto",
+) -> None:
+    """List every loss: name, aliases, torch equivalent, arrays, options and meaning."""
+    from .registry import describe_spec, list_losses
+    from .result import Catalog
+
+    emit(Catalog([describe_spec(get_loss(n)) for n in list_losses(pattern)]), format)
+
+
+def main() -> None:
+    try:
+        app(prog_name="lossctl")
+    except BrokenPipeError:
+        # The reader closed early (| head): stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)

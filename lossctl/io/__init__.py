@@ -1,0 +1,205 @@
+"""Turn a path, `-`, an inline literal or a `--from` bundle into validated numpy arrays.
+
+Knows formats, nothing about losses. Every failure is an `InputError` naming the option and the source.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
+from .text import decode_utf8, json_to_array, parse_csv, parse_json
+
+FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".pt", ".pth")
+SUPPORTED = ".npy, .npz[:key], .json, .csv, .tsv, .pt[:key], '-' (stdin) or an inline JSON literal"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An array and where it came from; `binary` sources keep their float dtype under --dtype auto."""
+
+    array: np.ndarray
+    source: str
+    binary: bool
+
+
+def split_key(source: str) -> tuple[str, str | None]:
+    """`file.npz:key` -> (`file.npz`, `key`); anything else -> (source, None)."""
+    if ":" in source and not os.path.exists(source):
+        path, key = source.rsplit(":", 1)
+        if os.path.splitext(path)[1].lower() in (".npz", ".pt", ".pth", ".json"):
+            return path, key
+    return source, None
+
+
+def looks_literal(source: str) -> bool:
+    s = source.strip()
+    if not s or os.path.exists(source):
+        return False
+    if s[0] == "[":
+        return True
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def load_array(source: str, *, option: str, stdin: bytes | None = None) -> Loaded:
+    """Read one array. `stdin` carries the bytes of standard input when `source` is `-`."""
+    if source == "-":
+        data = stdin if stdin is not None else read_stdin(option)
+        return Loaded(_sniff_bytes(data, option=option, source="<stdin>"), "<stdin>", data.startswith(MAGIC))
+    if looks_literal(source):
+        obj = parse_json(source, option=option, source="literal")
+        return Loaded(json_to_array(obj, option=option, source="literal"), "literal", False)
+    path, key = split_key(source)
+    ext = _check_path(path, option)
+    if ext == ".npy":
+        return Loaded(load_npy_path(path, option=option), path, True)
+    if ext == ".npz":
+        with open(path, "rb") as fp:
+            return Loaded(load_npz(fp, option=option, source=path, key=key), path, True)
+    if ext in (".pt", ".pth"):
+        return Loaded(_pick(load_pt(path, option=option), key, option=option, source=path), path, True)
+    text = decode_utf8(_read_bytes(path, option), option=option, source=path)
+    if ext == ".json":
+        obj = parse_json(text, option=option, source=path)
+        if isinstance(obj, dict):
+            obj = _pick(obj, key, option=option, source=path)
+        return Loaded(json_to_array(obj, option=option, source=path), path, False)
+    return Loaded(parse_csv(text, option=option, source=path, delimiter="\t" if ext == ".tsv" else ","), path, False)
+
+
+def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, np.ndarray], bool]:
+    """`--from FILE`: every named array in an .npz, a JSON object or a .pt dict; returns (arrays, binary)."""
+    option = "--from"
+    if source == "-":
+        data = stdin if stdin is not None else read_stdin(option)
+        if data.startswith(b"PK"):
+            import io as _io
+            return load_npz(_io.BytesIO(data), option=option, source="<stdin>", key=None), True
+        obj = parse_json(decode_utf8(data, option=option, source="<stdin>"), option=option, source="<stdin>")
+        return _json_bundle(obj, "<stdin>"), False
+    ext = _check_path(source, option)
+    if ext == ".npz":
+        with open(source, "rb") as fp:
+            out = load_npz(fp, option=option, source=source, key=None)
+        return (out if isinstance(out, dict) else {"": out}), True
+    if ext in (".pt", ".pth"):
+        obj = load_pt(source, option=option)
+        if not isinstance(obj, dict):
+            raise InputError("holds one tensor, not a dict of named tensors", option=option, source=source)
+        return obj, True
+    if ext == ".json":
+        obj = parse_json(decode_utf8(_read_bytes(source, option), option=option, source=source),
+                         option=option, source=source)
+        return _json_bundle(obj, source), False
+    raise InputError(f"a bundle must be .npz, .json (an object) or .pt (a dict); got {ext or 'no extension'}",
+                     option=option, source=source)
+
+
+def _json_bundle(obj, source: str) -> dict[str, np.ndarray]:
+    if not isinstance(obj, dict):
+        raise InputError("must be a JSON object mapping role names to arrays", option="--from", source=source)
+    return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()}
+
+
+def _pick(obj, key: str | None, *, option: str, source: str):
+    if not isinstance(obj, dict):
+        if key is not None:
+            raise InputError(f"holds a single array, not a dict with key {key!r}", option=option, source=source)
+        return obj
+    if key is None:
+        if len(obj) != 1:
+            raise InputError(f"holds several arrays ({', '.join(sorted(map(str, obj)))}); name one as FILE:KEY",
+                             option=option, source=source)
+        key = next(iter(obj))
+    if key not in obj:
+        raise InputError(f"no array named {key!r}; it holds: {', '.join(sorted(map(str, obj)))}",
+                         option=option, source=source)
+    return obj[key]
+
+
+def load_pt(path: str, *, option: str):
+    """A tensor or a dict of tensors, loaded with weights_only=True: anything else is refused, never run."""
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        why = next((ln for ln in first if "Unsupported" in ln or "global" in ln.lower()), first[0] if first else "")
+        raise InputError(
+            f"refused: the file holds more than tensors, and lossctl loads .pt with weights_only=True "
+            f"({why.strip()[:160]})", option=option, source=path,
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        msg = str(exc).strip().splitlines()
+        raise InputError(f"not a readable .pt file ({msg[0][:160] if msg else type(exc).__name__})",
+                         option=option, source=path) from None
+    if isinstance(obj, torch.Tensor):
+        return _tensor_to_numpy(obj, option, path)
+    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {str(k): _tensor_to_numpy(v, option, f"{path}:{k}") for k, v in obj.items()}
+    raise InputError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors", option=option, source=path)
+
+
+def _tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
+    import torch
+
+    if t.is_complex():
+        raise InputError("complex tensors are not supported", option=option, source=source)
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()  # numpy has no bfloat16; float32 holds both exactly
+    return t.detach().cpu().contiguous().numpy()
+
+
+def _check_path(path: str, option: str) -> str:
+    if not os.path.exists(path):
+        raise InputError("no such file (and not an inline JSON literal)", option=option, source=path)
+    if os.path.isdir(path):
+        raise InputError("is a directory, not a file", option=option, source=path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise InputError(f"unknown format {ext or '(no extension)'}; supported: {SUPPORTED}",
+                         option=option, source=path)
+    return ext
+
+
+def _read_bytes(path: str, option: str) -> bytes:
+    try:
+        with open(path, "rb") as fp:
+            return fp.read()
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", option=option, source=path) from None
+
+
+def read_stdin(option: str) -> bytes:
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("reads standard input ('-') but nothing is piped in", option=option)
+    return sys.stdin.buffer.read()
+
+
+def _sniff_bytes(data: bytes, *, option: str, source: str) -> np.ndarray:
+    if not data.strip():
+        raise InputError("standard input is empty", option=option, source=source)
+    if data.startswith(MAGIC):
+        return load_npy_bytes(data, option=option, source=source)
+    if data.startswith(b"PK"):
+        import io as _io
+        return load_npz(_io.BytesIO(data), option=option, source=source, key=None)
+    text = decode_utf8(data, option=option, source=source)
+    if text.lstrip()[:1] in ("[", "{"):
+        obj = parse_json(text, option=option, source=source)
+        if isinstance(obj, dict):
+            obj = _pick(obj, None, option=option, source=source)
+        return json_to_array(obj, option=option, source=source)
+    return parse_csv(text, option=option, source=source)

@@ -1,0 +1,154 @@
+"""JSON and CSV/TSV text into numpy arrays, with errors that point at the offending place."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+
+from ..errors import InputError
+
+_MAX_DEPTH = 32  # numpy arrays have at most 64 dims; no loss here takes more than a handful
+
+
+def decode_utf8(data: bytes, *, option: str, source: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (bad byte at offset {exc.start})", option=option, source=source) from None
+
+
+def parse_json(text: str, *, option: str, source: str):
+    try:
+        import orjson  # optional: several times faster on big files
+    except ImportError:
+        orjson = None
+    try:
+        if orjson is not None:
+            return orjson.loads(text)
+        return json.loads(text)
+    except RecursionError:
+        raise InputError("JSON nested too deeply", option=option, source=source) from None
+    except ValueError as exc:  # json.JSONDecodeError and orjson.JSONDecodeError are ValueErrors
+        msg = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
+        if orjson is not None and "Infinity" not in text and "NaN" not in text:
+            # orjson refuses numbers that overflow (1e999); fall back to json for them, then report the inf.
+            try:
+                return json.loads(text)
+            except (ValueError, RecursionError):
+                pass
+        raise InputError(f"invalid JSON ({msg})", option=option, source=source) from None
+
+
+def json_to_array(obj, *, option: str, source: str) -> np.ndarray:
+    """Nested lists of numbers (or one number) to an array; ints stay int64, anything with a float is float64."""
+    shape = _json_shape(obj, option=option, source=source)
+    flat: list = []
+    _flatten(obj, flat)
+    if any(isinstance(v, float) for v in flat):
+        arr = np.array(flat, dtype=np.float64)
+        for i, v in enumerate(flat):
+            if isinstance(v, float) and math.isinf(v):
+                pos = np.unravel_index(i, shape) if shape else ()
+                raise InputError(f"value at index {list(map(int, pos))} is infinite (overflows float64)",
+                                 option=option, source=source)
+    else:
+        try:
+            arr = np.array(flat, dtype=np.int64)
+        except OverflowError:
+            raise InputError("an integer does not fit in int64", option=option, source=source) from None
+    return arr.reshape(shape)
+
+
+def _json_shape(obj, *, option: str, source: str) -> tuple[int, ...]:
+    shape: list[int] = []
+    node = obj
+    while isinstance(node, list):
+        if len(shape) >= _MAX_DEPTH:
+            raise InputError(f"JSON nested deeper than {_MAX_DEPTH} levels", option=option, source=source)
+        shape.append(len(node))
+        if not node:
+            break
+        node = node[0]
+    # Walk everything once to check the shape is rectangular and every leaf a number.
+    stack = [(obj, ())]
+    while stack:
+        node, pos = stack.pop()
+        depth = len(pos)
+        if depth < len(shape):
+            if not isinstance(node, list) or len(node) != shape[depth]:
+                got = f"{len(node)} items" if isinstance(node, list) else "a number"
+                raise InputError(
+                    f"ragged array: at index {list(pos)} expected {shape[depth]} items, found {got}",
+                    option=option, source=source,
+                )
+            stack.extend((child, (*pos, i)) for i, child in enumerate(node))
+        elif isinstance(node, bool) or not isinstance(node, (int, float)):
+            what = "a list" if isinstance(node, list) else json.dumps(node)[:40]
+            raise InputError(f"non-numeric value {what} at index {list(pos)}", option=option, source=source)
+    return tuple(shape)
+
+
+def _flatten(obj, out: list) -> None:
+    if isinstance(obj, list):
+        stack = [iter(obj)]
+        while stack:
+            for item in stack[-1]:
+                if isinstance(item, list):
+                    stack.append(iter(item))
+                    break
+                out.append(item)
+            else:
+                stack.pop()
+    else:
+        out.append(obj)
+
+
+_INT_TEXT = re.compile(r"^[\s,;\t+\-0-9]*$")
+
+
+def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None) -> np.ndarray:
+    """CSV or TSV, with or without a header row. A single column gives a vector."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise InputError("the file is empty", option=option, source=source)
+    if delimiter is None:
+        first = lines[0]
+        delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+    rows = [ln.split(delimiter) for ln in lines]
+    start = 0
+    if not all(_is_number(c) for c in rows[0]):
+        start = 1  # a header row
+        if len(rows) == 1:
+            raise InputError("holds a header but no data rows", option=option, source=source)
+    width = len(rows[start])
+    body = rows[start:]
+    is_int = all(_INT_TEXT.match(ln) for ln in lines[start:])
+    dtype = np.int64 if is_int else np.float64
+    out = np.empty((len(body), width), dtype=dtype)
+    for r, cells in enumerate(body):
+        line_no = r + start + 1
+        if len(cells) != width:
+            raise InputError(f"ragged rows: row {line_no} has {len(cells)} columns, expected {width}",
+                             option=option, source=source)
+        for c, cell in enumerate(cells):
+            try:
+                value = dtype(cell.strip()) if dtype is np.float64 else int(cell.strip())
+            except (ValueError, OverflowError):
+                raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} is not a number",
+                                 option=option, source=source) from None
+            if dtype is np.float64 and math.isinf(value) and "inf" not in cell.lower():
+                raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} overflows float64",
+                                 option=option, source=source)
+            out[r, c] = value
+    return out[:, 0] if width == 1 else out
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.strip())
+    except ValueError:
+        return False
+    return True

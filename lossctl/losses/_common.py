@@ -1,0 +1,109 @@
+"""Helpers shared by the loss families: tensors from arrays, and the checks torch does not make."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ShapeError, UsageError, ValueRangeError
+
+
+@dataclass(frozen=True)
+class Context:
+    """How to compute: the float dtype (numpy), the torch device and the reduction asked for."""
+
+    dtype: np.dtype
+    device: str = "cpu"
+    reduction: str = "mean"
+
+
+def flag(role: str) -> str:
+    return "--" + role.replace("_", "-")
+
+
+def floats(arr: np.ndarray, ctx: Context):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=ctx.dtype)).to(ctx.device)
+
+
+def ints(arr: np.ndarray, role: str, ctx: Context):
+    """Class indices as int64; float arrays are accepted only when every value is a whole number."""
+    import torch
+
+    if arr.dtype.kind == "f":
+        bad = np.flatnonzero(arr != np.round(arr))
+        if bad.size:
+            pos = np.unravel_index(bad[0], arr.shape)
+            raise ValueRangeError(f"class indices must be integers; found {arr.flat[bad[0]]!r} at index "
+                                  f"{list(map(int, pos))}", option=flag(role))
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64)).to(ctx.device)
+
+
+def position(arr: np.ndarray, flat_index: int) -> list[int]:
+    return [int(i) for i in np.unravel_index(int(flat_index), arr.shape)] if arr.ndim else []
+
+
+def check_shape(role: str, arr: np.ndarray, expected: tuple[int, ...], other: str, other_shape: tuple[int, ...]):
+    if tuple(arr.shape) != tuple(expected):
+        raise ShapeError(f"shape {tuple(arr.shape)} does not match {other} {tuple(other_shape)}; expected "
+                         f"{tuple(expected)}", option=flag(role))
+
+
+def check_nonempty(role: str, arr: np.ndarray) -> None:
+    if arr.size == 0:
+        raise ShapeError(f"is empty (shape {tuple(arr.shape)}): there is nothing to compute", option=flag(role))
+
+
+def check_range(role: str, arr: np.ndarray, lo: float | None, hi: float | None, what: str) -> None:
+    bad = np.zeros(arr.shape, dtype=bool)
+    if lo is not None:
+        bad |= arr < lo
+    if hi is not None:
+        bad |= arr > hi
+    idx = np.flatnonzero(bad)
+    if idx.size:
+        raise ValueRangeError(f"{what}; found {arr.flat[idx[0]]!r} at index {position(arr, idx[0])}",
+                              option=flag(role))
+
+
+def check_classes(role: str, target: np.ndarray, n_classes: int, ignore_index: int | None) -> int:
+    """Validate class indices; returns how many equal ignore_index."""
+    t = target.astype(np.int64, copy=False)
+    ignored = (t == ignore_index) if ignore_index is not None else np.zeros(t.shape, dtype=bool)
+    bad = np.flatnonzero(((t < 0) | (t >= n_classes)) & ~ignored)
+    if bad.size:
+        v = int(t.flat[bad[0]])
+        raise ValueRangeError(f"class index {v} at index {position(t, bad[0])} is out of range [0, {n_classes})"
+                              + (f" and is not --ignore-index ({ignore_index})" if ignore_index is not None else ""),
+                              option=flag(role))
+    return int(ignored.sum())
+
+
+def check_weight(weight: np.ndarray | None, n_classes: int, role: str = "weight") -> None:
+    if weight is None:
+        return
+    if weight.shape != (n_classes,):
+        raise ShapeError(f"needs one weight per class: shape ({n_classes},), got {tuple(weight.shape)}",
+                         option=flag(role))
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"must be one of {', '.join(choices)}; got {value!r}", option=flag(name))
+
+
+def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float) -> str | None:
+    """Probability rows should sum to 1: name the worst row when they do not."""
+    sums = probs.sum(axis=axis, dtype=np.float64)
+    err = np.abs(sums - 1.0)
+    if err.size and float(err.max()) > atol:
+        i = int(np.argmax(err))
+        return (f"{flag(role)}: rows do not sum to 1 (worst: row {position(sums, i)} sums to "
+                f"{float(sums.flat[i]):.6g})")
+    return None
+
+
+def sum_tolerance(dtype: np.dtype) -> float:
+    return 1e-3 if np.dtype(dtype) == np.float32 else 1e-6
