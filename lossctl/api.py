@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError, StrictWarningError, UsageError, ValueRangeError
+from .errors import InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
 from .io import Loaded, load_array, load_bundle, read_stdin
-from .reduce import as_numpy, describe, finish, partial_of
+from .reduce import Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, get_loss
 from .result import Result
 
@@ -38,15 +39,18 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
             if role in names and role not in sources:
                 loaded[role] = Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
     for role, value in sources.items():
-        flag = "--" + role.replace("_", "-")
-        if isinstance(value, str):
-            loaded[role] = load_array(value, option=flag, stdin=stdin)
-        elif isinstance(value, Loaded):
-            loaded[role] = value
-        else:
-            loaded[role] = Loaded(_as_array(value, flag), "array", _is_binary(value))
+        loaded[role] = load_source(value, "--" + role.replace("_", "-"), stdin)
     _check_roles(spec, loaded, bundle)
     return loaded
+
+
+def load_source(value: Any, flag: str, stdin: bytes | None = None) -> Loaded:
+    """A source as given to the API: a path, '-' or a literal (str), a Loaded, an array, a list or a tensor."""
+    if isinstance(value, str):
+        return load_array(value, option=flag, stdin=stdin)
+    if isinstance(value, Loaded):
+        return value
+    return Loaded(_as_array(value, flag), "array", _is_binary(value))
 
 
 def _as_array(value: Any, flag: str) -> np.ndarray:
@@ -92,15 +96,23 @@ def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> n
 
 def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded]) -> None:
     """NaN is never a loss input; +inf never; -inf only where it means something (masked logits, log 0)."""
+    from .losses._common import position
+
     for role in spec.roles:
         item = loaded.get(role.name)
         if item is None or item.array.dtype.kind != "f":
             continue
         arr = item.array
+        if arr.size == 0:
+            continue
+        # One cheap pass in the common case: max propagates NaN and shows +inf; min shows -inf.
+        top = arr.max()
+        if np.isfinite(top) and (role.neg_inf_ok or np.isfinite(arr.min())):
+            continue
         bad = np.isnan(arr) | (np.isposinf(arr)) | (np.isneginf(arr) if not role.neg_inf_ok else False)
         idx = np.flatnonzero(bad)
         if idx.size:
-            pos = [int(i) for i in np.unravel_index(idx[0], arr.shape)] if arr.ndim else []
+            pos = position(arr, idx[0]) if role.batched else [int(i) for i in np.unravel_index(idx[0], arr.shape)]
             raise ValueRangeError(f"{arr.flat[idx[0]]} at index {pos} ({item.source}); inputs must be finite"
                                   + ("" if not role.neg_inf_ok else " (-inf is allowed, as a mask)"),
                                   option=role.flag)
@@ -122,11 +134,23 @@ def resolve_options(spec: LossSpec, options: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def run_loss(spec: LossSpec, loaded: Mapping[str, Loaded], options: Mapping[str, Any], *,
-             reduction: str | None = None, dtype: str = "auto", base: str = "e", device: str = "cpu",
-             strict: bool = False) -> Result:
-    from .losses._common import Context
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one loss computation, shared by the in-memory and streamed paths."""
 
+    reduction: str
+    options: dict[str, Any]
+    base: str
+    device: str
+    strict: bool
+
+    @property
+    def scale(self) -> float:
+        return BASES[self.base]
+
+
+def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | None = None, base: str = "e",
+             device: str = "cpu", strict: bool = False) -> Settings:
     reduction = reduction or spec.default_reduction
     if reduction not in spec.reductions:
         raise UsageError(f"must be one of {', '.join(spec.reductions)} for {spec.name}; got {reduction!r}",
@@ -135,34 +159,113 @@ def run_loss(spec: LossSpec, loaded: Mapping[str, Loaded], options: Mapping[str,
         raise UsageError(f"must be one of e, 2, 10; got {base!r}", option="--base")
     if base != "e" and not spec.information:
         raise UsageError(f"{spec.name} is not measured in nats, so --base does not apply", option="--base")
-    opts = resolve_options(spec, options)
-    ctx = Context(dtype=compute_dtype(spec, loaded, dtype), device=device, reduction=reduction)
-    check_finite(spec, loaded)
-    arrays = {name: item.array for name, item in loaded.items()}
-    out = spec.compute_fn()(arrays, opts, ctx)
-    if strict and out.warnings:
-        raise StrictWarningError(out.warnings[0] + " (--strict makes warnings errors)", option="--strict")
-    if BASES[base] != 1.0:
-        out.values = out.values / BASES[base]
-        if out.mean_values is not None:
-            out.mean_values = out.mean_values / BASES[base]
-    partial = partial_of(out, reduction)
+    return Settings(reduction, resolve_options(spec, options), base, resolve_device(device), strict)
+
+
+def resolve_device(device: str) -> str:
+    """cpu, cuda, mps or auto (the first accelerator torch finds, else cpu). Imports torch only when asked."""
+    if device == "cpu":
+        return device
+    if device not in ("cuda", "mps", "auto") and not device.startswith("cuda:"):
+        raise UsageError(f"must be cpu, cuda, mps or auto; got {device!r}", option="--device")
+    import torch
+
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (device.startswith("cuda") and not cuda) or (device == "mps" and not mps):
+        raise UsageError(f"{device} was asked for but torch finds no such device here", option="--device")
+    return device
+
+
+def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
+    """torch's mean over nothing is 0/0 = nan; say why instead of printing nan."""
+    if reduction != "mean" or partial.denominator != 0 or partial.count == 0:
+        return
+    if partial.ignored == partial.count:
+        raise ValueRangeError(f"all {partial.count} {unit} equal --ignore-index: the mean has no denominator "
+                              "(torch returns nan here); use --reduction sum or check the targets", option="--target")
+    raise ValueRangeError("the targets' class weights sum to 0: the weighted mean has no denominator "
+                          "(torch returns nan here)", option="--weight")
+
+
+def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype, shapes: dict[str, list[int]],
+                unit: str, weighted: bool, warnings: list[str], notes: list[str], values=None) -> Result:
+    """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide."""
+    if st.strict and warnings:
+        raise StrictWarningError(warnings[0] + " (--strict makes warnings errors)", option="--strict")
+    check_denominator(partial, st.reduction, unit)
     result = Result(
-        loss=spec.name, torch_name=spec.torch_name, reduction=reduction, dtype=str(ctx.dtype),
-        shapes={name: list(item.array.shape) for name, item in loaded.items()},
-        options={**opts, **({"base": base} if spec.information else {})}, partial=partial,
-        denominator=describe(partial, reduction, unit=out.unit, weighted=out.weighted),
-        unit=UNITS[base] if spec.information else "", warnings=list(out.warnings), notes=list(out.notes),
+        loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(dtype), shapes=shapes,
+        options={**st.options, **({"base": st.base} if spec.information else {})}, partial=partial,
+        denominator=describe(partial, st.reduction, unit=unit, weighted=weighted),
+        unit=UNITS[st.base] if spec.information else "", warnings=list(dict.fromkeys(warnings)),
+        notes=list(dict.fromkeys(notes)),
     )
-    if reduction == "none":
-        result.values = as_numpy(out.values)
+    if st.reduction == "none":
+        result.values = values
     else:
-        result.value = finish(partial, reduction)
+        result.value = finish(partial, st.reduction)
     return result
 
 
+def run_loss(spec: LossSpec, loaded: Mapping[str, Loaded], options: Mapping[str, Any], *,
+             reduction: str | None = None, dtype: str = "auto", base: str = "e", device: str = "cpu",
+             strict: bool = False) -> Result:
+    """One in-memory pass over loaded arrays."""
+    st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict)
+    return _run_loaded(spec, loaded, st, dtype)
+
+
+def name_source(exc: LossctlError, loaded: Mapping[str, Loaded]) -> LossctlError:
+    """A loss names the option of a bad value; add the file (or `literal`) that option was read from."""
+    role = (exc.option or "")[2:].replace("-", "_")
+    if exc.source is None and role in loaded:
+        return exc.with_source(loaded[role].source)
+    return exc
+
+
+def _run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype: str) -> Result:
+    """torch computes the per-element losses; reduce sums them in float64."""
+    from .losses._common import Context
+
+    ctx = Context(dtype=compute_dtype(spec, loaded, dtype), device=st.device, reduction=st.reduction)
+    check_finite(spec, loaded)
+    try:
+        out = spec.compute_fn()({name: item.array for name, item in loaded.items()}, st.options, ctx)
+    except LossctlError as exc:
+        raise name_source(exc, loaded) from None
+    if st.scale != 1.0:
+        out.values = out.values / st.scale
+        if out.mean_values is not None:
+            out.mean_values = out.mean_values / st.scale
+    partial = partial_of(out, st.reduction)
+    return make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
+                       shapes={name: list(item.array.shape) for name, item in loaded.items()},
+                       warnings=out.warnings, notes=out.notes,
+                       values=as_numpy(out.values) if st.reduction == "none" else None)
+
+
+def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
+             bundle: str | None = None, stream: bool | None = None, progress=None) -> Result:
+    """One loss over one set of sources: streamed in chunks when big .npy files allow, else in memory.
+
+    stream: None decides by size, True streams whenever the inputs allow it, False never streams.
+    """
+    if bundle is None and stream is not False:
+        from .stream import plan, run_stream
+
+        inputs = plan(spec, sources, st, force=bool(stream))
+        if inputs:
+            streamed = {i.role for i in inputs}
+            whole = {r: v for r, v in sources.items() if r not in streamed}
+            return run_stream(spec, inputs, whole, st, dtype=dtype, progress=progress)
+    return _run_loaded(spec, gather(spec, sources, bundle), st, dtype)
+
+
 def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", base: str = "e",
-            device: str = "cpu", strict: bool = False, bundle: str | None = None, **kwargs: Any) -> Result:
+            device: str = "cpu", strict: bool = False, bundle: str | None = None, stream: bool | None = None,
+            **kwargs: Any) -> Result:
     """Compute loss `name` on arrays (numpy, lists, tensors, or sources: a path, '-' or a JSON literal).
 
     >>> compute("ce", logits=[[2.0, 1.0, 0.1]], target=[0]).value  # doctest: +ELLIPSIS
@@ -172,6 +275,5 @@ def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", bas
     roles = {r.name for r in spec.roles}
     sources = {k: v for k, v in kwargs.items() if k in roles}
     options = {k: v for k, v in kwargs.items() if k not in roles}
-    loaded = gather(spec, sources, bundle)
-    return run_loss(spec, loaded, options, reduction=reduction, dtype=dtype, base=base, device=device,
-                    strict=strict)
+    st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict)
+    return evaluate(spec, sources, st, dtype=dtype, bundle=bundle, stream=stream)

@@ -6,10 +6,12 @@ Nothing on the --help, list, --version or usage-error paths imports numpy or tor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -74,13 +76,51 @@ def emit(obj: Any, fmt: str) -> None:
 
 
 def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
-    from .api import gather, run_loss
+    from .api import settings
+    from .batch import expand, pair, partial_document, run_many
 
-    roles = {r.name: kw.pop(r.name) for r in spec.roles}
-    fmt, bundle = kw.pop("format"), kw.pop("from_")
-    common = {k: kw.pop(k) for k in ("reduction", "dtype", "base", "device", "strict") if k in kw}
-    loaded = gather(spec, roles, bundle)
-    emit(run_loss(spec, loaded, kw, **common), fmt)
+    sources = {r.name: expand(kw.pop(r.name), r.flag) for r in spec.roles}
+    fmt, bundle, partials, dtype, stream = (kw.pop(k) for k in ("format", "from_", "partials", "dtype", "stream"))
+    common = {k: kw.pop(k) for k in ("reduction", "base", "device", "strict") if k in kw}
+    st = settings(spec, kw, **common)
+    with progress_bar() as progress:
+        result = run_many(spec, pair(spec, sources), st, dtype=dtype, bundle=bundle, progress=progress,
+                          stream=stream)
+    if partials:
+        import json
+
+        for w in result.warnings:
+            _err(f"warning: {w}")
+        sys.stdout.write(json.dumps(partial_document(result)) + "\n")
+    else:
+        emit(result, fmt)
+
+
+@contextlib.contextmanager
+def progress_bar():
+    """A progress callback that shows a Rich bar on stderr once work has run a second; none in pipes."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    state: dict[str, Any] = {"t0": time.monotonic()}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            if time.monotonic() - state["t0"] < 1.0:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            state["bar"] = Progress(console=Console(stderr=True), transient=True)
+            state["bar"].start()
+            state["task"] = state["bar"].add_task("streaming", total=total)
+        state["bar"].update(state["task"], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
 
 
 def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -89,7 +129,7 @@ def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 def loss_command(spec: LossSpec):
     """A Typer command for one spec: an option per array role and per loss option, then the common ones."""
-    params = [_param(r.name, Annotated[str | None, typer.Option(r.flag, help=r.help + (
+    params = [_param(r.name, Annotated[list[str] | None, typer.Option(r.flag, help=r.help + (
         "" if r.required and not r.group else " Optional." if not r.group else f" One of the {r.group} group."),
         rich_help_panel="Arrays (path, FILE.npz:key, '-', or a JSON literal)")], None) for r in spec.roles]
     for o in spec.options:
@@ -105,8 +145,12 @@ def loss_command(spec: LossSpec):
         params.append(_param("base", Annotated[str, typer.Option(
             "--base", help="Logarithm base: e (nats), 2 (bits) or 10 (bans).")], "e"))
     params += [
-        _param("device", Annotated[str, typer.Option("--device", help="cpu or cuda.")], "cpu"),
+        _param("device", Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")], "cpu"),
         _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"), _param("strict", StrictOpt, False),
+        _param("partials", Annotated[bool, typer.Option("--partials", help="Print the mergeable partial sums as "
+                                                         "JSON, for `lossctl merge`.")], False),
+        _param("stream", Annotated[bool | None, typer.Option("--stream/--no-stream", help="Stream .npy inputs in "
+                                  "chunks [default: when they pass 64 MiB].", show_default=False)], None),
     ]
 
     @handles_errors
@@ -193,6 +237,34 @@ def list_cmd(
     from .result import Catalog
 
     emit(Catalog([describe_spec(get_loss(n)) for n in list_losses(pattern)]), format)
+
+
+@app.command("explain", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
+def explain_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The loss, e.g. ce. Then, optionally, its arrays and options "
+                                        "(--logits X --target T ...) to see the computation step by step.")],
+    samples: Annotated[int, typer.Option("--samples", help="How many samples to work through.")] = 3,
+    format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Explain a loss: formula, options, the mean's denominator, the traps; with arrays, each step."""
+    from .explain import explain_command
+
+    sys.stdout.write(explain_command(name, list(ctx.args), samples=samples, fmt=format) + "\n")
+
+
+@app.command("merge")
+@handles_errors
+def merge_cmd(
+    files: Annotated[list[str], typer.Argument(help="JSON files written by --partials (one object, a list, or "
+                                               "one per line).")],
+    format: FormatOpt = "auto",
+) -> None:
+    """Add partial sums from --partials runs (shards, machines) into the exact total loss."""
+    from .batch import load_partials, merge
+
+    emit(merge([d for f in files for d in load_partials(f)]), format)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ class Role:
     group: str | None = None
     integer: bool = False  # holds class indices or labels, never cast to the float compute dtype
     neg_inf_ok: bool = False  # -inf is meaningful here (a masked logit, log 0)
+    batched: bool = True  # its first axis is the batch; False for per-class arrays such as CE's weight
 
     @property
     def flag(self) -> str:

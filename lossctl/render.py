@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .result import Catalog, CheckResult, Result
+from .result import Catalog, CheckResult, MultiResult, Result
 
 FORMATS = ("auto", "table", "json", "csv", "plain")
 TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
@@ -37,15 +37,20 @@ def _json_value(x: Any) -> Any:
     return x
 
 
-def to_json(obj: Result | Sequence[CheckResult] | CheckResult | Catalog) -> str:
-    if isinstance(obj, (Result, CheckResult, Catalog)):
+def to_json(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | MultiResult) -> str:
+    if isinstance(obj, (Result, CheckResult, Catalog, MultiResult)):
         data = obj.to_dict()
     else:
         data = {"ok": all(c.ok for c in obj), "checks": [c.to_dict() for c in obj]}
     return json.dumps(_json_value(data), allow_nan=False)
 
 
-def to_plain(obj: Result | Sequence[CheckResult] | CheckResult | Catalog) -> str:
+def to_plain(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | MultiResult) -> str:
+    if isinstance(obj, MultiResult):
+        # One number per file, then the exact total on the last line.
+        if obj.total.values is not None:
+            return to_plain(obj.total)
+        return "\n".join(number(r.value) for r in [*obj.results, obj.total])
     if isinstance(obj, Catalog):
         return "\n".join(f"{r['name']}\t{r['torch']}\t{r['summary']}" for r in obj.rows)
     if isinstance(obj, Result):
@@ -64,9 +69,15 @@ def to_plain(obj: Result | Sequence[CheckResult] | CheckResult | Catalog) -> str
     return "\n".join(lines)
 
 
-def to_csv(obj: Result | Sequence[CheckResult] | CheckResult | Catalog) -> str:
+def to_csv(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | MultiResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    if isinstance(obj, MultiResult):
+        w.writerow(["file", "loss", "reduction", "value", "total", "denominator", "dtype"])
+        for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]:
+            w.writerow([label, r.loss, r.reduction, number(r.value) if r.value is not None else "",
+                        number(r.partial.total), number(r.partial.denominator), r.dtype])
+        return buf.getvalue().rstrip("\n")
     if isinstance(obj, Catalog):
         w.writerow(["name", "aliases", "torch", "arrays", "options", "summary"])
         for r in obj.rows:
@@ -97,11 +108,22 @@ def to_csv(obj: Result | Sequence[CheckResult] | CheckResult | Catalog) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def to_table(obj: Result | Sequence[CheckResult] | CheckResult | Catalog):
+def to_table(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | MultiResult):
     """A Rich renderable. Every data cell is a Text, so nothing in the data is read as markup."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
+
+    if isinstance(obj, MultiResult):
+        t = Table(title=Text(f"lossctl {obj.total.loss}  ({obj.total.torch_name}), {len(obj.results)} files"))
+        for name in ("file", "value", "denominator"):
+            t.add_column(name, justify="right" if name == "value" else "left")
+        for label, r in zip(obj.labels, obj.results, strict=True):
+            t.add_row(Text(label), Text(number(r.value) if r.value is not None else "-"), Text(r.denominator))
+        total = obj.total
+        t.add_row(Text("total", style="bold"), Text(number(total.value) if total.value is not None else "-",
+                                                    style="bold green"), Text(total.denominator))
+        return Group(t, Text(f"dtype {total.dtype}; " + "; ".join(total.notes)))
 
     if isinstance(obj, Catalog):
         t = Table(title=Text("lossctl losses"))

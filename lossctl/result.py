@@ -98,3 +98,17 @@ class Catalog:
 
     def to_dict(self) -> dict[str, Any]:
         return {"losses": self.rows}
+
+
+@dataclass
+class MultiResult:
+    """One Result per file (set of paired files) and the exact total over all of them."""
+
+    labels: list[str]
+    results: list[Result]
+    total: Result
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [{"file": f, **r.to_dict()} for f, r in zip(self.labels, self.results, strict=True)],
+                "total": self.total.to_dict()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ def flag(role: str) -> str:
 def floats(arr: np.ndarray, ctx: Context):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=ctx.dtype)).to(ctx.device)
+    # ascontiguousarray makes a 0-d array 1-d; keep the shape, since torch treats () and (1,) targets differently.
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=ctx.dtype).reshape(np.shape(arr))).to(ctx.device)
 
 
 def ints(arr: np.ndarray, role: str, ctx: Context):
@@ -36,13 +38,22 @@ def ints(arr: np.ndarray, role: str, ctx: Context):
         bad = np.flatnonzero(arr != np.round(arr))
         if bad.size:
             pos = np.unravel_index(bad[0], arr.shape)
-            raise ValueRangeError(f"class indices must be integers; found {arr.flat[bad[0]]!r} at index "
+            raise ValueRangeError(f"class indices must be integers; found {arr.flat[bad[0]].item()!r} at index "
                                   f"{list(map(int, pos))}", option=flag(role))
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64)).to(ctx.device)
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64).reshape(np.shape(arr))).to(ctx.device)
+
+
+# When a file is streamed in chunks of rows, positions in a chunk are offset by the rows before it.
+ROW_OFFSET: ContextVar[int] = ContextVar("row_offset", default=0)
 
 
 def position(arr: np.ndarray, flat_index: int) -> list[int]:
-    return [int(i) for i in np.unravel_index(int(flat_index), arr.shape)] if arr.ndim else []
+    """The index of a flat position in `arr`, in the coordinates of the whole (unchunked) array."""
+    if not arr.ndim:
+        return []
+    pos = [int(i) for i in np.unravel_index(int(flat_index), arr.shape)]
+    pos[0] += ROW_OFFSET.get()
+    return pos
 
 
 def check_shape(role: str, arr: np.ndarray, expected: tuple[int, ...], other: str, other_shape: tuple[int, ...]):
@@ -64,17 +75,17 @@ def check_range(role: str, arr: np.ndarray, lo: float | None, hi: float | None, 
         bad |= arr > hi
     idx = np.flatnonzero(bad)
     if idx.size:
-        raise ValueRangeError(f"{what}; found {arr.flat[idx[0]]!r} at index {position(arr, idx[0])}",
+        raise ValueRangeError(f"{what}; found {arr.flat[idx[0]].item()!r} at index {position(arr, idx[0])}",
                               option=flag(role))
 
 
 def check_classes(role: str, target: np.ndarray, n_classes: int, ignore_index: int | None) -> int:
     """Validate class indices; returns how many equal ignore_index."""
-    t = target.astype(np.int64, copy=False)
+    t = target  # compared as given: a cast to int64 first would wrap a huge float index into range
     ignored = (t == ignore_index) if ignore_index is not None else np.zeros(t.shape, dtype=bool)
     bad = np.flatnonzero(((t < 0) | (t >= n_classes)) & ~ignored)
     if bad.size:
-        v = int(t.flat[bad[0]])
+        v = t.flat[bad[0]].item()
         raise ValueRangeError(f"class index {v} at index {position(t, bad[0])} is out of range [0, {n_classes})"
                               + (f" and is not --ignore-index ({ignore_index})" if ignore_index is not None else ""),
                               option=flag(role))

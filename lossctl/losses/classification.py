@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UsageError, ValueRangeError
+from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
     Context,
@@ -35,8 +35,8 @@ def target_kind(kind: str, logits: np.ndarray, target: np.ndarray, index_shape: 
         return "index"
     if target.shape == logits.shape and target.shape != index_shape:
         return "prob"
-    if target.shape == index_shape and np.all(target == np.round(target)):
-        return "index"  # whole numbers written as floats, e.g. 2.0 in a CSV
+    if target.shape == index_shape:
+        return "index"  # whole numbers written as floats, e.g. 2.0 in a CSV; ints() refuses any other
     raise ShapeError(
         f"shape {target.shape} fits neither class indices {index_shape} nor probabilities {logits.shape} "
         f"for --logits {logits.shape}", option="--target")
@@ -45,21 +45,11 @@ def target_kind(kind: str, logits: np.ndarray, target: np.ndarray, index_shape: 
 def index_output(values, target, weight, ignore_index: int, n_classes: int, ctx: Context, ignored: int,
                  rows: int) -> LossOutput:
     """Per-target denominators for an index target: its class weight (1 without weights), 0 where ignored."""
-    import torch
-
     keep = target != ignore_index
     if weight is not None:
         denom = weight[target.clamp(0, n_classes - 1)] * keep
     else:
         denom = keep.to(values.dtype)
-    n = int(target.numel())
-    if ctx.reduction == "mean" and n and ignored == n:
-        raise ValueRangeError(
-            f"all {n} targets equal --ignore-index ({ignore_index}): the mean has no denominator "
-            "(torch returns nan here); use --reduction sum or check the targets", option="--target")
-    if ctx.reduction == "mean" and weight is not None and float(torch.sum(denom)) == 0.0:
-        raise ValueRangeError("the targets' class weights sum to 0: the weighted mean has no denominator "
-                              "(torch returns nan here)", option="--weight")
     return LossOutput(values, weights=denom, rows=rows, unit="targets", ignored=ignored, weighted=weight is not None)
 
 

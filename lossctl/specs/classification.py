@@ -4,7 +4,7 @@ from ..registry import LossSpec, Opt, Role, register_loss
 
 IGNORE_INDEX = Opt("ignore_index", int, -100,
                    "Targets equal to this class index are ignored (no loss, no denominator).")
-WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False)
+WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False)
 
 TARGET_KIND = Opt("target_kind", str, "auto",
                   "auto: integers are class indices, floats of the logits' shape probabilities; "
@@ -54,7 +54,8 @@ register_loss(LossSpec(
            Role("logits", "Logits (BCEWithLogitsLoss, numerically stable).", group="input"),
            Role("target", "Targets in [0, 1], the input's shape."),
            Role("weight", "Per-element rescaling weight, broadcast to the input.", required=False),
-           Role("pos_weight", "Weight of positive examples per class (last axis); logits only.", required=False)),
+           Role("pos_weight", "Weight of positive examples per class (last axis); logits only.", required=False,
+                batched=False)),
     compute="lossctl.losses.classification:bce",
     traps=("BCELoss clamps log(p) and log(1 - p) at -100, so the loss per element is at most 100.",
            "The mean divides by the number of elements even with --weight."),

@@ -1,0 +1,137 @@
+"""Many files in one run, and partial sums that merge across runs and machines.
+
+Array options take several paths or a quoted glob; files are paired in sorted order. Each file gives a
+Result; their partials add up to the exact loss over all of them. `--partials` prints that partial as JSON
+and `merge` adds such documents, so any engine that maps a command over shards can total them exactly.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .api import Settings, evaluate, make_result
+from .errors import InputError, UsageError
+from .io import looks_literal
+from .reduce import Partial
+from .registry import LossSpec, get_loss
+from .result import MultiResult, Result
+
+PARTIAL_KIND = "lossctl-partial"
+
+
+def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
+    """Paths as given, globs expanded (sorted); '-' and inline literals pass through."""
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        values = [values]
+    out: list[Any] = []
+    for v in values:
+        if not isinstance(v, str) or v == "-" or looks_literal(v) or os.path.exists(v.rsplit(":", 1)[0]):
+            out.append(v)
+        elif glob.has_magic(v):
+            matches = sorted(glob.glob(v))
+            if not matches:
+                raise InputError("the pattern matches no file", option=option, source=v)
+            out.extend(matches)
+        else:
+            out.append(v)  # the loader reports a missing file with its name
+    return out
+
+
+def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None]) -> list[dict[str, Any]]:
+    """Sets of sources, one per file: roles given several files are paired in order; single ones are shared."""
+    many = {r: v for r, v in sources.items() if v is not None and len(v) > 1}
+    counts = {len(v) for v in many.values()}
+    if len(counts) > 1:
+        desc = ", ".join(f"--{r.replace('_', '-')} has {len(v)}" for r, v in many.items())
+        raise UsageError(f"file counts must match to pair them: {desc}", option="--" + next(iter(many)))
+    n = counts.pop() if counts else 1
+    return [{r: (v[i] if r in many else (v[0] if v else None)) for r, v in sources.items()} for i in range(n)]
+
+
+def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype: str = "auto",
+             bundle: str | None = None, progress=None, stream: bool | None = None) -> Result | MultiResult:
+    """Evaluate each set (torch is imported once, on first use); a single set gives a plain Result."""
+    results = [evaluate(spec, s, st, dtype=dtype, bundle=bundle, progress=progress, stream=stream) for s in sets]
+    if len(results) == 1:
+        return results[0]
+    primary = next(r.name for r in spec.roles if sets[0].get(r.name) is not None)
+    labels = [str(s[primary]) for s in sets]
+    total = Partial()
+    for r in results:
+        total = total + r.partial
+    values = None
+    if st.reduction == "none":
+        values = np.concatenate([np.asarray(r.values).reshape(-1) for r in results])
+    warnings = [w for r in results for w in r.warnings]
+    merged = make_result(spec, st, total, dtype=np.dtype(results[0].dtype), shapes={}, unit=_unit(results[0]),
+                         weighted=results[0].denominator.startswith("weighted"), warnings=[],
+                         notes=[f"exact total over {len(results)} files: their partial sums added, then divided"],
+                         values=values)
+    return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
+
+
+def _unit(r: Result) -> str:
+    # The denominator text names its unit last ("mean over 8 targets"); reuse it for the total.
+    words = r.denominator.split(";")[0].split()
+    return words[-1] if words and words[-1].isalpha() else "elements"
+
+
+def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
+    """What --partials prints: enough to merge exactly, and to refuse merging unlike things."""
+    r = obj.total if isinstance(obj, MultiResult) else obj
+    if r.reduction == "none":
+        raise UsageError("partials need a reduction (mean, sum or batchmean), not none", option="--partials")
+    files = obj.labels if isinstance(obj, MultiResult) else []
+    return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
+            "dtype": r.dtype, "unit": _unit(r), "weighted": r.denominator.startswith("weighted"),
+            "partial": r.partial.to_dict(), "files": files}
+
+
+def load_partials(path: str) -> list[dict[str, Any]]:
+    """A file of partial documents: one JSON object, a list of them, or one per line."""
+    try:
+        with open(path, encoding="utf-8") as fp:
+            text = fp.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read ({exc})", option="merge", source=path) from None
+    try:
+        docs = [json.loads(text)]
+    except ValueError:
+        try:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise InputError(f"not JSON ({exc})", option="merge", source=path) from None
+    flat = [d for doc in docs for d in (doc if isinstance(doc, list) else [doc])]
+    for d in flat:
+        if not isinstance(d, dict) or d.get("kind") != PARTIAL_KIND:
+            raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)
+    return flat
+
+
+def merge(docs: list[dict[str, Any]]) -> Result:
+    """Add partial documents of one loss, reduction and options into the exact total."""
+    if not docs:
+        raise UsageError("give at least one partial file", option="merge")
+    first = docs[0]
+    for d in docs[1:]:
+        for key in ("loss", "reduction", "options", "dtype"):
+            if d[key] != first[key]:
+                raise UsageError(f"cannot merge partials whose {key} differ: {first[key]!r} and {d[key]!r}",
+                                 option="merge")
+    spec = get_loss(first["loss"])
+    total = Partial()
+    for d in docs:
+        total = total + Partial.from_dict(d["partial"])
+    options = {k: v for k, v in first["options"].items() if k != "base"}
+    st = Settings(first["reduction"], options, first["options"].get("base", "e"), "cpu", False)
+    return make_result(spec, st, total, dtype=np.dtype(first["dtype"]), shapes={}, unit=first["unit"],
+                       weighted=first["weighted"], warnings=[],
+                       notes=[f"merged from {len(docs)} partials: sums added, then divided"])

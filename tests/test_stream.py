@@ -1,0 +1,182 @@
+"""Chunked, sharded and merged results equal torch's single pass, for every reduction and option."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lossctl
+from lossctl import stream
+from lossctl.batch import load_partials, merge, partial_document
+from lossctl.errors import LossctlError
+
+RNG = np.random.default_rng(7)
+N, C = 37, 5  # 37 rows in chunks of 4 leaves a short last chunk
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    # Each row of (N, C) float32 is 20 bytes: 80 bytes per chunk gives 4 rows per chunk, 10 chunks.
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 80)
+
+
+def save(tmp_path, name, arr):
+    path = tmp_path / f"{name}.npy"
+    np.save(path, arr)
+    return str(path)
+
+
+def logits(dtype=np.float32, shape=(N, C)):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def torch_value(fn, reduction, *args, **kw):
+    out = fn(*args, reduction=reduction, **kw)
+    return out.double().numpy() if reduction == "none" else float(out)
+
+
+def close(a, b, dtype):
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=tol, atol=tol)
+
+
+def streamed(name, files, **kw):
+    r = lossctl.compute(name, stream=True, **files, **kw)
+    assert any("streamed" in n for n in r.notes), r.notes
+    return r
+
+
+CE_CASES = [
+    {},
+    {"ignore": True},
+    {"weight": True},
+    {"weight": True, "ignore": True},
+    {"label_smoothing": 0.2},
+    {"label_smoothing": 0.1, "weight": True, "ignore": True},
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("case", CE_CASES, ids=lambda c: "-".join(c) or "plain")
+def test_ce_and_nll_streamed_equal_torch(tmp_path, dtype, reduction, case):
+    x = logits(dtype)
+    t = RNG.integers(0, C, N)
+    if case.get("ignore"):
+        t[::3] = -100
+    w = RNG.uniform(0.1, 2.0, C).astype(dtype) if case.get("weight") else None
+    eps = case.get("label_smoothing", 0.0)
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}
+    extra = {"weight": w} if w is not None else {}
+    tw = torch.from_numpy(w) if w is not None else None
+    got = streamed("ce", files, reduction=reduction, label_smoothing=eps, **extra).value
+    want = torch_value(F.cross_entropy, reduction, torch.from_numpy(x), torch.from_numpy(t), weight=tw,
+                       label_smoothing=eps)
+    close(got, want, dtype)
+    logp = torch.log_softmax(torch.from_numpy(x), 1)
+    for role, arr in (("log_probs", logp.numpy()), ("logits", x), ("probs", logp.exp().numpy())):
+        files = {role: save(tmp_path, role, arr), "target": save(tmp_path, "t", t)}
+        got = streamed("nll", files, reduction=reduction, **extra).value
+        close(got, torch_value(F.nll_loss, reduction, logp, torch.from_numpy(t), weight=tw), dtype)
+
+
+def test_ce_streamed_spatial_and_prob_targets(tmp_path):
+    x = logits(np.float32, (N, C, 3))
+    t = RNG.integers(0, C, (N, 3))
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}
+    close(streamed("ce", files).value, float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))), np.float32)
+    q = torch.softmax(torch.from_numpy(logits()), 1).numpy()
+    x2 = logits()
+    files = {"logits": save(tmp_path, "x2", x2), "target": save(tmp_path, "q", q)}
+    for reduction in ("mean", "sum"):
+        want = torch_value(F.cross_entropy, reduction, torch.from_numpy(x2), torch.from_numpy(q))
+        close(streamed("ce", files, reduction=reduction).value, want, np.float32)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "batchmean"])
+@pytest.mark.parametrize("kind", ["prob", "log-prob", "logits"])
+def test_kl_streamed_equals_torch(tmp_path, reduction, kind):
+    x = logits()
+    q = torch.softmax(torch.from_numpy(logits()), 1)
+    target = {"prob": q, "log-prob": q.log(), "logits": torch.from_numpy(logits())}[kind]
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "q", target.numpy())}
+    got = streamed("kl", files, reduction=reduction, target_kind=kind).value
+    tt = torch.softmax(target, 1) if kind == "logits" else target
+    want = F.kl_div(torch.log_softmax(torch.from_numpy(x), 1), tt, reduction=reduction,
+                    log_target=kind == "log-prob")
+    close(got, float(want), np.float32)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bce_and_entropy_streamed_equal_torch(tmp_path, reduction):
+    x = logits()
+    y = RNG.integers(0, 2, (N, C)).astype(np.float32)
+    pw = RNG.uniform(0.5, 2, C).astype(np.float32)
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "y", y)}
+    got = streamed("bce", files, reduction=reduction, pos_weight=pw).value
+    want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y),
+                                              pos_weight=torch.from_numpy(pw), reduction=reduction)
+    close(got, float(want), np.float32)
+    p = torch.sigmoid(torch.from_numpy(x)).numpy()
+    files = {"probs": save(tmp_path, "p", p), "target": save(tmp_path, "y", y)}
+    want = F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y), reduction=reduction)
+    close(streamed("bce", files, reduction=reduction).value, float(want), np.float32)
+    h = torch.distributions.Categorical(logits=torch.from_numpy(x)).entropy()
+    got = streamed("entropy", {"logits": save(tmp_path, "x", x)}, reduction=reduction).value
+    close(got, float(h.mean() if reduction == "mean" else h.sum()), np.float32)
+
+
+def test_stream_error_names_the_whole_arrays_position(tmp_path):
+    x = logits()
+    x[29, 2] = np.nan
+    t = RNG.integers(0, C, N)
+    t[33] = C
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}
+    with pytest.raises(LossctlError, match=r"index \[29, 2\]"):
+        streamed("ce", files)
+    x[29, 2] = 0
+    files["logits"] = save(tmp_path, "x", x)
+    with pytest.raises(LossctlError, match=r"class index 5 at index \[33\]"):
+        streamed("ce", files)
+
+
+def test_all_ignored_across_chunks_is_refused_only_when_whole(tmp_path):
+    x, t = logits(), np.full(N, -100)
+    t[-1] = 1  # every chunk but the last is fully ignored: the whole still has one target
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}
+    want = float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)))
+    close(streamed("ce", files).value, want, np.float32)
+    t[-1] = -100
+    files["target"] = save(tmp_path, "t", t)
+    with pytest.raises(LossctlError, match="ignore-index"):
+        streamed("ce", files)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_shards_and_merged_partials_equal_single_pass(tmp_path, reduction):
+    xs = [logits() for _ in range(3)]
+    ts = [RNG.integers(0, C, N) for _ in range(3)]
+    ts[1][:10] = -100
+    w = RNG.uniform(0.5, 2, C).astype(np.float32)
+    want = float(F.cross_entropy(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ts)),
+                                 weight=torch.from_numpy(w), reduction=reduction))
+    docs = []
+    for i, (x, t) in enumerate(zip(xs, ts, strict=True)):
+        r = lossctl.compute("ce", logits=save(tmp_path, f"x{i}", x), target=save(tmp_path, f"t{i}", t),
+                            weight=w, reduction=reduction, stream=i % 2 == 0)
+        docs.append(partial_document(r))
+    path = tmp_path / "parts.jsonl"
+    path.write_text("\n".join(json.dumps(d) for d in docs))
+    close(merge(load_partials(str(path))).value, want, np.float32)
+
+
+def test_merge_refuses_unlike_partials(tmp_path):
+    x, t = logits(), RNG.integers(0, C, N)
+    a = partial_document(lossctl.compute("ce", logits=x, target=t))
+    b = partial_document(lossctl.compute("ce", logits=x, target=t, reduction="sum"))
+    with pytest.raises(LossctlError, match="reduction"):
+        merge([a, b])
