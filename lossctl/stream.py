@@ -1,8 +1,7 @@
-"""Big .npy inputs, streamed in chunks of rows through reused buffers, in bounded memory.
+"""Big inputs (.npy, and CSV/TSV when pandas is installed) streamed a chunk of rows at a time.
 
 Every chunk yields a `Partial` (sum of losses, sum of denominators); adding them gives exactly the
-single-pass reduction. A reader thread fills the next chunk's buffers while the current one is computed.
-The buffers are read with `readinto`, not memory-mapped, so pages already used do not stay in RSS.
+single-pass reduction. A reader thread fills the next chunk while the current one is computed.
 """
 
 from __future__ import annotations
@@ -16,18 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from .api import Settings, check_finite, load_source, make_result
-from .errors import InputError
+from .api import Settings, check_finite, compute_dtype, load_source, make_result
+from .errors import ShapeError
 from .io import Loaded
 from .io.npy import NpyHeader, read_header
+from .io.rows import open_rows
 from .losses._common import ROW_OFFSET, Context
 from .reduce import Partial, partial_of
 from .registry import LossSpec
 from .result import Result
 
 STREAM_MIN_BYTES = 64 << 20  # smaller inputs are read whole: one pass is faster than the bookkeeping
-CHUNK_BYTES = 4 << 20  # rows per chunk fit a few MiB: big enough to amortise, small enough to stay in cache
+CHUNK_BYTES = 4 << 20  # a chunk of a few MiB amortises the per-chunk work and stays near the cache
 STREAMED = ("ce", "nll", "kl", "bce", "entropy")
+ROWS_NEEDED = ("ce", "nll", "entropy")  # (C) input is one sample: there is no batch axis to split
 
 Progress = Callable[[int, int], None]
 
@@ -36,112 +37,123 @@ Progress = Callable[[int, int], None]
 class _Input:
     role: str
     path: str
-    header: NpyHeader
+    row_bytes: int  # bytes of one row as computed, to size the chunks
+    header: NpyHeader | None  # .npy only
 
 
-def _npy_header(path: str, role: str) -> NpyHeader | None:
-    if not (isinstance(path, str) and path.lower().endswith(".npy") and os.path.isfile(path)):
+def _describe(path: Any, role: str, spec: LossSpec) -> _Input | None:
+    if not isinstance(path, str) or not os.path.isfile(path):
         return None
-    with open(path, "rb") as fp:
-        return read_header(fp, option="--" + role.replace("_", "-"), source=path,
-                           size=os.fstat(fp.fileno()).st_size)
+    ext = os.path.splitext(path)[1].lower()
+    flag = "--" + role.replace("_", "-")
+    if ext == ".npy":
+        with open(path, "rb") as fp:
+            h = read_header(fp, option=flag, source=path, size=os.fstat(fp.fileno()).st_size)
+        if h.fortran or not h.shape or (spec.name in ROWS_NEEDED and len(h.shape) < 2 and role != "target"):
+            return None
+        return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h)
+    if ext in (".csv", ".tsv"):
+        with open(path, "rb") as fp:
+            first = fp.readline(1 << 20)
+        cols = first.count(b"\t" if ext == ".tsv" else b",") + 1
+        if spec.name in ROWS_NEEDED and cols < 2 and role != "target":
+            return None
+        return _Input(role, path, cols * 8, None)
+    return None
 
 
 def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool = False) -> list[_Input] | None:
     """The inputs to stream, or None when the request is better served in one in-memory pass."""
     if spec.name not in STREAMED or st.reduction == "none":
         return None
-    given = [r for r in spec.roles if sources.get(r.name) is not None]
-    batched = [r for r in given if r.batched]
+    batched = [r for r in spec.roles if sources.get(r.name) is not None and r.batched]
     if not batched:
         return None
-    headers = {r.name: _npy_header(sources[r.name], r.name) for r in batched}
-    if any(h is None or h.fortran for h in headers.values()):
+    inputs = [_describe(sources[r.name], r.name, spec) for r in batched]
+    if any(i is None for i in inputs):
         return None
-    primary = headers[batched[0].name]
-    if not primary.shape or (spec.name in ("ce", "nll", "entropy") and len(primary.shape) < 2):
-        return None  # no batch axis to split: (C) logits are one sample
-    if spec.name == "entropy" and st.options.get("dim") in (0, -len(primary.shape)):
+    if any(i.path.lower().endswith((".csv", ".tsv")) for i in inputs):
+        try:
+            import pandas  # noqa: F401  the chunked CSV reader
+        except ImportError:
+            return None
+    rows = {i.header.shape[0] for i in inputs if i.header is not None}
+    if len(rows) > 1:
+        return None  # shapes disagree: the in-memory path reports the mismatch with both shapes
+    if spec.name == "entropy" and st.options.get("dim") == 0:
         return None  # the classes lie along the batch axis
-    n = primary.shape[0]
-    if any(not h.shape or h.shape[0] != n for h in headers.values()):
-        return None  # shapes disagree: the in-memory path reports the mismatch
-    if not force and sum(h.nbytes for h in headers.values()) < STREAM_MIN_BYTES:
+    if not force and sum(os.path.getsize(i.path) for i in inputs) < STREAM_MIN_BYTES:
         return None
-    return [_Input(r.name, sources[r.name], headers[r.name]) for r in batched]
+    return inputs
 
 
 def _kernel(spec: LossSpec, chunk: Mapping[str, np.ndarray], st: Settings):
     """The NumPy kernel for CE/NLL with class-index targets, or None where torch computes the chunk."""
     opts = st.options
-    if spec.name == "ce" and chunk["target"].dtype.kind in "iu" and opts["target_kind"] in ("auto", "index"):
-        kind, x = "logits", chunk["logits"]
-    elif spec.name == "nll" and chunk["target"].dtype.kind in "iu":
+    if st.device != "cpu" or "target" not in chunk or chunk["target"].dtype.kind not in "iu":
+        return None
+    if spec.name == "ce" and opts["target_kind"] in ("auto", "index") and chunk["logits"].ndim >= 2:
+        kind = "logits"
+    elif spec.name == "nll":
         kind = next(k for k in ("log_probs", "logits", "probs") if chunk.get(k) is not None)
-        x = chunk[kind]
     else:
         return None
-    if st.device != "cpu":
-        return None
-    from .losses.fast import index_partial
-
     eps = opts.get("label_smoothing", 0.0)
     if not 0.0 <= eps <= 1.0:
-        return None  # let the torch path raise its usage error
-    return lambda: index_partial(x, chunk["target"], chunk.get("weight"), ignore_index=opts["ignore_index"],
-                                 label_smoothing=eps, input_kind=kind)
+        return None  # the torch path raises the usage error
+    from .losses.fast import index_partial
+
+    return lambda: index_partial(chunk[kind], chunk["target"], chunk.get("weight"),
+                                 ignore_index=opts["ignore_index"], label_smoothing=eps, input_kind=kind)
 
 
 def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], st: Settings, *, dtype: str,
                progress: Progress | None = None) -> Result:
-    """Stream `inputs` (batched .npy roles) chunk by chunk; `whole` holds the other roles' sources."""
-    from .api import compute_dtype
-
+    """Stream `inputs` (the batched roles) chunk by chunk; `whole` holds the other roles' sources."""
     others = {role: load_source(src, "--" + role.replace("_", "-")) for role, src in whole.items() if src is not None}
-    first = inputs[0].header
-    row_bytes = max(first.nbytes // max(first.shape[0], 1), 1)
-    n_rows = first.shape[0]
-    step = max(1, CHUNK_BYTES // row_bytes)
-    total_bytes = sum(i.header.nbytes for i in inputs)
-    probe = {i.role: Loaded(np.empty((0,), i.header.dtype), i.path, True) for i in inputs}
+    step = max(1, CHUNK_BYTES // inputs[0].row_bytes)
+    probe = {i.role: Loaded(np.empty(0, i.header.dtype if i.header else np.float64), i.path, i.header is not None)
+             for i in inputs}
     np_dtype = compute_dtype(spec, {**probe, **others}, dtype)
     ctx = Context(dtype=np_dtype, device=st.device, reduction=st.reduction)
     check_finite(spec, others)
+    total_bytes = sum(os.path.getsize(i.path) for i in inputs)
     partial, warnings, notes = Partial(), [], []
-    unit, weighted, engine = "elements", False, "torch"
+    unit, weighted, engine, chunks, start = "elements", False, "torch", 0, 0
+    shape_tail: dict[str, tuple[int, ...]] = {}
     with ExitStack() as stack:
-        files = {i.role: stack.enter_context(open(i.path, "rb")) for i in inputs}
+        readers = {}
         for i in inputs:
-            files[i.role].seek(i.header.offset)
-        buffers = [{i.role: np.empty((step, *i.header.shape[1:]), i.header.dtype) for i in inputs} for _ in (0, 1)]
+            readers[i.role] = open_rows(i.path, "--" + i.role.replace("_", "-"), step)
+            stack.callback(readers[i.role].close)
 
-        def read(start: int, slot: int) -> int:
-            n = min(step, n_rows - start)
-            for i in inputs:
-                view = buffers[slot][i.role][:n]
-                got = files[i.role].readinto(memoryview(view).cast("B"))
-                if got != view.nbytes:
-                    raise InputError(f"truncated at row {start}: the file ended early",
-                                     option="--" + i.role.replace("_", "-"), source=i.path)
-            return n
+        def read() -> dict[str, np.ndarray]:
+            chunk = {role: r.read(step) for role, r in readers.items()}
+            lengths = {role: len(a) for role, a in chunk.items()}
+            if len(set(lengths.values())) > 1:
+                desc = ", ".join(f"--{r.replace('_', '-')} {start + n}" for r, n in lengths.items())
+                raise ShapeError(f"the files have different numbers of rows (at least: {desc})",
+                                 option="--" + inputs[-1].role.replace("_", "-"))
+            return chunk
 
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-        pending = pool.submit(read, 0, 0)
-        for k, start in enumerate(range(0, n_rows, step)):
-            n = pending.result()
-            if start + step < n_rows:
-                pending = pool.submit(read, start + step, (k + 1) % 2)
-            chunk = {role: buf[:n] for role, buf in buffers[k % 2].items()}
-            if np_dtype != chunk[inputs[0].role].dtype:
-                chunk = {r: (a.astype(np_dtype) if a.dtype.kind == "f" else a) for r, a in chunk.items()}
+        pending = pool.submit(read)
+        while True:
+            chunk = pending.result()
+            n = len(next(iter(chunk.values())))
+            if n == 0:
+                break
+            pending = pool.submit(read)  # the reader fills the other buffer while this chunk computes
+            chunk = {r: (a.astype(np_dtype) if a.dtype.kind == "f" and a.dtype != np_dtype else a)
+                     for r, a in chunk.items()}
+            shape_tail = {r: a.shape[1:] for r, a in chunk.items()}
             arrays = {**chunk, **{r: item.array for r, item in others.items()}}
             token = ROW_OFFSET.set(start)
             try:
-                check_finite(spec, {r: Loaded(a, files[r].name, True) for r, a in chunk.items()})
+                check_finite(spec, {r: Loaded(a, r, True) for r, a in chunk.items()})
                 kernel = _kernel(spec, arrays, st)
                 if kernel is not None:
-                    part = kernel()
-                    engine = "numpy"
+                    part, engine = kernel(), "numpy"
                     unit, weighted = "targets", arrays.get("weight") is not None
                     if weighted and st.reduction == "mean":
                         notes.append("weighted mean: torch divides by the sum of the targets' class weights, not N")
@@ -154,14 +166,18 @@ def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], s
             finally:
                 ROW_OFFSET.reset(token)
             partial = partial + part
+            start += n
+            chunks += 1
             if progress is not None:
-                progress(min(total_bytes, (start + n) * total_bytes // n_rows), total_bytes)
+                progress(sum(r.position() for r in readers.values()), total_bytes)
+    if start == 0:
+        raise ShapeError("has no rows: there is nothing to compute", option="--" + inputs[0].role.replace("_", "-"))
     if st.scale != 1.0:
         partial.total /= st.scale
-    notes.append(f"streamed in {-(-n_rows // step)} chunks of {step} rows; sums accumulated in float64"
+    notes.append(f"streamed in {chunks} chunks of up to {step} rows; sums accumulated in float64"
                  + ("; per-row losses by lossctl's NumPy kernel (torch's formula, held to torch by the tests)"
                     if engine == "numpy" else ""))
-    shapes = {i.role: list(i.header.shape) for i in inputs}
+    shapes = {r: [start, *tail] for r, tail in shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
     return make_result(spec, st, partial, dtype=np_dtype, shapes=shapes, unit=unit, weighted=weighted,
                        warnings=warnings, notes=notes)

@@ -180,3 +180,32 @@ def test_merge_refuses_unlike_partials(tmp_path):
     b = partial_document(lossctl.compute("ce", logits=x, target=t, reduction="sum"))
     with pytest.raises(LossctlError, match="reduction"):
         merge([a, b])
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_csv_streamed_in_chunks_equals_torch(tmp_path, monkeypatch, header):
+    pytest.importorskip("pandas")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 200)  # 5 columns of float64: 5 rows per chunk
+    x, t = RNG.standard_normal((N, C)), RNG.integers(0, C, N)
+    t[::4] = -100
+    xp, tp = tmp_path / "x.csv", tmp_path / "t.tsv"
+    np.savetxt(xp, x, delimiter=",", fmt="%.17g", header="a,b,c,d,e" if header else "", comments="")
+    np.savetxt(tp, t, fmt="%d", header="label" if header else "", comments="")
+    r = streamed("ce", {"logits": str(xp), "target": str(tp)}, reduction="mean")
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))
+    assert r.dtype == "float64"
+    close(r.value, float(want), np.float64)
+
+
+def test_csv_stream_errors_name_row_and_column(tmp_path):
+    pytest.importorskip("pandas")
+    lines = ["0.1,0.2,0.3"] * 20
+    lines[13] = "0.1,oops,0.3"
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "t.csv").write_text("\n".join(["1"] * 20) + "\n")
+    with pytest.raises(LossctlError, match=r"--logits.*row 14, column 2: 'oops' is not a number"):
+        streamed("ce", {"logits": str(tmp_path / "x.csv"), "target": str(tmp_path / "t.csv")})
+    (tmp_path / "x.csv").write_text("\n".join(["0.1,0.2,0.3"] * 20) + "\n")
+    (tmp_path / "t.csv").write_text("\n".join(["1"] * 19) + "\n")
+    with pytest.raises(LossctlError, match="different numbers of rows"):
+        streamed("ce", {"logits": str(tmp_path / "x.csv"), "target": str(tmp_path / "t.csv")})

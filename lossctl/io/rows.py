@@ -1,0 +1,145 @@
+"""Row readers for streaming: a big .npy or CSV/TSV file read a chunk of rows at a time, in bounded memory.
+
+An .npy reader fills two reused buffers in turn with `readinto` (no memory map, whose touched pages would
+count toward RSS). A CSV reader parses chunks with pandas' C engine when pandas is installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import InputError
+from .npy import NpyHeader, read_header
+
+
+class NpyRows:
+    """Rows of a C-ordered .npy file. `read(n)` returns a view into one of two buffers, used in turn."""
+
+    def __init__(self, path: str, option: str, header: NpyHeader, step: int):
+        self.path, self.option, self.header = path, option, header
+        self.dtype = header.dtype
+        self.rows = header.shape[0]
+        self.total_bytes = header.nbytes
+        self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
+        self._fp.seek(header.offset)
+        self._buffers = [np.empty((step, *header.shape[1:]), header.dtype) for _ in (0, 1)]
+        self._slot = 0
+        self._done = 0
+
+    def read(self, n: int) -> np.ndarray:
+        n = min(n, self.rows - self._done)
+        view = self._buffers[self._slot][:n]
+        self._slot ^= 1
+        got = self._fp.readinto(memoryview(view).cast("B")) if n else 0
+        if got != view.nbytes:
+            raise InputError(f"truncated at row {self._done}: the file ended early", option=self.option,
+                             source=self.path)
+        self._done += n
+        return view
+
+    def position(self) -> int:
+        return self._done * (self.total_bytes // max(self.rows, 1))
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+class CsvRows:
+    """Rows of a CSV/TSV file, parsed a chunk at a time by pandas (an optional dependency)."""
+
+    def __init__(self, path: str, option: str, delimiter: str):
+        import pandas as pd
+
+        self.path, self.option = path, option
+        self.total_bytes = os.path.getsize(path)
+        with open(path, encoding="utf-8-sig", errors="replace") as fp:
+            first = fp.readline()
+        header = not all(_is_number(c) for c in first.strip().split(delimiter))
+        self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
+        self._reader = pd.read_csv(self._fp, sep=delimiter, header=None, skiprows=1 if header else 0,
+                                   engine="c", chunksize=1 << 14, encoding="utf-8-sig")
+        self._first_line = 2 if header else 1
+        self._pending: np.ndarray | None = None
+        self._done = 0
+        self.dtype = None
+
+    def read(self, n: int) -> np.ndarray:
+        parts, have = [], 0
+        while have < n:
+            if self._pending is None:
+                self._pending = self._next_chunk()
+                if self._pending is None:
+                    break
+            take = self._pending[: n - have]
+            self._pending = self._pending[n - have:] if len(self._pending) > n - have else None
+            parts.append(take)
+            have += len(take)
+        if not parts:
+            return np.empty((0,))
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self._done += len(out)
+        return out
+
+    def _next_chunk(self) -> np.ndarray | None:
+        import pandas as pd
+
+        try:
+            frame = self._reader.get_chunk()
+        except StopIteration:
+            return None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            text = str(exc).strip().splitlines()
+            raise InputError(f"cannot parse ({text[-1][:160] if text else type(exc).__name__})", option=self.option,
+                             source=self.path) from None
+        bad = [c for c in frame.columns if frame[c].dtype.kind not in "iuf"]
+        if bad:
+            col = bad[0]
+            numeric = pd.to_numeric(frame[col], errors="coerce")
+            row = int(np.flatnonzero(numeric.isna().to_numpy() & frame[col].notna().to_numpy())[0]) \
+                if (numeric.isna() & frame[col].notna()).any() else 0
+            cell = frame[col].iloc[row]
+            line = self._first_line + self._done + row
+            raise InputError(f"row {line}, column {int(col) + 1}: {str(cell)[:40]!r} is not a number",
+                             option=self.option, source=self.path)
+        arr = frame.to_numpy()
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            r, c = (int(i) for i in np.argwhere(np.isnan(arr))[0])
+            raise InputError(f"row {self._first_line + self._done + r}, column {c + 1}: empty or missing cell "
+                             "(ragged rows?)", option=self.option, source=self.path)
+        if self.dtype is None:
+            self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype
+        return arr[:, 0] if arr.shape[1] == 1 else arr
+
+    def position(self) -> int:
+        return self._fp.tell()
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def open_rows(path: str, option: str, step: int):
+    """A row reader for a big .npy or CSV/TSV file, or None when the file is not streamable that way."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npy":
+        with open(path, "rb") as fp:
+            header = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
+        if header.fortran or not header.shape:
+            return None
+        return NpyRows(path, option, header, step)
+    if ext in (".csv", ".tsv"):
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            return None
+        return CsvRows(path, option, "\t" if ext == ".tsv" else ",")
+    return None
