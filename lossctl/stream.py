@@ -117,7 +117,6 @@ def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], s
     np_dtype = compute_dtype(spec, {**probe, **others}, dtype)
     ctx = Context(dtype=np_dtype, device=st.device, reduction=st.reduction)
     check_finite(spec, others)
-    total_bytes = sum(os.path.getsize(i.path) for i in inputs)
     partial, warnings, notes = Partial(), [], []
     unit, weighted, engine, chunks, start = "elements", False, "torch", 0, 0
     shape_tail: dict[str, tuple[int, ...]] = {}
@@ -136,6 +135,7 @@ def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], s
                                  option="--" + inputs[-1].role.replace("_", "-"))
             return chunk
 
+        total_bytes = sum(r.total_bytes for r in readers.values())
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         pending = pool.submit(read)
         while True:

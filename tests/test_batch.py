@@ -1,0 +1,140 @@
+"""Many files per run (globs, repeated options), --partials and merge through the CLI; --device."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+import lossctl
+from lossctl import stream
+from lossctl.cli import app
+
+RNG = np.random.default_rng(11)
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def shards(tmp_path):
+    xs, ts = [], []
+    for i in range(4):
+        x, t = RNG.standard_normal((5 + i, 6)).astype(np.float32), RNG.integers(0, 6, 5 + i)
+        t[0] = -100
+        np.save(tmp_path / f"l{i}.npy", x)
+        np.save(tmp_path / f"t{i}.npy", t)
+        xs.append(x)
+        ts.append(t)
+    return tmp_path, np.concatenate(xs), np.concatenate(ts), xs, ts
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_glob_gives_one_row_per_file_and_the_exact_total(shards, reduction):
+    d, x, t, xs, ts = shards
+    res = invoke("ce", "--logits", d / "l*.npy", "--target", d / "t*.npy", "--reduction", reduction, "-f", "plain")
+    assert res.exit_code == 0, res.output
+    values = [float(v) for v in res.stdout.split()]
+    want = [float(F.cross_entropy(torch.from_numpy(a), torch.from_numpy(b), reduction=reduction))
+            for a, b in zip(xs, ts, strict=True)]
+    want.append(float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), reduction=reduction)))
+    np.testing.assert_allclose(values, want, rtol=2e-6)
+
+
+def test_repeated_options_and_json_total(shards):
+    d, x, t, _, _ = shards
+    res = invoke("ce", "--logits", d / "l0.npy", "--logits", d / "l1.npy", "--target", d / "t0.npy",
+                 "--target", d / "t1.npy", "-f", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [f["file"] for f in doc["files"]] == [str(d / "l0.npy"), str(d / "l1.npy")]
+    n0, n1 = 5, 6
+    want = F.cross_entropy(torch.from_numpy(x[:n0 + n1]), torch.from_numpy(t[:n0 + n1]))
+    assert doc["total"]["value"] == pytest.approx(float(want), rel=2e-6)
+
+
+def test_counts_must_match_and_a_bad_file_is_named(shards):
+    d, *_ = shards
+    res = invoke("ce", "--logits", d / "l*.npy", "--target", d / "t[01].npy")
+    assert res.exit_code == 2
+    assert "--logits has 4, --target has 2" in res.stderr
+    (d / "l2.npy").write_bytes(b"\x93NUMPY garbage")
+    res = invoke("ce", "--logits", d / "l*.npy", "--target", d / "t*.npy", "-f", "plain")
+    assert res.exit_code == 2
+    assert str(d / "l2.npy") in res.stderr and res.stdout == ""
+    assert "Traceback" not in res.output
+
+
+def test_no_match_is_an_error(tmp_path):
+    res = invoke("ce", "--logits", tmp_path / "nothing*.npy", "--target", "[0]")
+    assert res.exit_code == 2 and "matches no file" in res.stderr
+
+
+def test_partials_then_merge_equals_single_pass(shards, tmp_path):
+    d, x, t, _, _ = shards
+    parts = []
+    for pattern in ("[01]", "[23]"):
+        res = invoke("ce", "--logits", d / f"l{pattern}.npy", "--target", d / f"t{pattern}.npy", "--partials")
+        assert res.exit_code == 0, res.output
+        path = tmp_path / f"p{len(parts)}.json"
+        path.write_text(res.stdout)
+        parts.append(path)
+    res = invoke("merge", *parts, "-f", "plain")
+    assert res.exit_code == 0, res.output
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))
+    assert float(res.stdout) == pytest.approx(float(want), rel=2e-6)
+
+
+def test_merge_rejects_other_json(tmp_path):
+    (tmp_path / "x.json").write_text('{"value": 1}')
+    res = invoke("merge", tmp_path / "x.json")
+    assert res.exit_code == 2 and "not a lossctl partial" in res.stderr
+
+
+def test_partials_refuse_reduction_none(shards):
+    d, *_ = shards
+    res = invoke("ce", "--logits", d / "l0.npy", "--target", d / "t0.npy", "--reduction", "none", "--partials")
+    assert res.exit_code == 2 and "--partials" in res.stderr
+
+
+def test_progress_callback_reports_every_chunk(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64)
+    x, t = RNG.standard_normal((40, 4)).astype(np.float32), RNG.integers(0, 4, 40)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    seen = []
+    from lossctl.api import evaluate, settings
+    from lossctl.registry import get_loss
+
+    spec = get_loss("ce")
+    r = evaluate(spec, {"logits": str(tmp_path / "x.npy"), "target": str(tmp_path / "t.npy")},
+                 settings(spec, {}), stream=True, progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) == 10 and seen[-1][0] == seen[-1][1]
+    assert r.value == pytest.approx(float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))), rel=2e-6)
+
+
+def test_device_cuda_without_one_is_a_usage_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    res = invoke("ce", "--logits", "[[1.0, 2.0]]", "--target", "[0]", "--device", "cuda")
+    assert res.exit_code == 2 and "--device" in res.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["ce", "kl", "bce"])
+def test_cuda_equals_cpu(name):
+    x = RNG.standard_normal((16, 5)).astype(np.float32)
+    if name == "ce":
+        kw = {"logits": x, "target": RNG.integers(0, 5, 16)}
+    elif name == "kl":
+        kw = {"logits": x, "target": np.full((16, 5), 0.2, np.float32), "reduction": "batchmean"}
+    else:
+        kw = {"logits": x, "target": RNG.integers(0, 2, (16, 5)).astype(np.float32)}
+    cpu = lossctl.compute(name, **kw).value
+    assert lossctl.compute(name, device="cuda", **kw).value == pytest.approx(cpu, rel=1e-5)
