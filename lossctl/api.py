@@ -252,7 +252,8 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
 
     stream: None decides by size, True streams whenever the inputs allow it, False never streams.
     """
-    if bundle is None and stream is not False:
+    streamable = any(isinstance(v, str) and v.lower().endswith((".npy", ".csv", ".tsv")) for v in sources.values())
+    if bundle is None and stream is not False and streamable:
         from .stream import plan, run_stream
 
         inputs = plan(spec, sources, st, force=bool(stream))
