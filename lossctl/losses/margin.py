@@ -1,0 +1,164 @@
+"""Margin and ranking losses, as torch.nn computes them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, UsageError, ValueRangeError
+from ..reduce import LossOutput
+from ._common import (
+    Context,
+    check_classes,
+    check_nonempty,
+    check_range,
+    check_shape,
+    check_weight,
+    floats,
+    ints,
+    position,
+)
+
+
+def check_signs(role: str, arr: np.ndarray, why: str) -> None:
+    bad = np.flatnonzero((arr != 1) & (arr != -1))
+    if bad.size:
+        raise ValueRangeError(f"targets must be 1 or -1 ({why}); found {arr.flat[bad[0]].item()!r} at index "
+                              f"{position(arr, bad[0])}", option="--" + role)
+
+
+def check_scores(arr: np.ndarray) -> int:
+    """Scores (N, C) or (C); returns C."""
+    check_nonempty("input", arr)
+    if arr.ndim not in (1, 2):
+        raise ShapeError(f"must be (N, C) or (C); got shape {arr.shape}", option="--input")
+    return arr.shape[-1]
+
+
+def _rows(arr: np.ndarray) -> int:
+    return arr.shape[0] if arr.ndim > 1 else 1
+
+
+def hinge_embedding(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    x, y = a["input"], a["target"]
+    check_nonempty("input", x)
+    check_shape("target", y, x.shape, "--input", x.shape)
+    check_signs("target", y, "torch silently gives x + max(0, margin - x) for others")
+    values = F.hinge_embedding_loss(floats(x, ctx), floats(y, ctx), margin=o["margin"], reduction="none")
+    return LossOutput(values, rows=x.shape[0] if x.ndim else 1)
+
+
+def soft_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    x, y = a["input"], a["target"]
+    check_nonempty("input", x)
+    check_shape("target", y, x.shape, "--input", x.shape)
+    check_signs("target", y, "a 0 target gives log 2 whatever the input")
+    values = F.soft_margin_loss(floats(x, ctx), floats(y, ctx), reduction="none")
+    return LossOutput(values, rows=x.shape[0] if x.ndim else 1)
+
+
+def multilabel_soft_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    x, y, weight = a["input"], a["target"], a.get("weight")
+    n_classes = check_scores(x)
+    check_shape("target", y, x.shape, "--input", x.shape)
+    bad = np.flatnonzero((y != 0) & (y != 1))
+    if bad.size:
+        raise ValueRangeError(f"multi-label targets must be 0 or 1; found {y.flat[bad[0]].item()!r} at index "
+                              f"{position(y, bad[0])}", option="--target")
+    check_weight(weight, n_classes)
+    w = floats(weight, ctx) if weight is not None else None
+    values = F.multilabel_soft_margin_loss(floats(x, ctx), floats(y, ctx), weight=w, reduction="none")
+    return LossOutput(values, rows=_rows(x), unit="samples")
+
+
+def multilabel_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    x, y = a["input"], a["target"]
+    n_classes = check_scores(x)
+    check_shape("target", y, x.shape, "--input", x.shape)
+    t = ints(y, "target", ctx)
+    check_range("target", y, -1, n_classes - 1, f"targets must be class indices in [0, {n_classes}) or -1")
+    # torch reads each row's targets up to the first -1; what follows is never looked at
+    read = np.cumprod(y != -1, axis=-1).astype(bool)
+    values = F.multilabel_margin_loss(floats(x, ctx), t, reduction="none")
+    out = LossOutput(values, rows=_rows(x), unit="samples")
+    if not read.any(axis=-1).all():
+        out.notes.append("a sample whose target starts with -1 has no target classes and a loss of 0")
+    return out
+
+
+def multi_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    x, y, weight = a["input"], a["target"], a.get("weight")
+    n_classes = check_scores(x)
+    if o["p"] not in (1, 2):
+        raise UsageError(f"must be 1 or 2; got {o['p']}", option="--p")
+    expected = x.shape[:1] if x.ndim == 2 else ()
+    check_shape("target", y, expected, "--input", x.shape)
+    check_classes("target", y, n_classes, None)
+    check_weight(weight, n_classes)
+    w = floats(weight, ctx) if weight is not None else None
+    values = F.multi_margin_loss(floats(x, ctx), ints(y, "target", ctx), p=o["p"], margin=o["margin"], weight=w,
+                                 reduction="none")
+    return LossOutput(values, rows=_rows(x), unit="samples")
+
+
+def margin_ranking(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    x1, x2, y = a["x1"], a["x2"], a["target"]
+    check_nonempty("x1", x1)
+    if x1.ndim > 1:
+        raise ShapeError(f"must be (N) or (); got shape {x1.shape}", option="--x1")
+    check_shape("x2", x2, x1.shape, "--x1", x1.shape)
+    check_shape("target", y, x1.shape, "--x1", x1.shape)
+    values = F.margin_ranking_loss(floats(x1, ctx), floats(x2, ctx), floats(y, ctx), margin=o["margin"],
+                                   reduction="none")
+    out = LossOutput(values, rows=x1.shape[0] if x1.ndim else 1, unit="pairs")
+    if ((y != 1) & (y != -1)).any():
+        out.warnings.append("--target holds values other than 1 and -1; torch uses them as they are")
+    return out
+
+
+def _triplet(a: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    anchor, pos, neg = a["anchor"], a["positive"], a["negative"]
+    check_nonempty("anchor", anchor)
+    if anchor.ndim not in (1, 2):
+        raise ShapeError(f"must be (N, D) or (D); got shape {anchor.shape}", option="--anchor")
+    check_shape("positive", pos, anchor.shape, "--anchor", anchor.shape)
+    check_shape("negative", neg, anchor.shape, "--anchor", anchor.shape)
+    return anchor, pos, neg
+
+
+def triplet_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    anchor, pos, neg = _triplet(a)
+    if o["p"] <= 0:
+        raise UsageError(f"must be > 0; got {o['p']}", option="--p")
+    values = F.triplet_margin_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx), margin=o["margin"],
+                                   p=o["p"], eps=o["eps"], swap=o["swap"], reduction="none")
+    return LossOutput(values, rows=_rows(anchor), unit="triplets")
+
+
+def triplet_margin_with_distance(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch.nn.functional as F
+
+    anchor, pos, neg = _triplet(a)
+    if o["margin"] <= 0:
+        raise UsageError(f"must be > 0 (torch refuses others); got {o['margin']}", option="--margin")
+    distance = None
+    if o["distance"] == "cosine":
+        def distance(u, v):
+            return 1.0 - F.cosine_similarity(u, v, dim=-1)
+    values = F.triplet_margin_with_distance_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx),
+                                                 distance_function=distance, margin=o["margin"],
+                                                 swap=o["swap"], reduction="none")
+    return LossOutput(values, rows=_rows(anchor), unit="triplets")

@@ -1,0 +1,65 @@
+"""The CTC loss, as torch.nn.CTCLoss computes it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, UsageError, ValueRangeError
+from ..reduce import LossOutput
+from ._common import Context, check_classes, check_nonempty, check_range, floats, ints, position
+
+
+def ctc(a: dict, o: dict, ctx: Context) -> LossOutput:
+    import torch
+    import torch.nn.functional as F
+
+    lp, target, in_len, tg_len = a["log_probs"], a["target"], a["input_lengths"], a["target_lengths"]
+    check_nonempty("log_probs", lp)
+    if lp.ndim not in (2, 3):
+        raise ShapeError(f"must be (T, N, C) or (T, C); got shape {lp.shape}", option="--log-probs")
+    batched = lp.ndim == 3
+    steps, n_classes = lp.shape[0], lp.shape[-1]
+    n = lp.shape[1] if batched else None
+    length_shape = (n,) if batched else ()
+    for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
+        if arr.shape != length_shape:
+            raise ShapeError(f"shape {arr.shape} does not match --log-probs {lp.shape}; expected {length_shape}",
+                             option="--" + role.replace("_", "-"))
+    if not 0 <= o["blank"] < n_classes:
+        raise UsageError(f"must be a class index in [0, {n_classes}); got {o['blank']}", option="--blank")
+    check_range("input_lengths", in_len, 0, steps, f"input lengths must be in [0, T = {steps}]")
+    check_range("target_lengths", tg_len, 0, None, "target lengths must be >= 0")
+    lengths = np.atleast_1d(tg_len).astype(np.int64)
+    if target.ndim == 2 and batched:
+        if target.shape[0] != n or lengths.max(initial=0) > target.shape[1]:
+            raise ShapeError(f"padded targets {target.shape} need {n} rows of at least {int(lengths.max())} "
+                             "labels", option="--target")
+        used = np.arange(target.shape[1])[None, :] < lengths[:, None]
+    elif target.ndim == 1:
+        need = int(lengths.sum()) if batched else int(lengths[0])
+        if target.shape[0] != need:
+            raise ShapeError(f"concatenated targets hold {target.shape[0]} labels; the target lengths add up to "
+                             f"{need}", option="--target")
+        used = np.arange(target.shape[0]) < need
+    else:
+        raise ShapeError(f"must be (N, S) or concatenated (sum of target lengths); got shape {target.shape}",
+                         option="--target")
+    kept = np.where(used, target, 0)
+    check_classes("target", kept, n_classes, None)
+    blanks = np.flatnonzero(used & (target == o["blank"]))
+    if blanks.size:
+        raise ValueRangeError(f"the blank label {o['blank']} appears at index {position(target, blanks[0])}",
+                              option="--target")
+    t = ints(target, "target", ctx)
+    il, tl = ints(in_len, "input_lengths", ctx), ints(tg_len, "target_lengths", ctx)
+    values = F.ctc_loss(floats(lp, ctx), t, il, tl, blank=o["blank"], reduction="none",
+                        zero_infinity=o["zero_infinity"])
+    # torch's 'mean' divides each sequence's loss by its target length (at least 1), then averages
+    mean_values = values / tl.clamp(min=1).to(values.dtype)
+    out = LossOutput(values, mean_values=mean_values, rows=n or 1, unit="sequences")
+    if ctx.reduction == "mean":
+        out.notes.append("mean: each loss is divided by its target length, then averaged over the sequences")
+    if bool(torch.isinf(values).any()):
+        out.warnings.append("some sequences have no valid alignment (input too short): their loss is inf; "
+                            "--zero-infinity sets it to 0")
+    return out

@@ -1,0 +1,125 @@
+"""`lossctl explain`: the spec as data, the traps people hit, and the worked computation checked against torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+from test_registry import CASES
+
+from lossctl.errors import UsageError
+from lossctl.explain import explain, explain_command, explain_data, parse_args
+from lossctl.registry import all_specs, get_loss
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
+def test_every_loss_explains_itself(spec):
+    e = explain(spec.name)
+    assert e.formula and e.denominator and e.torch_name
+    assert [o["flag"] for o in e.options] == [o.flag for o in spec.options]
+    assert [o["default"] for o in e.options] == [o.default for o in spec.options]
+    text = explain_command(spec.name, [])
+    assert "formula" in text and "mean divides by" in text
+    for o in spec.options:
+        assert f"{o.flag} [default: {o.default}]" in text
+
+
+@pytest.mark.parametrize(("loss", "words"), [
+    ("kl", ["argument order", "batchmean"]),
+    ("ce", ["sum of the targets' weights", "--ignore-index"]),
+    ("bce", ["-100"]),
+    ("cosine-embedding", ["1 and -1"]),
+    ("focal", ["torchvision", "none"]),
+    ("ctc", ["target length"]),
+])
+def test_traps(loss, words):
+    traps = " ".join(explain(loss).traps)
+    for w in words:
+        assert w in traps
+
+
+def test_explain_without_arrays_does_not_import_torch():
+    code = "import sys; from lossctl.explain import explain_command; explain_command('ce', []); " \
+           "print('torch' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_ce_steps_match_torch():
+    rng = np.random.default_rng(3)
+    x, t, w = rng.normal(size=(5, 4)), np.array([0, 3, -100, 1, 2]), np.array([0.5, 1.0, 2.0, 1.5])
+    e = explain_data("ce", {"logits": x, "target": t, "weight": w}, samples=3)
+    logp = torch.log_softmax(torch.from_numpy(x), 1)
+    assert [s.label for s in e.steps] == ["sample [0]", "sample [1]", "sample [2]"]
+    s0 = dict(e.steps[0].lines)
+    assert float(s0["log p[0]"]) == pytest.approx(float(logp[0, 0]), rel=1e-9)
+    assert float(s0["weight[0]"]) == 0.5
+    assert float(s0["loss"].split("=")[-1]) == pytest.approx(float(-0.5 * logp[0, 0]), rel=1e-9)
+    assert "ignored" in dict(e.steps[2].lines)
+    totals = dict(e.totals)
+    expected = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(w))(torch.from_numpy(x), torch.from_numpy(t))
+    assert float(totals["mean = sum / denominator"]) == pytest.approx(float(expected), rel=1e-9)
+    assert float(totals["torch value"].split()[0]) == pytest.approx(float(expected), rel=1e-12)
+    assert totals["denominator for mean"].startswith("5 = sum of the targets' class weights")
+
+
+def test_ce_prob_target_and_smoothing_steps():
+    x, q = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]]), np.array([[0.2, 0.5, 0.3], [0.0, 0.0, 1.0]])
+    e = explain_data("ce", {"logits": x, "target": q}, {"label_smoothing": 0.1}, reduction="sum")
+    expected = torch.nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)(torch.from_numpy(x),
+                                                                               torch.from_numpy(q))
+    assert float(dict(e.totals)["sum of the losses (float64, NumPy)"]) == pytest.approx(float(expected), rel=1e-9)
+    assert "target distribution (smoothed)" in dict(e.steps[0].lines)
+
+
+def test_perplexity_steps():
+    x, t = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3], [0.0, 0.0, 0.0]]), np.array([0, 2, -100])
+    e = explain_data("perplexity", {"logits": x, "target": t})
+    expected = torch.exp(torch.nn.CrossEntropyLoss()(torch.from_numpy(x), torch.from_numpy(t)))
+    totals = dict(e.totals)
+    assert float(totals["perplexity = exp(mean)"]) == pytest.approx(float(expected), rel=1e-9)
+    assert float(totals["torch value"]) == pytest.approx(float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_loss_explains_a_computation(name):
+    case = CASES[name]()[0]
+    e = explain_data(name, case.arrays, case.options, samples=2)
+    spec = get_loss(name)
+    assert e.totals and dict(e.totals)["reduction"] == spec.default_reduction
+    assert e.steps or "none" not in spec.reductions
+
+
+def test_parse_args():
+    spec = get_loss("triplet-margin")
+    sources, options, common = parse_args(spec, ["--anchor", "a.npy", "--swap", "--margin=2", "--p", "1",
+                                                 "--reduction", "sum"])
+    assert sources == {"anchor": "a.npy"}
+    assert options == {"swap": True, "margin": 2.0, "p": 1.0}
+    assert common == {"reduction": "sum"}
+    assert parse_args(get_loss("poisson-nll"), ["--no-log-input"])[1] == {"log_input": False}
+    assert parse_args(get_loss("ce"), ["--ignore-index", "-1"])[1] == {"ignore_index": -1}
+    with pytest.raises(UsageError, match="has no array or option --bogus"):
+        parse_args(spec, ["--bogus", "1"])
+    with pytest.raises(UsageError, match="expects a float"):
+        parse_args(spec, ["--margin", "wide"])
+    with pytest.raises(UsageError, match="needs a value"):
+        parse_args(spec, ["--anchor"])
+
+
+def test_cli_explain(cli):
+    out = cli("explain", "kl").stdout
+    assert "batchmean" in out and "traps" in out
+    out = cli("explain", "ce", "--logits", "[[2.0, 1.0, 0.1]]", "--target", "[0]").stdout
+    assert "step by step" in out and "log p[0] = -0.4170300163" in out
+    data = json.loads(cli("explain", "mse", "--input", "[1, 2]", "--target", "[0, 0]", "-f", "json").stdout)
+    assert data["totals"]["torch value"] == "2.5" and len(data["steps"]) == 2
+    res = cli("explain", "nope", code=2)
+    assert "unknown loss 'nope'" in res.stderr
+    res = cli("explain", "ce", "--margin", "1", code=2)
+    assert "ce has no array or option --margin" in res.stderr
