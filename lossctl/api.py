@@ -206,6 +206,11 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         result.values = values
     else:
         result.value = finish(partial, st.reduction)
+        if spec.post == "exp":
+            # The partial stays a CE partial, so shards merge before the exp, as perplexity requires.
+            result.value = math.exp(result.value)
+            result.notes.append(f"perplexity = exp(mean cross entropy) = exp({result.partial.total:.6g} / "
+                                f"{result.partial.denominator:.6g})")
     return result
 
 

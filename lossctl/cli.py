@@ -35,6 +35,11 @@ FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named a
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 
 
+SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .pt[:key]); several paths (repeat the option) "
+               "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
+               "'[[2.0, 1.0]]'.")
+
+
 def _err(text: str) -> None:
     sys.stderr.write(f"lossctl: {text}\n")
 
@@ -131,7 +136,7 @@ def loss_command(spec: LossSpec):
     """A Typer command for one spec: an option per array role and per loss option, then the common ones."""
     params = [_param(r.name, Annotated[list[str] | None, typer.Option(r.flag, help=r.help + (
         "" if r.required and not r.group else " Optional." if not r.group else f" One of the {r.group} group."),
-        rich_help_panel="Arrays (path, FILE.npz:key, '-', or a JSON literal)")], None) for r in spec.roles]
+        metavar="SOURCE", rich_help_panel="Arrays")], None) for r in spec.roles]
     for o in spec.options:
         decl = f"{o.flag}/--no-{o.flag[2:]}" if o.type is bool else o.flag
         params.append(_param(o.name, Annotated[o.type | None, typer.Option(
@@ -166,7 +171,7 @@ def loss_command(spec: LossSpec):
 
 for _spec in all_specs():
     _cmd = loss_command(_spec)
-    app.command(_spec.name, rich_help_panel="Losses")(_cmd)
+    app.command(_spec.name, rich_help_panel="Losses", epilog=SOURCE_HELP)(_cmd)
     for _alias in _spec.aliases:
         app.command(_alias, hidden=True)(_cmd)
 

@@ -157,8 +157,7 @@ def _reduction_lines(result, unit: str) -> list[tuple[str, str]]:
     from .render import number
 
     lines = [("reduction", result.reduction)]
-    if result.loss not in ("perplexity",):  # perplexity's partial holds exp(mean), not a sum; its note says how
-        lines += [("torch sum", number(result.partial.total)), ("denominator", result.denominator)]
+    lines += [("torch sum", number(result.partial.total)), ("denominator", result.denominator)]
     if result.values is None:
         lines.append(("torch value", number(result.value) + unit))
     return lines + [("note", n) for n in result.notes]

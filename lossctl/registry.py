@@ -58,6 +58,7 @@ class LossSpec:
     reductions: tuple[str, ...] = ("mean", "sum", "none")
     default_reduction: str = "mean"
     information: bool = False  # measured in nats, so --base applies
+    post: str | None = None  # applied to the reduced value: "exp" makes perplexity of the mean CE
     traps: tuple[str, ...] = ()
     denominator: str = "the number of elements"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -27,8 +27,8 @@ from .result import Result
 
 STREAM_MIN_BYTES = 64 << 20  # smaller inputs are read whole: one pass is faster than the bookkeeping
 CHUNK_BYTES = 4 << 20  # a chunk of a few MiB amortises the per-chunk work and stays near the cache
-STREAMED = ("ce", "nll", "kl", "bce", "entropy")
-ROWS_NEEDED = ("ce", "nll", "entropy")  # (C) input is one sample: there is no batch axis to split
+STREAMED = ("ce", "nll", "kl", "bce", "entropy", "perplexity")
+ROWS_NEEDED = ("ce", "nll", "entropy", "perplexity")  # (C) input is one sample: there is no batch axis to split
 
 Progress = Callable[[int, int], None]
 
@@ -92,7 +92,7 @@ def _kernel(spec: LossSpec, chunk: Mapping[str, np.ndarray], st: Settings):
     opts = st.options
     if st.device != "cpu" or "target" not in chunk or chunk["target"].dtype.kind not in "iu":
         return None
-    if spec.name == "ce" and opts["target_kind"] in ("auto", "index") and chunk["logits"].ndim >= 2:
+    if spec.name in ("ce", "perplexity") and opts["target_kind"] in ("auto", "index") and chunk["logits"].ndim >= 2:
         kind = "logits"
     elif spec.name == "nll":
         kind = next(k for k in ("log_probs", "logits", "probs") if chunk.get(k) is not None)

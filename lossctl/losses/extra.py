@@ -1,8 +1,6 @@
-"""Focal loss, Jensen-Shannon divergence and perplexity: losses torch.nn lacks, built from its functions."""
+"""Focal loss and Jensen-Shannon divergence: losses torch.nn lacks, built from its functions."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -21,7 +19,7 @@ from ._common import (
     row_sum_warning,
     sum_tolerance,
 )
-from .classification import cross_entropy, index_output, split_classes
+from .classification import index_output, split_classes
 
 
 def focal(a: dict, o: dict, ctx: Context) -> LossOutput:
@@ -113,17 +111,3 @@ def js(a: dict, o: dict, ctx: Context) -> LossOutput:
     kl_qm = (torch.xlogy(q, q) - torch.xlogy(q, m)).sum(dim=-1)
     values = (0.5 * (kl_pm + kl_qm)).clamp(min=0.0)
     return LossOutput(values, rows=p_arr.shape[0] if p_arr.ndim > 1 else 1, unit="rows", warnings=warnings)
-
-
-def perplexity(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-
-    out = cross_entropy(a, o, ctx)
-    total = float(out.values.double().sum())
-    denominator = float(out.weights.double().sum()) if out.weights is not None else float(out.values.numel())
-    value = math.exp(total / denominator) if denominator else math.nan
-    out.notes.append(f"perplexity = exp({total:.6g} / {denominator:.6g}): exp of the mean cross entropy over "
-                     f"{denominator:.6g} {'(sum of the targets weights)' if out.weighted else out.unit}"
-                     + (f", {out.ignored} ignored" if out.ignored else ""))
-    return LossOutput(torch.tensor(value, dtype=torch.float64), rows=out.rows, unit="value",
-                      warnings=out.warnings, notes=out.notes)
