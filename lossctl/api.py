@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
+from .errors import ComputeError, InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
 from .io import Loaded, load_array, load_bundle, read_stdin
 from .reduce import Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, get_loss
@@ -230,16 +230,25 @@ def name_source(exc: LossctlError, loaded: Mapping[str, Loaded]) -> LossctlError
     return exc
 
 
+def call_loss(spec: LossSpec, fn, loaded: Mapping[str, Loaded]):
+    """Run a loss computation; its errors name their file, and torch's own refusals become one clear line."""
+    try:
+        return fn()
+    except LossctlError as exc:
+        raise name_source(exc, loaded) from None
+    except (RuntimeError, ValueError, IndexError) as exc:  # torch's own argument checks: the backstop
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise ComputeError(f"{spec.name}: torch refused these inputs: {lines[0][:200]}") from None
+
+
 def _run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype: str) -> Result:
     """torch computes the per-element losses; reduce sums them in float64."""
     from .losses._common import Context
 
     ctx = Context(dtype=compute_dtype(spec, loaded, dtype), device=st.device, reduction=st.reduction)
     check_finite(spec, loaded)
-    try:
-        out = spec.compute_fn()({name: item.array for name, item in loaded.items()}, st.options, ctx)
-    except LossctlError as exc:
-        raise name_source(exc, loaded) from None
+    out = call_loss(spec, lambda: spec.compute_fn()({n: item.array for n, item in loaded.items()}, st.options, ctx),
+                    loaded)
     if st.scale != 1.0:
         out.values = out.values / st.scale
         if out.mean_values is not None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,17 @@ import numpy as np
 
 from .api import compute_dtype, gather
 from .errors import UsageError
-from .losses._common import Context, check_classes, check_weight, floats, ints
+from .losses._common import (
+    Context,
+    check_classes,
+    check_nonempty,
+    check_range,
+    check_shape,
+    check_weight,
+    flag,
+    floats,
+    ints,
+)
 from .losses.classification import split_classes, target_kind
 from .registry import get_loss
 from .result import CheckResult, CheckRow
@@ -23,6 +34,8 @@ TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-5), np.dtype(np.float64): (1e-10, 1
 
 
 def _close(a: float, b: float, atol: float, rtol: float) -> bool:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b  # else |100 - inf| <= rtol * inf would pass: an infinite side matches only itself
     return abs(a - b) <= atol + rtol * abs(b)
 
 
@@ -56,6 +69,7 @@ def decompose(*, logits, target, weight=None, target_kind_: str = "auto", label_
                                  {"target_kind": target_kind_, "label_smoothing": label_smoothing,
                                   "ignore_index": ignore_index}, dtype, bundle)
     x_np, t_np, w_np = arrays["logits"], arrays["target"], arrays.get("weight")
+    check_nonempty("logits", x_np)
     axis, n_classes, index_shape = split_classes(x_np)
     check_weight(w_np, n_classes)
     kind = target_kind(opts["target_kind"], x_np, t_np, index_shape)
@@ -65,6 +79,7 @@ def decompose(*, logits, target, weight=None, target_kind_: str = "auto", label_
     notes: list[str] = []
     keep = None
     if kind == "index":
+        check_shape("target", t_np, index_shape, "--logits", x_np.shape)
         check_classes("target", t_np, n_classes, opts["ignore_index"])
         t = ints(t_np, "target", ctx)
         ce = F.cross_entropy(x, t, weight=w, ignore_index=opts["ignore_index"], reduction="none",
@@ -73,6 +88,9 @@ def decompose(*, logits, target, weight=None, target_kind_: str = "auto", label_
         q = F.one_hot(t.clamp(0, n_classes - 1).reshape(-1), n_classes).to(x.dtype)
         notes.append("class-index targets: the target is one-hot, so H = 0 and CE = KL")
     else:
+        check_shape("target", t_np, x_np.shape, "--logits", x_np.shape)
+        if kind == "prob":
+            check_range("target", t_np, 0.0, None, "probabilities must be >= 0")
         q_t = floats(t_np, ctx)
         if kind == "logits":
             q_t = torch.softmax(q_t, dim=axis)
@@ -99,7 +117,7 @@ def decompose(*, logits, target, weight=None, target_kind_: str = "auto", label_
     for i in range(ce.numel()):
         if keep is not None and not bool(keep[i]):
             continue
-        label = str(list(np.unravel_index(i, shape))) if shape and len(shape) > 1 else str(i)
+        label = str([int(j) for j in np.unravel_index(i, shape)]) if shape and len(shape) > 1 else str(i)
         c, hh, kk = float(ce[i]), float(h[i]), float(kl[i])
         rows.append(CheckRow(label, c, hh + kk, _close(c, hh + kk, atol, rtol), {"entropy": hh, "kl": kk}))
     if keep is not None and not bool(keep.all()):
@@ -119,6 +137,7 @@ def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: fl
     arrays, _, ctx = _prepare({"logits": logits if logits is not None else probs, "target": target}, {},
                               dtype, bundle)
     x_np, t_np = arrays["logits"], arrays["target"]
+    check_nonempty("probs" if probs is not None else "logits", x_np)
     atol_d, rtol_d = TOLERANCE[np.dtype(ctx.dtype)]
     atol = atol_d if atol is None else atol
     rtol = rtol_d if rtol is None else rtol
@@ -156,6 +175,11 @@ def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: fl
         results.append(skipped("ce-nll", "CE(logits, index) = NLL(log_softmax(logits), index)", why))
         results.append(skipped("onehot-index", "CE(logits, one_hot(index)) = CE(logits, index)", why))
     if binary and is_index and set(np.unique(t_np).tolist()) <= {0, 1}:
+        role = "probs" if probs is not None else "logits"
+        check_shape("target", t_np, x_np.shape[:1] if role == "logits" and x_np.ndim == 2 else x_np.shape,
+                    flag(role), x_np.shape)
+        if probs is not None:
+            check_range("probs", x_np, 0.0, 1.0, "probabilities must be in [0, 1]")
         x = floats(x_np, ctx)
         if probs is not None:
             p1 = x.reshape(-1)

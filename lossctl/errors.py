@@ -13,6 +13,7 @@ class LossctlError(Exception):
     exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, option: str | None = None, source: str | None = None):
+        self.message = message
         self.option = option
         self.source = source
         prefix = ""
@@ -22,6 +23,10 @@ class LossctlError(Exception):
                 prefix += f" ({source})"
             prefix += ": "
         super().__init__(prefix + message)
+
+    def with_source(self, source: str) -> LossctlError:
+        """The same error, now also naming the file (or `literal`) its option was read from."""
+        return type(self)(self.message, option=self.option, source=source)
 
 
 class InputError(LossctlError):
@@ -34,6 +39,10 @@ class ShapeError(LossctlError):
 
 class ValueRangeError(LossctlError):
     """An array holds a value the loss cannot take (NaN, an out-of-range class, ...)."""
+
+
+class ComputeError(ValueRangeError):
+    """torch refused inputs that the loss's own checks let through; a backstop, so no traceback escapes."""
 
 
 class UsageError(LossctlError):

@@ -6,6 +6,7 @@ single-pass reduction. A reader thread fills the next chunk while the current on
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .api import Settings, check_finite, compute_dtype, load_source, make_result
+from .api import Settings, call_loss, check_finite, compute_dtype, load_source, make_result
 from .errors import ShapeError
 from .io import Loaded
 from .io.npy import NpyHeader, read_header
@@ -120,6 +121,7 @@ def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], s
     partial, warnings, notes = Partial(), [], []
     unit, weighted, engine, chunks, start = "elements", False, "torch", 0, 0
     shape_tail: dict[str, tuple[int, ...]] = {}
+    paths = {i.role: i.path for i in inputs}
     with ExitStack() as stack:
         readers = {}
         for i in inputs:
@@ -150,15 +152,16 @@ def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], s
             arrays = {**chunk, **{r: item.array for r, item in others.items()}}
             token = ROW_OFFSET.set(start)
             try:
-                check_finite(spec, {r: Loaded(a, r, True) for r, a in chunk.items()})
+                named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
+                check_finite(spec, named)
                 kernel = _kernel(spec, arrays, st)
                 if kernel is not None:
-                    part, engine = kernel(), "numpy"
+                    part, engine = call_loss(spec, kernel, named), "numpy"
                     unit, weighted = "targets", arrays.get("weight") is not None
                     if weighted and st.reduction == "mean":
                         notes.append("weighted mean: torch divides by the sum of the targets' class weights, not N")
                 else:
-                    out = spec.compute_fn()(arrays, st.options, ctx)
+                    out = call_loss(spec, functools.partial(spec.compute_fn(), arrays, st.options, ctx), named)
                     part = partial_of(out, st.reduction)
                     unit, weighted = out.unit, out.weighted
                     warnings += out.warnings

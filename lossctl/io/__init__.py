@@ -6,6 +6,7 @@ Knows formats, nothing about losses. Every failure is an `InputError` naming the
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -66,7 +67,10 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None) -> Loade
         with open(path, "rb") as fp:
             return Loaded(load_npz(fp, option=option, source=path, key=key), path, True)
     if ext in (".pt", ".pth"):
-        return Loaded(_pick(load_pt(path, option=option), key, option=option, source=path), path, True)
+        obj = load_pt(path, option=option)
+        picked = _pick(obj, key, option=option, source=path)
+        where = path if not isinstance(obj, dict) else f"{path}:{key or next(iter(obj))}"
+        return Loaded(_as_numbers(picked, option=option, source=where), path, True)
     text = decode_utf8(_read_bytes(path, option), option=option, source=path)
     if ext == ".json":
         obj = parse_json(text, option=option, source=path)
@@ -95,7 +99,9 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         obj = load_pt(source, option=option)
         if not isinstance(obj, dict):
             raise InputError("holds one tensor, not a dict of named tensors", option=option, source=source)
-        return obj, True
+        # Plain numbers are arrays too; other values (a note, a config dict) cannot fill a role and are left out.
+        return {k: _as_numbers(v, option=option, source=f"{source}:{k}") for k, v in obj.items()
+                if isinstance(v, (np.ndarray, list, int, float)) and not isinstance(v, bool)}, True
     if ext == ".json":
         obj = parse_json(decode_utf8(_read_bytes(source, option), option=option, source=source),
                          option=option, source=source)
@@ -127,29 +133,55 @@ def _pick(obj, key: str | None, *, option: str, source: str):
 
 
 def load_pt(path: str, *, option: str):
-    """A tensor or a dict of tensors, loaded with weights_only=True: anything else is refused, never run."""
+    """A tensor or a dict of tensors, loaded with weights_only=True: anything else is refused, never run.
+
+    A dict may hold other plain values beside its tensors (an epoch, a note); they stay Python objects here
+    and are refused only when picked as an array.
+    """
     import pickle
 
+    with open(path, "rb") as fp:
+        head = fp.read(4)
+    if not head:
+        raise InputError("the file is empty", option=option, source=path)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise InputError("not a .pt file (torch.save writes a zip archive or a pickle; this is neither)",
+                         option=option, source=path)
     import torch
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        why = next((ln for ln in first if "Unsupported" in ln or "global" in ln.lower()), first[0] if first else "")
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "global" in ln.lower()), None)
+        if why is None:
+            detail = next((ln for ln in lines if "Unpickler error" in ln), lines[0] if lines else "")
+            raise InputError(f"not a readable .pt file ({detail[:160]})", option=option, source=path) from None
+        found = re.search(r"GLOBAL ([\w.]+)", why)
+        what = f"a {found.group(1)}" if found else "more than tensors"
         raise InputError(
-            f"refused: the file holds more than tensors, and lossctl loads .pt with weights_only=True "
-            f"({why.strip()[:160]})", option=option, source=path,
+            f"refused: the file holds {what}, and lossctl loads .pt with weights_only=True, "
+            "which never builds or runs what a file carries", option=option, source=path,
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001  torch.load on a damaged archive raises many kinds of error
         msg = str(exc).strip().splitlines()
         raise InputError(f"not a readable .pt file ({msg[0][:160] if msg else type(exc).__name__})",
                          option=option, source=path) from None
     if isinstance(obj, torch.Tensor):
         return _tensor_to_numpy(obj, option, path)
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {str(k): _tensor_to_numpy(v, option, f"{path}:{k}") for k, v in obj.items()}
+    if isinstance(obj, dict):
+        return {str(k): _tensor_to_numpy(v, option, f"{path}:{k}") if isinstance(v, torch.Tensor) else v
+                for k, v in obj.items()}
     raise InputError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors", option=option, source=path)
+
+
+def _as_numbers(value, *, option: str, source: str) -> np.ndarray:
+    """A value picked from a .pt dict: a tensor already converted, or plain numbers (a list, an int)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (list, int, float)) and not isinstance(value, bool):
+        return json_to_array(value, option=option, source=source)
+    raise InputError(f"holds a {type(value).__name__}, not a tensor", option=option, source=source)
 
 
 def _tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
@@ -197,6 +229,9 @@ def _sniff_bytes(data: bytes, *, option: str, source: str) -> np.ndarray:
         import io as _io
         return load_npz(_io.BytesIO(data), option=option, source=source, key=None)
     text = decode_utf8(data, option=option, source=source)
+    if "\x00" in text:
+        raise InputError("binary data that is neither .npy nor .npz (text must be JSON or CSV)",
+                         option=option, source=source)
     if text.lstrip()[:1] in ("[", "{"):
         obj = parse_json(text, option=option, source=source)
         if isinstance(obj, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -12,7 +13,7 @@ import numpy as np
 from ..errors import InputError
 
 MAGIC = b"\x93NUMPY"
-MAX_HEADER = 1 << 20  # numpy itself refuses headers past 10 KiB unless told; 1 MiB is generous
+MAX_HEADER = 1 << 16  # numpy refuses headers past 10 KiB unless told; a header of numbers is far smaller
 
 
 @dataclass(frozen=True)
@@ -31,20 +32,37 @@ class NpyHeader:
 
 
 def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = None) -> NpyHeader:
-    """Parse and validate the header of an .npy stream positioned at its start."""
-    fmt = np.lib.format
-    start = fp.tell()
-    head = fp.read(len(MAGIC))
-    if head != MAGIC:
+    """Parse and validate the header of an .npy stream at its start, reading it forward only.
+
+    The header's length is checked before its bytes are read, and its shape against `size` (the bytes
+    present) before the data is allocated.
+    """
+    head = fp.read(len(MAGIC) + 2)
+    if head[:len(MAGIC)] != MAGIC:
         if not head:
             raise InputError("the file is empty", option=option, source=source)
         raise InputError("not an .npy file (bad magic bytes)", option=option, source=source)
-    fp.seek(start)
+    version = (head[len(MAGIC)], head[len(MAGIC) + 1]) if len(head) == len(MAGIC) + 2 else None
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise InputError(f"unsupported .npy format version {version}", option=option, source=source)
+    lenfmt = "<H" if version == (1, 0) else "<I"
+    raw_len = fp.read(struct.calcsize(lenfmt))
+    if len(raw_len) != struct.calcsize(lenfmt):
+        raise InputError("truncated in the header", option=option, source=source)
+    (hlen,) = struct.unpack(lenfmt, raw_len)
+    if hlen > MAX_HEADER:
+        raise InputError(f"malformed .npy header: it claims {hlen} bytes (more than {MAX_HEADER} is refused)",
+                         option=option, source=source)
+    raw = fp.read(hlen)
+    if len(raw) != hlen:
+        raise InputError(f"truncated in the header ({len(raw)} of {hlen} bytes)", option=option, source=source)
+    fmt = np.lib.format
+    reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
     try:
-        version = fmt.read_magic(fp)
-        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, fortran, dtype = reader(fp, max_header_size=MAX_HEADER)
-    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError, MemoryError) as exc:
+        if version == (3, 0):  # utf-8 header: numpy reads it the same way once re-encoded as latin-1
+            raw = raw.decode("utf-8").encode("latin1")
+        shape, fortran, dtype = reader(io.BytesIO(raw_len + raw), max_header_size=MAX_HEADER)
+    except Exception as exc:  # noqa: BLE001  numpy parses a hostile header with literal_eval: anything can fly
         raise InputError(f"malformed .npy header ({_first_line(exc)})", option=option, source=source) from None
     if dtype.hasobject:
         raise InputError(
@@ -53,7 +71,9 @@ def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = No
         )
     if dtype.kind not in "biuf":
         raise InputError(f"unsupported dtype {dtype} (need numbers)", option=option, source=source)
-    header = NpyHeader(tuple(int(d) for d in shape), dtype, bool(fortran), fp.tell() - start)
+    if any(int(d) < 0 for d in shape):
+        raise InputError(f"malformed .npy header: negative dimension in shape {shape}", option=option, source=source)
+    header = NpyHeader(tuple(int(d) for d in shape), dtype, bool(fortran), len(head) + len(raw_len) + hlen)
     if size is not None and header.offset + header.nbytes > size:
         raise InputError(
             f"truncated: the header declares shape {header.shape} ({header.nbytes} bytes of {dtype}) "
@@ -70,12 +90,17 @@ def _first_line(exc: BaseException) -> str:
 
 def read_npy(fp: BinaryIO, *, option: str, source: str, size: int | None = None) -> np.ndarray:
     header = read_header(fp, option=option, source=source, size=size)
-    data = fp.read(header.nbytes)
-    if len(data) != header.nbytes:
-        raise InputError(
-            f"truncated: expected {header.nbytes} bytes of data for shape {header.shape}, got {len(data)}",
-            option=option, source=source,
-        )
+    # A bytearray keeps the array writable (torch warns on read-only arrays) and is the one copy made.
+    data = bytearray(header.nbytes)
+    got = fp.readinto(data) if header.nbytes else 0
+    while got < header.nbytes:
+        more = fp.readinto(memoryview(data)[got:])
+        if not more:
+            raise InputError(
+                f"truncated: expected {header.nbytes} bytes of data for shape {header.shape}, got {got}",
+                option=option, source=source,
+            )
+        got += more
     order = "F" if header.fortran else "C"
     arr = np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order=order)
     return arr.astype(arr.dtype.newbyteorder("="), copy=False) if not arr.dtype.isnative else arr
@@ -93,10 +118,13 @@ def load_npy_bytes(data: bytes, *, option: str, source: str) -> np.ndarray:
 def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | dict[str, np.ndarray]:
     """Read one array (`key`, or the only one) of an .npz; with key None and several arrays, return them all."""
     import zipfile
+    import zlib
 
+    # What a damaged or exotic archive raises: CRC and size errors, encryption, unknown compression.
+    broken = (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error)
     try:
         zf = zipfile.ZipFile(fp)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except broken as exc:
         raise InputError(f"not a readable .npz archive ({_first_line(exc)})", option=option, source=source) from None
     with zf:
         names = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
@@ -105,11 +133,11 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
             info = zf.getinfo(names[name])
             try:
                 with zf.open(info) as member:
-                    data = member.read(info.file_size + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                    # Streamed: the header is checked against the member's declared size before any allocation.
+                    return read_npy(member, option=option, source=f"{source}:{name}", size=info.file_size)
+            except broken as exc:
                 raise InputError(f"key {name!r}: corrupt archive member ({_first_line(exc)})",
                                  option=option, source=source) from None
-            return load_npy_bytes(data, option=option, source=f"{source}:{name}")
 
         if key is not None:
             if key not in names:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from .npy import NpyHeader, read_header
+from .text import _is_number
 
 
 class NpyRows:
@@ -117,14 +118,6 @@ class CsvRows:
 
     def close(self) -> None:
         self._fp.close()
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell.strip())
-    except ValueError:
-        return False
-    return True
 
 
 def open_rows(path: str, option: str, step: int):

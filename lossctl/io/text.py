@@ -20,25 +20,33 @@ def decode_utf8(data: bytes, *, option: str, source: str) -> str:
         raise InputError(f"not UTF-8 text (bad byte at offset {exc.start})", option=option, source=source) from None
 
 
+class _Named(float):
+    """A NaN or infinity written as such (`NaN`, `-Infinity`): unlike 1e999 it is no overflow."""
+
+
+def _named_constant(name: str) -> float:
+    return _Named(name.replace("Infinity", "inf"))
+
+
 def parse_json(text: str, *, option: str, source: str):
+    if not text.strip():
+        raise InputError("the file is empty" if source not in ("literal", "<stdin>") else "empty input",
+                         option=option, source=source)
     try:
         import orjson  # optional: several times faster on big files
     except ImportError:
         orjson = None
-    try:
-        if orjson is not None:
+    if orjson is not None:
+        try:
             return orjson.loads(text)
-        return json.loads(text)
+        except ValueError:
+            pass  # orjson refuses NaN, Infinity and 1e999, and caps nesting: json says which, and where
+    try:
+        return json.loads(text, parse_constant=_named_constant)
     except RecursionError:
-        raise InputError("JSON nested too deeply", option=option, source=source) from None
-    except ValueError as exc:  # json.JSONDecodeError and orjson.JSONDecodeError are ValueErrors
+        raise InputError("JSON nested too deeply to be an array", option=option, source=source) from None
+    except ValueError as exc:  # json.JSONDecodeError
         msg = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
-        if orjson is not None and "Infinity" not in text and "NaN" not in text:
-            # orjson refuses numbers that overflow (1e999); fall back to json for them, then report the inf.
-            try:
-                return json.loads(text)
-            except (ValueError, RecursionError):
-                pass
         raise InputError(f"invalid JSON ({msg})", option=option, source=source) from None
 
 
@@ -49,8 +57,8 @@ def json_to_array(obj, *, option: str, source: str) -> np.ndarray:
     _flatten(obj, flat)
     if any(isinstance(v, float) for v in flat):
         arr = np.array(flat, dtype=np.float64)
-        for i, v in enumerate(flat):
-            if isinstance(v, float) and math.isinf(v):
+        for i in np.flatnonzero(np.isinf(arr)):
+            if not isinstance(flat[i], _Named):
                 pos = np.unravel_index(i, shape) if shape else ()
                 raise InputError(f"value at index {list(map(int, pos))} is infinite (overflows float64)",
                                  option=option, source=source)
@@ -58,7 +66,10 @@ def json_to_array(obj, *, option: str, source: str) -> np.ndarray:
         try:
             arr = np.array(flat, dtype=np.int64)
         except OverflowError:
-            raise InputError("an integer does not fit in int64", option=option, source=source) from None
+            i = next(i for i, v in enumerate(flat) if not -(2**63) <= v < 2**63)
+            pos = np.unravel_index(i, shape) if shape else ()
+            raise InputError(f"the integer at index {list(map(int, pos))} does not fit in int64",
+                             option=option, source=source) from None
     return arr.reshape(shape)
 
 
@@ -111,7 +122,8 @@ _INT_TEXT = re.compile(r"^[\s,;\t+\-0-9]*$")
 
 def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None) -> np.ndarray:
     """CSV or TSV, with or without a header row. A single column gives a vector."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    numbered = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
+    lines = [ln for _, ln in numbered]
     if not lines:
         raise InputError("the file is empty", option=option, source=source)
     if delimiter is None:
@@ -119,8 +131,8 @@ def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = No
         delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
     rows = [ln.split(delimiter) for ln in lines]
     start = 0
-    if not all(_is_number(c) for c in rows[0]):
-        start = 1  # a header row
+    if not any(_is_number(c) for c in rows[0]):
+        start = 1  # a header row: a first row mixing numbers and words is data with a bad cell
         if len(rows) == 1:
             raise InputError("holds a header but no data rows", option=option, source=source)
     width = len(rows[start])
@@ -129,20 +141,23 @@ def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = No
     dtype = np.int64 if is_int else np.float64
     out = np.empty((len(body), width), dtype=dtype)
     for r, cells in enumerate(body):
-        line_no = r + start + 1
+        line_no = numbered[r + start][0]  # the line in the file, blank lines counted
         if len(cells) != width:
             raise InputError(f"ragged rows: row {line_no} has {len(cells)} columns, expected {width}",
                              option=option, source=source)
         for c, cell in enumerate(cells):
             try:
                 value = dtype(cell.strip()) if dtype is np.float64 else int(cell.strip())
-            except (ValueError, OverflowError):
+                out[r, c] = value
+            except ValueError:
                 raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} is not a number",
+                                 option=option, source=source) from None
+            except OverflowError:
+                raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} does not fit in int64",
                                  option=option, source=source) from None
             if dtype is np.float64 and math.isinf(value) and "inf" not in cell.lower():
                 raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} overflows float64",
                                  option=option, source=source)
-            out[r, c] = value
     return out[:, 0] if width == 1 else out
 
 

@@ -35,7 +35,8 @@ def ints(arr: np.ndarray, role: str, ctx: Context):
     import torch
 
     if arr.dtype.kind == "f":
-        bad = np.flatnonzero(arr != np.round(arr))
+        # Past 2**62 a float is no class index, and its cast to int64 would wrap around.
+        bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) > 2.0**62))
         if bad.size:
             pos = np.unravel_index(bad[0], arr.shape)
             raise ValueRangeError(f"class indices must be integers; found {arr.flat[bad[0]].item()!r} at index "

@@ -21,20 +21,23 @@ from ._common import (
 )
 
 
-def split_classes(logits: np.ndarray) -> tuple[int, int, tuple[int, ...]]:
+def split_classes(logits: np.ndarray, role: str = "logits") -> tuple[int, int, tuple[int, ...]]:
     """(class axis, number of classes, shape of an index target) for (C), (N, C) or (N, C, d1..dk) input."""
+    if logits.ndim == 0:
+        raise ShapeError("is a single number; class scores have shape (C), (N, C) or (N, C, d1..dk)",
+                         option="--" + role.replace("_", "-"))
     axis = 0 if logits.ndim == 1 else 1
     return axis, logits.shape[axis], logits.shape[:axis] + logits.shape[axis + 1:]
 
 
 def target_kind(kind: str, logits: np.ndarray, target: np.ndarray, index_shape: tuple[int, ...]) -> str:
-    """auto: integers are class indices; floats of the logits' shape are probabilities."""
+    """auto: integers are class indices; a target of the logits' shape is probabilities."""
     if kind != "auto":
         return kind
+    if target.shape == logits.shape and target.shape != index_shape:
+        return "prob"  # one-hot rows written as integers (a CSV of 0s and 1s) are probabilities too
     if target.dtype.kind in "iub":
         return "index"
-    if target.shape == logits.shape and target.shape != index_shape:
-        return "prob"
     if target.shape == index_shape:
         return "index"  # whole numbers written as floats, e.g. 2.0 in a CSV; ints() refuses any other
     raise ShapeError(
@@ -116,10 +119,12 @@ def log_probs_of(a: dict, axis_of, ctx: Context):
 def nll(a: dict, o: dict, ctx: Context) -> LossOutput:
     import torch.nn.functional as F
 
+    given = next(r for r in ("log_probs", "logits", "probs") if a.get(r) is not None)
+    split_classes(a[given], given)
     raw, logp = log_probs_of(a, lambda arr: split_classes(arr)[0], ctx)
-    check_nonempty("input", raw)
+    check_nonempty(given, raw)
     target, weight = a["target"], a.get("weight")
-    axis, n_classes, index_shape = split_classes(raw)
+    axis, n_classes, index_shape = split_classes(raw, given)
     check_weight(weight, n_classes)
     check_shape("target", target, index_shape, "the input", raw.shape)
     ignored = check_classes("target", target, n_classes, o["ignore_index"])

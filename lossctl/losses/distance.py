@@ -27,6 +27,8 @@ def cosine_similarity(a: dict, o: dict, ctx: Context) -> LossOutput:
     dim = o["dim"]
     if not -len(shape) <= dim < len(shape):
         raise UsageError(f"is out of range for inputs of shape {shape}; got {dim}", option="--dim")
+    if o["eps"] < 0:
+        raise UsageError(f"must be >= 0; got {o['eps']}", option="--eps")
     values = F.cosine_similarity(floats(x1, ctx), floats(x2, ctx), dim=dim, eps=o["eps"])
     return LossOutput(values, rows=int(values.shape[0]) if values.ndim else 1, unit="rows")
 

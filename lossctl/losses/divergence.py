@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
     Context,
@@ -9,6 +10,7 @@ from ._common import (
     check_nonempty,
     check_range,
     check_shape,
+    flag,
     floats,
     row_sum_warning,
     sum_tolerance,
@@ -53,6 +55,11 @@ def entropy(a: dict, o: dict, ctx: Context) -> LossOutput:
     from torch.distributions import Categorical
 
     dim = o["dim"]
+    given = "probs" if a.get("probs") is not None else "logits"
+    if a[given].ndim == 0:
+        raise ShapeError("is a single number; a distribution needs at least one axis", option=flag(given))
+    if not -a[given].ndim <= dim < a[given].ndim:
+        raise UsageError(f"axis {dim} is out of range for {flag(given)} of shape {a[given].shape}", option="--dim")
     if a.get("probs") is not None:
         raw = a["probs"]
         check_nonempty("probs", raw)

@@ -23,7 +23,7 @@ def cosine_embedding(a: dict, o: dict, ctx: Context) -> LossOutput:
     bad = np.flatnonzero((target != 1) & (target != -1))
     if bad.size:
         raise ValueRangeError(f"targets must be 1 or -1 (torch silently gives 0 loss for others); found "
-                              f"{target.flat[bad[0]]!r} at index {position(target, bad[0])}", option="--target")
+                              f"{target.flat[bad[0]].item()!r} at index {position(target, bad[0])}", option="--target")
     values = F.cosine_embedding_loss(floats(x1, ctx), floats(x2, ctx), floats(target, ctx), margin=o["margin"],
                                      reduction="none")
     return LossOutput(values, rows=x1.shape[0] if x1.ndim == 2 else 1, unit="pairs")

@@ -7,7 +7,7 @@ IGNORE_INDEX = Opt("ignore_index", int, -100,
 WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False)
 
 TARGET_KIND = Opt("target_kind", str, "auto",
-                  "auto: integers are class indices, floats of the logits' shape probabilities; "
+                  "auto: integers are class indices, a target of the logits' shape probabilities; "
                   "index; prob; logits (softmax is applied to the target first).",
                   choices=("auto", "index", "prob", "logits"))
 

@@ -1,0 +1,220 @@
+"""The tutorial's identities: CE = H + KL per sample (decompose) and `lossctl check`, against numpy/scipy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.special as sp
+import scipy.stats
+import torch
+import torch.nn.functional as F
+
+import lossctl
+from lossctl.errors import LossctlError
+
+N, C = 6, 4
+
+
+def rows(result, key: str) -> np.ndarray:
+    return np.array([getattr(r, key) if hasattr(r, key) else r.extra[key] for r in result.rows])
+
+
+def references(x: np.ndarray, q: np.ndarray):
+    """Independent float64 CE, H and KL per sample, with scipy's 0 log 0 = 0."""
+    logp = sp.log_softmax(x, axis=1)
+    ce = -(q * logp).sum(axis=1)
+    h = scipy.stats.entropy(q, axis=1)
+    kl = sp.rel_entr(q, np.exp(logp)).sum(axis=1)
+    return ce, h, kl
+
+
+@pytest.mark.parametrize("kind", ["prob", "logits", "auto"])
+def test_decompose_distribution_target(rng, kind):
+    x = rng.normal(size=(N, C))
+    t = rng.normal(size=(N, C)) if kind == "logits" else rng.dirichlet(np.ones(C), size=N)
+    t[0] = [0.0, 0.3, 0.7, 0.0] if kind != "logits" else t[0]
+    q = sp.softmax(t, axis=1) if kind == "logits" else t
+    res = lossctl.decompose(logits=x, target=t, target_kind_=kind)
+    ce, h, kl = references(x, q)
+    np.testing.assert_allclose(rows(res, "left"), ce, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "entropy"), h, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "kl"), kl, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(rows(res, "right"), h + kl, rtol=1e-12)
+    assert res.ok and res.passed == N and res.dtype == "float64"
+    assert (res.atol, res.rtol) == (1e-10, 1e-10)
+
+
+def test_decompose_float32_tolerance_follows_dtype(rng):
+    x = rng.normal(size=(N, C)).astype(np.float32)
+    t = rng.dirichlet(np.ones(C), size=N).astype(np.float32)
+    res = lossctl.decompose(logits=x, target=t)
+    assert res.dtype == "float32" and res.ok
+    assert res.atol > 1e-8  # a float64 tolerance would fail float32 rounding
+    ce, h, kl = references(x.astype(np.float64), t.astype(np.float64))
+    np.testing.assert_allclose(rows(res, "left"), ce, rtol=1e-5)
+
+
+def test_decompose_index_target_has_zero_entropy(rng):
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, C, size=N)
+    y[2] = -100
+    res = lossctl.decompose(logits=x, target=y)
+    keep = y != -100
+    assert [r.label for r in res.rows] == [str(i) for i in np.flatnonzero(keep)]
+    np.testing.assert_array_equal(rows(res, "entropy"), 0.0)
+    expected = -sp.log_softmax(x, axis=1)[keep, y[keep]]
+    np.testing.assert_allclose(rows(res, "left"), expected, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "kl"), expected, rtol=1e-12)
+    assert res.ok
+    assert any("H = 0" in n for n in res.notes) and any("ignore" in n for n in res.notes)
+
+
+def test_decompose_label_smoothing_checks_the_smoothed_target(rng):
+    eps = 0.2
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, C, size=N)
+    res = lossctl.decompose(logits=x, target=y, label_smoothing=eps)
+    q = np.eye(C)[y] * (1 - eps) + eps / C
+    ce, h, kl = references(x, q)
+    torch_ce = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), label_smoothing=eps, reduction="none")
+    np.testing.assert_allclose(rows(res, "left"), torch_ce.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ce, torch_ce.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "entropy"), h, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "kl"), kl, rtol=1e-10)
+    assert res.ok and any("label smoothing" in n for n in res.notes)
+
+
+def test_decompose_weights_check_the_weighted_form(rng):
+    x = rng.normal(size=(N, C))
+    t = rng.dirichlet(np.ones(C), size=N)
+    w = rng.random(C) + 0.5
+    res = lossctl.decompose(logits=x, target=t, weight=w)
+    logp = sp.log_softmax(x, axis=1)
+    ce_w = -(w * t * logp).sum(axis=1)
+    h_w = (w * sp.entr(t)).sum(axis=1)
+    kl_w = (w * sp.rel_entr(t, np.exp(logp))).sum(axis=1)
+    np.testing.assert_allclose(rows(res, "left"), ce_w, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "entropy"), h_w, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "kl"), kl_w, rtol=1e-10)
+    assert res.ok and any("class weights" in n for n in res.notes)
+
+
+def test_decompose_spatial_rows(rng):
+    x = rng.normal(size=(2, C, 3))
+    t = rng.dirichlet(np.ones(C), size=(2, 3)).transpose(0, 2, 1)
+    res = lossctl.decompose(logits=x, target=t)
+    assert len(res.rows) == 6 and res.rows[1].label == "[0, 1]"
+    xr, tr = x.transpose(0, 2, 1).reshape(-1, C), t.transpose(0, 2, 1).reshape(-1, C)
+    ce, h, kl = references(xr, tr)
+    np.testing.assert_allclose(rows(res, "left"), ce, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "entropy"), h, rtol=1e-12)
+
+
+def test_decompose_cli_json_and_exit_codes(cli, rng):
+    x = rng.normal(size=(N, C))
+    t = rng.dirichlet(np.ones(C), size=N)
+    args = ("decompose", "--logits", json.dumps(x.tolist()), "--target", json.dumps(t.tolist()))
+    out = json.loads(cli(*args, "-f", "json").stdout)
+    ce, h, kl = references(x, t)
+    assert out["ok"] is True and len(out["rows"]) == N
+    np.testing.assert_allclose([r["ce"] for r in out["rows"]], ce, rtol=1e-12)
+    np.testing.assert_allclose([r["entropy"] for r in out["rows"]], h, rtol=1e-12)
+    np.testing.assert_allclose([r["kl"] for r in out["rows"]], kl, rtol=1e-10)
+    assert all(r["ok"] and r["residual"] <= 1e-10 for r in out["rows"])
+    table = cli(*args, "-f", "table", env={"COLUMNS": "160"}).stdout
+    assert f"{N} of {N} pass" in table and "tolerance" in table
+    csv_out = cli(*args, "-f", "csv").stdout.splitlines()
+    assert csv_out[0].split(",") == ["sample", "ce", "entropy", "kl", "entropy+kl", "residual", "ok"]
+    assert len(csv_out) == N + 1
+
+
+def test_decompose_exit_1_when_a_row_fails(cli, rng, tmp_path):
+    """float32 logits of size ~1e3: CE and H + KL are rounded apart, so a zero tolerance must fail."""
+    x = (rng.normal(size=(N, C)) * 1000).astype(np.float32)
+    t = rng.dirichlet(np.ones(C), size=N).astype(np.float32)
+    res = lossctl.decompose(logits=x, target=t, atol=0.0, rtol=0.0)
+    residuals = rows(res, "residual")
+    assert (residuals > 0).any()
+    assert not res.ok and res.passed == int((residuals == 0).sum())
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    files = ("--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy")
+    out = cli("decompose", *files, "--atol", "0", "--rtol", "0", "-f", "plain", code=1).stdout
+    assert "FAIL" in out
+    cli("decompose", *files, "-f", "plain", code=0)  # the float32 default tolerance passes the same data
+
+
+def test_decompose_refuses_bad_targets():
+    with pytest.raises(LossctlError, match="--target"):
+        lossctl.decompose(logits=[[1.0, 2.0]], target=[[1.2, -0.2]])
+    with pytest.raises(LossctlError, match="--target"):
+        lossctl.decompose(logits=[[1.0, 2.0], [0.0, 1.0]], target=[0, 1, 1])
+
+
+# --- lossctl check -------------------------------------------------------------------------------------------
+
+
+def by_name(results):
+    return {c.name: c for c in results}
+
+
+def test_check_multiclass_identities(rng):
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, C, size=N)
+    res = by_name(lossctl.check(logits=x, target=y))
+    expected = -sp.log_softmax(x, axis=1)[np.arange(N), y]
+    for name in ("ce-nll", "onehot-index"):
+        assert res[name].ok and len(res[name].rows) == N
+        np.testing.assert_allclose(rows(res[name], "left"), expected, rtol=1e-12)
+        np.testing.assert_allclose(rows(res[name], "right"), expected, rtol=1e-12)
+    assert res["decompose"].ok and len(res["decompose"].rows) == N
+    assert res["bce-nll"].skipped and res["bce-nll"].ok
+
+
+@pytest.mark.parametrize("form", ["logits-1d", "logits-2class", "probs"])
+def test_check_binary_identity(rng, form):
+    y = np.array([0, 1, 1, 0, 1])
+    z = rng.normal(size=5)
+    p = sp.expit(z)
+    if form == "logits-1d":
+        results = lossctl.check(logits=z, target=y)
+    elif form == "probs":
+        results = lossctl.check(probs=p, target=y)
+    else:
+        results = lossctl.check(logits=np.stack([np.zeros(5), z], axis=1), target=y)  # softmax(0, z)_1 = sigmoid(z)
+    res = by_name(results)
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert res["bce-nll"].ok and not res["bce-nll"].skipped
+    np.testing.assert_allclose(rows(res["bce-nll"], "left"), bce, rtol=1e-12)
+    np.testing.assert_allclose(rows(res["bce-nll"], "right"), bce, rtol=1e-12)
+    assert all(c.ok for c in results)
+
+
+def test_check_fails_where_bce_clamps(cli):
+    results = by_name(lossctl.check(probs=[0.0, 0.4], target=[1, 0]))
+    assert not results["bce-nll"].ok
+    assert results["bce-nll"].rows[0].left == 100.0 and results["bce-nll"].rows[0].right == np.inf
+    out = cli("check", "--probs", "[0.0, 0.4]", "--target", "[1, 0]", "-f", "plain", code=1).stdout
+    assert "bce-nll\tFAIL" in out
+
+
+def test_check_cli_formats(cli, rng):
+    x = rng.normal(size=(N, 2))
+    y = rng.integers(0, 2, size=N)
+    args = ("check", "--logits", json.dumps(x.tolist()), "--target", json.dumps(y.tolist()))
+    out = json.loads(cli(*args, "-f", "json").stdout)
+    assert out["ok"] is True
+    assert {c["check"] for c in out["checks"]} == {"ce-nll", "onehot-index", "bce-nll", "decompose"}
+    assert all(c["skipped"] is None for c in out["checks"])
+    plain = cli(*args, "-f", "plain").stdout.splitlines()
+    assert [ln.split("\t")[:2] for ln in plain] == [[n, "ok"] for n in ("ce-nll", "onehot-index", "bce-nll",
+                                                                          "decompose")]
+    table = cli(*args, "-f", "table", env={"COLUMNS": "200"}).stdout
+    assert f"{N}/{N} pass" in table
+
+
+def test_check_probs_out_of_range_is_an_input_error(cli):
+    res = cli("check", "--probs", "[0.5, 1.5]", "--target", "[1, 0]", code=2)
+    assert "--probs" in res.stderr and "1.5" in res.stderr

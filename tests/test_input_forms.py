@@ -1,0 +1,250 @@
+"""Every input form (each file format, stdin, literals, npz/pt keys, --from bundles) gives the same number."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import save
+
+import lossctl
+from lossctl.errors import InputError, LossctlError
+
+N, C = 4, 3
+
+
+@pytest.fixture
+def data(rng):
+    """float64 logits and int targets, and torch's CE on them: every form must reproduce this number."""
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, C, size=N)
+    w = rng.random(C) + 0.5
+    return {"logits": x, "target": y, "weight": w,
+            "expected": F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)).item(),
+            "weighted": F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w)).item()}
+
+
+def ce_value(cli, *args, input=None) -> float:
+    res = cli("ce", *args, "--format", "json", input=input)
+    return json.loads(res.stdout)["value"]
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("ext", [".npy", ".json", ".csv", ".tsv", ".pt", ".npz"])
+def test_each_file_format(tmp_path, data, ext):
+    lp = save(data["logits"], tmp_path / f"logits{ext}")
+    tp = save(data["target"], tmp_path / f"target{ext}")
+    res = lossctl.compute("ce", logits=str(lp), target=str(tp))
+    assert res.dtype == "float64"
+    assert res.value == pytest.approx(data["expected"], rel=1e-14)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv"])
+def test_text_tables_with_a_header_row(tmp_path, data, ext):
+    lp = save(data["logits"], tmp_path / f"logits{ext}", header=True)
+    tp = save(data["target"], tmp_path / f"target{ext}", header=True)
+    assert lossctl.compute("ce", logits=str(lp), target=str(tp)).value == pytest.approx(data["expected"], rel=1e-14)
+
+
+def test_csv_single_column_is_a_vector_and_whole_floats_are_indices(tmp_path, data):
+    tp = tmp_path / "target.csv"
+    tp.write_text("label\n" + "\n".join(f"{v}.0" for v in data["target"]) + "\n")
+    res = lossctl.compute("ce", logits=data["logits"], target=str(tp))
+    assert res.shapes["target"] == [N]
+    assert res.value == pytest.approx(data["expected"], rel=1e-14)
+
+
+def test_npz_keys(tmp_path, data):
+    both = tmp_path / "both.npz"
+    np.savez(both, logits=data["logits"], target=data["target"])
+    res = lossctl.compute("ce", logits=f"{both}:logits", target=f"{both}:target")
+    assert res.value == pytest.approx(data["expected"], rel=1e-14)
+    with pytest.raises(InputError, match="several arrays"):
+        lossctl.compute("ce", logits=str(both), target=f"{both}:target")
+    with pytest.raises(InputError, match="no array named 'nope'"):
+        lossctl.compute("ce", logits=f"{both}:nope", target=f"{both}:target")
+
+
+def test_pt_dict_with_key_and_float32_tensor(tmp_path, data):
+    pt = tmp_path / "both.pt"
+    torch.save({"logits": torch.from_numpy(data["logits"]), "target": torch.from_numpy(data["target"])}, pt)
+    res = lossctl.compute("ce", logits=f"{pt}:logits", target=f"{pt}:target")
+    assert res.value == pytest.approx(data["expected"], rel=1e-14)
+    x32 = torch.from_numpy(data["logits"]).float()
+    torch.save(x32, tmp_path / "x32.pt")
+    res = lossctl.compute("ce", logits=str(tmp_path / "x32.pt"), target=data["target"].tolist())
+    assert res.dtype == "float32"  # a binary file keeps its float dtype under --dtype auto
+    assert res.value == pytest.approx(F.cross_entropy(x32, torch.from_numpy(data["target"])).item(), rel=2e-6)
+
+
+def test_pt_with_anything_but_tensors_is_refused(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"logits": torch.zeros(2, 2), "when": datetime.date(2024, 1, 1)}, bad)
+    with pytest.raises(InputError) as info:
+        lossctl.compute("ce", logits=f"{bad}:logits", target=[0, 1])
+    assert str(info.value).startswith("--logits")
+
+
+def test_float32_npy_computes_in_float32(tmp_path, data):
+    x32 = data["logits"].astype(np.float32)
+    lp = save(x32, tmp_path / "x32.npy")
+    res = lossctl.compute("ce", logits=str(lp), target=data["target"].tolist())
+    assert res.dtype == "float32"
+    ref = F.cross_entropy(torch.from_numpy(x32), torch.from_numpy(data["target"])).item()
+    assert res.value == pytest.approx(ref, rel=2e-6)
+    assert lossctl.compute("ce", logits=str(lp), target=data["target"].tolist(), dtype="float64").dtype == "float64"
+
+
+def test_inline_literals(data):
+    res = lossctl.compute("ce", logits=json.dumps(data["logits"].tolist()), target=json.dumps(data["target"].tolist()))
+    assert res.value == pytest.approx(data["expected"], rel=1e-14)
+
+
+def test_bare_number_is_a_scalar_target(data):
+    x = data["logits"][0]
+    res = lossctl.compute("ce", logits=json.dumps(x.tolist()), target="2")
+    expected = F.cross_entropy(torch.from_numpy(x), torch.tensor(2)).item()
+    assert res.value == pytest.approx(expected, rel=1e-14)
+    assert res.shapes["target"] == []
+
+
+def test_every_form_through_the_cli(cli, tmp_path, data):
+    """The same CE through each form on the command line, stdin included."""
+    x, y = data["logits"], data["target"]
+    for ext in (".npy", ".json", ".csv", ".tsv", ".pt"):
+        save(x, tmp_path / f"x{ext}")
+        save(y, tmp_path / f"y{ext}")
+    np.savez(tmp_path / "single.npz", x)
+    np.savez(tmp_path / "keys.npz", logits=x, target=y)
+    literal_x, literal_y = json.dumps(x.tolist()), json.dumps(y.tolist())
+    csv_x = "\n".join(",".join(repr(float(v)) for v in row) for row in x)
+    runs = [
+        *[(str(tmp_path / f"x{ext}"), str(tmp_path / f"y{ext}"), None) for ext in (".npy", ".json", ".csv", ".tsv",
+                                                                                 ".pt")],
+        (str(tmp_path / "single.npz"), literal_y, None),
+        (f"{tmp_path / 'keys.npz'}:logits", f"{tmp_path / 'keys.npz'}:target", None),
+        (literal_x, literal_y, None),
+        ("-", literal_y, npy_bytes(x)),
+        ("-", literal_y, literal_x.encode()),
+        ("-", literal_y, csv_x.encode()),
+        ("-", literal_y, ("a,b,c\n" + csv_x).encode()),
+        (literal_x, "-", json.dumps(y.tolist()).encode()),
+        (literal_x, "-", "\n".join(map(str, y)).encode()),
+    ]
+    for logits, target, stdin in runs:
+        value = ce_value(cli, "--logits", logits, "--target", target, input=stdin)
+        assert value == pytest.approx(data["expected"], rel=1e-14), (logits, target)
+
+
+def test_float32_npy_on_stdin_keeps_float32(cli, data):
+    x32 = data["logits"].astype(np.float32)
+    res = cli("ce", "--logits", "-", "--target", json.dumps(data["target"].tolist()), "--format", "json",
+              input=npy_bytes(x32))
+    out = json.loads(res.stdout)
+    assert out["dtype"] == "float32"
+    ref = F.cross_entropy(torch.from_numpy(x32), torch.from_numpy(data["target"])).item()
+    assert out["value"] == pytest.approx(ref, rel=2e-6)
+
+
+def test_only_one_option_may_read_stdin(cli):
+    res = cli("ce", "--logits", "-", "--target", "-", input=b"[[1.0, 2.0]]", code=2)
+    assert "standard input" in res.stderr and "--logits" in res.stderr and "--target" in res.stderr
+
+
+# --- --from bundles ------------------------------------------------------------------------------------------
+
+
+def bundles(tmp_path, data) -> list[str]:
+    x, y, w = data["logits"], data["target"], data["weight"]
+    npz = tmp_path / "b.npz"
+    np.savez(npz, logits=x, target=y, weight=w)
+    js = tmp_path / "b.json"
+    js.write_text(json.dumps({"logits": x.tolist(), "target": y.tolist(), "weight": w.tolist(), "other": [1]}))
+    pt = tmp_path / "b.pt"
+    torch.save({"logits": torch.from_numpy(x), "target": torch.from_numpy(y), "weight": torch.from_numpy(w)}, pt)
+    return [str(npz), str(js), str(pt)]
+
+
+def test_from_bundle_fills_every_role(tmp_path, data):
+    for bundle in bundles(tmp_path, data):
+        res = lossctl.compute("ce", bundle=bundle)
+        assert res.value == pytest.approx(data["weighted"], rel=1e-14), bundle
+        assert set(res.shapes) == {"logits", "target", "weight"}
+
+
+def test_explicit_options_override_the_bundle(cli, tmp_path, data):
+    other = np.roll(data["target"], 1)
+    other[0] = (other[0] + 1) % C
+    x, w = torch.from_numpy(data["logits"]), torch.from_numpy(data["weight"])
+    expected = F.cross_entropy(x, torch.from_numpy(other), weight=w).item()
+    for bundle in bundles(tmp_path, data):
+        res = lossctl.compute("ce", bundle=bundle, target=json.dumps(other.tolist()))
+        assert res.value == pytest.approx(expected, rel=1e-14), bundle
+        value = ce_value(cli, "--from", bundle, "--target", json.dumps(other.tolist()))
+        assert value == pytest.approx(expected, rel=1e-14), bundle
+
+
+def test_from_stdin(cli, tmp_path, data):
+    npz, js, _ = bundles(tmp_path, data)
+    for path in (npz, js):
+        with open(path, "rb") as fp:
+            value = ce_value(cli, "--from", "-", input=fp.read())
+        assert value == pytest.approx(data["weighted"], rel=1e-14)
+
+
+def test_from_bundle_missing_a_role_names_it(tmp_path, data):
+    js = tmp_path / "only_logits.json"
+    js.write_text(json.dumps({"logits": data["logits"].tolist()}))
+    with pytest.raises(LossctlError) as info:
+        lossctl.compute("ce", bundle=str(js))
+    assert "--target" in str(info.value) and "only_logits.json" in str(info.value)
+
+
+def test_from_other_losses(tmp_path, rng):
+    """Bundles fill any loss's roles: kl (log_probs and target) and cosine (x1, x2, target)."""
+    x, p = rng.normal(size=(3, 4)), rng.dirichlet(np.ones(4), size=3)
+    np.savez(tmp_path / "kl.npz", logits=x, target=p)
+    expected = F.kl_div(torch.log_softmax(torch.from_numpy(x), -1), torch.from_numpy(p), reduction="batchmean")
+    res = lossctl.compute("kl", bundle=str(tmp_path / "kl.npz"), reduction="batchmean")
+    assert res.value == pytest.approx(expected.item(), rel=1e-13)
+    x1, x2 = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    (tmp_path / "cos.json").write_text(json.dumps({"x1": x1.tolist(), "x2": x2.tolist(), "target": [1, -1, 1]}))
+    expected = F.cosine_embedding_loss(torch.from_numpy(x1), torch.from_numpy(x2), torch.tensor([1.0, -1.0, 1.0]))
+    res = lossctl.compute("cosine", bundle=str(tmp_path / "cos.json"))
+    assert res.value == pytest.approx(expected.item(), rel=1e-12)
+
+
+# --- bad files -----------------------------------------------------------------------------------------------
+
+
+def test_bad_csv_cell_names_row_and_column(cli, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1.0,2.0,3.0\n4.0,oops,6.0\n")
+    res = cli("ce", "--logits", bad, "--target", "[0, 1]", code=2)
+    assert "--logits" in res.stderr and "bad.csv" in res.stderr
+    assert "row 3, column 2" in res.stderr and "'oops'" in res.stderr
+
+
+def test_missing_file_and_unknown_format(cli, tmp_path):
+    res = cli("ce", "--logits", tmp_path / "nope.npy", "--target", "[0]", code=2)
+    assert "--logits" in res.stderr and "nope.npy" in res.stderr
+    (tmp_path / "x.txt").write_text("1,2")
+    res = cli("ce", "--logits", tmp_path / "x.txt", "--target", "[0]", code=2)
+    assert "--logits" in res.stderr and "x.txt" in res.stderr and "unknown format" in res.stderr
+
+
+def test_pickled_npy_is_never_loaded(cli, tmp_path):
+    bad = tmp_path / "obj.npy"
+    np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    res = cli("ce", "--logits", bad, "--target", "[0]", code=2)
+    assert "--logits" in res.stderr and "pickle" in res.stderr
