@@ -192,6 +192,10 @@ def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype, shapes: dict[str, list[int]],
                 unit: str, weighted: bool, warnings: list[str], notes: list[str], values=None) -> Result:
     """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide."""
+    if not math.isfinite(partial.total):
+        # torch gives the same; say where it usually comes from rather than print a bare nan or inf.
+        warnings = [*warnings, f"the result is {partial.total} as torch computes it: an input of -inf (a masked "
+                    "logit, log 0) meets a target with non-zero probability, or a loss overflows"]
     if st.strict and warnings:
         raise StrictWarningError(warnings[0] + " (--strict makes warnings errors)", option="--strict")
     check_denominator(partial, st.reduction, unit)

@@ -537,3 +537,16 @@ def test_ce_random_shapes(n, c, seed, scale, eps, reduction, weighted):
     p = rng.dirichlet(np.ones(c), size=n)
     res = lossctl.compute("ce", logits=x, target=p, weight=w, label_smoothing=eps, reduction=reduction)
     assert_close(result_value(res), F.cross_entropy(T(x), T(p), weight=wt, label_smoothing=eps, reduction=reduction))
+
+
+def test_non_finite_result_is_torchs_and_warned():
+    import lossctl
+    from lossctl.errors import StrictWarningError
+
+    x, q = np.array([[-np.inf, 1.0]]), np.array([[0.5, 0.5]])
+    want = float(torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(q)))
+    r = lossctl.compute("ce", logits=x, target=q)
+    assert r.value == want == float("inf")
+    assert any("-inf" in w for w in r.warnings)
+    with pytest.raises(StrictWarningError):
+        lossctl.compute("ce", logits=x, target=q, strict=True)
