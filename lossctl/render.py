@@ -167,8 +167,9 @@ def to_table(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | Multi
         for name in ("sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"):
             t.add_column(name, justify="left" if name == "sample" else "right")
         for r in obj.rows[:TABLE_ROWS]:
-            t.add_row(Text(r.label), Text(number(r.left)), *(Text(number(r.extra[k])) for k in obj.columns),
-                      Text(number(r.right)), Text(f"{r.residual:.3g}"), _verdict(r.ok))
+            # Eight significant digits keep the table readable; plain, csv and json give full precision.
+            t.add_row(Text(r.label), Text(f"{r.left:.8g}"), *(Text(f"{r.extra[k]:.8g}") for k in obj.columns),
+                      Text(f"{r.right:.8g}"), Text(f"{r.residual:.3g}"), _verdict(r.ok))
         if len(obj.rows) > TABLE_ROWS:
             t.add_row("…", Text(f"{len(obj.rows) - TABLE_ROWS} more rows: use --format csv"))
         return Group(t, Text(summary(obj)), *(Text("note: " + n) for n in obj.notes))
