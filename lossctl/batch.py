@@ -122,7 +122,7 @@ def merge(docs: list[dict[str, Any]]) -> Result:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
     for d in docs[1:]:
-        for key in ("loss", "reduction", "options", "dtype"):
+        for key in ("loss", "reduction", "options"):
             if d[key] != first[key]:
                 raise UsageError(f"cannot merge partials whose {key} differ: {first[key]!r} and {d[key]!r}",
                                  option="merge")
@@ -132,6 +132,8 @@ def merge(docs: list[dict[str, Any]]) -> Result:
         total = total + Partial.from_dict(d["partial"])
     options = {k: v for k, v in first["options"].items() if k != "base"}
     st = Settings(first["reduction"], options, first["options"].get("base", "e"), "cpu", False)
-    return make_result(spec, st, total, dtype=np.dtype(first["dtype"]), shapes={}, unit=first["unit"],
+    # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
+    dtypes = "+".join(sorted({d["dtype"] for d in docs}))
+    return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"],
                        weighted=first["weighted"], warnings=[],
                        notes=[f"merged from {len(docs)} partials: sums added, then divided"])

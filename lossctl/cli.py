@@ -169,11 +169,23 @@ def loss_command(spec: LossSpec):
     return command
 
 
+LOSS_COMMANDS: dict[str, Any] = {}
 for _spec in all_specs():
     _cmd = loss_command(_spec)
     app.command(_spec.name, rich_help_panel="Losses", epilog=SOURCE_HELP)(_cmd)
+    for _name in (_spec.name, *_spec.aliases):
+        LOSS_COMMANDS[_name] = _cmd
     for _alias in _spec.aliases:
         app.command(_alias, hidden=True)(_cmd)
+
+
+def single_loss_command(name: str):
+    """The Click command for one loss alone. Typer converts every registered command on each run (about a
+    tenth of a second for all the losses); a run of one loss needs only its own."""
+    one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    one.command(name, epilog=SOURCE_HELP)(LOSS_COMMANDS[name])
+    return typer.main.get_command(one)
 
 
 def _version(value: bool) -> None:
@@ -273,8 +285,12 @@ def merge_cmd(
 
 
 def main() -> None:
+    args = sys.argv[1:]
     try:
-        app(prog_name="lossctl")
+        if args and args[0] in LOSS_COMMANDS:
+            single_loss_command(args[0]).main(args=args[1:], prog_name=f"lossctl {args[0]}")
+        else:
+            app(prog_name="lossctl")
     except BrokenPipeError:
         # The reader closed early (| head): stop quietly, and keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -116,9 +116,10 @@ def test_bce_and_entropy_streamed_equal_torch(tmp_path, reduction):
     x = logits()
     y = RNG.integers(0, 2, (N, C)).astype(np.float32)
     pw = RNG.uniform(0.5, 2, C).astype(np.float32)
-    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "y", y)}
+    w = RNG.uniform(0, 2, (N, C)).astype(np.float32)  # per-element weights, streamed with the rows
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "y", y), "weight": save(tmp_path, "w", w)}
     got = streamed("bce", files, reduction=reduction, pos_weight=pw).value
-    want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y),
+    want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w),
                                               pos_weight=torch.from_numpy(pw), reduction=reduction)
     close(got, float(want), np.float32)
     p = torch.sigmoid(torch.from_numpy(x)).numpy()
@@ -127,6 +128,10 @@ def test_bce_and_entropy_streamed_equal_torch(tmp_path, reduction):
     close(streamed("bce", files, reduction=reduction).value, float(want), np.float32)
     h = torch.distributions.Categorical(logits=torch.from_numpy(x)).entropy()
     got = streamed("entropy", {"logits": save(tmp_path, "x", x)}, reduction=reduction).value
+    close(got, float(h.mean() if reduction == "mean" else h.sum()), np.float32)
+    x3 = logits(np.float32, (N, 3, C))  # --dim 1: the classes on the middle axis, the batch still first
+    h = torch.distributions.Categorical(logits=torch.from_numpy(x3).movedim(1, -1)).entropy()
+    got = streamed("entropy", {"logits": save(tmp_path, "x3", x3)}, reduction=reduction, dim=1).value
     close(got, float(h.mean() if reduction == "mean" else h.sum()), np.float32)
 
 
@@ -180,6 +185,21 @@ def test_merge_refuses_unlike_partials(tmp_path):
     b = partial_document(lossctl.compute("ce", logits=x, target=t, reduction="sum"))
     with pytest.raises(LossctlError, match="reduction"):
         merge([a, b])
+    c = partial_document(lossctl.compute("ce", logits=x, target=t, label_smoothing=0.1))
+    with pytest.raises(LossctlError, match="options"):
+        merge([a, c])
+
+
+def test_merge_mixes_float32_and_float64_shards():
+    x, t = logits(), RNG.integers(0, C, N)
+    x64 = logits(np.float64)
+    docs = [partial_document(lossctl.compute("ce", logits=x, target=t)),
+            partial_document(lossctl.compute("ce", logits=x64, target=t))]
+    r = merge(docs)
+    want = F.cross_entropy(torch.from_numpy(np.concatenate([x.astype(np.float64), x64])),
+                           torch.from_numpy(np.concatenate([t, t])))
+    close(r.value, float(want), np.float32)
+    assert r.dtype == "float32+float64"
 
 
 @pytest.mark.parametrize("header", [False, True])
