@@ -229,3 +229,32 @@ def test_csv_stream_errors_name_row_and_column(tmp_path):
     (tmp_path / "t.csv").write_text("\n".join(["1"] * 19) + "\n")
     with pytest.raises(LossctlError, match="different numbers of rows"):
         streamed("ce", {"logits": str(tmp_path / "x.csv"), "target": str(tmp_path / "t.csv")})
+
+
+@pytest.mark.parametrize("kind", ["float", "int", "header", "tsv"])
+def test_big_csv_fast_path_equals_the_validating_parser(monkeypatch, kind):
+    pytest.importorskip("pandas")
+    from lossctl.io import text
+
+    sep = "\t" if kind == "tsv" else ","
+    arr = RNG.integers(-5, 100, (80_000, 6)) if kind == "int" else RNG.standard_normal((30_000, 6))
+    fmt = "%d" if kind == "int" else "%.17g"
+    buf = __import__("io").StringIO()
+    np.savetxt(buf, arr, fmt=fmt, delimiter=sep, header=sep.join("abcdef") if kind == "header" else "",
+               comments="")
+    body = buf.getvalue()
+    assert len(body) > text.FAST_CSV_CHARS
+    fast = text.parse_csv(body, option="--logits", source="x", delimiter=sep)
+    monkeypatch.setattr(text, "FAST_CSV_CHARS", 1 << 40)
+    slow = text.parse_csv(body, option="--logits", source="x", delimiter=sep)
+    assert fast.dtype == slow.dtype and np.array_equal(fast, slow)
+    np.testing.assert_array_equal(slow, arr)
+
+
+def test_big_csv_with_a_bad_cell_still_names_row_and_column():
+    from lossctl.io import text
+
+    lines = ["0.5,1.5"] * 100_000
+    lines[77_776] = "0.5,x1"
+    with pytest.raises(LossctlError, match="row 77777, column 2: 'x1' is not a number"):
+        text.parse_csv("\n".join(lines), option="--logits", source="x.csv")

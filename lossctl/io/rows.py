@@ -57,7 +57,7 @@ class CsvRows:
         self.total_bytes = os.path.getsize(path)
         with open(path, encoding="utf-8-sig", errors="replace") as fp:
             first = fp.readline()
-        header = not all(_is_number(c) for c in first.strip().split(delimiter))
+        header = not any(_is_number(c) for c in first.strip().split(delimiter))  # as text.parse_csv decides
         self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
         self._reader = pd.read_csv(self._fp, sep=delimiter, header=None, skiprows=1 if header else 0,
                                    engine="c", chunksize=1 << 14, encoding="utf-8-sig")

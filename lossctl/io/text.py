@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -120,6 +121,28 @@ def _flatten(obj, out: list) -> None:
 _INT_TEXT = re.compile(r"^[\s,;\t+\-0-9]*$")
 
 
+FAST_CSV_CHARS = 1 << 20  # from here pandas' C engine (when installed) pays for its import; see benchmarks/parsers.py
+
+
+def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
+    """The same parse by pandas' C engine, or None where this parser should look (and say what is wrong)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, skiprows=skip, engine="c")
+    except Exception:  # noqa: BLE001  any complaint: the validating parser below names the row and column
+        return None
+    if any(dt.kind not in "iuf" for dt in frame.dtypes):
+        return None
+    arr = frame.to_numpy()
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        return None  # a gap (ragged row), nan or an overflow: let the validating parser report or allow it
+    arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64, copy=False)
+    return arr[:, 0] if arr.shape[1] == 1 else arr
+
+
 def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None) -> np.ndarray:
     """CSV or TSV, with or without a header row. A single column gives a vector."""
     numbered = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
@@ -135,6 +158,10 @@ def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = No
         start = 1  # a header row: a first row mixing numbers and words is data with a bad cell
         if len(rows) == 1:
             raise InputError("holds a header but no data rows", option=option, source=source)
+    if len(text) >= FAST_CSV_CHARS:
+        fast = _pandas_csv(text, delimiter, numbered[start][0] - 1)
+        if fast is not None:
+            return fast
     width = len(rows[start])
     body = rows[start:]
     is_int = all(_INT_TEXT.match(ln) for ln in lines[start:])
