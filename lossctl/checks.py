@@ -39,8 +39,10 @@ def _close(a: float, b: float, atol: float, rtol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
-def _prepare(sources: Mapping[str, Any], options: Mapping[str, Any], dtype: str, bundle: str | None):
-    spec = get_loss("ce")
+def _prepare(sources: Mapping[str, Any], options: Mapping[str, Any], dtype: str, bundle: str | None,
+             loss: str = "ce"):
+    """Load and validate the arrays as `loss` reads them, so that errors name the option that was given."""
+    spec = get_loss(loss)
     loaded = gather(spec, sources, bundle)
     from .api import check_finite, resolve_options
 
@@ -134,9 +136,10 @@ def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: fl
 
     if (logits is None) == (probs is None) and bundle is None:
         raise UsageError("give one of --logits or --probs", option="--logits")
-    arrays, _, ctx = _prepare({"logits": logits if logits is not None else probs, "target": target}, {},
-                              dtype, bundle)
-    x_np, t_np = arrays["logits"], arrays["target"]
+    arrays, _, ctx = _prepare({"logits": logits, "probs": probs, "target": target}, {}, dtype, bundle, loss="nll")
+    if "probs" in arrays:
+        probs = arrays["probs"]
+    x_np, t_np = arrays.get("logits", arrays.get("probs")), arrays["target"]
     check_nonempty("probs" if probs is not None else "logits", x_np)
     atol_d, rtol_d = TOLERANCE[np.dtype(ctx.dtype)]
     atol = atol_d if atol is None else atol
@@ -204,4 +207,8 @@ def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: fl
     else:
         results.append(skipped("decompose", "CE = H(target) + KL(target || softmax(logits))",
                                "needs (N, C) logits"))
+    if "weight" in arrays:
+        for r in results:
+            r.notes.append("the weight given is not used: these identities are stated without class weights "
+                           "(decompose checks the weighted form)")
     return results

@@ -218,3 +218,15 @@ def test_check_cli_formats(cli, rng):
 def test_check_probs_out_of_range_is_an_input_error(cli):
     res = cli("check", "--probs", "[0.5, 1.5]", "--target", "[1, 0]", code=2)
     assert "--probs" in res.stderr and "1.5" in res.stderr
+
+
+def test_check_errors_name_probs_and_bundle_weight_is_noted(cli, tmp_path):
+    res = cli("check", "--probs", str(tmp_path / "missing.npy"), "--target", "[1, 0]", code=2)
+    assert res.stderr.startswith("lossctl: error: --probs")
+    p, y = np.array([0.3, 0.8, 0.6]), np.array([1, 0, 1])
+    np.savez(tmp_path / "b.npz", probs=p, target=y, weight=np.array([1.0, 2.0]))
+    out = json.loads(cli("check", "--from", str(tmp_path / "b.npz"), "-f", "json").stdout)
+    bce = next(c for c in out["checks"] if c["check"] == "bce-nll")
+    want = F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y).double(), reduction="none")
+    np.testing.assert_allclose([r["bce"] for r in bce["rows"]], want.numpy(), rtol=1e-12)
+    assert any("weight given is not used" in n for n in bce["notes"])
