@@ -14,6 +14,7 @@ import lossctl
 from lossctl import stream
 from lossctl.batch import load_partials, merge, partial_document
 from lossctl.errors import LossctlError
+from lossctl.registry import get_loss
 
 RNG = np.random.default_rng(7)
 N, C = 37, 5  # 37 rows in chunks of 4 leaves a short last chunk
@@ -261,3 +262,56 @@ def test_big_csv_with_a_bad_cell_still_names_row_and_column():
     lines[77_776] = "0.5,x1"
     with pytest.raises(LossctlError, match="row 77777, column 2: 'x1' is not a number"):
         text.parse_csv("\n".join(lines), option="--logits", source="x.csv")
+
+
+def _shard_case(name):
+    """Arrays for three shards of `name`, its options, and torch's single pass over all of them."""
+    xs = [logits() for _ in range(3)]
+    x = torch.from_numpy(np.concatenate(xs))
+    if name in ("ce", "nll"):
+        ts = [RNG.integers(0, C, N) for _ in range(3)]
+        ts[2][::2] = -100
+        w = RNG.uniform(0.5, 2, C).astype(np.float32)
+        role = "logits"
+        opts = {"weight": w}
+
+        def want(r):
+            return F.cross_entropy(x, torch.from_numpy(np.concatenate(ts)), weight=torch.from_numpy(w), reduction=r)
+    elif name == "kl":
+        ts = [torch.softmax(torch.from_numpy(logits()), 1).numpy() for _ in range(3)]
+        role, opts = "logits", {}
+
+        def want(r):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return F.kl_div(torch.log_softmax(x, 1), torch.from_numpy(np.concatenate(ts)), reduction=r)
+    elif name == "bce":
+        ts = [RNG.integers(0, 2, (N, C)).astype(np.float32) for _ in range(3)]
+        pw = RNG.uniform(0.5, 2, C).astype(np.float32)
+        role, opts = "logits", {"pos_weight": pw}
+
+        def want(r):
+            return F.binary_cross_entropy_with_logits(x, torch.from_numpy(np.concatenate(ts)),
+                                                      pos_weight=torch.from_numpy(pw), reduction=r)
+    else:
+        ts, role, opts = [None] * 3, "logits", {}
+
+        def want(r):
+            h = torch.distributions.Categorical(logits=x).entropy()
+            return h.mean() if r == "mean" else h.sum()
+    return xs, ts, role, opts, want
+
+
+@pytest.mark.parametrize("name", ["ce", "nll", "kl", "bce", "entropy"])
+def test_every_streamed_loss_shards_and_merges_exactly(tmp_path, name):
+    xs, ts, role, opts, want = _shard_case(name)
+    spec_reductions = get_loss(name).reductions
+    for reduction in [r for r in ("mean", "sum", "batchmean") if r in spec_reductions]:
+        docs = []
+        for i, (x, t) in enumerate(zip(xs, ts, strict=True)):
+            arrays = {role: save(tmp_path, f"x{i}", x)}
+            if t is not None:
+                arrays["target"] = save(tmp_path, f"t{i}", t)
+            r = lossctl.compute(name, reduction=reduction, stream=i != 1, **arrays, **opts)  # mixed paths
+            docs.append(partial_document(r))
+        close(merge(docs).value, float(want(reduction)), np.float32)
