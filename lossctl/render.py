@@ -150,6 +150,8 @@ def to_table(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | Multi
             t.add_row("options", Text(", ".join(f"{k}={v}" for k, v in obj.options.items())))
         for note in obj.notes:
             t.add_row("note", Text(note))
+        for warning in obj.warnings:  # also on stderr, where pipelines see them
+            t.add_row(Text("warning", style="bold yellow"), Text(warning, style="yellow"))
         if obj.values is None:
             return t
         values = np.asarray(obj.values)

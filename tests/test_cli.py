@@ -310,3 +310,9 @@ def test_help_shows_brackets_verbatim(cli):
     out = " ".join(cli("ce", "--help").stdout.split())
     assert "[default: -100]" in out and "in [0, 1]" in out
     assert "Cross entropy" in out and "--label-smoothing" in out
+
+
+def test_table_shows_the_warnings_too(cli):
+    res = cli("kl", "--logits", "[[1.0, 2.0]]", "--target", "[[0.5, 0.5]]", "-f", "table", env={"COLUMNS": "200"})
+    assert "warning" in res.stdout and "batchmean" in res.stdout
+    assert res.stderr.startswith("lossctl: warning: kl")
