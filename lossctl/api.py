@@ -189,22 +189,41 @@ def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
                           "(torch returns nan here)", option="--weight")
 
 
-def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype, shapes: dict[str, list[int]],
-                unit: str, weighted: bool, warnings: list[str], notes: list[str], values=None) -> Result:
-    """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide."""
+def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """A digest of each per-class array (weight, pos_weight): partials merge only when these agree."""
+    import hashlib
+
+    out = {}
+    for role in spec.roles:
+        arr = arrays.get(role.name)
+        if arr is not None and not role.batched:
+            h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode() + np.ascontiguousarray(arr).tobytes())
+            out[role.name] = h.hexdigest()[:16]
+    return out
+
+
+def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
+                shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
+                values=None, constants: dict[str, str] | None = None, final: bool = True) -> Result:
+    """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide.
+
+    final: False for one file of many, or a partial to be merged: its denominator may be 0 (every target
+    ignored) as long as the total's is not, so only the total is checked.
+    """
     if not math.isfinite(partial.total):
         # torch gives the same; say where it usually comes from rather than print a bare nan or inf.
         warnings = [*warnings, f"the result is {partial.total} as torch computes it: an input of -inf (a masked "
                     "logit, log 0) meets a target with non-zero probability, or a loss overflows"]
     if st.strict and warnings:
         raise StrictWarningError(warnings[0] + " (--strict makes warnings errors)", option="--strict")
-    check_denominator(partial, st.reduction, unit)
+    if final:
+        check_denominator(partial, st.reduction, unit)
     result = Result(
         loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(dtype), shapes=shapes,
         options={**st.options, **({"base": st.base} if spec.information else {})}, partial=partial,
         denominator=describe(partial, st.reduction, unit=unit, weighted=weighted),
         unit=UNITS[st.base] if spec.information else "", warnings=list(dict.fromkeys(warnings)),
-        notes=list(dict.fromkeys(notes)),
+        notes=list(dict.fromkeys(notes)), weighted=weighted, denominator_unit=unit, constants=constants or {},
     )
     if st.reduction == "none":
         result.values = values
@@ -240,12 +259,13 @@ def call_loss(spec: LossSpec, fn, loaded: Mapping[str, Loaded]):
         return fn()
     except LossctlError as exc:
         raise name_source(exc, loaded) from None
-    except (RuntimeError, ValueError, IndexError) as exc:  # torch's own argument checks: the backstop
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # torch's own argument checks: the backstop
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         raise ComputeError(f"{spec.name}: torch refused these inputs: {lines[0][:200]}") from None
 
 
-def _run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype: str) -> Result:
+def _run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype: str, final: bool = True
+                ) -> Result:
     """torch computes the per-element losses; reduce sums them in float64."""
     from .losses._common import Context
 
@@ -260,26 +280,27 @@ def _run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtyp
     partial = partial_of(out, st.reduction)
     return make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
                        shapes={name: list(item.array.shape) for name, item in loaded.items()},
-                       warnings=out.warnings, notes=out.notes,
+                       warnings=out.warnings, notes=out.notes, final=final,
+                       constants=fingerprints(spec, {n: item.array for n, item in loaded.items()}),
                        values=as_numpy(out.values) if st.reduction == "none" else None)
 
 
 def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
-             bundle: str | None = None, stream: bool | None = None, progress=None) -> Result:
-    """One loss over one set of sources: streamed in chunks when big .npy files allow, else in memory.
+             bundle: str | None = None, stream: bool | None = None, progress=None, final: bool = True) -> Result:
+    """One loss over one set of sources: streamed in chunks when big .npy or CSV files allow, else in memory.
 
     stream: None decides by size, True streams whenever the inputs allow it, False never streams.
+    final: False when this result is one part of a total (see make_result).
     """
     streamable = any(isinstance(v, str) and v.lower().endswith((".npy", ".csv", ".tsv")) for v in sources.values())
     if bundle is None and stream is not False and streamable:
         from .stream import plan, run_stream
 
-        inputs = plan(spec, sources, st, force=bool(stream))
-        if inputs:
-            streamed = {i.role for i in inputs}
-            whole = {r: v for r, v in sources.items() if r not in streamed}
-            return run_stream(spec, inputs, whole, st, dtype=dtype, progress=progress)
-    return _run_loaded(spec, gather(spec, sources, bundle), st, dtype)
+        planned = plan(spec, sources, st, force=bool(stream))
+        if planned:
+            inputs, whole = planned
+            return run_stream(spec, inputs, whole, st, dtype=dtype, progress=progress, final=final)
+    return _run_loaded(spec, gather(spec, sources, bundle), st, dtype, final=final)
 
 
 def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", base: str = "e",

@@ -57,31 +57,42 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None]) -> list[dict[s
 
 
 def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype: str = "auto",
-             bundle: str | None = None, progress=None, stream: bool | None = None) -> Result | MultiResult:
-    """Evaluate each set (torch is imported once, on first use); a single set gives a plain Result."""
-    results = [evaluate(spec, s, st, dtype=dtype, bundle=bundle, progress=progress, stream=stream) for s in sets]
+             bundle: str | None = None, progress=None, stream: bool | None = None, final: bool = True
+             ) -> Result | MultiResult:
+    """Evaluate each set (torch is imported once, on first use); a single set gives a plain Result.
+
+    final: False when the total is itself a partial (--partials), to be checked once merged.
+    """
+    parts = len(sets) > 1 or not final
+    results = [evaluate(spec, s, st, dtype=dtype, bundle=bundle, progress=progress, stream=stream, final=not parts)
+               for s in sets]
     if len(results) == 1:
         return results[0]
     primary = next(r.name for r in spec.roles if sets[0].get(r.name) is not None)
     labels = [str(s[primary]) for s in sets]
+    _same_constants(results, labels)
     total = Partial()
     for r in results:
         total = total + r.partial
     values = None
     if st.reduction == "none":
         values = np.concatenate([np.asarray(r.values).reshape(-1) for r in results])
-    warnings = [w for r in results for w in r.warnings]
-    merged = make_result(spec, st, total, dtype=np.dtype(results[0].dtype), shapes={}, unit=_unit(results[0]),
-                         weighted=results[0].denominator.startswith("weighted"), warnings=[],
+    first = results[0]
+    merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
+                         weighted=first.weighted, warnings=[], constants=first.constants, final=final,
                          notes=[f"exact total over {len(results)} files: their partial sums added, then divided"],
                          values=values)
+    warnings = [w for r in results for w in r.warnings]
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
 
 
-def _unit(r: Result) -> str:
-    # The denominator text names its unit last ("mean over 8 targets"); reuse it for the total.
-    words = r.denominator.split(";")[0].split()
-    return words[-1] if words and words[-1].isalpha() else "elements"
+def _same_constants(results: list[Result], labels: list[str]) -> None:
+    """Per-class arrays (weight, pos_weight) must be one and the same for a total to be one torch call."""
+    for label, r in zip(labels, results, strict=True):
+        if r.constants != results[0].constants or r.weighted != results[0].weighted:
+            role = next(iter(set(r.constants) ^ set(results[0].constants) or r.constants or {"weight": ""}))
+            raise UsageError(f"{label} was computed with another {role} than {labels[0]}: their sums do not add "
+                             "up to one loss", option="--" + role.replace("_", "-"))
 
 
 def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
@@ -91,7 +102,7 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
         raise UsageError("partials need a reduction (mean, sum or batchmean), not none", option="--partials")
     files = obj.labels if isinstance(obj, MultiResult) else []
     return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
-            "dtype": r.dtype, "unit": _unit(r), "weighted": r.denominator.startswith("weighted"),
+            "dtype": r.dtype, "unit": r.denominator_unit, "weighted": r.weighted, "constants": r.constants,
             "partial": r.partial.to_dict(), "files": files}
 
 
@@ -122,9 +133,10 @@ def merge(docs: list[dict[str, Any]]) -> Result:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
     for d in docs[1:]:
-        for key in ("loss", "reduction", "options"):
-            if d[key] != first[key]:
-                raise UsageError(f"cannot merge partials whose {key} differ: {first[key]!r} and {d[key]!r}",
+        for key in ("loss", "reduction", "options", "weighted", "constants"):
+            if d.get(key) != first.get(key):
+                what = "per-class arrays (weight, pos_weight)" if key in ("weighted", "constants") else key
+                raise UsageError(f"cannot merge partials whose {what} differ: {first.get(key)!r} and {d.get(key)!r}",
                                  option="merge")
     spec = get_loss(first["loss"])
     total = Partial()
@@ -134,6 +146,6 @@ def merge(docs: list[dict[str, Any]]) -> Result:
     st = Settings(first["reduction"], options, first["options"].get("base", "e"), "cpu", False)
     # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
     dtypes = "+".join(sorted({d["dtype"] for d in docs}))
-    return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"],
+    return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=[],
                        notes=[f"merged from {len(docs)} partials: sums added, then divided"])

@@ -1,7 +1,8 @@
 """The command line: parse, call the API, render, map errors to exit codes. Kept thin.
 
 Loss commands are generated from the registry, so a registered loss is a command with no code here.
-Nothing on the --help, list, --version or usage-error paths imports numpy or torch.
+Nothing on the --help, list, --version or usage-error paths imports torch (--help and --version not numpy
+either).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import EXIT_CHECK_FAILED, LossctlError
+from .errors import EXIT_CHECK_FAILED, LossctlError, UsageError
 from .registry import LossSpec, all_specs, get_loss
 
 app = typer.Typer(
@@ -62,11 +63,18 @@ def handles_errors(func):
     return wrapper
 
 
-def emit(obj: Any, fmt: str) -> None:
-    from .render import FORMATS, RENDERERS
+def check_format(fmt: str) -> None:
+    """Before any work: a typo in --format should not cost a streamed file."""
+    from .render import FORMATS
 
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}; got {fmt!r}", param_hint="--format")
+        raise UsageError(f"must be one of {', '.join(FORMATS)}; got {fmt!r}", option="--format")
+
+
+def emit(obj: Any, fmt: str) -> None:
+    from .render import RENDERERS
+
+    check_format(fmt)
     if fmt == "auto":
         fmt = "table" if sys.stdout.isatty() else "plain"
     for w in getattr(obj, "warnings", ()):
@@ -87,10 +95,11 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     sources = {r.name: expand(kw.pop(r.name), r.flag) for r in spec.roles}
     fmt, bundle, partials, dtype, stream = (kw.pop(k) for k in ("format", "from_", "partials", "dtype", "stream"))
     common = {k: kw.pop(k) for k in ("reduction", "base", "device", "strict") if k in kw}
+    check_format(fmt)
     st = settings(spec, kw, **common)
     with progress_bar() as progress:
         result = run_many(spec, pair(spec, sources), st, dtype=dtype, bundle=bundle, progress=progress,
-                          stream=stream)
+                          stream=stream, final=not partials)
     if partials:
         import json
 
@@ -154,8 +163,9 @@ def loss_command(spec: LossSpec):
         _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"), _param("strict", StrictOpt, False),
         _param("partials", Annotated[bool, typer.Option("--partials", help="Print the mergeable partial sums as "
                                                          "JSON, for `lossctl merge`.")], False),
-        _param("stream", Annotated[bool | None, typer.Option("--stream/--no-stream", help="Stream .npy inputs in "
-                                  "chunks [default: when they pass 64 MiB].", show_default=False)], None),
+        _param("stream", Annotated[bool | None, typer.Option(
+            "--stream/--no-stream", show_default=False,
+            help="Stream .npy (and CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")], None),
     ]
 
     @handles_errors

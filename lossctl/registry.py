@@ -59,6 +59,7 @@ class LossSpec:
     default_reduction: str = "mean"
     information: bool = False  # measured in nats, so --base applies
     post: str | None = None  # applied to the reduced value: "exp" makes perplexity of the mean CE
+    stream: str | None = None  # big files stream in chunks of "rows" (a batch axis needed) or of "elements"
     traps: tuple[str, ...] = ()
     denominator: str = "the number of elements"
     extra: dict[str, Any] = field(default_factory=dict)

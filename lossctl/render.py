@@ -72,6 +72,8 @@ def to_plain(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | Multi
 def to_csv(obj: Result | Sequence[CheckResult] | CheckResult | Catalog | MultiResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    if isinstance(obj, MultiResult) and obj.total.values is not None:
+        return to_csv(obj.total)  # reduction none: every value, files in order, as plain prints them
     if isinstance(obj, MultiResult):
         w.writerow(["file", "loss", "reduction", "value", "total", "denominator", "dtype"])
         for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]:

@@ -25,6 +25,9 @@ class Result:
     unit: str = "nats"
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    weighted: bool = False  # the mean divides by a sum of class weights
+    denominator_unit: str = "elements"  # what one denominator counts: targets, elements, samples...
+    constants: dict[str, str] = field(default_factory=dict)  # digests of per-class arrays (weight, pos_weight)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"loss": self.loss, "torch": self.torch_name, "reduction": self.reduction}

@@ -138,3 +138,43 @@ def test_cuda_equals_cpu(name):
         kw = {"logits": x, "target": RNG.integers(0, 2, (16, 5)).astype(np.float32)}
     cpu = lossctl.compute(name, **kw).value
     assert lossctl.compute(name, device="cuda", **kw).value == pytest.approx(cpu, rel=1e-5)
+
+
+def test_a_shard_with_every_target_ignored_still_adds_up(shards, tmp_path):
+    d, x, t, xs, ts = shards
+    ignored = np.full_like(ts[1], -100)
+    np.save(d / "t1.npy", ignored)
+    all_t = np.concatenate([ts[0], ignored, ts[2], ts[3]])
+    want = float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(all_t)))
+    res = invoke("ce", "--logits", d / "l*.npy", "--target", d / "t*.npy", "-f", "plain")
+    assert res.exit_code == 0, res.output
+    values = res.stdout.split()
+    assert values[1] == "nan" and float(values[-1]) == pytest.approx(want, rel=2e-6)
+    res = invoke("ce", "--logits", d / "l1.npy", "--target", d / "t1.npy", "--partials")
+    assert res.exit_code == 0 and json.loads(res.stdout)["partial"]["denominator"] == 0
+    res = invoke("ce", "--logits", d / "l1.npy", "--target", d / "t1.npy")
+    assert res.exit_code == 2 and "ignore-index" in res.stderr
+
+
+def test_bad_format_is_refused_before_any_work(shards):
+    d, *_ = shards
+    res = invoke("ce", "--logits", d / "l0.npy", "--target", d / "t0.npy", "-f", "bogus")
+    assert res.exit_code == 2 and res.stderr.startswith("lossctl: error: --format")
+
+
+def test_many_files_reduction_none_csv_has_every_value(shards):
+    d, x, t, _, _ = shards
+    res = invoke("ce", "--logits", d / "l*.npy", "--target", d / "t*.npy", "--reduction", "none", "-f", "csv")
+    lines = res.stdout.splitlines()
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), reduction="none").numpy()
+    assert lines[0] == "i0,value" and len(lines) == len(want) + 1
+    np.testing.assert_allclose([float(ln.split(",")[1]) for ln in lines[1:]], want, rtol=2e-6)
+
+
+def test_paired_weight_files_that_differ_are_refused(shards, tmp_path):
+    d, *_ = shards
+    np.save(tmp_path / "w0.npy", np.ones(6))
+    np.save(tmp_path / "w1.npy", np.full(6, 2.0))
+    res = invoke("ce", "--logits", d / "l0.npy", "--logits", d / "l1.npy", "--target", d / "t0.npy",
+                 "--target", d / "t1.npy", "--weight", tmp_path / "w0.npy", "--weight", tmp_path / "w1.npy")
+    assert res.exit_code == 2 and "--weight" in res.stderr

@@ -315,3 +315,83 @@ def test_every_streamed_loss_shards_and_merges_exactly(tmp_path, name):
             r = lossctl.compute(name, reduction=reduction, stream=i != 1, **arrays, **opts)  # mixed paths
             docs.append(partial_document(r))
         close(merge(docs).value, float(want(reduction)), np.float32)
+
+
+# Regressions from review: each streamed case below once differed from the in-memory path.
+
+def test_streamed_integer_one_hot_target_is_probabilities_like_in_memory(tmp_path):
+    x = logits()
+    onehot = np.eye(C, dtype=np.int64)[RNG.integers(0, C, N)]
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "oh", onehot)}
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(onehot).float())
+    close(streamed("ce", files).value, float(want), np.float32)
+    one = {"logits": save(tmp_path, "x1", x[:1]), "target": save(tmp_path, "oh1", onehot[:1])}
+    want = F.cross_entropy(torch.from_numpy(x[:1]), torch.from_numpy(onehot[:1]).float())
+    close(lossctl.compute("ce", stream=True, **one).value, float(want), np.float32)
+
+
+def test_streamed_integer_logits_compute_in_float(tmp_path):
+    x, t = RNG.integers(-3, 4, (N, C)), RNG.integers(0, C, N)
+    files = {"logits": save(tmp_path, "xi", x), "target": save(tmp_path, "t", t)}
+    want = F.cross_entropy(torch.from_numpy(x).double(), torch.from_numpy(t))
+    close(streamed("ce", files).value, float(want), np.float64)
+
+
+def test_streamed_entropy_with_negative_dim_on_the_batch_axis_is_not_split(tmp_path):
+    p = RNG.dirichlet(np.ones(N), size=C).T.astype(np.float32).copy()  # (N, C): each column a distribution
+    r = lossctl.compute("entropy", probs=save(tmp_path, "p", p), dim=-2, stream=True)
+    want = torch.distributions.Categorical(probs=torch.from_numpy(p).T).entropy().mean()
+    close(r.value, float(want), np.float32)
+    assert not r.warnings
+
+
+def test_streamed_bce_with_a_per_class_weight_when_rows_equal_classes(tmp_path):
+    n = 12
+    x, y = logits(np.float32, (n, n)), RNG.integers(0, 2, (n, n)).astype(np.float32)
+    w = RNG.uniform(0.5, 2, n).astype(np.float32)
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "y", y), "weight": save(tmp_path, "w", w)}
+    want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w))
+    close(streamed("bce", files).value, float(want), np.float32)
+
+
+def test_one_dimensional_kl_is_one_distribution_and_not_split(tmp_path):
+    q = torch.softmax(torch.from_numpy(logits(np.float32, (200,))), 0)
+    lp = torch.log_softmax(torch.from_numpy(logits(np.float32, (200,))), 0)
+    files = {"log_probs": save(tmp_path, "lp", lp.numpy()), "target": save(tmp_path, "q", q.numpy())}
+    r = lossctl.compute("kl", reduction="batchmean", stream=True, strict=True, **files)
+    close(r.value, float(F.kl_div(lp, q, reduction="batchmean")), np.float32)
+
+
+def test_streamed_fully_masked_row_is_torchs_value_without_numpy_noise(tmp_path, recwarn):
+    x, t = logits(), RNG.integers(0, C, N)
+    x[3] = -np.inf
+    t[5] = -100
+    x[5, 0] = -np.inf  # an ignored target whose stand-in class is masked still costs 0
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}
+    want = float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), reduction="sum"))
+    got = streamed("ce", files, reduction="sum").value
+    assert np.isnan(got) == np.isnan(want) and (np.isnan(want) or got == pytest.approx(want))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_streamed_csv_bad_cell_names_the_files_line(tmp_path):
+    pytest.importorskip("pandas")
+    lines = ["0.1,0.2,0.3"] * 40_000
+    lines[30_000] = "0.1,abc,0.3"
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "t.csv").write_text("\n".join(["1"] * 40_000) + "\n")
+    with pytest.raises(LossctlError, match="row 30001, column 2"):
+        streamed("ce", {"logits": str(tmp_path / "x.csv"), "target": str(tmp_path / "t.csv")})
+
+
+def test_merge_refuses_partials_with_other_weights():
+    x, t = logits(), RNG.integers(0, C, N)
+    w1, w2 = np.ones(C, np.float32), np.full(C, 2.0, np.float32)
+    plain = partial_document(lossctl.compute("ce", logits=x, target=t))
+    a = partial_document(lossctl.compute("ce", logits=x, target=t, weight=w1))
+    b = partial_document(lossctl.compute("ce", logits=x, target=t, weight=w2))
+    for pair in ((plain, a), (a, b)):
+        with pytest.raises(LossctlError, match="per-class arrays"):
+            merge(list(pair))
+    assert merge([a, a]).value == pytest.approx(float(F.cross_entropy(
+        torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate([t, t])))), rel=2e-6)

@@ -64,6 +64,7 @@ class CsvRows:
         self._first_line = 2 if header else 1
         self._pending: np.ndarray | None = None
         self._done = 0
+        self._parsed = 0  # rows in the chunks pandas has handed over: where the next chunk's rows start
         self.dtype = None
 
     def read(self, n: int) -> np.ndarray:
@@ -101,14 +102,15 @@ class CsvRows:
             row = int(np.flatnonzero(numeric.isna().to_numpy() & frame[col].notna().to_numpy())[0]) \
                 if (numeric.isna() & frame[col].notna()).any() else 0
             cell = frame[col].iloc[row]
-            line = self._first_line + self._done + row
+            line = self._first_line + self._parsed + row
             raise InputError(f"row {line}, column {int(col) + 1}: {str(cell)[:40]!r} is not a number",
                              option=self.option, source=self.path)
         arr = frame.to_numpy()
         if arr.dtype.kind == "f" and np.isnan(arr).any():
             r, c = (int(i) for i in np.argwhere(np.isnan(arr))[0])
-            raise InputError(f"row {self._first_line + self._done + r}, column {c + 1}: empty or missing cell "
+            raise InputError(f"row {self._first_line + self._parsed + r}, column {c + 1}: empty or missing cell "
                              "(ragged rows?)", option=self.option, source=self.path)
+        self._parsed += len(arr)
         if self.dtype is None:
             self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype
         return arr[:, 0] if arr.shape[1] == 1 else arr

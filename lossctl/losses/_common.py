@@ -101,6 +101,11 @@ def check_weight(weight: np.ndarray | None, n_classes: int, role: str = "weight"
                          option=flag(role))
 
 
+def check_unit_interval(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"must be in [0, 1]; got {value}", option=flag(name))
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"must be one of {', '.join(choices)}; got {value!r}", option=flag(name))

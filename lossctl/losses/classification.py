@@ -13,6 +13,7 @@ from ._common import (
     check_nonempty,
     check_range,
     check_shape,
+    check_unit_interval,
     check_weight,
     floats,
     ints,
@@ -65,8 +66,7 @@ def cross_entropy(a: dict, o: dict, ctx: Context) -> LossOutput:
     axis, n_classes, index_shape = split_classes(logits)
     check_choice("target_kind", o["target_kind"], ("auto", "index", "prob", "logits"))
     eps = o["label_smoothing"]
-    if not 0.0 <= eps <= 1.0:
-        raise UsageError(f"must be in [0, 1]; got {eps}", option="--label-smoothing")
+    check_unit_interval("label_smoothing", eps)
     check_weight(weight, n_classes)
     kind = target_kind(o["target_kind"], logits, target, index_shape)
     x = floats(logits, ctx)

@@ -35,11 +35,12 @@ def index_partial(x: np.ndarray, t: np.ndarray, weight: np.ndarray | None, *, ig
     picked = x[rows, tt]
     if input_kind == "logits":
         m = x.max(axis=1, keepdims=True)
-        m[~np.isfinite(m)] = 0  # a fully masked row: let it come out as torch does (nan), not warn here
+        m[~np.isfinite(m)] = 0  # a fully masked row: let it come out as torch does (inf or nan), not warn here
         z = np.subtract(x, m)
         np.exp(z, out=z)
-        lse = np.log(z.sum(axis=1)) + m[:, 0]
-        logp_t = picked - lse
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lse = np.log(z.sum(axis=1)) + m[:, 0]
+            logp_t = picked - lse
     elif input_kind == "log_probs":
         lse = None
         logp_t = picked
@@ -47,6 +48,7 @@ def index_partial(x: np.ndarray, t: np.ndarray, weight: np.ndarray | None, *, ig
         with np.errstate(divide="ignore"):
             logp_t = np.log(picked)
         lse = None
+    logp_t = np.where(keep, logp_t, 0.0)  # an ignored target costs 0 even where its stand-in class is masked
     w_t = weight[tt].astype(np.float64) if weight is not None else np.ones(len(tt))
     w_t[~keep] = 0.0
     loss = -(1.0 - label_smoothing) * w_t * logp_t.astype(np.float64)

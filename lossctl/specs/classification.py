@@ -12,7 +12,7 @@ TARGET_KIND = Opt("target_kind", str, "auto",
                   choices=("auto", "index", "prob", "logits"))
 
 register_loss(LossSpec(
-    name="ce", aliases=("cross-entropy",), torch_name="torch.nn.CrossEntropyLoss",
+    name="ce", stream="rows", aliases=("cross-entropy",), torch_name="torch.nn.CrossEntropyLoss",
     summary="Cross entropy between logits and class indices or a target distribution.",
     formula="loss_n = -sum_c w_c * q_{n,c} * log softmax(x_n)_c; index target q = onehot(y_n)",
     roles=(Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True),
@@ -30,7 +30,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="nll", torch_name="torch.nn.NLLLoss",
+    name="nll", stream="rows", torch_name="torch.nn.NLLLoss",
     summary="Negative log-likelihood of the target class under log-probabilities.",
     formula="loss_n = -w_{y_n} * logp_{n, y_n}",
     roles=(Role("log_probs", "Log-probabilities (what NLLLoss takes), shape (C), (N, C) or (N, C, d...).",
@@ -47,7 +47,8 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="bce", aliases=("binary-cross-entropy",), torch_name="torch.nn.BCELoss / torch.nn.BCEWithLogitsLoss",
+    name="bce", stream="elements", aliases=("binary-cross-entropy",),
+    torch_name="torch.nn.BCELoss / torch.nn.BCEWithLogitsLoss",
     summary="Binary cross entropy of probabilities (BCELoss) or logits (BCEWithLogitsLoss).",
     formula="loss = -w * [pos_weight * y * log p + (1 - y) * log(1 - p)], p = x or sigmoid(x)",
     roles=(Role("probs", "Probabilities in [0, 1] (BCELoss).", group="input"),

@@ -3,7 +3,7 @@
 from ..registry import LossSpec, Opt, Role, register_loss
 
 register_loss(LossSpec(
-    name="kl", aliases=("kl-div",), torch_name="torch.nn.KLDivLoss",
+    name="kl", stream="rows", aliases=("kl-div",), torch_name="torch.nn.KLDivLoss",
     summary="Kullback-Leibler divergence KL(target || model), elementwise as KLDivLoss computes it.",
     formula="loss_{n,c} = p_{n,c} * (log p_{n,c} - log q_{n,c}), p = target, log q = model log-probs",
     roles=(Role("log_probs", "The model's log-probabilities (what KLDivLoss takes).", group="input",
@@ -22,7 +22,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="entropy", torch_name="torch.distributions.Categorical(...).entropy()",
+    name="entropy", stream="rows", torch_name="torch.distributions.Categorical(...).entropy()",
     summary="Shannon entropy of each distribution, reduced over the batch.",
     formula="H_n = -sum_c p_{n,c} * log p_{n,c}, with 0 log 0 = 0",
     roles=(Role("probs", "Probabilities (normalised along --dim, as Categorical does).", group="input"),

@@ -48,7 +48,7 @@ _CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1
              Role("target", "Class indices (N) or probabilities of the logits' shape.", neg_inf_ok=True), WEIGHT)
 
 register_loss(LossSpec(
-    name="perplexity", aliases=("ppl",), torch_name="torch.exp(torch.nn.CrossEntropyLoss()(...))",
+    name="perplexity", stream="rows", aliases=("ppl",), torch_name="torch.exp(torch.nn.CrossEntropyLoss()(...))",
     summary="exp of the mean cross entropy: the effective number of equally likely choices per target.",
     formula="ppl = exp(sum_n CE_n / denominator), CE and its denominator exactly as ce computes them",
     roles=_CE_ROLES,
