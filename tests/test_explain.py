@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
-from test_registry import CASES
+from test_registry import CASES, tensors
 
 from lossctl.errors import UsageError
 from lossctl.explain import explain, explain_command, explain_data, parse_args
@@ -91,7 +91,12 @@ def test_every_loss_explains_a_computation(name):
     case = CASES[name]()[0]
     e = explain_data(name, case.arrays, case.options, samples=2)
     spec = get_loss(name)
-    assert e.totals and dict(e.totals)["reduction"] == spec.default_reduction
+    totals = dict(e.totals)
+    assert totals["reduction"] == spec.default_reduction
+    if "torch value" in totals and case.torch_fn is not None:
+        # the explained value is torch's, not lossctl's word for it
+        want = float(case.torch_fn(tensors(case.arrays, np.float64), spec.default_reduction))
+        assert float(totals["torch value"].split()[0]) == pytest.approx(want, rel=1e-9, abs=1e-12)
     assert e.steps or "none" not in spec.reductions
 
 
