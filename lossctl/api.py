@@ -12,7 +12,7 @@ import numpy as np
 from .errors import ComputeError, InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
 from .io import Loaded, load_array, load_bundle, read_stdin
 from .reduce import Partial, as_numpy, describe, finish, partial_of
-from .registry import LossSpec, get_loss
+from .registry import LossSpec, flag, get_loss
 from .result import Result
 
 BASES = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
@@ -27,9 +27,9 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
     if bundle == "-":
         readers.append("from")
     if len(readers) > 1:
-        flags = ", ".join("--" + r.replace("_", "-") for r in readers)
-        raise UsageError(f"only one option may read standard input; {flags} all ask for '-'", option="-")
-    stdin = read_stdin("--" + readers[0].replace("_", "-")) if readers else None
+        flags = ", ".join(flag(r) for r in readers)
+        raise UsageError(f"only one option may read standard input; {flags} all ask for '-'", option=flag(readers[1]))
+    stdin = read_stdin(flag(readers[0])) if readers else None
     loaded: dict[str, Loaded] = {}
     if bundle is not None:
         arrays, binary = load_bundle(bundle, stdin=stdin)
@@ -39,7 +39,7 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
             if role in names and role not in sources:
                 loaded[role] = Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
     for role, value in sources.items():
-        loaded[role] = load_source(value, "--" + role.replace("_", "-"), stdin)
+        loaded[role] = load_source(value, flag(role), stdin)
     _check_roles(spec, loaded, bundle)
     return loaded
 
@@ -124,7 +124,7 @@ def resolve_options(spec: LossSpec, options: Mapping[str, Any]) -> dict[str, Any
     for key, value in options.items():
         name = key.replace("-", "_")
         if name not in known:
-            raise UsageError(f"{spec.name} has no option --{key.replace('_', '-')}", option="--" + key)
+            raise UsageError(f"{spec.name} has no option {flag(key)}", option=flag(key))
         if value is None:
             continue
         opt = known[name]

@@ -19,7 +19,7 @@ from .api import Settings, evaluate, make_result
 from .errors import InputError, UsageError
 from .io import looks_literal
 from .reduce import Partial
-from .registry import LossSpec, get_loss
+from .registry import LossSpec, flag, get_loss
 from .result import MultiResult, Result
 
 PARTIAL_KIND = "lossctl-partial"
@@ -50,8 +50,8 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None]) -> list[dict[s
     many = {r: v for r, v in sources.items() if v is not None and len(v) > 1}
     counts = {len(v) for v in many.values()}
     if len(counts) > 1:
-        desc = ", ".join(f"--{r.replace('_', '-')} has {len(v)}" for r, v in many.items())
-        raise UsageError(f"file counts must match to pair them: {desc}", option="--" + next(iter(many)))
+        desc = ", ".join(f"{flag(r)} has {len(v)}" for r, v in many.items())
+        raise UsageError(f"file counts must match to pair them: {desc}", option=flag(next(iter(many))))
     n = counts.pop() if counts else 1
     return [{r: (v[i] if r in many else (v[0] if v else None)) for r, v in sources.items()} for i in range(n)]
 
@@ -92,7 +92,7 @@ def _same_constants(results: list[Result], labels: list[str]) -> None:
         if r.constants != results[0].constants or r.weighted != results[0].weighted:
             role = next(iter(set(r.constants) ^ set(results[0].constants) or r.constants or {"weight": ""}))
             raise UsageError(f"{label} was computed with another {role} than {labels[0]}: their sums do not add "
-                             "up to one loss", option="--" + role.replace("_", "-"))
+                             "up to one loss", option=flag(role))
 
 
 def partial_document(obj: Result | MultiResult) -> dict[str, Any]:

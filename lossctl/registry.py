@@ -13,6 +13,11 @@ from typing import Any
 from .errors import UsageError
 
 
+def flag(name: str) -> str:
+    """The command-line option for a role or option name: `log_probs` -> `--log-probs`."""
+    return "--" + name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Role:
     """One array the loss reads, e.g. `logits`. Roles sharing a `group` are alternatives: exactly one is given."""
@@ -27,7 +32,7 @@ class Role:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag(self.name)
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class Opt:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag(self.name)
 
 
 @dataclass(frozen=True)

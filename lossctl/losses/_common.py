@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError, UsageError, ValueRangeError
+from ..registry import flag
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,6 @@ class Context:
     dtype: np.dtype
     device: str = "cpu"
     reduction: str = "mean"
-
-
-def flag(role: str) -> str:
-    return "--" + role.replace("_", "-")
 
 
 def floats(arr: np.ndarray, ctx: Context):

@@ -15,6 +15,7 @@ from ._common import (
     check_shape,
     check_unit_interval,
     check_weight,
+    flag,
     floats,
     ints,
     row_sum_warning,
@@ -26,7 +27,7 @@ def split_classes(logits: np.ndarray, role: str = "logits") -> tuple[int, int, t
     """(class axis, number of classes, shape of an index target) for (C), (N, C) or (N, C, d1..dk) input."""
     if logits.ndim == 0:
         raise ShapeError("is a single number; class scores have shape (C), (N, C) or (N, C, d1..dk)",
-                         option="--" + role.replace("_", "-"))
+                         option=flag(role))
     axis = 0 if logits.ndim == 1 else 1
     return axis, logits.shape[axis], logits.shape[:axis] + logits.shape[axis + 1:]
 
@@ -168,5 +169,5 @@ def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: C
             raise ValueError
     except ValueError:
         raise ShapeError(f"shape {arr.shape} does not broadcast to the input's {tuple(shape)}",
-                         option="--" + role.replace("_", "-")) from None
+                         option=flag(role)) from None
     return floats(arr, ctx)

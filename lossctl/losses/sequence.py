@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
-from ._common import Context, check_classes, check_nonempty, check_range, floats, ints, position
+from ._common import Context, check_classes, check_nonempty, check_range, flag, floats, ints, position
 
 
 def ctc(a: dict, o: dict, ctx: Context) -> LossOutput:
@@ -24,7 +24,7 @@ def ctc(a: dict, o: dict, ctx: Context) -> LossOutput:
     for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
         if arr.shape != length_shape:
             raise ShapeError(f"shape {arr.shape} does not match --log-probs {lp.shape}; expected {length_shape}",
-                             option="--" + role.replace("_", "-"))
+                             option=flag(role))
     if not 0 <= o["blank"] < n_classes:
         raise UsageError(f"must be a class index in [0, {n_classes}); got {o['blank']}", option="--blank")
     check_range("input_lengths", in_len, 0, steps, f"input lengths must be in [0, T = {steps}]")
