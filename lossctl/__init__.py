@@ -8,10 +8,8 @@ __all__ = ["__version__", "compute", "check", "decompose"]
 
 def __getattr__(name: str):
     # The API pulls in numpy; keep `import lossctl` (and so `lossctl --help`) light until it is used.
-    if name == "compute":
-        from .api import compute
-        return compute
-    if name in ("check", "decompose"):
-        from . import checks
-        return getattr(checks, name)
+    if name in ("compute", "check", "decompose"):
+        from . import api
+
+        return getattr(api, name)
     raise AttributeError(name)

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .api import Settings, evaluate, make_result
 from .errors import InputError, UsageError
 from .io import looks_literal
+from .pipeline import Settings, make_result
 from .reduce import Partial
-from .registry import LossSpec, flag, get_loss
+from .registry import LossSpec, flag
 from .result import MultiResult, Result
+from .specs import get_loss
+from .stream import evaluate
 
 PARTIAL_KIND = "lossctl-partial"
 
@@ -80,6 +82,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     first = results[0]
     merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
                          weighted=first.weighted, warnings=[], constants=first.constants, final=final,
+                         backend="+".join(sorted({r.backend for r in results})),
                          notes=[f"exact total over {len(results)} files: their partial sums added, then divided"],
                          values=values)
     warnings = [w for r in results for w in r.warnings]
@@ -102,7 +105,8 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
         raise UsageError("partials need a reduction (mean, sum or batchmean), not none", option="--partials")
     files = obj.labels if isinstance(obj, MultiResult) else []
     return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
-            "dtype": r.dtype, "unit": r.denominator_unit, "weighted": r.weighted, "constants": r.constants,
+            "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
+            "constants": r.constants,
             "partial": r.partial.to_dict(), "files": files}
 
 
@@ -143,9 +147,10 @@ def merge(docs: list[dict[str, Any]]) -> Result:
     for d in docs:
         total = total + Partial.from_dict(d["partial"])
     options = {k: v for k, v in first["options"].items() if k != "base"}
-    st = Settings(first["reduction"], options, first["options"].get("base", "e"), "cpu", False)
+    st = Settings(first["reduction"], options, first["options"].get("base", "e"))
     # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
     dtypes = "+".join(sorted({d["dtype"] for d in docs}))
+    backends = "+".join(sorted({d.get("backend") or "unknown" for d in docs}))
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
-                       weighted=first["weighted"], warnings=[],
+                       weighted=first["weighted"], warnings=[], backend=backends,
                        notes=[f"merged from {len(docs)} partials: sums added, then divided"])

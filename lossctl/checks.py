@@ -1,8 +1,8 @@
-"""The tutorial's identities as functions that return data (`CheckResult`); they never print.
+"""The tutorial's identities as functions that return data (`CheckResult`, `CheckReport`); they never print.
 
 - decompose: CE = H(target) + KL(target || softmax(logits)), per sample.
 - check: CE with index targets = NLL of log_softmax; CE with one-hot targets = CE with indices;
-  BCE = two-class NLL; and the decomposition's summary.
+  BCE = two-class NLL; and the decomposition's summary. torch computes both sides of every identity.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from .api import compute_dtype, gather
 from .errors import UsageError
 from .losses._common import (
     Context,
@@ -26,11 +25,19 @@ from .losses._common import (
     floats,
     ints,
 )
-from .losses.classification import split_classes, target_kind
-from .registry import get_loss
-from .result import CheckResult, CheckRow
+from .losses.classification import split_classes, target_kind_of
+from .pipeline import check_finite, compute_dtype, gather, resolve_options
+from .result import CheckReport, CheckResult, CheckRow
+from .specs import get_loss
 
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-5), np.dtype(np.float64): (1e-10, 1e-10)}
+DECOMPOSE = "CE = H(target) + KL(target || softmax(logits))"
+CE_NLL = "CE(logits, index) = NLL(log_softmax(logits), index)"
+ONEHOT = "CE(logits, one_hot(index)) = CE(logits, index)"
+BCE_NLL = "BCE(p, y) = NLL(log[1 - p, p], y)"
+NEEDS = {"ce-nll": "(N, C) logits with class-index targets", "onehot-index": "(N, C) logits with class-index "
+         "targets", "bce-nll": "binary data: (N) logits or probabilities, or (N, 2) logits, with 0/1 targets",
+         "decompose": "(N, C) logits"}
 
 
 def _close(a: float, b: float, atol: float, rtol: float) -> bool:
@@ -44,13 +51,15 @@ def _prepare(sources: Mapping[str, Any], options: Mapping[str, Any], dtype: str,
     """Load and validate the arrays as `loss` reads them, so that errors name the option that was given."""
     spec = get_loss(loss)
     loaded = gather(spec, sources, bundle)
-    from .api import check_finite, resolve_options
-
     check_finite(spec, loaded)
     opts = resolve_options(spec, options)
     ctx = Context(dtype=compute_dtype(spec, loaded, dtype), reduction="none")
-    arrays = {k: v.array for k, v in loaded.items()}
-    return arrays, opts, ctx
+    return {k: v.array for k, v in loaded.items()}, opts, ctx
+
+
+def _tolerances(dtype, atol: float | None, rtol: float | None) -> tuple[float, float]:
+    atol_d, rtol_d = TOLERANCE[np.dtype(dtype)]
+    return (atol_d if atol is None else atol), (rtol_d if rtol is None else rtol)
 
 
 def _rows_last(t, axis: int):
@@ -60,44 +69,33 @@ def _rows_last(t, axis: int):
     return torch.movedim(t, axis, -1).reshape(-1, t.shape[axis]) if t.ndim > 1 else t.reshape(1, -1)
 
 
-def decompose(*, logits, target, weight=None, target_kind_: str = "auto", label_smoothing: float = 0.0,
-              ignore_index: int = -100, dtype: str = "auto", atol: float | None = None,
-              rtol: float | None = None, bundle: str | None = None) -> CheckResult:
-    """Per sample: CE, the target's entropy H, KL(target || softmax(logits)), and whether CE = H + KL."""
+def _target_distribution(x, t_np, kind: str, opts: dict, axis: int, n_classes: int, w, ctx: Context, notes: list):
+    """(CE per sample, the target distribution q as rows, which rows count) for index or probability targets."""
     import torch
     import torch.nn.functional as F
 
-    arrays, opts, ctx = _prepare({"logits": logits, "target": target, "weight": weight},
-                                 {"target_kind": target_kind_, "label_smoothing": label_smoothing,
-                                  "ignore_index": ignore_index}, dtype, bundle)
-    x_np, t_np, w_np = arrays["logits"], arrays["target"], arrays.get("weight")
-    check_nonempty("logits", x_np)
-    axis, n_classes, index_shape = split_classes(x_np)
-    check_weight(w_np, n_classes)
-    kind = target_kind(opts["target_kind"], x_np, t_np, index_shape)
     eps = opts["label_smoothing"]
-    x = floats(x_np, ctx)
-    w = floats(w_np, ctx) if w_np is not None else None
-    notes: list[str] = []
-    keep = None
     if kind == "index":
-        check_shape("target", t_np, index_shape, "--logits", x_np.shape)
         check_classes("target", t_np, n_classes, opts["ignore_index"])
         t = ints(t_np, "target", ctx)
-        ce = F.cross_entropy(x, t, weight=w, ignore_index=opts["ignore_index"], reduction="none",
-                             label_smoothing=eps)
-        keep = (t != opts["ignore_index"]).reshape(-1)
-        q = F.one_hot(t.clamp(0, n_classes - 1).reshape(-1), n_classes).to(x.dtype)
+        ce = F.cross_entropy(x, t, weight=w, ignore_index=opts["ignore_index"], reduction="none", label_smoothing=eps)
         notes.append("class-index targets: the target is one-hot, so H = 0 and CE = KL")
-    else:
-        check_shape("target", t_np, x_np.shape, "--logits", x_np.shape)
-        if kind == "prob":
-            check_range("target", t_np, 0.0, None, "probabilities must be >= 0")
-        q_t = floats(t_np, ctx)
-        if kind == "logits":
-            q_t = torch.softmax(q_t, dim=axis)
-        ce = F.cross_entropy(x, q_t, weight=w, reduction="none", label_smoothing=eps)
-        q = _rows_last(q_t, axis)
+        q = F.one_hot(t.clamp(0, n_classes - 1).reshape(-1), n_classes).to(x.dtype)
+        return ce, q, (t != opts["ignore_index"]).reshape(-1)
+    if kind == "prob":
+        check_range("target", t_np, 0.0, None, "probabilities must be >= 0")
+    q_t = floats(t_np, ctx)
+    if kind == "logits":
+        q_t = torch.softmax(q_t, dim=axis)
+    ce = F.cross_entropy(x, q_t, weight=w, reduction="none", label_smoothing=eps)
+    return ce, _rows_last(q_t, axis), None
+
+
+def _entropy_and_kl(x, q, w, axis: int, eps: float, n_classes: int, notes: list):
+    """H(q) and KL(q || softmax(x)) per row, with the label smoothing and class weights CE used."""
+    import torch
+    import torch.nn.functional as F
+
     if eps:
         q = q * (1 - eps) + eps / n_classes
         notes.append(f"label smoothing {eps} changes the target to (1 - {eps}) q + {eps}/C: "
@@ -109,106 +107,128 @@ def decompose(*, logits, target, weight=None, target_kind_: str = "auto", label_
         h_terms, kl_terms = h_terms * w, kl_terms * w
         notes.append("class weights: CE_w = sum_c w_c q_c (-log p_c) is not H + KL; the form that holds scales "
                      "each class's term: CE_w = H_w + KL_w with H_w = -sum_c w_c q_c log q_c")
-    h, kl = h_terms.sum(-1).double(), kl_terms.sum(-1).double()
-    ce = ce.reshape(-1).double()
-    atol_d, rtol_d = TOLERANCE[np.dtype(ctx.dtype)]
-    atol = atol_d if atol is None else atol
-    rtol = rtol_d if rtol is None else rtol
+    return h_terms.sum(-1).double(), kl_terms.sum(-1).double()
+
+
+def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_smoothing: float = 0.0,
+              ignore_index: int = -100, dtype: str = "auto", atol: float | None = None,
+              rtol: float | None = None, bundle: str | None = None) -> CheckResult:
+    """Per sample: CE, the target's entropy H, KL(target || softmax(logits)), and whether CE = H + KL."""
+    arrays, opts, ctx = _prepare({"logits": logits, "target": target, "weight": weight},
+                                 {"target_kind": target_kind, "label_smoothing": label_smoothing,
+                                  "ignore_index": ignore_index}, dtype, bundle)
+    x_np, t_np, w_np = arrays["logits"], arrays["target"], arrays.get("weight")
+    check_nonempty("logits", x_np)
+    axis, n_classes, index_shape = split_classes(x_np)
+    check_weight(w_np, n_classes)
+    kind = target_kind_of(opts["target_kind"], x_np, t_np, index_shape)
+    check_shape("target", t_np, index_shape if kind == "index" else x_np.shape, "--logits", x_np.shape)
+    x = floats(x_np, ctx)
+    w = floats(w_np, ctx) if w_np is not None else None
+    notes: list[str] = []
+    ce, q, keep = _target_distribution(x, t_np, kind, opts, axis, n_classes, w, ctx, notes)
+    h, kl = _entropy_and_kl(x, q, w, axis, opts["label_smoothing"], n_classes, notes)
+    atol, rtol = _tolerances(ctx.dtype, atol, rtol)
+    rows = _decompose_rows(ce.reshape(-1).double(), h, kl, keep, index_shape if x_np.ndim > 1 else (), atol, rtol)
+    if keep is not None and not bool(keep.all()):
+        notes.append(f"{int((~keep).sum())} targets equal --ignore-index and are left out")
+    return CheckResult("decompose", DECOMPOSE, "ce", "entropy+kl", rows, atol, rtol, str(ctx.dtype), notes,
+                       columns=("entropy", "kl"))
+
+
+def _decompose_rows(ce, h, kl, keep, shape: tuple[int, ...], atol: float, rtol: float) -> list[CheckRow]:
     rows = []
-    shape = index_shape if x_np.ndim > 1 else ()
     for i in range(ce.numel()):
         if keep is not None and not bool(keep[i]):
             continue
-        label = str([int(j) for j in np.unravel_index(i, shape)]) if shape and len(shape) > 1 else str(i)
+        label = str([int(j) for j in np.unravel_index(i, shape)]) if len(shape) > 1 else str(i)
         c, hh, kk = float(ce[i]), float(h[i]), float(kl[i])
         rows.append(CheckRow(label, c, hh + kk, _close(c, hh + kk, atol, rtol), {"entropy": hh, "kl": kk}))
-    if keep is not None and not bool(keep.all()):
-        notes.append(f"{int((~keep).sum())} targets equal --ignore-index and are left out")
-    return CheckResult("decompose", "CE = H(target) + KL(target || softmax(logits))", "ce", "entropy+kl", rows,
-                       atol, rtol, str(ctx.dtype), notes, columns=("entropy", "kl"))
+    return rows
 
 
-def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: float | None = None,
-          rtol: float | None = None, bundle: str | None = None) -> list[CheckResult]:
-    """Every tutorial identity that applies to the given data; the others come back with `skipped` set."""
+def _per_sample(name: str, statement: str, names: tuple[str, str], left, right, tol: tuple[float, float],
+                dtype: str, notes=()) -> CheckResult:
+    left, right = left.reshape(-1).double(), right.reshape(-1).double()
+    rows = [CheckRow(str(i), float(a), float(b), _close(float(a), float(b), *tol))
+            for i, (a, b) in enumerate(zip(left, right, strict=True))]
+    return CheckResult(name, statement, names[0], names[1], rows, tol[0], tol[1], dtype, list(notes))
+
+
+def _index_checks(x_np, t_np, ctx: Context, tol) -> list[CheckResult]:
+    """CE = NLL of log_softmax, and one-hot targets = index targets, on (N, C[, d...]) logits."""
     import torch
     import torch.nn.functional as F
 
+    axis, n_classes, index_shape = split_classes(x_np)
+    if t_np.shape != index_shape:
+        raise UsageError(f"class indices must have shape {index_shape} for --logits {x_np.shape}", option="--target")
+    check_classes("target", t_np, n_classes, None)
+    x, t = floats(x_np, ctx), ints(t_np, "target", ctx)
+    ce = F.cross_entropy(x, t, reduction="none")
+    nll = F.nll_loss(torch.log_softmax(x, dim=axis), t, reduction="none")
+    onehot = torch.movedim(F.one_hot(t, n_classes).to(x.dtype), -1, axis)
+    dt = str(ctx.dtype)
+    return [_per_sample("ce-nll", CE_NLL, ("ce", "nll"), ce, nll, tol, dt),
+            _per_sample("onehot-index", ONEHOT, ("ce_onehot", "ce_index"),
+                        F.cross_entropy(x, onehot, reduction="none"), ce, tol, dt)]
+
+
+def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResult:
+    """BCE(p, y) = NLL(log[1 - p, p], y), with p the probabilities, sigmoid(logits) or softmax(logits)[:, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    role = "probs" if probs_given else "logits"
+    check_shape("target", t_np, x_np.shape[:1] if role == "logits" and x_np.ndim == 2 else x_np.shape,
+                flag(role), x_np.shape)
+    if probs_given:
+        check_range("probs", x_np, 0.0, 1.0, "probabilities must be in [0, 1]")
+    x = floats(x_np, ctx)
+    if probs_given:
+        p1, note = x.reshape(-1), "p = the given probabilities"
+    elif x_np.ndim == 1:
+        p1, note = torch.sigmoid(x), "p = sigmoid(logits)"
+    else:
+        p1, note = torch.softmax(x, dim=1)[:, 1], "p = softmax(logits)[:, 1] (two classes)"
+    t = ints(t_np, "target", ctx).reshape(-1)
+    bce = F.binary_cross_entropy(p1, t.to(x.dtype), reduction="none")
+    nll = F.nll_loss(torch.log(torch.stack([1 - p1, p1], dim=-1)), t, reduction="none")
+    return _per_sample("bce-nll", BCE_NLL, ("bce", "nll"), bce, nll, tol, str(ctx.dtype), [note])
+
+
+def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: float | None = None,
+          rtol: float | None = None, bundle: str | None = None) -> CheckReport:
+    """Every tutorial identity that applies to the given data; the others come back with `skipped` set.
+
+    Data on which no identity applies is a usage error: a check that checked nothing has not passed.
+    """
     if (logits is None) == (probs is None) and bundle is None:
         raise UsageError("give one of --logits or --probs", option="--logits")
     arrays, _, ctx = _prepare({"logits": logits, "probs": probs, "target": target}, {}, dtype, bundle, loss="nll")
-    if "probs" in arrays:
-        probs = arrays["probs"]
+    probs_given = "probs" in arrays
     x_np, t_np = arrays.get("logits", arrays.get("probs")), arrays["target"]
-    check_nonempty("probs" if probs is not None else "logits", x_np)
-    atol_d, rtol_d = TOLERANCE[np.dtype(ctx.dtype)]
-    atol = atol_d if atol is None else atol
-    rtol = rtol_d if rtol is None else rtol
-    dt = str(ctx.dtype)
-    results = []
-
-    def per_sample(name, statement, left_name, right_name, left, right, notes=()):
-        left, right = left.reshape(-1).double(), right.reshape(-1).double()
-        rows = [CheckRow(str(i), float(a), float(b), _close(float(a), float(b), atol, rtol))
-                for i, (a, b) in enumerate(zip(left, right, strict=True))]
-        return CheckResult(name, statement, left_name, right_name, rows, atol, rtol, dt, list(notes))
-
-    def skipped(name, statement, why):
-        return CheckResult(name, statement, "left", "right", [], atol, rtol, dt, skipped=why)
-
-    binary = probs is not None or x_np.ndim == 1 or (x_np.ndim == 2 and x_np.shape[1] == 2)
+    check_nonempty("probs" if probs_given else "logits", x_np)
+    tol = _tolerances(ctx.dtype, atol, rtol)
     is_index = t_np.dtype.kind in "iu" or (t_np.ndim == x_np.ndim - 1 and np.all(t_np == np.round(t_np)))
-    multi = probs is None and x_np.ndim >= 2
+    multi = not probs_given and x_np.ndim >= 2
+    binary = probs_given or x_np.ndim == 1 or (x_np.ndim == 2 and x_np.shape[1] == 2)
+    found: dict[str, CheckResult] = {}
     if multi and is_index:
-        axis, n_classes, index_shape = split_classes(x_np)
-        if t_np.shape != index_shape:
-            raise UsageError(f"class indices must have shape {index_shape} for --logits {x_np.shape}",
-                             option="--target")
-        check_classes("target", t_np, n_classes, None)
-        x, t = floats(x_np, ctx), ints(t_np, "target", ctx)
-        ce = F.cross_entropy(x, t, reduction="none")
-        nll = F.nll_loss(torch.log_softmax(x, dim=axis), t, reduction="none")
-        results.append(per_sample("ce-nll", "CE(logits, index) = NLL(log_softmax(logits), index)", "ce", "nll",
-                                  ce, nll))
-        onehot = torch.movedim(F.one_hot(t, n_classes).to(x.dtype), -1, axis)
-        results.append(per_sample("onehot-index", "CE(logits, one_hot(index)) = CE(logits, index)",
-                                  "ce_onehot", "ce_index", F.cross_entropy(x, onehot, reduction="none"), ce))
-    else:
-        why = "needs (N, C) logits with class-index targets"
-        results.append(skipped("ce-nll", "CE(logits, index) = NLL(log_softmax(logits), index)", why))
-        results.append(skipped("onehot-index", "CE(logits, one_hot(index)) = CE(logits, index)", why))
+        found.update((c.name, c) for c in _index_checks(x_np, t_np, ctx, tol))
     if binary and is_index and set(np.unique(t_np).tolist()) <= {0, 1}:
-        role = "probs" if probs is not None else "logits"
-        check_shape("target", t_np, x_np.shape[:1] if role == "logits" and x_np.ndim == 2 else x_np.shape,
-                    flag(role), x_np.shape)
-        if probs is not None:
-            check_range("probs", x_np, 0.0, 1.0, "probabilities must be in [0, 1]")
-        x = floats(x_np, ctx)
-        if probs is not None:
-            p1 = x.reshape(-1)
-            note = "p = the given probabilities"
-        elif x_np.ndim == 1:
-            p1 = torch.sigmoid(x)
-            note = "p = sigmoid(logits)"
-        else:
-            p1 = torch.softmax(x, dim=1)[:, 1]
-            note = "p = softmax(logits)[:, 1] (two classes)"
-        t = ints(t_np, "target", ctx).reshape(-1)
-        bce = F.binary_cross_entropy(p1, t.to(x.dtype), reduction="none")
-        two = torch.stack([1 - p1, p1], dim=-1)
-        nll = F.nll_loss(torch.log(two), t, reduction="none")
-        results.append(per_sample("bce-nll", "BCE(p, y) = NLL(log[1 - p, p], y)", "bce", "nll", bce, nll, [note]))
-    else:
-        results.append(skipped("bce-nll", "BCE(p, y) = NLL(log[1 - p, p], y)",
-                               "needs binary data: (N) logits or probabilities, or (N, 2) logits, with 0/1 targets"))
+        found["bce-nll"] = _binary_check(x_np, t_np, probs_given, ctx, tol)
     if multi:
-        d = decompose(logits=x_np, target=t_np, dtype=dt, atol=atol, rtol=rtol)
-        results.append(d)
-    else:
-        results.append(skipped("decompose", "CE = H(target) + KL(target || softmax(logits))",
-                               "needs (N, C) logits"))
+        found["decompose"] = decompose(logits=x_np, target=t_np, dtype=str(ctx.dtype), atol=tol[0], rtol=tol[1])
+    if not found:
+        needs = "; ".join(f"{name} needs {what}" for name, what in NEEDS.items())
+        raise UsageError(f"no identity applies to --{'probs' if probs_given else 'logits'} {x_np.shape} with "
+                         f"--target {t_np.shape}: {needs}", option="--target")
+    statements = {"ce-nll": CE_NLL, "onehot-index": ONEHOT, "bce-nll": BCE_NLL, "decompose": DECOMPOSE}
+    results = [found.get(name) or CheckResult(name, statements[name], "left", "right", [], *tol, str(ctx.dtype),
+                                              skipped=f"needs {NEEDS[name]}") for name in NEEDS]
     if "weight" in arrays:
         for r in results:
             r.notes.append("the weight given is not used: these identities are stated without class weights "
                            "(decompose checks the weighted form)")
-    return results
+    return CheckReport(results)

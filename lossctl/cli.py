@@ -1,8 +1,9 @@
-"""The command line: parse, call the API, render, map errors to exit codes. Kept thin.
+"""The command line: parse, call the API, render, map errors to exit codes (0 ok, 1 a check failed, 2 bad usage or
+input). No logic of its own.
 
-Loss commands are generated from the registry, so a registered loss is a command with no code here.
-Nothing on the --help, list, --version or usage-error paths imports torch (--help and --version not numpy
-either).
+Loss commands are generated from the registry, so a registered loss is a command with no code here; a run of one
+loss builds only its own command. Nothing on the --help, list, --version or usage-error paths imports torch
+(--help and --version not numpy either).
 """
 
 from __future__ import annotations
@@ -11,30 +12,44 @@ import contextlib
 import functools
 import inspect
 import os
+import re
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from . import __version__
 from .errors import EXIT_CHECK_FAILED, LossctlError, UsageError
-from .registry import LossSpec, all_specs, get_loss
+from .registry import LossSpec
+from .specs import all_specs, get_loss
+
+FORMATS = ("auto", "table", "json", "csv", "plain")  # lossctl.render.FORMATS, without importing it
+DEVICES = ("cpu", "cuda", "mps", "auto")
+KINDS = ("auto", "index", "prob", "logits")
+COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "from_", "format", "strict", "partials",
+          "stream")
 
 app = typer.Typer(
-    name="lossctl", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
+    name="lossctl", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Compute PyTorch losses from files, exactly as torch.nn does.",
 )
 
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="auto (table on a terminal, plain in a pipe), "
-                                        "table, json, csv or plain.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto: binary files keep their float dtype, text computes "
-                                       "in float64; or float32, float64.")]
+
+def choice(*values: str) -> Any:
+    """A choice as Typer offers it: shown in --help as <mean|sum|none>, checked, and completed in the shell."""
+    return Literal[values]
+
+
+FormatOpt = Annotated[choice(*FORMATS), typer.Option("--format", "-f",
+                                        help="auto: a table on a terminal, plain in a pipe.")]
+DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
+                                       help="auto: binary files keep their float dtype, text computes in float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
                                                 "dict) filling each role from the key of its name.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
-
+TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
 SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .pt[:key]); several paths (repeat the option) "
                "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
@@ -45,11 +60,6 @@ def _err(text: str) -> None:
     sys.stderr.write(f"lossctl: {text}\n")
 
 
-def _fail(exc: LossctlError) -> typer.Exit:
-    _err(f"error: {exc}")
-    return typer.Exit(exc.exit_code)
-
-
 def handles_errors(func):
     """One line on stderr and the error's exit code for a LossctlError; never a traceback."""
 
@@ -58,56 +68,27 @@ def handles_errors(func):
         try:
             return func(*args, **kwargs)
         except LossctlError as exc:
-            raise _fail(exc) from None
+            _err(f"error: {exc}")
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper
 
 
-def check_format(fmt: str) -> None:
-    """Before any work: a typo in --format should not cost a streamed file."""
-    from .render import FORMATS
-
-    if fmt not in FORMATS:
-        raise UsageError(f"must be one of {', '.join(FORMATS)}; got {fmt!r}", option="--format")
-
-
 def emit(obj: Any, fmt: str) -> None:
-    from .render import RENDERERS
+    """Warnings to stderr, then the data in `fmt` to stdout."""
+    from .render import render
 
-    check_format(fmt)
     if fmt == "auto":
         fmt = "table" if sys.stdout.isatty() else "plain"
     for w in getattr(obj, "warnings", ()):
         _err(f"warning: {w}")
-    out = RENDERERS[fmt](obj)
+    out = render(obj, fmt)
     if isinstance(out, str):
         sys.stdout.write(out + "\n")
     else:
         from rich.console import Console
 
         Console(highlight=False, markup=False, soft_wrap=False).print(out)
-
-
-def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
-    from .api import settings
-    from .batch import expand, pair, partial_document, run_many
-
-    sources = {r.name: expand(kw.pop(r.name), r.flag) for r in spec.roles}
-    fmt, bundle, partials, dtype, stream = (kw.pop(k) for k in ("format", "from_", "partials", "dtype", "stream"))
-    common = {k: kw.pop(k) for k in ("reduction", "base", "device", "strict") if k in kw}
-    check_format(fmt)
-    st = settings(spec, kw, **common)
-    with progress_bar() as progress:
-        result = run_many(spec, pair(spec, sources), st, dtype=dtype, bundle=bundle, progress=progress,
-                          stream=stream, final=not partials)
-    if partials:
-        import json
-
-        for w in result.warnings:
-            _err(f"warning: {w}")
-        sys.stdout.write(json.dumps(partial_document(result)) + "\n")
-    else:
-        emit(result, fmt)
 
 
 @contextlib.contextmanager
@@ -141,32 +122,61 @@ def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def loss_command(spec: LossSpec):
-    """A Typer command for one spec: an option per array role and per loss option, then the common ones."""
-    params = [_param(r.name, Annotated[list[str] | None, typer.Option(r.flag, help=r.help + (
-        "" if r.required and not r.group else " Optional." if not r.group else f" One of the {r.group} group."),
-        metavar="SOURCE", rich_help_panel="Arrays")], None) for r in spec.roles]
+def _array_params(spec: LossSpec) -> list[inspect.Parameter]:
+    def need(r) -> str:
+        return "" if r.required and not r.group else " Optional." if not r.group else f" One of the {r.group} group."
+
+    return [_param(r.name, Annotated[list[str] | None, typer.Option(
+        r.flag, help=r.help + need(r), metavar="SOURCE", rich_help_panel="Arrays")], None) for r in spec.roles]
+
+
+def _option_params(spec: LossSpec) -> list[inspect.Parameter]:
+    params = []
     for o in spec.options:
         decl = f"{o.flag}/--no-{o.flag[2:]}" if o.type is bool else o.flag
-        params.append(_param(o.name, Annotated[o.type | None, typer.Option(
+        kind = choice(*o.choices) if o.choices else o.type
+        params.append(_param(o.name, Annotated[kind | None, typer.Option(
             decl, help=f"{o.help} [default: {o.default}]", show_default=False)], None))
-    params += [
-        _param("reduction", Annotated[str | None, typer.Option(
-            "--reduction", help=f"{', '.join(spec.reductions)} [default: {spec.default_reduction}]")], None),
+    return params
+
+
+def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
+    params = [
+        _param("reduction", Annotated[choice(*spec.reductions) | None, typer.Option(
+            "--reduction", help=f"[default: {spec.default_reduction}]",
+            show_default=False)], None),
         _param("dtype", DtypeOpt, "auto"),
     ]
     if spec.information:
-        params.append(_param("base", Annotated[str, typer.Option(
-            "--base", help="Logarithm base: e (nats), 2 (bits) or 10 (bans).")], "e"))
+        params.append(_param("base", Annotated[choice("e", "2", "10"), typer.Option(
+            "--base", help="Logarithm base: e (nats), 2 (bits) or 10 (bans).")],
+            "e"))
     params += [
-        _param("device", Annotated[str, typer.Option("--device", help="cpu, cuda, mps or auto.")], "cpu"),
+        _param("device", Annotated[str, typer.Option(
+            "--device", metavar="<" + "|".join(DEVICES) + ">", autocompletion=lambda: list(DEVICES),
+            help="Where torch computes (cuda:N for one GPU of several).")], "cpu"),
+        _param("backend", Annotated[choice("auto", *spec.backends), typer.Option("--backend",
+               help="auto: the NumPy kernel where the loss has one (on the CPU, no .pt input), else torch.")],
+               "auto"),
         _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"), _param("strict", StrictOpt, False),
         _param("partials", Annotated[bool, typer.Option("--partials", help="Print the mergeable partial sums as "
                                                          "JSON, for `lossctl merge`.")], False),
-        _param("stream", Annotated[bool | None, typer.Option(
-            "--stream/--no-stream", show_default=False,
-            help="Stream .npy (and CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")], None),
     ]
+    if spec.stream is not None:
+        params += [
+            _param("stream", Annotated[bool | None, typer.Option(
+                "--stream/--no-stream", show_default=False,
+                help="Stream .npy (and CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")], None),
+            _param("threads", Annotated[int | None, typer.Option(
+                "--threads", min=1, show_default=False,
+                help="Threads computing streamed chunks [default: the machine's cores].")], None),
+        ]
+    return params
+
+
+def loss_command(spec: LossSpec):
+    """A Typer command for one spec: an option per array role and per loss option, then the common ones."""
+    params = _array_params(spec) + _option_params(spec) + _common_params(spec)
 
     @handles_errors
     def command(**kw: Any) -> None:
@@ -179,6 +189,35 @@ def loss_command(spec: LossSpec):
     return command
 
 
+def split_params(spec: LossSpec, kw: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """A loss command's parameters -> (sources per role, the loss's options, the common settings)."""
+    roles = {r.name for r in spec.roles}
+    sources = {k: v for k, v in kw.items() if k in roles}
+    common = {k: v for k, v in kw.items() if k in COMMON}
+    options = {k: v for k, v in kw.items() if k not in roles and k not in COMMON}
+    return sources, options, common
+
+
+def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
+    from .api import compute_files
+
+    sources, options, common = split_params(spec, kw)
+    fmt, partials = common.pop("format"), common.pop("partials")
+    with progress_bar() as progress:
+        result = compute_files(spec.name, sources, options, bundle=common.pop("from_"), partials=partials,
+                               progress=progress, **common)
+    if partials:
+        import json
+
+        from .batch import partial_document
+
+        for w in result.warnings:
+            _err(f"warning: {w}")
+        sys.stdout.write(json.dumps(partial_document(result)) + "\n")
+    else:
+        emit(result, fmt)
+
+
 LOSS_COMMANDS: dict[str, Any] = {}
 for _spec in all_specs():
     _cmd = loss_command(_spec)
@@ -189,6 +228,7 @@ for _spec in all_specs():
         app.command(_alias, hidden=True)(_cmd)
 
 
+@functools.cache
 def single_loss_command(name: str):
     """The Click command for one loss alone. Typer converts every registered command on each run (about a
     tenth of a second for all the losses); a run of one loss needs only its own."""
@@ -216,17 +256,18 @@ def decompose_cmd(
     logits: Annotated[str | None, typer.Option("--logits", help="Logits (N, C) or (N, C, d...).")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices or a target distribution.")] = None,
     weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,).")] = None,
-    target_kind: Annotated[str, typer.Option("--target-kind", help="auto, index, prob or logits.")] = "auto",
+    target_kind: Annotated[choice(*KINDS), typer.Option("--target-kind",
+                                             help="auto: integers are indices, the logits' shape probabilities.")
+                           ] = "auto",
     label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
     ignore_index: Annotated[int, typer.Option("--ignore-index")] = -100,
-    atol: Annotated[float | None, typer.Option("--atol", help="Absolute tolerance [default: by dtype].")] = None,
-    rtol: Annotated[float | None, typer.Option("--rtol", help="Relative tolerance [default: by dtype].")] = None,
-    dtype: DtypeOpt = "auto", from_: FromOpt = None, format: FormatOpt = "auto",
+    atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
+    format: FormatOpt = "auto",
 ) -> None:
     """Check CE = H(target) + KL(target || softmax(logits)) for every sample; exit 1 if any row fails."""
-    from .checks import decompose
+    from .api import decompose
 
-    result = decompose(logits=logits, target=target, weight=weight, target_kind_=target_kind,
+    result = decompose(logits=logits, target=target, weight=weight, target_kind=target_kind,
                        label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
                        rtol=rtol, bundle=from_)
     emit(result, format)
@@ -240,16 +281,15 @@ def check_cmd(
     logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2) or (N).")] = None,
     probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities (N), instead.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1).")] = None,
-    atol: Annotated[float | None, typer.Option("--atol")] = None,
-    rtol: Annotated[float | None, typer.Option("--rtol")] = None,
-    dtype: DtypeOpt = "auto", from_: FromOpt = None, format: FormatOpt = "auto",
+    atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
+    format: FormatOpt = "auto",
 ) -> None:
     """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL."""
-    from .checks import check
+    from .api import check
 
-    results = check(logits=logits, probs=probs, target=target, dtype=dtype, atol=atol, rtol=rtol, bundle=from_)
-    emit(results, format)
-    if not all(c.ok for c in results):
+    report = check(logits=logits, probs=probs, target=target, dtype=dtype, atol=atol, rtol=rtol, bundle=from_)
+    emit(report, format)
+    if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
@@ -260,8 +300,9 @@ def list_cmd(
     format: FormatOpt = "auto",
 ) -> None:
     """List every loss: name, aliases, torch equivalent, arrays, options and meaning."""
-    from .registry import describe_spec, list_losses
+    from .registry import describe_spec
     from .result import Catalog
+    from .specs import list_losses
 
     emit(Catalog([describe_spec(get_loss(n)) for n in list_losses(pattern)]), format)
 
@@ -272,13 +313,35 @@ def explain_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The loss, e.g. ce. Then, optionally, its arrays and options "
                                         "(--logits X --target T ...) to see the computation step by step.")],
-    samples: Annotated[int, typer.Option("--samples", help="How many samples to work through.")] = 3,
-    format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    samples: Annotated[int, typer.Option("--samples", min=0, help="How many samples to work through.")] = 3,
+    format: FormatOpt = "auto",
 ) -> None:
     """Explain a loss: formula, options, the mean's denominator, the traps; with arrays, each step."""
-    from .explain import explain_command
+    from .explain import explain, explain_data
 
-    sys.stdout.write(explain_command(name, list(ctx.args), samples=samples, fmt=format) + "\n")
+    spec = get_loss(name)
+    if not ctx.args:
+        emit(explain(spec.name), format)
+        return
+    sources, options, common = split_params(spec, parse_loss_args(spec, ctx.args))
+    if not any(sources.values()) and common.get("from_") is None:
+        raise UsageError("options need arrays to explain a computation; give the loss's arrays too",
+                         option="explain")
+    first = {role: (v[0] if v else None) for role, v in sources.items()}
+    emit(explain_data(spec.name, first, options, reduction=common.get("reduction"), dtype=common["dtype"],
+                      base=common.get("base", "e"), bundle=common.get("from_"), samples=samples), format)
+
+
+def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:
+    """Parse `args` exactly as `lossctl NAME` would (its Click command); a mistake is one UsageError line."""
+    command = single_loss_command(spec.name)
+    try:
+        with command.make_context(f"lossctl explain {spec.name}", list(args)) as ctx:
+            return dict(ctx.params)
+    except Exception as exc:
+        if not hasattr(exc, "format_message"):  # Click's usage errors (Typer may carry its own copy of Click)
+            raise
+        raise UsageError(exc.format_message(), option="explain") from None
 
 
 @app.command("merge")
@@ -294,13 +357,21 @@ def merge_cmd(
     emit(merge([d for f in files for d in load_partials(f)]), format)
 
 
+@functools.cache
+def root_command():
+    return typer.main.get_command(app)
+
+
 def main() -> None:
+    """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
+    shown as lossctl's errors are: one line on stderr, exit 2."""
     args = sys.argv[1:]
+    if args and args[0] in LOSS_COMMANDS:
+        command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"
+    else:
+        command, prog = root_command(), "lossctl"
     try:
-        if args and args[0] in LOSS_COMMANDS:
-            single_loss_command(args[0]).main(args=args[1:], prog_name=f"lossctl {args[0]}")
-        else:
-            app(prog_name="lossctl")
+        code = command.main(args=args, prog_name=prog, standalone_mode=False)
     except BrokenPipeError:
         # The reader closed early (| head): stop quietly, and keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -309,3 +380,25 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        if type(exc).__name__ == "Abort":  # Click's form of Ctrl-C
+            _err("interrupted")
+            sys.exit(130)
+        if not hasattr(exc, "format_message"):  # not one of Click's usage errors
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `lossctl`: the help, as a usage error
+            sys.stderr.write(exc.format_message() + "\n")
+            sys.exit(2)
+        _err(f"error: {click_message(exc)} (see {prog} --help)")
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def click_message(exc: Exception) -> str:
+    """Click's message for a usage error, a value outside the choices said as lossctl says it."""
+    param, message = getattr(exc, "param", None), exc.format_message()
+    choices = getattr(getattr(param, "type", None), "choices", None)
+    got = re.match(r"^'(.*)' is not one of", getattr(exc, "message", ""))
+    if param is not None and choices and got:
+        return f"{param.opts[0]}: must be one of {', '.join(map(str, choices))}; got {got.group(1)!r}"
+    return message

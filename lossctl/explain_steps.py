@@ -1,15 +1,16 @@
-"""The worked computation behind `lossctl explain` with arrays, recomputed in float64 NumPy.
+"""The worked computation behind `lossctl explain ce|perplexity` with arrays.
 
-Cross entropy is shown term by term (softmax, the picked log-probability, the weight, the loss); other losses
-show their per-sample values as torch gives them with reduction='none'.
+Each step comes from the NumPy kernel that computes cross entropy everywhere else (in float64 here, for
+display): the softmax, the picked log-probability, the weight, the loss and its denominator.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .explain import Step
-from .losses.classification import split_classes, target_kind
+from .kernels import cross_entropy_index, cross_entropy_prob, log_softmax
+from .losses.classification import split_classes, target_kind_of
+from .result import Step
 
 SHOWN_CLASSES = 8
 
@@ -24,79 +25,56 @@ def num(x: float) -> str:
     return f"{float(x):.10g}"
 
 
-def ce_steps(arrays: dict[str, np.ndarray], options: dict, samples: int, *,
-             perplexity: bool = False) -> tuple[list[Step], list[tuple[str, str]]]:
+def _rows(arr: np.ndarray, axis: int, n_classes: int) -> np.ndarray:
+    return np.moveaxis(np.asarray(arr, dtype=np.float64), axis, -1).reshape(-1, n_classes)
+
+
+def _index_step(i, x, logp, t, w, loss, eps: float, ignore_index: int) -> list[tuple[str, str]]:
+    lines = [("logits", vec(x[i])), ("softmax", vec(np.exp(logp[i]))), ("target class", str(int(t[i])))]
+    if t[i] == ignore_index:
+        return lines + [("ignored", f"target == --ignore-index ({ignore_index}): loss 0, weight 0")]
+    y = int(t[i])
+    lines += [(f"log p[{y}]", num(logp[i, y])), (f"weight[{y}]", num(w[y]))]
+    main = (1 - eps) * w[y] * -logp[i, y]
+    if eps:
+        lines.append(("smoothing term", f"{eps:g}/{len(w)} * (-sum_c w_c log p_c) = {num(loss[i] - main)}"))
+        return lines + [("loss", f"(1 - {eps:g}) * {num(w[y])} * {num(-logp[i, y])} + smoothing = {num(loss[i])}")]
+    return lines + [("loss", f"-{num(w[y])} * {num(logp[i, y])} = {num(loss[i])}")]
+
+
+def ce_steps(arrays: dict[str, np.ndarray], options: dict, samples: int
+             ) -> tuple[list[Step], list[tuple[str, str]]]:
     """Cross entropy sample by sample: softmax, log p of the target, its weight, the loss; then sum / denominator."""
-    logits = np.asarray(arrays["logits"], dtype=np.float64)
-    target, weight = arrays["target"], arrays.get("weight")
+    logits, target, weight = np.asarray(arrays["logits"], dtype=np.float64), arrays["target"], arrays.get("weight")
     axis, n_classes, index_shape = split_classes(logits)
-    kind = target_kind(options.get("target_kind", "auto"), logits, target, index_shape)
-    eps = float(options.get("label_smoothing", 0.0))
-    ignore_index = options.get("ignore_index", -100)
-    x = np.moveaxis(logits, axis, -1).reshape(-1, n_classes)
-    shift = x.max(axis=1, keepdims=True)
-    shift[~np.isfinite(shift)] = 0.0
-    logp = x - shift - np.log(np.exp(x - shift).sum(axis=1, keepdims=True))
+    kind = target_kind_of(options.get("target_kind", "auto"), logits, target, index_shape)
+    eps, ignore_index = float(options.get("label_smoothing", 0.0)), options.get("ignore_index", -100)
+    x = _rows(logits, axis, n_classes)
+    logp = log_softmax(x, axis=1)
     w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
     positions = list(np.ndindex(index_shape)) or [()]
-    steps: list[Step] = []
     if kind == "index":
         t = np.asarray(target).reshape(-1).astype(np.int64)
-        keep = t != ignore_index
-        tt = np.where(keep, t, 0)
-        picked = logp[np.arange(len(t)), tt]
-        smooth = -(logp * w).sum(axis=1)
-        losses = np.where(keep, (1 - eps) * -w[tt] * picked + eps / n_classes * smooth, 0.0)
-        denoms = np.where(keep, w[tt], 0.0)
-        for i in range(min(samples, len(t))):
-            lines = [("logits", vec(x[i])), ("softmax", vec(np.exp(logp[i]))), ("target class", str(int(t[i])))]
-            if not keep[i]:
-                lines.append(("ignored", f"target == --ignore-index ({ignore_index}): loss 0, weight 0"))
-            else:
-                lines += [(f"log p[{tt[i]}]", num(picked[i])), (f"weight[{tt[i]}]", num(w[tt[i]]))]
-                if eps:
-                    lines.append(("smoothing term", f"{eps:g}/{n_classes} * (-sum_c w_c log p_c) = "
-                                  f"{num(eps / n_classes * smooth[i])}"))
-                    lines.append(("loss", f"(1 - {eps:g}) * {num(w[tt[i]])} * {num(-picked[i])} + smoothing = "
-                                  f"{num(losses[i])}"))
-                else:
-                    lines.append(("loss", f"-{num(w[tt[i]])} * {num(picked[i])} = {num(losses[i])}"))
-            steps.append(Step(f"sample {list(positions[i])}", lines))
-        den_text = (f"{num(denoms.sum())} = sum of the targets' class weights"
-                    if weight is not None else f"{int(keep.sum())} targets")
-        if not keep.all():
-            den_text += f" ({int((~keep).sum())} ignored)"
+        loss, denoms = cross_entropy_index(x, t, w if weight is not None else None, ignore_index=ignore_index,
+                                           label_smoothing=eps, input_kind="logits")
+        steps = [Step(f"sample {list(positions[i])}", _index_step(i, x, logp, t, w, loss, eps, ignore_index))
+                 for i in range(min(samples, len(t)))]
+        kept = int((t != ignore_index).sum())
+        den_text = (f"{num(denoms.sum())} = sum of the targets' class weights" if weight is not None
+                    else f"{kept} targets") + (f" ({len(t) - kept} ignored)" if kept < len(t) else "")
     else:
-        q = np.moveaxis(np.asarray(target, dtype=np.float64), axis, -1).reshape(-1, n_classes)
+        q = _rows(target, axis, n_classes)
         if kind == "logits":
-            q = np.exp(q - q.max(axis=1, keepdims=True))
-            q /= q.sum(axis=1, keepdims=True)
-        q = q * (1 - eps) + eps / n_classes
-        losses = -(q * w * np.where(q > 0, logp, 0.0)).sum(axis=1)
-        denoms = np.ones(len(losses))
-        for i in range(min(samples, len(losses))):
-            steps.append(Step(f"sample {list(positions[i])}", [
-                ("logits", vec(x[i])), ("softmax", vec(np.exp(logp[i]))),
-                ("target distribution" + (" (smoothed)" if eps else ""), vec(q[i])),
-                ("log softmax", vec(logp[i])),
-                ("loss", f"-sum_c {'w_c * ' if weight is not None else ''}q_c * log p_c = {num(losses[i])}")]))
-        den_text = f"{len(losses)} samples (probability targets: the weights do not enter the denominator)"
-    total, den = float(losses.sum()), float(denoms.sum())
-    totals = [("sum of the losses (float64, NumPy)", num(total)), ("denominator for mean", den_text),
-              ("mean = sum / denominator", num(total / den) if den else "nan (nothing to divide by)")]
-    if perplexity and den:
-        totals.append(("perplexity = exp(mean)", num(np.exp(total / den))))
-    return steps, totals
-
-
-def value_steps(values: np.ndarray, samples: int, unit: str) -> list[Step]:
-    """The first per-sample (or per-element) values, as torch gives them with reduction='none'."""
-    values = np.asarray(values)
-    if values.ndim == 0:
-        return [Step("the only value", [("loss", num(values) + unit)])]
-    steps = []
-    for n, idx in enumerate(np.ndindex(values.shape)):
-        if n == samples:
-            break
-        steps.append(Step(f"element {list(idx)}", [("loss", num(values[idx]) + unit)]))
-    return steps
+            q = np.exp(log_softmax(q, axis=1))
+        loss = cross_entropy_prob(x, q, w if weight is not None else None, label_smoothing=eps)
+        denoms = np.ones(len(loss))
+        q_shown = q * (1 - eps) + eps / n_classes
+        steps = [Step(f"sample {list(positions[i])}", [
+            ("logits", vec(x[i])), ("softmax", vec(np.exp(logp[i]))),
+            ("target distribution" + (" (smoothed)" if eps else ""), vec(q_shown[i])), ("log softmax", vec(logp[i])),
+            ("loss", f"-sum_c {'w_c * ' if weight is not None else ''}q_c * log p_c = {num(loss[i])}")])
+            for i in range(min(samples, len(loss)))]
+        den_text = f"{len(loss)} samples (probability targets: the weights do not enter the denominator)"
+    total, den = float(loss.sum()), float(denoms.sum())
+    return steps, [("sum of the losses (float64, NumPy kernel)", num(total)), ("denominator for mean", den_text),
+                   ("mean = sum / denominator", num(total / den) if den else "nan (nothing to divide by)")]

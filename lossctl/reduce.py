@@ -18,8 +18,9 @@ import numpy as np
 class LossOutput:
     """What a compute function returns: torch's `reduction='none'` values and how `mean` divides them.
 
-    values: tensor of per-element losses, exactly as the torch module gives with reduction='none'.
-    weights: tensor of per-element denominators for `mean` (None: 1 each).
+    values: per-element losses (an ndarray or a tensor, as the backend computed them), exactly as the torch
+        module gives them with reduction='none'.
+    weights: per-element denominators for `mean` (None: 1 each).
     mean_values: values whose mean torch reports when it differs from `values` (CTC divides by target length).
     rows: the batch size, for `batchmean`.
     unit: what one denominator counts ("targets", "elements", "samples", "rows").
@@ -61,15 +62,12 @@ class Partial:
 
 
 def partial_of(out: LossOutput, reduction: str) -> Partial:
-    """Float64 sums of one LossOutput for the given reduction."""
+    """Float64 sums of one LossOutput for the given reduction, whichever backend computed it."""
     source = out.mean_values if (reduction == "mean" and out.mean_values is not None) else out.values
-    v = source.double()
-    total = float(v.sum())
-    count = int(out.values.numel()) if out.mean_values is None else int(out.mean_values.numel())
-    if out.weights is None:
-        denominator = float(count)
-    else:
-        denominator = float(out.weights.double().sum())
+    v = as_numpy(source)
+    total = float(v.sum(dtype=np.float64))
+    count = int(v.size)
+    denominator = float(count) if out.weights is None else float(as_numpy(out.weights).sum(dtype=np.float64))
     return Partial(total, denominator, count, out.ignored, out.rows)
 
 
@@ -109,4 +107,9 @@ def _num(x: float) -> str:
 
 
 def as_numpy(values) -> np.ndarray:
-    return values.detach().cpu().numpy()
+    """An ndarray of values that may be a torch tensor (on any device)."""
+    if isinstance(values, np.ndarray):
+        return values
+    if hasattr(values, "detach"):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)

@@ -1,21 +1,35 @@
-"""The loss registry: one frozen `LossSpec` per loss, from which commands, `list`, `explain` and tests follow.
+"""The loss registry: one frozen `LossSpec` per loss, the only place that says what is particular to a loss.
 
-Declaring a spec imports nothing heavy; the compute function imports torch when it runs.
+A registry in the torchvision/timm shape: a dict, `register_loss` (raises on a duplicate name), `get_loss` and
+`list_losses`. It does not import the loss families: `lossctl.specs` does, and registers them. Declaring a spec
+imports neither numpy nor torch; its functions are "module:function" strings, imported when first called.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
+
+BACKENDS = ("numpy", "torch")
+NUMPY_AND_TORCH = ("numpy", "torch")  # a loss with a NumPy kernel; torch stays its definition
 
 
 def flag(name: str) -> str:
     """The command-line option for a role or option name: `log_probs` -> `--log-probs`."""
     return "--" + name.replace("_", "-")
+
+
+def resolve(path: str | Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """A "module:function" string (or a callable, or None) -> the callable, importing its module now."""
+    if path is None or callable(path):
+        return path
+    module, _, func = path.partition(":")
+    return getattr(importlib.import_module(module), func)
 
 
 @dataclass(frozen=True)
@@ -26,7 +40,6 @@ class Role:
     help: str
     required: bool = True
     group: str | None = None
-    integer: bool = False  # holds class indices or labels, never cast to the float compute dtype
     neg_inf_ok: bool = False  # -inf is meaningful here (a masked logit, log 0)
     batched: bool = True  # its first axis is the batch; False for per-class arrays such as CE's weight
 
@@ -51,31 +64,57 @@ class Opt:
 
 
 @dataclass(frozen=True)
+class Streaming:
+    """How a loss streams a big file: chunks of rows (a batch axis is needed) or of elements.
+
+    `when(options, ndim)`: whether these options allow it for an input of `ndim` axes (entropy's classes may lie
+    along the batch axis); None: always. A target with one axis fewer than the input (class indices) streams
+    beside it when `index_target` is set.
+    """
+
+    along: str  # "rows" or "elements"
+    when: Callable[[dict[str, Any], int], bool] | None = None
+    index_target: bool = False
+
+    def allows(self, options: dict[str, Any], ndim: int) -> bool:
+        if self.along == "rows" and ndim < 2:
+            return False  # a (C) input is one distribution: there is no batch axis to split
+        return self.when is None or self.when(options, ndim)
+
+
+@dataclass(frozen=True)
 class LossSpec:
+    """Everything particular to one loss.
+
+    compute: the loss function, "module:function", with keyword parameters named as its roles and options
+        plus `ctx`; it validates, then computes with the backend `ctx` names.
+    backends: the backends `compute` has: ("numpy", "torch") where a NumPy kernel exists, else ("torch",).
+    stream: how it streams, or None when it does not.
+    explain_steps: "module:function" giving the worked computation for `lossctl explain` with arrays.
+    post: "module:function" applied to the reduced value and its partial, giving (value, note): perplexity's
+        exp; the partial stays the loss's own, so shards merge before it.
+    """
+
     name: str
     torch_name: str
     summary: str
     formula: str
     roles: tuple[Role, ...]
-    compute: str | Callable[..., Any]  # "module:function", imported only when the loss is computed
+    compute: str
     options: tuple[Opt, ...] = ()
     aliases: tuple[str, ...] = ()
     reductions: tuple[str, ...] = ("mean", "sum", "none")
     default_reduction: str = "mean"
     information: bool = False  # measured in nats, so --base applies
-    post: str | None = None  # applied to the reduced value: "exp" makes perplexity of the mean CE
-    stream: str | None = None  # big files stream in chunks of "rows" (a batch axis needed) or of "elements"
+    backends: tuple[str, ...] = ("torch",)
+    stream: Streaming | None = None
+    explain_steps: str | None = None
+    post: str | None = None
     traps: tuple[str, ...] = ()
     denominator: str = "the number of elements"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def compute_fn(self) -> Callable[..., Any]:
-        if callable(self.compute):
-            return self.compute
-        import importlib
-
-        module, _, func = self.compute.partition(":")
-        return getattr(importlib.import_module(module), func)
+        return resolve(self.compute)
 
     def role(self, name: str) -> Role:
         for role in self.roles:
@@ -98,19 +137,16 @@ def register_loss(spec: LossSpec) -> LossSpec:
     for name in (spec.name, *spec.aliases):
         if name in _REGISTRY or name in _ALIASES:
             raise ValueError(f"loss name {name!r} is already registered")
+    unknown = set(spec.backends) - set(BACKENDS)
+    if unknown or "torch" not in spec.backends:
+        raise ValueError(f"{spec.name}: backends must include torch and be among {BACKENDS}")
     _REGISTRY[spec.name] = spec
     for alias in spec.aliases:
         _ALIASES[alias] = spec.name
     return spec
 
 
-def _load_builtin() -> None:
-    # Importing the families registers their specs; none of them imports torch at module level.
-    from . import specs  # noqa: F401
-
-
 def get_loss(name: str) -> LossSpec:
-    _load_builtin()
     key = _ALIASES.get(name, name)
     try:
         return _REGISTRY[key]
@@ -120,7 +156,6 @@ def get_loss(name: str) -> LossSpec:
 
 
 def list_losses(pattern: str | None = None) -> list[str]:
-    _load_builtin()
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -137,5 +172,6 @@ def describe_spec(spec: LossSpec) -> dict[str, Any]:
         "name": spec.name, "aliases": list(spec.aliases), "torch": spec.torch_name,
         "arrays": [r.flag + ("" if r.required or r.group else "?") for r in spec.roles],
         "options": {o.flag: o.default for o in spec.options}, "reductions": list(spec.reductions),
-        "default_reduction": spec.default_reduction, "summary": spec.summary,
+        "default_reduction": spec.default_reduction, "backends": list(spec.backends),
+        "streams": spec.stream is not None, "summary": spec.summary,
     }

@@ -1,13 +1,17 @@
-"""The data lossctl hands to its renderers: a computed loss or a checked identity. No printing here."""
+"""The data lossctl hands to its renderers: a computed loss, a checked identity, the catalog, an explanation.
+
+No printing here: `lossctl.render` turns each of these into every output format.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: `lossctl list` and `explain` render without importing numpy
+    import numpy as np
 
-from .reduce import Partial
+    from .reduce import Partial
 
 
 @dataclass
@@ -28,6 +32,7 @@ class Result:
     weighted: bool = False  # the mean divides by a sum of class weights
     denominator_unit: str = "elements"  # what one denominator counts: targets, elements, samples...
     constants: dict[str, str] = field(default_factory=dict)  # digests of per-class arrays (weight, pos_weight)
+    backend: str = ""  # what computed the number: "numpy" or "torch 2.13.0"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"loss": self.loss, "torch": self.torch_name, "reduction": self.reduction}
@@ -35,7 +40,8 @@ class Result:
             d["values"] = self.values.tolist()
         else:
             d["value"] = self.value
-        d.update(dtype=self.dtype, shapes=self.shapes, options=self.options, denominator=self.denominator,
+        d.update(dtype=self.dtype, backend=self.backend, shapes=self.shapes, options=self.options,
+                 denominator=self.denominator,
                  partial=self.partial.to_dict(), warnings=self.warnings, notes=self.notes)
         if self.unit != "nats":
             d["unit"] = self.unit
@@ -94,6 +100,30 @@ class CheckResult:
 
 
 @dataclass
+class CheckReport:
+    """`lossctl check`: every identity, each checked on the data or skipped with the reason."""
+
+    checks: list[CheckResult]
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.checks)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    def __getitem__(self, i: int) -> CheckResult:
+        return self.checks[i]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
+
+
+@dataclass
 class Catalog:
     """`lossctl list`: one dict per loss (name, aliases, torch, arrays, options, summary)."""
 
@@ -115,3 +145,38 @@ class MultiResult:
     def to_dict(self) -> dict[str, Any]:
         return {"files": [{"file": f, **r.to_dict()} for f, r in zip(self.labels, self.results, strict=True)],
                 "total": self.total.to_dict()}
+
+
+@dataclass
+class Step:
+    """One sample of a worked computation: a label such as `sample [0]` and `name = value` lines."""
+
+    label: str
+    lines: list[tuple[str, str]]
+
+
+@dataclass
+class Explanation:
+    """`lossctl explain NAME`: what the spec says of a loss and, given arrays, the computation step by step."""
+
+    name: str
+    aliases: list[str]
+    torch_name: str
+    summary: str
+    formula: str
+    arrays: list[dict[str, Any]]
+    options: list[dict[str, Any]]
+    reductions: list[str]
+    default_reduction: str
+    denominator: str
+    traps: list[str]
+    information: bool
+    steps: list[Step] = field(default_factory=list)
+    totals: list[tuple[str, str]] = field(default_factory=list)  # the sum, the denominator, the value
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["steps"] = [{"label": s.label, **dict(s.lines)} for s in self.steps]
+        d["totals"] = dict(self.totals)
+        return d

@@ -1,29 +1,41 @@
-"""Big inputs (.npy, and CSV/TSV when pandas is installed) streamed a chunk of rows at a time.
+"""Big inputs (.npy, and CSV/TSV when pandas is installed) streamed a chunk of rows at a time, on a pool of threads.
 
-Every chunk yields a `Partial` (sum of losses, sum of denominators); adding them gives exactly the
-single-pass reduction. A reader thread fills the next chunk while the current one is computed.
+The main thread reads chunk after chunk into a ring of reused buffers; a pool of `--threads` workers runs the
+loss function (the same one, with the same checks, as an in-memory run) on each chunk. NumPy releases the GIL in
+its kernels, so chunks compute in parallel. Every chunk yields a `Partial`; they are added in chunk order, and the
+chunk size does not depend on the thread count, so the total has the same bits whatever the number of threads.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .api import Settings, call_loss, check_finite, compute_dtype, fingerprints, load_source, make_result
 from .errors import ShapeError
 from .io import Loaded
 from .io.npy import NpyHeader, read_header
 from .io.rows import open_rows
-from .losses._common import ROW_OFFSET, Context, check_unit_interval, flag
+from .losses._common import ROW_OFFSET, Context
+from .pipeline import (
+    Settings,
+    backend_for,
+    check_finite,
+    compute_dtype,
+    compute_output,
+    fingerprints,
+    load_source,
+    make_result,
+    run_sources,
+)
 from .reduce import Partial, partial_of
-from .registry import LossSpec
+from .registry import LossSpec, flag
 from .result import Result
 
 STREAM_MIN_BYTES = 64 << 20  # smaller inputs are read whole: one pass is faster than the bookkeeping
@@ -38,6 +50,20 @@ class _Input:
     path: str
     row_bytes: int  # bytes of one row as computed, to size the chunks
     header: NpyHeader | None  # .npy only
+
+    @property
+    def ndim(self) -> int:
+        if self.header is not None:
+            return len(self.header.shape)
+        return 2 if self.row_bytes > 8 else 1  # a CSV: one column is a vector
+
+
+@dataclass
+class Plan:
+    """The batched roles to stream (the primary input first) and the other roles' sources, read whole."""
+
+    inputs: list[_Input]
+    whole: dict[str, Any]
 
 
 def _describe(path: Any, role: str) -> _Input | None:
@@ -58,19 +84,18 @@ def _describe(path: Any, role: str) -> _Input | None:
     return None
 
 
-def _ndim(i: _Input) -> int:
-    if i.header is not None:
-        return len(i.header.shape)
-    return 2 if i.row_bytes > 8 else 1  # a CSV: one column is a vector
+def _fits(item: _Input, head: _Input, index_target: bool) -> str:
+    """How a batched role streams beside the primary input: 'rows' (chunked alike), 'whole' (broadcast), ''."""
+    rows_match = item.header is None or head.header is None or item.header.shape[0] == head.header.shape[0]
+    if rows_match and (item.ndim == head.ndim or (index_target and item.ndim == head.ndim - 1)):
+        return "rows"
+    if item.ndim < head.ndim:
+        return "whole"  # broadcast along the batch, e.g. BCE's weight of shape (C,)
+    return ""  # shapes disagree: the in-memory path reports the mismatch with both shapes
 
 
-def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool = False
-         ) -> tuple[list[_Input], dict[str, Any]] | None:
-    """(the inputs to stream, the sources read whole), or None when one in-memory pass serves better.
-
-    A role is streamed when its first axis is the batch: the primary input's rows, or a target with one axis
-    fewer (class indices). Others (a per-class weight, a broadcast weight) are read whole.
-    """
+def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool = False) -> Plan | None:
+    """What to stream, or None when one in-memory pass serves better (or the inputs do not allow streaming)."""
     if spec.stream is None or st.reduction == "none":
         return None
     given = [r for r in spec.roles if sources.get(r.name) is not None]
@@ -79,131 +104,154 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: boo
     if primary is None or described[primary] is None:
         return None
     head = described[primary]
-    ndim = _ndim(head)
-    if spec.stream == "rows" and ndim < 2:
-        return None  # (C) input is one distribution: there is no batch axis to split
-    if spec.name == "entropy" and st.options.get("dim", -1) % ndim == 0:
-        return None  # the classes lie along the batch axis
-    inputs, whole = [head], {r.name: sources[r.name] for r in given if not r.batched}
+    if not spec.stream.allows(st.options, head.ndim):
+        return None
+    out = Plan([head], {r.name: sources[r.name] for r in given if not r.batched})
     for name, item in described.items():
         if name == primary:
             continue
-        if item is None:
+        how = _fits(item, head, spec.stream.index_target) if item is not None else ""
+        if not how:
             return None
-        rows_match = item.header is None or head.header is None or item.header.shape[0] == head.header.shape[0]
-        if _ndim(item) == ndim and rows_match or (name == "target" and _ndim(item) == ndim - 1 and rows_match):
-            inputs.append(item)
-        elif _ndim(item) < ndim:
-            whole[name] = sources[name]  # broadcast along the batch, e.g. BCE's weight of shape (C,)
+        if how == "rows":
+            out.inputs.append(item)
         else:
-            return None  # shapes disagree: the in-memory path reports the mismatch with both shapes
-    if any(i.header is None for i in inputs):
-        try:
-            import pandas  # noqa: F401  the chunked CSV reader
-        except ImportError:
-            return None
-    if not force and sum(os.path.getsize(i.path) for i in inputs) < STREAM_MIN_BYTES:
+            out.whole[name] = sources[name]
+    if any(i.header is None for i in out.inputs) and not _has_pandas():
         return None
-    return inputs, whole
-
-
-def _kernel(spec: LossSpec, chunk: Mapping[str, np.ndarray], st: Settings, dtype: np.dtype):
-    """The NumPy kernel for CE/NLL with class-index targets, or None where torch computes the chunk."""
-    opts, target = st.options, chunk.get("target")
-    if st.device != "cpu" or target is None or target.dtype.kind not in "iu":
+    if not force and sum(os.path.getsize(i.path) for i in out.inputs) < STREAM_MIN_BYTES:
         return None
-    if spec.name in ("ce", "perplexity") and opts["target_kind"] in ("auto", "index"):
-        kind = "logits"
-    elif spec.name == "nll":
-        kind = next(k for k in ("log_probs", "logits", "probs") if chunk.get(k) is not None)
-    else:
-        return None
-    x = chunk[kind]
-    if x.ndim < 2 or target.shape != x.shape[:1] + x.shape[2:]:
-        return None  # not class indices for these logits (a one-hot target is probabilities): torch decides
-    eps = opts.get("label_smoothing", 0.0)
-    check_unit_interval("label_smoothing", eps)
-    from .losses.fast import index_partial
-
-    x = x if x.dtype == dtype else x.astype(dtype)  # integer logits compute in the float dtype, as in torch
-    return lambda: index_partial(x, target, chunk.get("weight"), ignore_index=opts["ignore_index"],
-                                 label_smoothing=eps, input_kind=kind)
+    return out
 
 
-def run_stream(spec: LossSpec, inputs: list[_Input], whole: Mapping[str, Any], st: Settings, *, dtype: str,
-               progress: Progress | None = None, final: bool = True) -> Result:
-    """Stream `inputs` (the batched roles) chunk by chunk; `whole` holds the other roles' sources."""
-    others = {role: load_source(src, flag(role)) for role, src in whole.items() if src is not None}
-    step = max(1, CHUNK_BYTES // inputs[0].row_bytes)
+def _has_pandas() -> bool:
+    try:
+        import pandas  # noqa: F401  the chunked CSV reader
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class _Totals:
+    """What the chunks add up to, in chunk order."""
+
+    partial: Partial = field(default_factory=Partial)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unit: str = "elements"
+    weighted: bool = False
+    chunks: int = 0
+
+    def add(self, part: Partial, out) -> None:
+        self.partial = self.partial + part
+        self.warnings += out.warnings
+        self.notes += out.notes
+        self.unit, self.weighted = out.unit, out.weighted
+        self.chunks += 1
+
+
+class _Chunks:
+    """Reads aligned chunks of rows from every streamed input, in the calling thread."""
+
+    def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int):
+        self.step, self.start = step, 0
+        self.readers = {}
+        for i in p.inputs:
+            self.readers[i.role] = open_rows(i.path, flag(i.role), step, buffers=buffers)
+            stack.callback(self.readers[i.role].close)
+        self.total_bytes = sum(r.total_bytes for r in self.readers.values())
+        self.shape_tail: dict[str, tuple[int, ...]] = {}
+
+    def read(self) -> dict[str, np.ndarray]:
+        chunk = {role: r.read(self.step) for role, r in self.readers.items()}
+        lengths = {role: len(a) for role, a in chunk.items()}
+        if len(set(lengths.values())) > 1:
+            desc = ", ".join(f"{flag(r)} {self.start + n}" for r, n in lengths.items())
+            raise ShapeError(f"the files have different numbers of rows (at least: {desc})",
+                             option=flag(list(lengths)[-1]))
+        self.shape_tail = {r: a.shape[1:] for r, a in chunk.items()}
+        return chunk
+
+    def position(self) -> int:
+        return sum(r.position() for r in self.readers.values())
+
+
+def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: str, progress: Progress | None = None,
+               final: bool = True) -> Result:
+    """Stream the plan's inputs chunk by chunk on `st.threads` workers; the other roles are read whole."""
+    others = {role: load_source(src, flag(role)) for role, src in p.whole.items() if src is not None}
+    step = max(1, CHUNK_BYTES // p.inputs[0].row_bytes)
     probe = {i.role: Loaded(np.empty(0, i.header.dtype if i.header else np.float64), i.path, i.header is not None)
-             for i in inputs}
-    np_dtype = compute_dtype(spec, {**probe, **others}, dtype)
-    ctx = Context(dtype=np_dtype, device=st.device, reduction=st.reduction)
+             for i in p.inputs}
+    ctx = Context(dtype=compute_dtype(spec, {**probe, **others}, dtype), device=st.device, reduction=st.reduction,
+                  backend=backend)
     check_finite(spec, others)
-    partial, warnings, notes = Partial(), [], []
-    unit, weighted, engine, chunks, start = "elements", False, "torch", 0, 0
-    shape_tail: dict[str, tuple[int, ...]] = {}
-    paths = {i.role: i.path for i in inputs}
+    paths = {i.role: i.path for i in p.inputs}
+    threads = st.threads or os.cpu_count() or 1
+
+    def work(chunk: dict[str, np.ndarray], start: int):
+        token = ROW_OFFSET.set(start)  # errors name rows of the whole file
+        try:
+            chunk = {r: (a.astype(ctx.dtype) if a.dtype.kind == "f" and a.dtype != ctx.dtype else a)
+                     for r, a in chunk.items()}
+            named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
+            check_finite(spec, named)
+            out = compute_output(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st, ctx, named)
+            return partial_of(out, st.reduction), out
+        finally:
+            ROW_OFFSET.reset(token)
+
+    totals = _Totals()
     with ExitStack() as stack:
-        readers = {}
-        for i in inputs:
-            readers[i.role] = open_rows(i.path, flag(i.role), step)
-            stack.callback(readers[i.role].close)
+        chunks = _Chunks(p, stack, step, buffers=threads + 2)
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
+        pending: deque[Future] = deque()
 
-        def read() -> dict[str, np.ndarray]:
-            chunk = {role: r.read(step) for role, r in readers.items()}
-            lengths = {role: len(a) for role, a in chunk.items()}
-            if len(set(lengths.values())) > 1:
-                desc = ", ".join(f"--{r.replace('_', '-')} {start + n}" for r, n in lengths.items())
-                raise ShapeError(f"the files have different numbers of rows (at least: {desc})",
-                                 option=flag(inputs[-1].role))
-            return chunk
+        def collect() -> None:  # the oldest chunk's partial, so they add up in chunk order
+            totals.add(*pending.popleft().result())
+            if progress is not None:
+                progress(chunks.position() if pending else chunks.total_bytes, chunks.total_bytes)
 
-        total_bytes = sum(r.total_bytes for r in readers.values())
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-        pending = pool.submit(read)
         while True:
-            chunk = pending.result()
+            chunk = chunks.read()
             n = len(next(iter(chunk.values())))
             if n == 0:
                 break
-            pending = pool.submit(read)  # the reader fills the other buffer while this chunk computes
-            chunk = {r: (a.astype(np_dtype) if a.dtype.kind == "f" and a.dtype != np_dtype else a)
-                     for r, a in chunk.items()}
-            shape_tail = {r: a.shape[1:] for r, a in chunk.items()}
-            arrays = {**chunk, **{r: item.array for r, item in others.items()}}
-            token = ROW_OFFSET.set(start)
-            try:
-                named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
-                check_finite(spec, named)
-                kernel = _kernel(spec, arrays, st, np_dtype)
-                if kernel is not None:
-                    part, engine = call_loss(spec, kernel, named), "numpy"
-                    unit, weighted = "targets", arrays.get("weight") is not None
-                    if weighted and st.reduction == "mean":
-                        notes.append("weighted mean: torch divides by the sum of the targets' class weights, not N")
-                else:
-                    out = call_loss(spec, functools.partial(spec.compute_fn(), arrays, st.options, ctx), named)
-                    part = partial_of(out, st.reduction)
-                    unit, weighted = out.unit, out.weighted
-                    warnings += out.warnings
-                    notes += out.notes
-            finally:
-                ROW_OFFSET.reset(token)
-            partial = partial + part
-            start += n
-            chunks += 1
-            if progress is not None:
-                progress(sum(r.position() for r in readers.values()), total_bytes)
-    if start == 0:
-        raise ShapeError("has no rows: there is nothing to compute", option=flag(inputs[0].role))
-    if st.scale != 1.0:
-        partial.total /= st.scale
-    notes.append(f"streamed in {chunks} chunks of up to {step} rows; sums accumulated in float64"
-                 + ("; per-row losses by lossctl's NumPy kernel (torch's formula, held to torch by the tests)"
-                    if engine == "numpy" else ""))
-    shapes = {r: [start, *tail] for r, tail in shape_tail.items()}
+            pending.append(pool.submit(work, chunk, chunks.start))
+            chunks.start += n
+            while len(pending) > threads:  # at most `threads` chunks in flight, plus the one being read
+                collect()
+        while pending:
+            collect()
+    return _streamed_result(spec, st, totals, chunks, others, ctx, step, threads, final)
+
+
+def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: _Chunks, others: dict[str, Loaded],
+                     ctx: Context, step: int, threads: int, final: bool) -> Result:
+    rows = chunks.start
+    if rows == 0:
+        raise ShapeError("has no rows: there is nothing to compute", option=flag(next(iter(chunks.readers))))
+    notes = [*totals.notes, f"streamed in {totals.chunks} chunks of up to {step} rows on {threads} thread"
+             f"{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
+    shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
-    return make_result(spec, st, partial, dtype=np_dtype, shapes=shapes, unit=unit, weighted=weighted,
-                       warnings=warnings, notes=notes, final=final,
-                       constants=fingerprints(spec, {r: item.array for r, item in others.items()}))
+    return make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
+                       weighted=totals.weighted, warnings=totals.warnings, notes=notes, final=final,
+                       backend=ctx.backend, constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
+
+
+def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
+             bundle: str | None = None, stream: bool | None = None, progress: Progress | None = None,
+             final: bool = True) -> Result:
+    """One loss over one set of sources: streamed in chunks when big files allow it, else in memory.
+
+    stream: None decides by size, True streams whenever the inputs allow it, False never streams.
+    final: False when this result is one part of a total (see pipeline.make_result).
+    """
+    if bundle is None and stream is not False:
+        planned = plan(spec, sources, st, force=bool(stream))
+        if planned is not None:
+            return run_stream(spec, planned, st, dtype=dtype, backend=backend_for(spec, st, sources),
+                              progress=progress, final=final)
+    return run_sources(spec, sources, st, dtype=dtype, bundle=bundle, final=final)

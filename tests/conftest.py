@@ -1,11 +1,13 @@
-"""Shared helpers: seeded data, dtype tolerances, files of every input form, and a CLI runner."""
+"""Shared helpers: seeded data, dtype tolerances, files of every input form, and the one CLI harness."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,41 +65,68 @@ def save(arr: np.ndarray, path: Path, *, header: bool = False) -> Path:
     return path
 
 
-class CLI:
-    """Runs the Typer app in-process; `.stdout` and `.stderr` come back separately."""
+@dataclass
+class Ran:
+    """One run of `lossctl.cli:main`: its exit code and what it wrote."""
 
-    def __init__(self) -> None:
-        import typer.main
-        from typer.testing import CliRunner
+    exit_code: int
+    stdout: str
+    stderr: str
 
-        from lossctl.cli import app
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
-        self.app = app
-        self.runner = CliRunner()
-        # Building the Click command from the registry costs ~0.1 s; build it once, not on every invoke.
-        self.command = typer.main.get_command(app)
 
-    def __call__(self, *args: str, input: bytes | str | None = None, env: dict[str, str] | None = None,
-                 code: int | None = 0):
-        import typer.testing
+class _Stdin(io.TextIOWrapper):
+    def isatty(self) -> bool:
+        return False
 
-        build = typer.testing._get_command
-        typer.testing._get_command = lambda app: self.command if app is self.app else build(app)
-        try:
-            res = self.runner.invoke(self.app, [str(a) for a in args], input=input, env=env)
-        finally:
-            typer.testing._get_command = build
-        assert "Traceback" not in res.output, res.output
-        if res.exception is not None and not isinstance(res.exception, SystemExit):
-            raise res.exception
-        if code is not None:
-            assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
-        return res
+
+def run_cli(*args: str, input: bytes | str | None = None, env: dict[str, str | None] | None = None,
+            code: int | None = 0) -> Ran:
+    """The one CLI harness: `lossctl.cli:main` (the entry point users run) in-process, as `lossctl ARGS` would run.
+
+    Checks that no traceback was printed and, unless `code` is None, the exit code. `env` sets (None: unsets)
+    environment variables for the run.
+    """
+    from lossctl.cli import main
+
+    old_env = {k: os.environ.get(k) for k in env or {}}
+    _set_env(env or {})
+
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv, sys.stdin, sys.stdout, sys.stderr
+    sys.argv = ["lossctl", *map(str, args)]
+    sys.stdin = _Stdin(io.BytesIO(data), encoding="utf-8") if input is not None else None
+    sys.stdout, sys.stderr = out, err
+    exit_code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv, sys.stdin, sys.stdout, sys.stderr = saved
+        _set_env(old_env)
+    ran = Ran(exit_code, out.getvalue(), err.getvalue())
+    assert "Traceback" not in ran.output, ran.output
+    if code is not None:
+        assert ran.exit_code == code, (ran.exit_code, ran.stdout, ran.stderr)
+    return ran
+
+
+def _set_env(env: dict[str, str | None]) -> None:
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
-def cli() -> CLI:
-    return CLI()
+def cli():
+    return run_cli
 
 
 def run_subprocess(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,

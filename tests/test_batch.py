@@ -8,18 +8,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
+from conftest import run_cli
 
 import lossctl
 from lossctl import stream
-from lossctl.cli import app
 
 RNG = np.random.default_rng(11)
-runner = CliRunner()
 
 
 def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    return run_cli(*[str(a) for a in args], code=None)
 
 
 @pytest.fixture
@@ -109,8 +107,9 @@ def test_progress_callback_reports_every_chunk(tmp_path, monkeypatch):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "t.npy", t)
     seen = []
-    from lossctl.api import evaluate, settings
-    from lossctl.registry import get_loss
+    from lossctl.pipeline import settings
+    from lossctl.specs import get_loss
+    from lossctl.stream import evaluate
 
     spec = get_loss("ce")
     r = evaluate(spec, {"logits": str(tmp_path / "x.npy"), "target": str(tmp_path / "t.npy")},

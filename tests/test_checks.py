@@ -36,7 +36,7 @@ def test_decompose_distribution_target(rng, kind):
     t = rng.normal(size=(N, C)) if kind == "logits" else rng.dirichlet(np.ones(C), size=N)
     t[0] = [0.0, 0.3, 0.7, 0.0] if kind != "logits" else t[0]
     q = sp.softmax(t, axis=1) if kind == "logits" else t
-    res = lossctl.decompose(logits=x, target=t, target_kind_=kind)
+    res = lossctl.decompose(logits=x, target=t, target_kind=kind)
     ce, h, kl = references(x, q)
     np.testing.assert_allclose(rows(res, "left"), ce, rtol=1e-12)
     np.testing.assert_allclose(rows(res, "entropy"), h, rtol=1e-12)

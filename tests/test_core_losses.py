@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import lossctl
 from lossctl.errors import LossctlError, UsageError
-from lossctl.registry import all_specs, get_loss
+from lossctl.specs import all_specs, get_loss
 
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]

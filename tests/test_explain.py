@@ -13,9 +13,11 @@ import torch
 from conftest import ROOT
 from test_registry import CASES, tensors
 
+from lossctl.cli import parse_loss_args, split_params
 from lossctl.errors import UsageError
-from lossctl.explain import explain, explain_command, explain_data, parse_args
-from lossctl.registry import all_specs, get_loss
+from lossctl.explain import explain, explain_data
+from lossctl.render import render
+from lossctl.specs import all_specs, get_loss
 
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
@@ -24,7 +26,7 @@ def test_every_loss_explains_itself(spec):
     assert e.formula and e.denominator and e.torch_name
     assert [o["flag"] for o in e.options] == [o.flag for o in spec.options]
     assert [o["default"] for o in e.options] == [o.default for o in spec.options]
-    text = explain_command(spec.name, [])
+    text = render(e, "plain")
     assert "formula" in text and "mean divides by" in text
     for o in spec.options:
         assert f"{o.flag} [default: {o.default}]" in text
@@ -45,8 +47,8 @@ def test_traps(loss, words):
 
 
 def test_explain_without_arrays_does_not_import_torch():
-    code = "import sys; from lossctl.explain import explain_command; explain_command('ce', []); " \
-           "print('torch' in sys.modules, 'numpy' in sys.modules)"
+    code = "import sys; from lossctl.explain import explain; from lossctl.render import render; " \
+           "render(explain('ce'), 'plain'); print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -65,7 +67,7 @@ def test_ce_steps_match_torch():
     totals = dict(e.totals)
     expected = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(w))(torch.from_numpy(x), torch.from_numpy(t))
     assert float(totals["mean = sum / denominator"]) == pytest.approx(float(expected), rel=1e-9)
-    assert float(totals["torch value"].split()[0]) == pytest.approx(float(expected), rel=1e-12)
+    assert float(totals["value"].split()[0]) == pytest.approx(float(expected), rel=1e-12)
     assert totals["denominator for mean"].startswith("5 = sum of the targets' class weights")
 
 
@@ -74,7 +76,7 @@ def test_ce_prob_target_and_smoothing_steps():
     e = explain_data("ce", {"logits": x, "target": q}, {"label_smoothing": 0.1}, reduction="sum")
     expected = torch.nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)(torch.from_numpy(x),
                                                                                torch.from_numpy(q))
-    assert float(dict(e.totals)["sum of the losses (float64, NumPy)"]) == pytest.approx(float(expected), rel=1e-9)
+    assert float(dict(e.totals)["sum of the losses (float64, NumPy kernel)"]) == pytest.approx(float(expected), rel=1e-9)
     assert "target distribution (smoothed)" in dict(e.steps[0].lines)
 
 
@@ -83,8 +85,9 @@ def test_perplexity_steps():
     e = explain_data("perplexity", {"logits": x, "target": t})
     expected = torch.exp(torch.nn.CrossEntropyLoss()(torch.from_numpy(x), torch.from_numpy(t)))
     totals = dict(e.totals)
-    assert float(totals["perplexity = exp(mean)"]) == pytest.approx(float(expected), rel=1e-9)
-    assert float(totals["torch value"]) == pytest.approx(float(expected), rel=1e-12)
+    assert float(totals["value"]) == pytest.approx(float(expected), rel=1e-12)
+    assert float(totals["mean = sum / denominator"]) == pytest.approx(float(torch.log(expected)), rel=1e-9)
+    assert any(k == "note" and v.startswith("perplexity = exp(mean cross entropy)") for k, v in e.totals)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -94,30 +97,33 @@ def test_every_loss_explains_a_computation(name):
     spec = get_loss(name)
     totals = dict(e.totals)
     assert totals["reduction"] == spec.default_reduction
-    if "torch value" in totals and case.torch_fn is not None:
+    if "value" in totals and case.torch_fn is not None:
         # the explained value is torch's, not lossctl's word for it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's KL 'mean' advice; lossctl repeats it
             want = float(case.torch_fn(tensors(case.arrays, np.float64), spec.default_reduction))
-        assert float(totals["torch value"].split()[0]) == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert float(totals["value"].split()[0]) == pytest.approx(want, rel=1e-9, abs=1e-12)
     assert e.steps or "none" not in spec.reductions
 
 
-def test_parse_args():
+def test_explain_parses_options_as_the_loss_command_does():
     spec = get_loss("triplet-margin")
-    sources, options, common = parse_args(spec, ["--anchor", "a.npy", "--swap", "--margin=2", "--p", "1",
-                                                 "--reduction", "sum"])
-    assert sources == {"anchor": "a.npy"}
-    assert options == {"swap": True, "margin": 2.0, "p": 1.0}
-    assert common == {"reduction": "sum"}
-    assert parse_args(get_loss("poisson-nll"), ["--no-log-input"])[1] == {"log_input": False}
-    assert parse_args(get_loss("ce"), ["--ignore-index", "-1"])[1] == {"ignore_index": -1}
-    with pytest.raises(UsageError, match="has no array or option --bogus"):
-        parse_args(spec, ["--bogus", "1"])
-    with pytest.raises(UsageError, match="expects a float"):
-        parse_args(spec, ["--margin", "wide"])
-    with pytest.raises(UsageError, match="needs a value"):
-        parse_args(spec, ["--anchor"])
+    sources, options, common = split_params(spec, parse_loss_args(spec, [
+        "--anchor", "a.npy", "--swap", "--margin=2", "--p", "1", "--reduction", "sum"]))
+    assert {k: list(v or ()) for k, v in sources.items()} == {"anchor": ["a.npy"], "positive": [], "negative": []}
+    assert options == {"swap": True, "margin": 2.0, "p": 1.0, "eps": None}
+    assert common["reduction"] == "sum" and common["format"] == "auto"
+    assert split_params(get_loss("poisson-nll"), parse_loss_args(get_loss("poisson-nll"), ["--no-log-input"])
+                        )[1]["log_input"] is False
+    assert parse_loss_args(get_loss("ce"), ["--ignore-index", "-1"])["ignore_index"] == -1
+    with pytest.raises(UsageError, match="No such option: --bogus"):
+        parse_loss_args(spec, ["--bogus", "1"])
+    with pytest.raises(UsageError, match="'wide' is not a valid float"):
+        parse_loss_args(spec, ["--margin", "wide"])
+    with pytest.raises(UsageError, match="requires an argument"):
+        parse_loss_args(spec, ["--anchor"])
+    with pytest.raises(UsageError, match="'avg' is not one of"):
+        parse_loss_args(spec, ["--reduction", "avg"])
 
 
 def test_cli_explain(cli):
@@ -126,8 +132,8 @@ def test_cli_explain(cli):
     out = cli("explain", "ce", "--logits", "[[2.0, 1.0, 0.1]]", "--target", "[0]").stdout
     assert "step by step" in out and "log p[0] = -0.4170300163" in out
     data = json.loads(cli("explain", "mse", "--input", "[1, 2]", "--target", "[0, 0]", "-f", "json").stdout)
-    assert data["totals"]["torch value"] == "2.5" and len(data["steps"]) == 2
+    assert data["totals"]["value"] == "2.5" and len(data["steps"]) == 2
     res = cli("explain", "nope", code=2)
     assert "unknown loss 'nope'" in res.stderr
     res = cli("explain", "ce", "--margin", "1", code=2)
-    assert "ce has no array or option --margin" in res.stderr
+    assert "No such option: --margin" in res.stderr

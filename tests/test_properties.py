@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 import lossctl
 from lossctl.errors import ComputeError, LossctlError
 from lossctl.io import load_array, load_bundle
-from lossctl.registry import all_specs
+from lossctl.specs import all_specs
 
 # benchmarks/fuzz_long.py raises LOSSCTL_FUZZ_SCALE to run the same properties far longer.
 SCALE = max(1, int(os.environ.get("LOSSCTL_FUZZ_SCALE", "1")))

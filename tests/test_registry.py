@@ -21,7 +21,7 @@ from scipy.special import log_expit, log_softmax, logsumexp, softmax, xlogy
 from torch import nn
 
 import lossctl
-from lossctl.registry import all_specs, list_losses
+from lossctl.specs import all_specs, list_losses
 
 REF_TOL = {"rtol": 1e-9, "atol": 1e-12}
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")  # torch's KLDivLoss advice

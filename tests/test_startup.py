@@ -10,13 +10,18 @@ from conftest import ROOT
 
 # Run the app in a fresh interpreter, then report which heavy modules the runs pulled in.
 PROBE = """
-import json, sys
-from typer.testing import CliRunner
-from lossctl.cli import app
+import contextlib, io, json, sys
+from lossctl.cli import main
 runs = {}
 for args in json.loads(sys.argv[1]):
-    res = CliRunner().invoke(app, args)
-    runs[" ".join(args)] = res.exit_code
+    sys.argv = ["lossctl", *args]
+    code = 0
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code or 0
+    runs[" ".join(args)] = code
 print(json.dumps({"codes": runs, "torch": "torch" in sys.modules, "numpy": "numpy" in sys.modules}))
 """
 

@@ -14,7 +14,7 @@ import lossctl
 from lossctl import stream
 from lossctl.batch import load_partials, merge, partial_document
 from lossctl.errors import LossctlError
-from lossctl.registry import get_loss
+from lossctl.specs import get_loss
 
 RNG = np.random.default_rng(7)
 N, C = 37, 5  # 37 rows in chunks of 4 leaves a short last chunk

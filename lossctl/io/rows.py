@@ -1,6 +1,6 @@
 """Row readers for streaming: a big .npy or CSV/TSV file read a chunk of rows at a time, in bounded memory.
 
-An .npy reader fills two reused buffers in turn with `readinto` (no memory map, whose touched pages would
+An .npy reader fills a ring of reused buffers in turn with `readinto` (no memory map, whose touched pages would
 count toward RSS). A CSV reader parses chunks with pandas' C engine when pandas is installed.
 """
 
@@ -16,23 +16,24 @@ from .text import _is_number
 
 
 class NpyRows:
-    """Rows of a C-ordered .npy file. `read(n)` returns a view into one of two buffers, used in turn."""
+    """Rows of a C-ordered .npy file. `read(n)` returns a view into one of `buffers` buffers, used in turn: a
+    chunk stays valid until `buffers - 1` more have been read."""
 
-    def __init__(self, path: str, option: str, header: NpyHeader, step: int):
+    def __init__(self, path: str, option: str, header: NpyHeader, step: int, buffers: int = 2):
         self.path, self.option, self.header = path, option, header
         self.dtype = header.dtype
         self.rows = header.shape[0]
         self.total_bytes = header.nbytes
         self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
         self._fp.seek(header.offset)
-        self._buffers = [np.empty((step, *header.shape[1:]), header.dtype) for _ in (0, 1)]
+        self._buffers = [np.empty((step, *header.shape[1:]), header.dtype) for _ in range(max(buffers, 2))]
         self._slot = 0
         self._done = 0
 
     def read(self, n: int) -> np.ndarray:
         n = min(n, self.rows - self._done)
         view = self._buffers[self._slot][:n]
-        self._slot ^= 1
+        self._slot = (self._slot + 1) % len(self._buffers)
         got = self._fp.readinto(memoryview(view).cast("B")) if n else 0
         if got != view.nbytes:
             raise InputError(f"truncated at row {self._done}: the file ended early", option=self.option,
@@ -122,7 +123,7 @@ class CsvRows:
         self._fp.close()
 
 
-def open_rows(path: str, option: str, step: int):
+def open_rows(path: str, option: str, step: int, buffers: int = 2):
     """A row reader for a big .npy or CSV/TSV file, or None when the file is not streamable that way."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
@@ -130,7 +131,7 @@ def open_rows(path: str, option: str, step: int):
             header = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
         if header.fortran or not header.shape:
             return None
-        return NpyRows(path, option, header, step)
+        return NpyRows(path, option, header, step, buffers)
     if ext in (".csv", ".tsv"):
         try:
             import pandas  # noqa: F401

@@ -1,4 +1,4 @@
-"""Helpers shared by the loss families: tensors from arrays, and the checks torch does not make."""
+"""Helpers shared by the loss families: the compute context, tensors from arrays, the checks torch does not make."""
 
 from __future__ import annotations
 
@@ -13,11 +13,36 @@ from ..registry import flag
 
 @dataclass(frozen=True)
 class Context:
-    """How to compute: the float dtype (numpy), the torch device and the reduction asked for."""
+    """How to compute: the float dtype (numpy), the backend ("numpy" or "torch"), the torch device and the
+    reduction asked for (some notes depend on it)."""
 
     dtype: np.dtype
     device: str = "cpu"
     reduction: str = "mean"
+    backend: str = "torch"
+
+    def kernels(self):
+        """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""
+        if self.backend == "numpy":
+            from .. import kernels
+
+            return kernels
+        from .torch_ops import TorchKernels
+
+        return TorchKernels(self.device)
+
+    def array(self, arr: np.ndarray):
+        """A float input in the compute dtype, as the backend computes it (ndarray or tensor)."""
+        if self.backend == "numpy":
+            return np.asarray(arr, dtype=self.dtype)
+        return floats(arr, self)
+
+    def indices(self, arr: np.ndarray, role: str):
+        """Class indices as int64, as the backend computes them; whole-number floats are accepted."""
+        if self.backend == "numpy":
+            check_whole(arr, role)
+            return np.asarray(arr, dtype=np.int64)
+        return ints(arr, role, self)
 
 
 def floats(arr: np.ndarray, ctx: Context):
@@ -27,17 +52,21 @@ def floats(arr: np.ndarray, ctx: Context):
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=ctx.dtype).reshape(np.shape(arr))).to(ctx.device)
 
 
-def ints(arr: np.ndarray, role: str, ctx: Context):
-    """Class indices as int64; float arrays are accepted only when every value is a whole number."""
-    import torch
-
+def check_whole(arr: np.ndarray, role: str) -> None:
+    """Float arrays are class indices only when every value is a whole number."""
     if arr.dtype.kind == "f":
         # Past 2**62 a float is no class index, and its cast to int64 would wrap around.
         bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) > 2.0**62))
         if bad.size:
-            pos = np.unravel_index(bad[0], arr.shape)
             raise ValueRangeError(f"class indices must be integers; found {arr.flat[bad[0]].item()!r} at index "
-                                  f"{list(map(int, pos))}", option=flag(role))
+                                  f"{position(arr, bad[0])}", option=flag(role))
+
+
+def ints(arr: np.ndarray, role: str, ctx: Context):
+    """Class indices as an int64 tensor; float arrays are accepted only when every value is a whole number."""
+    import torch
+
+    check_whole(arr, role)
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64).reshape(np.shape(arr))).to(ctx.device)
 
 

@@ -16,8 +16,6 @@ from ._common import (
     check_unit_interval,
     check_weight,
     flag,
-    floats,
-    ints,
     row_sum_warning,
     sum_tolerance,
 )
@@ -32,7 +30,7 @@ def split_classes(logits: np.ndarray, role: str = "logits") -> tuple[int, int, t
     return axis, logits.shape[axis], logits.shape[:axis] + logits.shape[axis + 1:]
 
 
-def target_kind(kind: str, logits: np.ndarray, target: np.ndarray, index_shape: tuple[int, ...]) -> str:
+def target_kind_of(kind: str, logits: np.ndarray, target: np.ndarray, index_shape: tuple[int, ...]) -> str:
     """auto: integers are class indices; a target of the logits' shape is probabilities."""
     if kind != "auto":
         return kind
@@ -47,113 +45,119 @@ def target_kind(kind: str, logits: np.ndarray, target: np.ndarray, index_shape: 
         f"for --logits {logits.shape}", option="--target")
 
 
-def index_output(values, target, weight, ignore_index: int, n_classes: int, ctx: Context, ignored: int,
-                 rows: int) -> LossOutput:
-    """Per-target denominators for an index target: its class weight (1 without weights), 0 where ignored."""
-    keep = target != ignore_index
-    if weight is not None:
-        denom = weight[target.clamp(0, n_classes - 1)] * keep
-    else:
-        denom = keep.to(values.dtype)
-    return LossOutput(values, weights=denom, rows=rows, unit="targets", ignored=ignored, weighted=weight is not None)
+def index_output(values, denominators, *, ignored: int, rows: int, weighted: bool) -> LossOutput:
+    """An index target's per-target losses and denominators: its class weight (1 each), 0 where ignored."""
+    return LossOutput(values, weights=denominators, rows=rows, unit="targets", ignored=ignored, weighted=weighted)
 
 
-def cross_entropy(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-    import torch.nn.functional as F
-
-    logits, target, weight = a["logits"], a["target"], a.get("weight")
-    check_nonempty("logits", logits)
-    axis, n_classes, index_shape = split_classes(logits)
-    check_choice("target_kind", o["target_kind"], ("auto", "index", "prob", "logits"))
-    eps = o["label_smoothing"]
-    check_unit_interval("label_smoothing", eps)
-    check_weight(weight, n_classes)
-    kind = target_kind(o["target_kind"], logits, target, index_shape)
-    x = floats(logits, ctx)
-    w = floats(weight, ctx) if weight is not None else None
-    rows = logits.shape[0] if logits.ndim > 1 else 1
+def _ce_notes(kind: str, weighted: bool, eps: float, reduction: str) -> list[str]:
     notes = []
-    if weight is not None and kind == "index" and ctx.reduction == "mean":
-        notes.append("weighted mean: torch divides by the sum of the targets' class weights, not by N")
+    if weighted and reduction == "mean":
+        notes.append("weighted mean: torch divides by the sum of the targets' class weights, not by N"
+                     if kind == "index" else
+                     "probability targets with weights: torch's mean divides by N, not by a sum of weights")
     if eps:
         notes.append(f"label smoothing {eps}: the target is mixed with the uniform distribution before the loss")
+    return notes
+
+
+def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, label_smoothing: float = 0.0,
+                  target_kind: str = "auto", ctx: Context) -> LossOutput:
+    """torch.nn.CrossEntropyLoss per target, for logits (C), (N, C) or (N, C, d1..dk).
+
+    Index targets y:        loss_n = (1 - eps) w_{y_n} (-log p_{n,y_n}) + eps/C sum_c w_c (-log p_{n,c})
+    Probability targets q:  loss_n = -sum_c w_c q'_{n,c} log p_{n,c},  q' = (1 - eps) q + eps/C
+    with p = softmax(logits) over the class axis and eps the label smoothing. The mean of index targets
+    divides by sum_n w_{y_n} over the targets not ignored; of probability targets by N * d1 * ... * dk.
+    """
+    check_nonempty("logits", logits)
+    axis, n_classes, index_shape = split_classes(logits)
+    check_choice("target_kind", target_kind, ("auto", "index", "prob", "logits"))
+    check_unit_interval("label_smoothing", label_smoothing)
+    check_weight(weight, n_classes)
+    kind = target_kind_of(target_kind, logits, target, index_shape)
+    k = ctx.kernels()
+    x = ctx.array(logits)
+    w = ctx.array(weight) if weight is not None else None
+    rows = logits.shape[0] if logits.ndim > 1 else 1
+    notes = _ce_notes(kind, weight is not None, label_smoothing, ctx.reduction)
     if kind == "index":
         check_shape("target", target, index_shape, "--logits", logits.shape)
-        ignored = check_classes("target", target, n_classes, o["ignore_index"])
-        t = ints(target, "target", ctx)
-        values = F.cross_entropy(x, t, weight=w, ignore_index=o["ignore_index"], reduction="none",
-                                 label_smoothing=eps)
-        out = index_output(values, t, w, o["ignore_index"], n_classes, ctx, ignored, rows)
+        ignored = check_classes("target", target, n_classes, ignore_index)
+        values, denominators = k.cross_entropy_index(x, ctx.indices(target, "target"), w, ignore_index=ignore_index,
+                                                     label_smoothing=label_smoothing, input_kind="logits")
+        out = index_output(values, denominators, ignored=ignored, rows=rows, weighted=weight is not None)
     else:
         check_shape("target", target, logits.shape, "--logits", logits.shape)
-        p = floats(target, ctx)
         warnings = []
         if kind == "logits":
-            p = torch.softmax(p, dim=axis)
+            q = k.softmax(ctx.array(target), axis)
         else:
             check_range("target", target, 0.0, None, "probabilities must be >= 0")
             warning = row_sum_warning("target", target, axis, sum_tolerance(ctx.dtype))
             warnings = [warning] if warning else []
-        values = F.cross_entropy(x, p, weight=w, reduction="none", label_smoothing=eps)
+            q = ctx.array(target)
+        values = k.cross_entropy_prob(x, q, w, label_smoothing=label_smoothing)
         out = LossOutput(values, rows=rows, unit="samples", warnings=warnings)
-        if weight is not None and ctx.reduction == "mean":
-            notes.append("probability targets with weights: torch's mean divides by N, not by a sum of weights")
     out.notes.extend(notes)
     return out
 
 
-def log_probs_of(a: dict, axis_of, ctx: Context):
-    """The model's log-probabilities from whichever of --log-probs, --logits, --probs was given."""
-    import torch
-
-    if a.get("log_probs") is not None:
-        return a["log_probs"], floats(a["log_probs"], ctx)
-    if a.get("logits") is not None:
-        arr = a["logits"]
-        return arr, torch.log_softmax(floats(arr, ctx), dim=axis_of(arr))
-    arr = a["probs"]
+def log_probs_of(arrays: dict, axis_of, ctx: Context):
+    """(the given array, the model's log-probabilities) from whichever of log_probs, logits, probs is given."""
+    k = ctx.kernels()
+    if arrays.get("log_probs") is not None:
+        return arrays["log_probs"], ctx.array(arrays["log_probs"])
+    if arrays.get("logits") is not None:
+        arr = arrays["logits"]
+        return arr, k.log_softmax(ctx.array(arr), axis_of(arr))
+    arr = arrays["probs"]
     check_range("probs", arr, 0.0, None, "probabilities must be >= 0")
-    return arr, torch.log(floats(arr, ctx))
+    return arr, k.log(ctx.array(arr))
 
 
-def nll(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch.nn.functional as F
+def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ignore_index: int = -100,
+        ctx: Context) -> LossOutput:
+    """torch.nn.NLLLoss: loss_n = -w_{y_n} logp_{n,y_n}; the mean divides by sum_n w_{y_n} (ignored excluded).
 
-    given = next(r for r in ("log_probs", "logits", "probs") if a.get(r) is not None)
-    split_classes(a[given], given)
-    raw, logp = log_probs_of(a, lambda arr: split_classes(arr)[0], ctx)
-    check_nonempty(given, raw)
-    target, weight = a["target"], a.get("weight")
-    axis, n_classes, index_shape = split_classes(raw, given)
+    --log-probs are taken as they are; --logits get log_softmax over the class axis, --probs get log.
+    """
+    given, kind = next((a, k) for a, k in ((log_probs, "log_probs"), (logits, "logits"), (probs, "probs"))
+                       if a is not None)
+    check_nonempty(kind, given)
+    axis, n_classes, index_shape = split_classes(given, kind)
     check_weight(weight, n_classes)
-    check_shape("target", target, index_shape, "the input", raw.shape)
-    ignored = check_classes("target", target, n_classes, o["ignore_index"])
-    t = ints(target, "target", ctx)
-    w = floats(weight, ctx) if weight is not None else None
-    values = F.nll_loss(logp, t, weight=w, ignore_index=o["ignore_index"], reduction="none")
-    rows = raw.shape[0] if raw.ndim > 1 else 1
-    return index_output(values, t, w, o["ignore_index"], n_classes, ctx, ignored, rows)
+    check_shape("target", target, index_shape, "the input", given.shape)
+    ignored = check_classes("target", target, n_classes, ignore_index)
+    if kind == "probs":
+        check_range("probs", given, 0.0, None, "probabilities must be >= 0")
+    w = ctx.array(weight) if weight is not None else None
+    values, denominators = ctx.kernels().cross_entropy_index(
+        ctx.array(given), ctx.indices(target, "target"), w, ignore_index=ignore_index, input_kind=kind)
+    return index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
+                        weighted=weight is not None)
 
 
-def bce(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch.nn.functional as F
+def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, ctx: Context) -> LossOutput:
+    """torch.nn.BCELoss (--probs) or BCEWithLogitsLoss (--logits), per element:
 
-    given = "probs" if a.get("probs") is not None else "logits"
-    raw, target = a[given], a["target"]
+    loss = -w [pos_weight y log p + (1 - y) log(1 - p)], p = probs or sigmoid(logits); BCELoss clamps each log
+    at -100 and has no pos_weight. The mean divides by the number of elements, weights or not.
+    """
+    given, raw = ("probs", probs) if probs is not None else ("logits", logits)
     check_nonempty(given, raw)
     check_shape("target", target, raw.shape, f"--{given}", raw.shape)
     check_range("target", target, 0.0, 1.0, "BCE targets must be in [0, 1]")
-    x, t = floats(raw, ctx), floats(target, ctx)
-    w = _broadcast("weight", a.get("weight"), raw.shape, ctx)
+    k = ctx.kernels()
+    w = _broadcast("weight", weight, raw.shape, ctx)
     if given == "probs":
-        if a.get("pos_weight") is not None:
+        if pos_weight is not None:
             raise UsageError("applies only with --logits (BCEWithLogitsLoss)", option="--pos-weight")
         check_range("probs", raw, 0.0, 1.0, "BCE probabilities must be in [0, 1]")
-        values = F.binary_cross_entropy(x, t, weight=w, reduction="none")
+        values = k.bce_probs(ctx.array(raw), ctx.array(target), w)
     else:
-        pw = _broadcast("pos_weight", a.get("pos_weight"), raw.shape[-1:], ctx)
-        values = F.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw, reduction="none")
+        pw = _broadcast("pos_weight", pos_weight, raw.shape[-1:], ctx)
+        values = k.bce_logits(ctx.array(raw), ctx.array(target), w, pw)
     out = LossOutput(values, rows=raw.shape[0] if raw.ndim else 1)
     if given == "probs":
         out.notes.append("torch clamps each log term at -100, so a confident wrong probability costs at most 100")
@@ -170,4 +174,4 @@ def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: C
     except ValueError:
         raise ShapeError(f"shape {arr.shape} does not broadcast to the input's {tuple(shape)}",
                          option=flag(role)) from None
-    return floats(arr, ctx)
+    return ctx.array(arr)

@@ -6,36 +6,36 @@ import numpy as np
 
 from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
-from ._common import Context, check_nonempty, floats
+from ._common import Context, check_nonempty
 
 
-def _pair(a: dict) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    x1, x2 = a["x1"], a["x2"]
+def _broadcast_pair(x1: np.ndarray, x2: np.ndarray) -> tuple[int, ...]:
     check_nonempty("x1", x1)
     check_nonempty("x2", x2)
     try:
-        shape = np.broadcast_shapes(x1.shape, x2.shape)
+        return np.broadcast_shapes(x1.shape, x2.shape)
     except ValueError:
         raise ShapeError(f"shape {x2.shape} does not broadcast with --x1 {x1.shape}", option="--x2") from None
-    return x1, x2, shape
 
 
-def cosine_similarity(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch.nn.functional as F
+def _rows(values) -> int:
+    return int(values.shape[0]) if values.ndim else 1
 
-    x1, x2, shape = _pair(a)
-    dim = o["dim"]
+
+def cosine_similarity(x1, x2, *, dim: int = 1, eps: float = 1e-8, ctx: Context) -> LossOutput:
+    """torch.nn.CosineSimilarity: cos_n = x1_n . x2_n / max(||x1_n|| ||x2_n||, eps), along --dim."""
+    shape = _broadcast_pair(x1, x2)
     if not -len(shape) <= dim < len(shape):
         raise UsageError(f"is out of range for inputs of shape {shape}; got {dim}", option="--dim")
-    if o["eps"] < 0:
-        raise UsageError(f"must be >= 0; got {o['eps']}", option="--eps")
-    values = F.cosine_similarity(floats(x1, ctx), floats(x2, ctx), dim=dim, eps=o["eps"])
-    return LossOutput(values, rows=int(values.shape[0]) if values.ndim else 1, unit="rows")
+    if eps < 0:
+        raise UsageError(f"must be >= 0; got {eps}", option="--eps")
+    values = ctx.kernels().cosine_similarity(ctx.array(x1), ctx.array(x2), dim=dim, eps=eps)
+    return LossOutput(values, rows=_rows(values), unit="rows")
 
 
-def pairwise_distance(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch.nn.functional as F
-
-    x1, x2, _ = _pair(a)
-    values = F.pairwise_distance(floats(x1, ctx), floats(x2, ctx), p=o["p"], eps=o["eps"], keepdim=o["keepdim"])
-    return LossOutput(values, rows=int(values.shape[0]) if values.ndim else 1, unit="rows")
+def pairwise_distance(x1, x2, *, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False,
+                      ctx: Context) -> LossOutput:
+    """torch.nn.PairwiseDistance: d_n = ||x1_n - x2_n + eps||_p along the last axis."""
+    _broadcast_pair(x1, x2)
+    values = ctx.kernels().pairwise_distance(ctx.array(x1), ctx.array(x2), p=p, eps=eps, keepdim=keepdim)
+    return LossOutput(values, rows=_rows(values), unit="rows")

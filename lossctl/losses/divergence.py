@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
@@ -11,7 +13,6 @@ from ._common import (
     check_range,
     check_shape,
     flag,
-    floats,
     row_sum_warning,
     sum_tolerance,
 )
@@ -19,58 +20,64 @@ from .classification import log_probs_of
 
 KL_MEAN_WARNING = ("kl: reduction 'mean' divides the total loss by both the batch size and the support size; "
                    "'batchmean' divides only by the batch size and matches the KL definition (torch's warning)")
+LAST_AXIS = -1  # KLDivLoss is elementwise; the distributions lie along the last axis, as softmax(dim=-1) makes them
 
 
-def class_axis(arr) -> int:
-    # KLDivLoss is elementwise; the distributions lie along the last axis, as softmax(dim=-1) makes them.
-    return -1
+def kl(log_probs=None, logits=None, probs=None, target=None, *, target_kind: str = "prob",
+       ctx: Context) -> LossOutput:
+    """torch.nn.KLDivLoss, elementwise: loss_{n,c} = p_{n,c} (log p_{n,c} - log q_{n,c}), KL(target || model).
 
-
-def kl(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-    import torch.nn.functional as F
-
-    raw, logq = log_probs_of(a, class_axis, ctx)
-    check_nonempty("input", raw)
-    target = a["target"]
+    p is the target (probabilities, log-probabilities with --target-kind log-prob, or logits softmaxed over the
+    last axis); log q the model's log-probabilities (--log-probs as given, log_softmax of --logits, log of
+    --probs). torch takes 0 log 0 = 0 where the target is 0.
+    """
+    given = {"log_probs": log_probs, "logits": logits, "probs": probs}
+    check_nonempty("input", next(a for a in given.values() if a is not None))
+    raw, logq = log_probs_of(given, lambda _: LAST_AXIS, ctx)
     check_shape("target", target, raw.shape, "the input", raw.shape)
-    kind = o["target_kind"]
-    check_choice("target_kind", kind, ("prob", "log-prob", "logits"))
-    warnings = []
-    if ctx.reduction == "mean":
-        warnings.append(KL_MEAN_WARNING)
-    t = floats(target, ctx)
-    if kind == "prob":
+    check_choice("target_kind", target_kind, ("prob", "log-prob", "logits"))
+    warnings = [KL_MEAN_WARNING] if ctx.reduction == "mean" else []
+    k = ctx.kernels()
+    t = ctx.array(target)
+    if target_kind == "prob":
         check_range("target", target, 0.0, None, "probabilities must be >= 0")
-        w = row_sum_warning("target", target, -1, sum_tolerance(ctx.dtype))
+        w = row_sum_warning("target", target, LAST_AXIS, sum_tolerance(ctx.dtype))
         warnings += [w] if w else []
-    elif kind == "logits":
-        t = torch.softmax(t, dim=-1)  # the tutorial's softmax(target_logits)
-    values = F.kl_div(logq, t, reduction="none", log_target=(kind == "log-prob"))
+    elif target_kind == "logits":
+        t = k.softmax(t, LAST_AXIS)  # the tutorial's softmax(target_logits)
+    values = k.kl_div(logq, t, log_target=(target_kind == "log-prob"))
+    if probs is not None and target_kind == "prob":
+        warnings += _zero_zero_warning(probs, target)
     return LossOutput(values, rows=raw.shape[0] if raw.ndim else 1, warnings=warnings)
 
 
-def entropy(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-    from torch.distributions import Categorical
+def _zero_zero_warning(probs: np.ndarray, target: np.ndarray) -> list[str]:
+    """torch's kl_div computes target * (log target - log q): where both are 0 that is 0 * -inf = nan."""
+    both = np.flatnonzero((probs == 0) & (target == 0))
+    if not both.size:
+        return []
+    pos = [int(i) for i in np.unravel_index(both[0], probs.shape)]
+    return [f"--probs and --target are both 0 at {both.size} place(s) (first at index {pos}): torch computes "
+            "0 * (log 0 - log 0) = 0 * -inf = nan there; the textbook (and scipy) take 0 log 0 = 0"]
 
-    dim = o["dim"]
-    given = "probs" if a.get("probs") is not None else "logits"
-    if a[given].ndim == 0:
+
+def entropy(probs=None, logits=None, *, dim: int = -1, ctx: Context) -> LossOutput:
+    """Shannon entropy of each distribution along --dim, as torch.distributions.Categorical(...).entropy():
+
+    H_n = -sum_c p_{n,c} log p_{n,c} with 0 log 0 = 0; probabilities are normalised first, logits softmaxed.
+    """
+    given, raw = ("probs", probs) if probs is not None else ("logits", logits)
+    if raw.ndim == 0:
         raise ShapeError("is a single number; a distribution needs at least one axis", option=flag(given))
-    if not -a[given].ndim <= dim < a[given].ndim:
-        raise UsageError(f"axis {dim} is out of range for {flag(given)} of shape {a[given].shape}", option="--dim")
-    if a.get("probs") is not None:
-        raw = a["probs"]
-        check_nonempty("probs", raw)
+    if not -raw.ndim <= dim < raw.ndim:
+        raise UsageError(f"axis {dim} is out of range for {flag(given)} of shape {raw.shape}", option="--dim")
+    check_nonempty(given, raw)
+    warnings = []
+    if given == "probs":
         check_range("probs", raw, 0.0, None, "probabilities must be >= 0")
         w = row_sum_warning("probs", raw, dim, sum_tolerance(ctx.dtype))
-        dist = Categorical(probs=torch.movedim(floats(raw, ctx), dim, -1), validate_args=False)
         warnings = [w + "; Categorical normalises each row before the entropy"] if w else []
+        values = ctx.kernels().entropy(probs=ctx.array(raw), axis=dim)
     else:
-        raw = a["logits"]
-        check_nonempty("logits", raw)
-        dist = Categorical(logits=torch.movedim(floats(raw, ctx), dim, -1), validate_args=False)
-        warnings = []
-    values = dist.entropy()
+        values = ctx.kernels().entropy(logits=ctx.array(raw), axis=dim)
     return LossOutput(values, rows=raw.shape[0] if raw.ndim > 1 else 1, unit="distributions", warnings=warnings)

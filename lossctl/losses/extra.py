@@ -14,100 +14,82 @@ from ._common import (
     check_range,
     check_shape,
     check_weight,
-    floats,
-    ints,
     row_sum_warning,
     sum_tolerance,
 )
 from .classification import index_output, split_classes
 
 
-def focal(a: dict, o: dict, ctx: Context) -> LossOutput:
-    logits, target = a["logits"], a["target"]
+def focal(logits, target, weight=None, *, alpha: float = 0.25, gamma: float = 2.0, target_kind: str = "auto",
+          ignore_index: int = -100, ctx: Context) -> LossOutput:
+    """Focal loss. Sigmoid form (torchvision.ops.sigmoid_focal_loss), per element:
+        loss = alpha_t (1 - p_t)^gamma BCE(x, y), p = sigmoid(x), p_t = p y + (1 - p)(1 - y),
+        alpha_t = alpha y + (1 - alpha)(1 - y) (alpha < 0: no alpha term).
+    Multi-class form (index targets), per target: loss_n = -alpha w_{y_n} (1 - p_{n,y_n})^gamma log p_{n,y_n},
+    p = softmax(x); the mean counts the targets not ignored, whatever their weights.
+    """
     check_nonempty("logits", logits)
-    if o["gamma"] < 0:
-        raise UsageError(f"must be >= 0; got {o['gamma']}", option="--gamma")
-    if o["alpha"] > 1:
-        raise UsageError(f"must be in [0, 1], or negative to disable; got {o['alpha']}", option="--alpha")
-    kind = o["target_kind"]
-    check_choice("target_kind", kind, ("auto", "binary", "index"))
+    if gamma < 0:
+        raise UsageError(f"must be >= 0; got {gamma}", option="--gamma")
+    if alpha > 1:
+        raise UsageError(f"must be in [0, 1], or negative to disable; got {alpha}", option="--alpha")
+    check_choice("target_kind", target_kind, ("auto", "binary", "index"))
+    kind = target_kind
     if kind == "auto":
         index_shape = split_classes(logits)[2] if logits.ndim > 1 else None
         kind = "index" if target.dtype.kind in "iu" and target.shape == index_shape else "binary"
     if kind == "index":
-        return _focal_multiclass(a, o, ctx)
-    if a.get("weight") is not None:
+        return _focal_multiclass(logits, target, weight, alpha, gamma, ignore_index, ctx)
+    if weight is not None:
         raise UsageError("applies only to the multi-class form (index targets); use --alpha", option="--weight")
-    return _focal_sigmoid(a, o, ctx)
-
-
-def _focal_sigmoid(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-    import torch.nn.functional as F
-
-    logits, target = a["logits"], a["target"]
     check_shape("target", target, logits.shape, "--logits", logits.shape)
     check_range("target", target, 0.0, 1.0, "binary focal targets must be in [0, 1]")
-    x, y = floats(logits, ctx), floats(target, ctx)
-    # torchvision.ops.sigmoid_focal_loss, written out
-    p = torch.sigmoid(x)
-    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
-    p_t = p * y + (1 - p) * (1 - y)
-    values = ce * ((1 - p_t) ** o["gamma"])
-    if o["alpha"] >= 0:
-        values = (o["alpha"] * y + (1 - o["alpha"]) * (1 - y)) * values
+    values = ctx.kernels().focal_sigmoid(ctx.array(logits), ctx.array(target), alpha=alpha, gamma=gamma)
     return LossOutput(values, rows=logits.shape[0] if logits.ndim else 1)
 
 
-def _focal_multiclass(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-    import torch.nn.functional as F
-
-    logits, target, weight = a["logits"], a["target"], a.get("weight")
+def _focal_multiclass(logits, target, weight, alpha: float, gamma: float, ignore_index: int,
+                      ctx: Context) -> LossOutput:
     if logits.ndim < 2:
         raise UsageError("index targets need logits (N, C) or (N, C, d...)", option="--logits")
     axis, n_classes, index_shape = split_classes(logits)
     check_shape("target", target, index_shape, "--logits", logits.shape)
-    ignored = check_classes("target", target, n_classes, o["ignore_index"])
+    ignored = check_classes("target", target, n_classes, ignore_index)
     check_weight(weight, n_classes)
-    t = ints(target, "target", ctx)
-    w = floats(weight, ctx) if weight is not None else None
-    logp = torch.log_softmax(floats(logits, ctx), dim=axis)
-    # nll_loss picks -w_y * ((1 - p)^gamma log p)_y and zeroes ignored targets
-    values = F.nll_loss((1 - logp.exp()) ** o["gamma"] * logp, t, weight=w, ignore_index=o["ignore_index"],
-                        reduction="none")
-    if o["alpha"] >= 0:
-        values = o["alpha"] * values
-    # the mean counts the targets kept, whatever their weights (alpha and weight scale the loss, as in kornia)
-    out = index_output(values, t, None, o["ignore_index"], n_classes, ctx, ignored, logits.shape[0])
+    w = ctx.array(weight) if weight is not None else None
+    values, denominators = ctx.kernels().focal_index(ctx.array(logits), ctx.indices(target, "target"), w,
+                                                     alpha=alpha, gamma=gamma, ignore_index=ignore_index)
+    # alpha and weight scale the loss, not the mean's denominator (as in kornia)
+    out = index_output(values, denominators, ignored=ignored, rows=logits.shape[0], weighted=False)
     out.notes.append("multi-class focal loss (softmax): index targets")
     return out
 
 
 def _distribution(role: str, kind: str, arr: np.ndarray, ctx: Context, warnings: list[str]):
-    import torch
-
     check_choice(role + "_kind", kind, ("prob", "logits"))
     if kind == "logits":
-        return torch.softmax(floats(arr, ctx), dim=-1)
+        return ctx.kernels().softmax(ctx.array(arr), -1)
     check_range(role, arr, 0.0, None, "probabilities must be >= 0")
     warning = row_sum_warning(role, arr, -1, sum_tolerance(ctx.dtype))
     warnings += [warning] if warning else []
-    return floats(arr, ctx)
+    return ctx.array(arr)
 
 
-def js(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch
-
-    p_arr, q_arr = a["p"], a["q"]
-    check_nonempty("p", p_arr)
-    check_shape("q", q_arr, p_arr.shape, "--p", p_arr.shape)
+def js(p, q, *, p_kind: str = "prob", q_kind: str = "prob", ctx: Context) -> LossOutput:
+    """Jensen-Shannon divergence per row over the last axis: 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2,
+    with 0 log 0 = 0; at most ln 2."""
+    check_nonempty("p", p)
+    check_shape("q", q, p.shape, "--p", p.shape)
     warnings: list[str] = []
-    p = _distribution("p", o["p_kind"], p_arr, ctx, warnings)
-    q = _distribution("q", o["q_kind"], q_arr, ctx, warnings)
-    m = 0.5 * (p + q)
-    # xlogy gives 0 log 0 = 0, and m > 0 wherever p or q is
-    kl_pm = (torch.xlogy(p, p) - torch.xlogy(p, m)).sum(dim=-1)
-    kl_qm = (torch.xlogy(q, q) - torch.xlogy(q, m)).sum(dim=-1)
-    values = (0.5 * (kl_pm + kl_qm)).clamp(min=0.0)
-    return LossOutput(values, rows=p_arr.shape[0] if p_arr.ndim > 1 else 1, unit="rows", warnings=warnings)
+    pp = _distribution("p", p_kind, p, ctx, warnings)
+    qq = _distribution("q", q_kind, q, ctx, warnings)
+    values = ctx.kernels().js(pp, qq)
+    return LossOutput(values, rows=p.shape[0] if p.ndim > 1 else 1, unit="rows", warnings=warnings)
+
+
+def perplexity(value: float, partial) -> tuple[float, str]:
+    """exp of the mean cross entropy; the partial stays CE's, so shards merge before the exp."""
+    import math
+
+    ppl = math.exp(value) if value < 709.0 else math.inf  # past ln(max float) torch.exp gives inf too
+    return ppl, f"perplexity = exp(mean cross entropy) = exp({partial.total:.6g} / {partial.denominator:.6g})"

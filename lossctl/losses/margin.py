@@ -38,21 +38,23 @@ def _rows(arr: np.ndarray) -> int:
     return arr.shape[0] if arr.ndim > 1 else 1
 
 
-def hinge_embedding(a: dict, o: dict, ctx: Context) -> LossOutput:
+def hinge_embedding(input, target, *, margin: float = 1.0, ctx: Context) -> LossOutput:
+    """torch.nn.HingeEmbeddingLoss: x where y = 1, max(0, margin - x) where y = -1."""
     import torch.nn.functional as F
 
-    x, y = a["input"], a["target"]
+    x, y = input, target
     check_nonempty("input", x)
     check_shape("target", y, x.shape, "--input", x.shape)
     check_signs("target", y, "torch silently gives x + max(0, margin - x) for others")
-    values = F.hinge_embedding_loss(floats(x, ctx), floats(y, ctx), margin=o["margin"], reduction="none")
+    values = F.hinge_embedding_loss(floats(x, ctx), floats(y, ctx), margin=margin, reduction="none")
     return LossOutput(values, rows=x.shape[0] if x.ndim else 1)
 
 
-def soft_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+def soft_margin(input, target, *, ctx: Context) -> LossOutput:
+    """torch.nn.SoftMarginLoss: log(1 + exp(-y x)), targets 1 or -1."""
     import torch.nn.functional as F
 
-    x, y = a["input"], a["target"]
+    x, y = input, target
     check_nonempty("input", x)
     check_shape("target", y, x.shape, "--input", x.shape)
     check_signs("target", y, "a 0 target gives log 2 whatever the input")
@@ -60,10 +62,11 @@ def soft_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
     return LossOutput(values, rows=x.shape[0] if x.ndim else 1)
 
 
-def multilabel_soft_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+def multilabel_soft_margin(input, target, weight=None, *, ctx: Context) -> LossOutput:
+    """torch.nn.MultiLabelSoftMarginLoss: -(1/C) sum_c w_c [y log sigmoid(x) + (1 - y) log sigmoid(-x)] per sample."""
     import torch.nn.functional as F
 
-    x, y, weight = a["input"], a["target"], a.get("weight")
+    x, y = input, target
     n_classes = check_scores(x)
     check_shape("target", y, x.shape, "--input", x.shape)
     bad = np.flatnonzero((y != 0) & (y != 1))
@@ -76,10 +79,11 @@ def multilabel_soft_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
     return LossOutput(values, rows=_rows(x), unit="samples")
 
 
-def multilabel_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+def multilabel_margin(input, target, *, ctx: Context) -> LossOutput:
+    """torch.nn.MultiLabelMarginLoss: sum_{j in targets} sum_{i not in targets} max(0, 1 - (x[y_j] - x[i])) / C."""
     import torch.nn.functional as F
 
-    x, y = a["input"], a["target"]
+    x, y = input, target
     n_classes = check_scores(x)
     check_shape("target", y, x.shape, "--input", x.shape)
     t = ints(y, "target", ctx)
@@ -93,33 +97,35 @@ def multilabel_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
     return out
 
 
-def multi_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+def multi_margin(input, target, weight=None, *, p: int = 1, margin: float = 1.0, ctx: Context) -> LossOutput:
+    """torch.nn.MultiMarginLoss: sum_{i != y} w_y max(0, margin - x[y] + x[i])^p / C per sample."""
     import torch.nn.functional as F
 
-    x, y, weight = a["input"], a["target"], a.get("weight")
+    x, y = input, target
     n_classes = check_scores(x)
-    if o["p"] not in (1, 2):
-        raise UsageError(f"must be 1 or 2; got {o['p']}", option="--p")
+    if p not in (1, 2):
+        raise UsageError(f"must be 1 or 2; got {p}", option="--p")
     expected = x.shape[:1] if x.ndim == 2 else ()
     check_shape("target", y, expected, "--input", x.shape)
     check_classes("target", y, n_classes, None)
     check_weight(weight, n_classes)
     w = floats(weight, ctx) if weight is not None else None
-    values = F.multi_margin_loss(floats(x, ctx), ints(y, "target", ctx), p=o["p"], margin=o["margin"], weight=w,
+    values = F.multi_margin_loss(floats(x, ctx), ints(y, "target", ctx), p=p, margin=margin, weight=w,
                                  reduction="none")
     return LossOutput(values, rows=_rows(x), unit="samples")
 
 
-def margin_ranking(a: dict, o: dict, ctx: Context) -> LossOutput:
+def margin_ranking(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> LossOutput:
+    """torch.nn.MarginRankingLoss: max(0, -y (x1 - x2) + margin)."""
     import torch.nn.functional as F
 
-    x1, x2, y = a["x1"], a["x2"], a["target"]
+    y = target
     check_nonempty("x1", x1)
     if x1.ndim > 1:
         raise ShapeError(f"must be (N) or (); got shape {x1.shape}", option="--x1")
     check_shape("x2", x2, x1.shape, "--x1", x1.shape)
     check_shape("target", y, x1.shape, "--x1", x1.shape)
-    values = F.margin_ranking_loss(floats(x1, ctx), floats(x2, ctx), floats(y, ctx), margin=o["margin"],
+    values = F.margin_ranking_loss(floats(x1, ctx), floats(x2, ctx), floats(y, ctx), margin=margin,
                                    reduction="none")
     out = LossOutput(values, rows=x1.shape[0] if x1.ndim else 1, unit="pairs")
     if ((y != 1) & (y != -1)).any():
@@ -127,38 +133,42 @@ def margin_ranking(a: dict, o: dict, ctx: Context) -> LossOutput:
     return out
 
 
-def _triplet(a: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    anchor, pos, neg = a["anchor"], a["positive"], a["negative"]
+def _triplet(anchor: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> None:
     check_nonempty("anchor", anchor)
     if anchor.ndim not in (1, 2):
         raise ShapeError(f"must be (N, D) or (D); got shape {anchor.shape}", option="--anchor")
     check_shape("positive", pos, anchor.shape, "--anchor", anchor.shape)
     check_shape("negative", neg, anchor.shape, "--anchor", anchor.shape)
-    return anchor, pos, neg
 
 
-def triplet_margin(a: dict, o: dict, ctx: Context) -> LossOutput:
+def triplet_margin(anchor, positive, negative, *, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
+                   swap: bool = False, ctx: Context) -> LossOutput:
+    """torch.nn.TripletMarginLoss: max(||a - p + eps||_p - ||a - n + eps||_p + margin, 0)."""
     import torch.nn.functional as F
 
-    anchor, pos, neg = _triplet(a)
-    if o["p"] <= 0:
-        raise UsageError(f"must be > 0; got {o['p']}", option="--p")
-    values = F.triplet_margin_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx), margin=o["margin"],
-                                   p=o["p"], eps=o["eps"], swap=o["swap"], reduction="none")
+    _triplet(anchor, positive, negative)
+    pos, neg = positive, negative
+    if p <= 0:
+        raise UsageError(f"must be > 0; got {p}", option="--p")
+    values = F.triplet_margin_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx), margin=margin,
+                                   p=p, eps=eps, swap=swap, reduction="none")
     return LossOutput(values, rows=_rows(anchor), unit="triplets")
 
 
-def triplet_margin_with_distance(a: dict, o: dict, ctx: Context) -> LossOutput:
+def triplet_margin_with_distance(anchor, positive, negative, *, distance: str = "pairwise", margin: float = 1.0,
+                                 swap: bool = False, ctx: Context) -> LossOutput:
+    """torch.nn.TripletMarginWithDistanceLoss: max(d(a, p) - d(a, n) + margin, 0), d pairwise or 1 - cosine."""
     import torch.nn.functional as F
 
-    anchor, pos, neg = _triplet(a)
-    if o["margin"] <= 0:
-        raise UsageError(f"must be > 0 (torch refuses others); got {o['margin']}", option="--margin")
-    distance = None
-    if o["distance"] == "cosine":
-        def distance(u, v):
+    _triplet(anchor, positive, negative)
+    pos, neg = positive, negative
+    if margin <= 0:
+        raise UsageError(f"must be > 0 (torch refuses others); got {margin}", option="--margin")
+    distance_function = None
+    if distance == "cosine":
+        def distance_function(u, v):
             return 1.0 - F.cosine_similarity(u, v, dim=-1)
     values = F.triplet_margin_with_distance_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx),
-                                                 distance_function=distance, margin=o["margin"],
-                                                 swap=o["swap"], reduction="none")
+                                                 distance_function=distance_function, margin=margin,
+                                                 swap=swap, reduction="none")
     return LossOutput(values, rows=_rows(anchor), unit="triplets")

@@ -9,72 +9,76 @@ from ..reduce import LossOutput
 from ._common import Context, check_nonempty, check_range, check_shape, floats
 
 
-def _pair(a: dict, ctx: Context):
+def _check_pair(x: np.ndarray, y: np.ndarray) -> None:
     """--input and --target of one shape (torch broadcasts with only a warning; lossctl refuses)."""
-    x, y = a["input"], a["target"]
     check_nonempty("input", x)
     check_shape("target", y, x.shape, "--input", x.shape)
-    return floats(x, ctx), floats(y, ctx)
 
 
 def _rows(arr: np.ndarray) -> int:
     return arr.shape[0] if arr.ndim else 1
 
 
-def _elementwise(fn_name: str, a: dict, ctx: Context, **kwargs) -> LossOutput:
+def l1(input, target, *, ctx: Context) -> LossOutput:
+    """torch.nn.L1Loss: loss_i = |x_i - y_i|."""
+    _check_pair(input, target)
+    return LossOutput(ctx.kernels().l1(ctx.array(input), ctx.array(target)), rows=_rows(input))
+
+
+def mse(input, target, *, ctx: Context) -> LossOutput:
+    """torch.nn.MSELoss: loss_i = (x_i - y_i)^2."""
+    _check_pair(input, target)
+    return LossOutput(ctx.kernels().mse(ctx.array(input), ctx.array(target)), rows=_rows(input))
+
+
+def huber(input, target, *, delta: float = 1.0, ctx: Context) -> LossOutput:
+    """torch.nn.HuberLoss: d = x - y; 0.5 d^2 if |d| < delta, else delta (|d| - 0.5 delta)."""
+    if not delta > 0:
+        raise UsageError(f"must be > 0; got {delta}", option="--delta")
+    _check_pair(input, target)
+    return LossOutput(ctx.kernels().huber(ctx.array(input), ctx.array(target), delta=delta), rows=_rows(input))
+
+
+def smooth_l1(input, target, *, beta: float = 1.0, ctx: Context) -> LossOutput:
+    """torch.nn.SmoothL1Loss: d = x - y; 0.5 d^2 / beta if |d| < beta, else |d| - 0.5 beta (beta = 0: L1)."""
+    if beta < 0:
+        raise UsageError(f"must be >= 0; got {beta}", option="--beta")
+    _check_pair(input, target)
+    return LossOutput(ctx.kernels().smooth_l1(ctx.array(input), ctx.array(target), beta=beta), rows=_rows(input))
+
+
+def poisson_nll(input, target, *, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                ctx: Context) -> LossOutput:
+    """torch.nn.PoissonNLLLoss: exp(x) - y x with --log-input, else x - y log(x + eps); --full adds Stirling's
+    y log y - y + 0.5 log(2 pi y) where y > 1."""
     import torch.nn.functional as F
 
-    x, y = _pair(a, ctx)
-    return LossOutput(getattr(F, fn_name)(x, y, reduction="none", **kwargs), rows=_rows(a["input"]))
+    if not log_input:
+        check_range("input", input, 0.0, None, "rates must be >= 0 without --log-input")
+    check_range("target", target, 0.0, None, "Poisson targets must be >= 0")
+    _check_pair(input, target)
+    values = F.poisson_nll_loss(floats(input, ctx), floats(target, ctx), log_input=log_input, full=full, eps=eps,
+                                reduction="none")
+    return LossOutput(values, rows=_rows(input))
 
 
-def l1(a: dict, o: dict, ctx: Context) -> LossOutput:
-    return _elementwise("l1_loss", a, ctx)
-
-
-def mse(a: dict, o: dict, ctx: Context) -> LossOutput:
-    return _elementwise("mse_loss", a, ctx)
-
-
-def huber(a: dict, o: dict, ctx: Context) -> LossOutput:
-    if not o["delta"] > 0:
-        raise UsageError(f"must be > 0; got {o['delta']}", option="--delta")
-    return _elementwise("huber_loss", a, ctx, delta=o["delta"])
-
-
-def smooth_l1(a: dict, o: dict, ctx: Context) -> LossOutput:
-    if o["beta"] < 0:
-        raise UsageError(f"must be >= 0; got {o['beta']}", option="--beta")
-    return _elementwise("smooth_l1_loss", a, ctx, beta=o["beta"])
-
-
-def poisson_nll(a: dict, o: dict, ctx: Context) -> LossOutput:
+def gaussian_nll(input, target, var, *, full: bool = False, eps: float = 1e-6, ctx: Context) -> LossOutput:
+    """torch.nn.GaussianNLLLoss: 0.5 (log max(var, eps) + (x - y)^2 / max(var, eps)) [+ 0.5 log(2 pi) if --full]."""
     import torch.nn.functional as F
 
-    if not o["log_input"]:
-        check_range("input", a["input"], 0.0, None, "rates must be >= 0 without --log-input")
-    check_range("target", a["target"], 0.0, None, "Poisson targets must be >= 0")
-    x, y = _pair(a, ctx)
-    values = F.poisson_nll_loss(x, y, log_input=o["log_input"], full=o["full"], eps=o["eps"], reduction="none")
-    return LossOutput(values, rows=_rows(a["input"]))
-
-
-def gaussian_nll(a: dict, o: dict, ctx: Context) -> LossOutput:
-    import torch.nn.functional as F
-
-    x, y = _pair(a, ctx)
-    var = a["var"]
-    shape = a["input"].shape
+    _check_pair(input, target)
+    shape = input.shape
     fits = var.shape == shape or (len(shape) and (var.shape == shape[:-1] or var.shape == (*shape[:-1], 1)))
     if not fits:
         raise ShapeError(f"shape {var.shape} fits neither the input's {shape}, nor {shape[:-1]}, nor "
                          f"{(*shape[:-1], 1)}", option="--var")
     check_range("var", var, 0.0, None, "variances must be >= 0")
-    if o["eps"] < 0:
-        raise UsageError(f"must be >= 0; got {o['eps']}", option="--eps")
-    values = F.gaussian_nll_loss(x, y, floats(var, ctx), full=o["full"], eps=o["eps"], reduction="none")
-    out = LossOutput(values, rows=_rows(a["input"]))
-    clamped = int((var < o["eps"]).sum())
+    if eps < 0:
+        raise UsageError(f"must be >= 0; got {eps}", option="--eps")
+    values = F.gaussian_nll_loss(floats(input, ctx), floats(target, ctx), floats(var, ctx), full=full, eps=eps,
+                                 reduction="none")
+    out = LossOutput(values, rows=_rows(input))
+    clamped = int((var < eps).sum())
     if clamped:
-        out.notes.append(f"{clamped} variance(s) below --eps ({o['eps']:g}) were clamped to eps, as torch does")
+        out.notes.append(f"{clamped} variance(s) below --eps ({eps:g}) were clamped to eps, as torch does")
     return out

@@ -9,11 +9,14 @@ from ..reduce import LossOutput
 from ._common import Context, check_classes, check_nonempty, check_range, flag, floats, ints, position
 
 
-def ctc(a: dict, o: dict, ctx: Context) -> LossOutput:
+def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zero_infinity: bool = False,
+        ctx: Context) -> LossOutput:
+    """torch.nn.CTCLoss: loss_n = -log sum over the alignments a of target_n of prod_t p_t(a_t); 'mean' divides
+    each loss by its target length (at least 1) before averaging over the sequences."""
     import torch
     import torch.nn.functional as F
 
-    lp, target, in_len, tg_len = a["log_probs"], a["target"], a["input_lengths"], a["target_lengths"]
+    lp, in_len, tg_len = log_probs, input_lengths, target_lengths
     check_nonempty("log_probs", lp)
     if lp.ndim not in (2, 3):
         raise ShapeError(f"must be (T, N, C) or (T, C); got shape {lp.shape}", option="--log-probs")
@@ -25,8 +28,8 @@ def ctc(a: dict, o: dict, ctx: Context) -> LossOutput:
         if arr.shape != length_shape:
             raise ShapeError(f"shape {arr.shape} does not match --log-probs {lp.shape}; expected {length_shape}",
                              option=flag(role))
-    if not 0 <= o["blank"] < n_classes:
-        raise UsageError(f"must be a class index in [0, {n_classes}); got {o['blank']}", option="--blank")
+    if not 0 <= blank < n_classes:
+        raise UsageError(f"must be a class index in [0, {n_classes}); got {blank}", option="--blank")
     check_range("input_lengths", in_len, 0, steps, f"input lengths must be in [0, T = {steps}]")
     check_range("target_lengths", tg_len, 0, None, "target lengths must be >= 0")
     lengths = np.atleast_1d(tg_len).astype(np.int64)
@@ -46,14 +49,14 @@ def ctc(a: dict, o: dict, ctx: Context) -> LossOutput:
                          option="--target")
     kept = np.where(used, target, 0)
     check_classes("target", kept, n_classes, None)
-    blanks = np.flatnonzero(used & (target == o["blank"]))
+    blanks = np.flatnonzero(used & (target == blank))
     if blanks.size:
-        raise ValueRangeError(f"the blank label {o['blank']} appears at index {position(target, blanks[0])}",
+        raise ValueRangeError(f"the blank label {blank} appears at index {position(target, blanks[0])}",
                               option="--target")
     t = ints(target, "target", ctx)
     il, tl = ints(in_len, "input_lengths", ctx), ints(tg_len, "target_lengths", ctx)
-    values = F.ctc_loss(floats(lp, ctx), t, il, tl, blank=o["blank"], reduction="none",
-                        zero_infinity=o["zero_infinity"])
+    values = F.ctc_loss(floats(lp, ctx), t, il, tl, blank=blank, reduction="none",
+                        zero_infinity=zero_infinity)
     # torch's 'mean' divides each sequence's loss by its target length (at least 1), then averages
     mean_values = values / tl.clamp(min=1).to(values.dtype)
     out = LossOutput(values, mean_values=mean_values, rows=n or 1, unit="sequences")

@@ -1,6 +1,6 @@
 """Specs of the classification losses; the compute functions live in lossctl.losses.classification."""
 
-from ..registry import LossSpec, Opt, Role, register_loss
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 IGNORE_INDEX = Opt("ignore_index", int, -100,
                    "Targets equal to this class index are ignored (no loss, no denominator).")
@@ -11,8 +11,14 @@ TARGET_KIND = Opt("target_kind", str, "auto",
                   "index; prob; logits (softmax is applied to the target first).",
                   choices=("auto", "index", "prob", "logits"))
 
+# A chunk of rows streams with its class indices (one axis fewer) beside it.
+BY_ROWS_WITH_INDICES = Streaming("rows", index_target=True)
+CE_STEPS = "lossctl.explain_steps:ce_steps"
+
 register_loss(LossSpec(
-    name="ce", stream="rows", aliases=("cross-entropy",), torch_name="torch.nn.CrossEntropyLoss",
+    name="ce", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS,
+    aliases=("cross-entropy",),
+    torch_name="torch.nn.CrossEntropyLoss",
     summary="Cross entropy between logits and class indices or a target distribution.",
     formula="loss_n = -sum_c w_c * q_{n,c} * log softmax(x_n)_c; index target q = onehot(y_n)",
     roles=(Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True),
@@ -30,14 +36,14 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="nll", stream="rows", torch_name="torch.nn.NLLLoss",
+    name="nll", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, torch_name="torch.nn.NLLLoss",
     summary="Negative log-likelihood of the target class under log-probabilities.",
     formula="loss_n = -w_{y_n} * logp_{n, y_n}",
     roles=(Role("log_probs", "Log-probabilities (what NLLLoss takes), shape (C), (N, C) or (N, C, d...).",
                 group="input", neg_inf_ok=True),
            Role("logits", "Logits; log_softmax is applied over the class axis.", group="input", neg_inf_ok=True),
            Role("probs", "Probabilities; log is applied.", group="input"),
-           Role("target", "Class indices, shape (), (N) or (N, d...).", integer=True),
+           Role("target", "Class indices, shape (), (N) or (N, d...)."),
            WEIGHT),
     options=(IGNORE_INDEX,),
     compute="lossctl.losses.classification:nll", information=True,
@@ -47,7 +53,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="bce", stream="elements", aliases=("binary-cross-entropy",),
+    name="bce", backends=NUMPY_AND_TORCH, stream=Streaming("elements"), aliases=("binary-cross-entropy",),
     torch_name="torch.nn.BCELoss / torch.nn.BCEWithLogitsLoss",
     summary="Binary cross entropy of probabilities (BCELoss) or logits (BCEWithLogitsLoss).",
     formula="loss = -w * [pos_weight * y * log p + (1 - y) * log(1 - p)], p = x or sigmoid(x)",

@@ -1,9 +1,9 @@
 """Specs of the divergence losses; the compute functions live in lossctl.losses.divergence."""
 
-from ..registry import LossSpec, Opt, Role, register_loss
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 register_loss(LossSpec(
-    name="kl", stream="rows", aliases=("kl-div",), torch_name="torch.nn.KLDivLoss",
+    name="kl", backends=NUMPY_AND_TORCH, stream=Streaming("rows"), aliases=("kl-div",), torch_name="torch.nn.KLDivLoss",
     summary="Kullback-Leibler divergence KL(target || model), elementwise as KLDivLoss computes it.",
     formula="loss_{n,c} = p_{n,c} * (log p_{n,c} - log q_{n,c}), p = target, log q = model log-probs",
     roles=(Role("log_probs", "The model's log-probabilities (what KLDivLoss takes).", group="input",
@@ -22,7 +22,10 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="entropy", stream="rows", torch_name="torch.distributions.Categorical(...).entropy()",
+    name="entropy", backends=NUMPY_AND_TORCH,
+    # Chunks of rows hold whole distributions unless --dim names the batch axis itself.
+    stream=Streaming("rows", when=lambda options, ndim: options["dim"] % ndim != 0),
+    torch_name="torch.distributions.Categorical(...).entropy()",
     summary="Shannon entropy of each distribution, reduced over the batch.",
     formula="H_n = -sum_c p_{n,c} * log p_{n,c}, with 0 log 0 = 0",
     roles=(Role("probs", "Probabilities (normalised along --dim, as Categorical does).", group="input"),

@@ -1,10 +1,10 @@
 """Losses people compute next to torch.nn's: focal, Jensen-Shannon, perplexity. Computed in losses.extra."""
 
-from ..registry import LossSpec, Opt, Role, register_loss
-from .classification import IGNORE_INDEX, TARGET_KIND, WEIGHT
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, register_loss
+from .classification import BY_ROWS_WITH_INDICES, CE_STEPS, IGNORE_INDEX, TARGET_KIND, WEIGHT
 
 register_loss(LossSpec(
-    name="focal", torch_name="torchvision.ops.sigmoid_focal_loss (not in torch.nn)",
+    name="focal", backends=NUMPY_AND_TORCH, torch_name="torchvision.ops.sigmoid_focal_loss (not in torch.nn)",
     summary="Focal loss: BCE scaled by (1 - p_t)^gamma and alpha_t; default reduction mean "
             "(torchvision's default is none). Index targets give the multi-class (softmax) form.",
     formula="sigmoid: loss = alpha_t * (1 - p_t)^gamma * BCE(x, y), p_t = p y + (1 - p)(1 - y), "
@@ -30,7 +30,8 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="js", aliases=("jensen-shannon",), torch_name="none (torch.nn has no Jensen-Shannon loss)",
+    name="js", backends=NUMPY_AND_TORCH, aliases=("jensen-shannon",),
+    torch_name="none (torch.nn has no Jensen-Shannon loss)",
     summary="Jensen-Shannon divergence between two distributions per row, symmetric and at most ln 2.",
     formula="JS(p, q) = 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, over the last axis",
     roles=(Role("p", "First distribution(s), (N, C) or (C); see --p-kind.", neg_inf_ok=True),
@@ -48,14 +49,16 @@ _CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1
              Role("target", "Class indices (N) or probabilities of the logits' shape.", neg_inf_ok=True), WEIGHT)
 
 register_loss(LossSpec(
-    name="perplexity", stream="rows", aliases=("ppl",), torch_name="torch.exp(torch.nn.CrossEntropyLoss()(...))",
+    name="perplexity", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS, aliases=("ppl",),
+    torch_name="torch.exp(torch.nn.CrossEntropyLoss()(...))",
     summary="exp of the mean cross entropy: the effective number of equally likely choices per target.",
     formula="ppl = exp(sum_n CE_n / denominator), CE and its denominator exactly as ce computes them",
     roles=_CE_ROLES,
     options=(IGNORE_INDEX,
              Opt("label_smoothing", float, 0.0, "Mix the target with the uniform distribution, in [0, 1]."),
              TARGET_KIND),
-    reductions=("mean",), compute="lossctl.losses.classification:cross_entropy", information=False, post="exp",
+    reductions=("mean",), compute="lossctl.losses.classification:cross_entropy", information=False,
+    post="lossctl.losses.extra:perplexity",
     denominator="as ce's mean: the sum of the targets' class weights (1 each), ignored targets excluded; "
                 "perplexity is only defined for the mean, so --reduction takes only mean",
     traps=("Perplexity is exp of CE in nats: a base would change nothing (2^bits = e^nats), so there is no --base.",

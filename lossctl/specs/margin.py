@@ -46,8 +46,7 @@ register_loss(LossSpec(
     summary="Multi-label hinge loss: each target class should score 1 above each non-target class.",
     formula="loss_n = sum_{j in targets} sum_{i not in targets} max(0, 1 - (x[y_j] - x[i])) / C",
     roles=(Role("input", "Scores, (N, C) or (C)."),
-           Role("target", "Target class indices, the input's shape, padded with -1 after the last one.",
-                integer=True)),
+           Role("target", "Target class indices, the input's shape, padded with -1 after the last one.")),
     compute="lossctl.losses.margin:multilabel_margin", denominator="the number of samples N",
     traps=("The target is not a 0/1 mask: it lists class indices and stops at the first -1; later entries "
            "are ignored.",),
@@ -57,7 +56,7 @@ register_loss(LossSpec(
     name="multi-margin", torch_name="torch.nn.MultiMarginLoss",
     summary="Multi-class hinge loss: the target class should score --margin above every other class.",
     formula="loss_n = sum_{i != y_n} w_{y_n} * max(0, margin - x[y_n] + x[i])^p / C",
-    roles=(Role("input", "Scores, (N, C) or (C)."), Role("target", "Class indices, (N) or ().", integer=True),
+    roles=(Role("input", "Scores, (N, C) or (C)."), Role("target", "Class indices, (N) or ()."),
            CLASS_WEIGHT),
     options=(Opt("p", int, 1, "1 or 2: the power of each hinge term."), MARGIN_1),
     compute="lossctl.losses.margin:multi_margin", denominator="the number of samples N (not the weights' sum)",

@@ -9,9 +9,9 @@ register_loss(LossSpec(
     roles=(Role("log_probs", "Log-probabilities (T, N, C) or (T, C): time first, log_softmax over C.",
                 neg_inf_ok=True, batched=False),  # time, not the batch, is its first axis
            Role("target", "Target labels: padded (N, S), or all targets concatenated (sum of target lengths); "
-                "(S) unbatched, S = the target length.", integer=True),
-           Role("input_lengths", "Length of each input sequence, (N) or (); each <= T.", integer=True),
-           Role("target_lengths", "Length of each target, (N) or ().", integer=True)),
+                "(S) unbatched, S = the target length."),
+           Role("input_lengths", "Length of each input sequence, (N) or (); each <= T."),
+           Role("target_lengths", "Length of each target, (N) or ().")),
     options=(Opt("blank", int, 0, "The blank label's class index."),
              Opt("zero_infinity", bool, False, "Replace infinite losses (no possible alignment) by 0.")),
     compute="lossctl.losses.sequence:ctc", information=True,

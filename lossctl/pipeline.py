@@ -1,0 +1,357 @@
+"""The engine every entry point shares: validated settings, loading and validation, one in-memory run, and the
+assembly of a `Result`.
+
+Layers (nothing imports upwards; `tests/test_structure.py` fails on any import cycle, lazy imports included):
+
+    cli -> api -> batch -> stream -> pipeline -> io, specs/registry, losses, reduce, result
+    checks, explain -> pipeline          render -> result
+
+`api` is the small public face; `stream` runs one set of big files chunk by chunk and `batch` many sets of
+files; `checks` and `explain` build on the same run. A loss's particulars live in its `LossSpec` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ComputeError, InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
+from .io import Loaded, load_array, load_bundle, read_stdin
+from .losses._common import Context, position
+from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
+from .registry import LossSpec, flag, resolve
+from .result import Result
+
+BASES = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
+UNITS = {"e": "nats", "2": "bits", "10": "bans"}
+DTYPES = ("auto", "float32", "float64")
+BACKEND_CHOICES = ("auto", "numpy", "torch")
+DEVICES = ("cpu", "cuda", "mps", "auto")
+
+
+# --- settings ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one loss computation, shared by the in-memory, streamed and many-file paths."""
+
+    reduction: str
+    options: dict[str, Any]
+    base: str = "e"
+    device: str = "cpu"
+    strict: bool = False
+    backend: str = "auto"
+    threads: int | None = None  # streamed chunks computed at once; None: the machine's cores
+
+    @property
+    def scale(self) -> float:
+        return BASES[self.base]
+
+
+def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | None = None, base: str = "e",
+             device: str = "cpu", strict: bool = False, backend: str = "auto", threads: int | None = None
+             ) -> Settings:
+    """Check every setting against the spec before any file is read."""
+    reduction = reduction or spec.default_reduction
+    _choose("--reduction", reduction, spec.reductions, f" for {spec.name}")
+    _choose("--base", base, tuple(BASES))
+    if base != "e" and not spec.information:
+        raise UsageError(f"{spec.name} is not measured in nats, so --base does not apply", option="--base")
+    _choose("--backend", backend, BACKEND_CHOICES)
+    if backend == "numpy" and "numpy" not in spec.backends:
+        raise UsageError(f"{spec.name} has no NumPy kernel; torch computes it (--backend torch or auto)",
+                         option="--backend")
+    if threads is not None and threads < 1:
+        raise UsageError(f"must be at least 1; got {threads}", option="--threads")
+    device = resolve_device(device)
+    if backend == "numpy" and device != "cpu":
+        raise UsageError(f"the NumPy kernels compute on the CPU; --device {device} needs --backend torch",
+                         option="--backend")
+    return Settings(reduction, resolve_options(spec, options), base, device, strict, backend, threads)
+
+
+def _choose(option: str, value: Any, choices: tuple[str, ...], where: str = "") -> None:
+    if value not in choices:
+        raise UsageError(f"must be one of {', '.join(choices)}{where}; got {value!r}", option=option)
+
+
+def resolve_options(spec: LossSpec, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's options with torch's defaults, overridden by the given ones (None: not given)."""
+    known = {o.name: o for o in spec.options}
+    out = {o.name: o.default for o in spec.options}
+    for key, value in options.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise UsageError(f"{spec.name} has no option {flag(key)}", option=flag(key))
+        if value is None:
+            continue
+        opt = known[name]
+        if opt.choices:
+            _choose(opt.flag, value, opt.choices)
+        out[name] = opt.type(value)
+    return out
+
+
+def resolve_device(device: str) -> str:
+    """cpu, cuda, mps or auto (the first accelerator torch finds, else cpu). Imports torch only when asked."""
+    if device == "cpu":
+        return device
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise UsageError(f"must be cpu, cuda, mps or auto; got {device!r}", option="--device")
+    import torch
+
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (device.startswith("cuda") and not cuda) or (device == "mps" and not mps):
+        raise UsageError(f"{device} was asked for but torch finds no such device here", option="--device")
+    return device
+
+
+def backend_for(spec: LossSpec, st: Settings, sources: Mapping[str, Any] = {}) -> str:  # noqa: B006
+    """auto: the NumPy kernel where the loss has one, on the CPU, with no .pt input (reading it needs torch)."""
+    if st.backend != "auto":
+        return st.backend
+    torch_file = any(isinstance(v, str) and v.split(":")[0].lower().endswith((".pt", ".pth"))
+                     for v in sources.values())
+    return "numpy" if "numpy" in spec.backends and st.device == "cpu" and not torch_file else "torch"
+
+
+def backend_label(backend: str) -> str:
+    """What a result says computed it: `numpy`, or `torch 2.13.0` (torch is imported by then)."""
+    if backend == "numpy":
+        return "numpy"
+    import torch
+
+    return f"torch {torch.__version__.split('+')[0]}"
+
+
+# --- loading and validation ----------------------------------------------------------------------------------
+
+def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None) -> dict[str, Loaded]:
+    """Load every given role: from its own source (path, '-', literal, array) or from the --from bundle."""
+    sources = {k: v for k, v in sources.items() if v is not None}
+    readers = [k for k, v in sources.items() if isinstance(v, str) and v == "-"]
+    if bundle == "-":
+        readers.append("from")
+    if len(readers) > 1:
+        flags = ", ".join(flag(r) for r in readers)
+        raise UsageError(f"only one option may read standard input; {flags} all ask for '-'", option=flag(readers[1]))
+    stdin = read_stdin(flag(readers[0])) if readers else None
+    loaded: dict[str, Loaded] = {}
+    if bundle is not None:
+        arrays, binary = load_bundle(bundle, stdin=stdin)
+        names = {r.name for r in spec.roles}
+        for key, arr in arrays.items():
+            role = key.replace("-", "_")
+            if role in names and role not in sources:
+                loaded[role] = Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
+    for role, value in sources.items():
+        loaded[role] = load_source(value, flag(role), stdin)
+    check_roles(spec, loaded, bundle)
+    return loaded
+
+
+def load_source(value: Any, flag: str, stdin: bytes | None = None) -> Loaded:
+    """A source as given to the API: a path, '-' or a literal (str), a Loaded, an array, a list or a tensor."""
+    if isinstance(value, str):
+        return load_array(value, option=flag, stdin=stdin)
+    if isinstance(value, Loaded):
+        return value
+    # Arrays and tensors keep their float dtype under auto, as a binary file does; Python lists are text-like.
+    binary = isinstance(value, np.ndarray) or hasattr(value, "detach")
+    return Loaded(_as_array(value, flag), "array", binary)
+
+
+def _as_array(value: Any, flag: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu()
+        if value.dtype.is_floating_point and value.element_size() < 4:
+            value = value.float()
+        return value.numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"must be numeric, got dtype {arr.dtype}", option=flag)
+    return arr
+
+
+def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = None) -> None:
+    """Exactly one role of each group, and every required one."""
+    for roles in spec.groups().values():
+        given = [r for r in roles if r.name in loaded]
+        flags = " or ".join(r.flag for r in roles)
+        if len(given) > 1:
+            raise UsageError(f"give only one of {flags}", option=given[1].flag)
+        if not given and all(r.required for r in roles):
+            where = f" (and --from {bundle} has no key {' or '.join(r.name for r in roles)})" if bundle else ""
+            raise UsageError(f"{spec.name} needs {flags}{where}", option=roles[0].flag)
+
+
+def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> np.dtype:
+    """auto: the float dtype of the first binary float input, float32 at least; text inputs compute in float64."""
+    _choose("--dtype", dtype, DTYPES)
+    if dtype != "auto":
+        return np.dtype(dtype)
+    for role in spec.roles:
+        item = loaded.get(role.name)
+        if item is not None and item.binary and item.array.dtype.kind == "f":
+            return np.dtype(np.float64) if item.array.dtype == np.float64 else np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded]) -> None:
+    """NaN is never a loss input; +inf never; -inf only where it means something (masked logits, log 0)."""
+    for role in spec.roles:
+        item = loaded.get(role.name)
+        if item is None or item.array.dtype.kind != "f" or item.array.size == 0:
+            continue
+        arr = item.array
+        # One cheap pass in the common case: max propagates NaN and shows +inf; min shows -inf.
+        if np.isfinite(arr.max()) and (role.neg_inf_ok or np.isfinite(arr.min())):
+            continue
+        bad = np.isnan(arr) | np.isposinf(arr) | (np.isneginf(arr) if not role.neg_inf_ok else False)
+        idx = np.flatnonzero(bad)
+        if idx.size:
+            pos = position(arr, idx[0]) if role.batched else [int(i) for i in np.unravel_index(idx[0], arr.shape)]
+            raise ValueRangeError(f"{arr.flat[idx[0]]} at index {pos} ({item.source}); inputs must be finite"
+                                  + ("" if not role.neg_inf_ok else " (-inf is allowed, as a mask)"),
+                                  option=role.flag)
+
+
+def row_mismatch_hint(loaded: Mapping[str, Loaded]) -> str | None:
+    """Text tables whose row counts differ by exactly one: a header row read as data (or one missed)."""
+    tables = {role: item for role, item in loaded.items()
+              if getattr(item, "header", None) is not None and item.array.ndim >= 1}
+    counts = {item.array.shape[0] for item in tables.values()}
+    if len(counts) != 2 or abs(max(counts) - min(counts)) != 1:
+        return None
+    return ("the text inputs differ by exactly one row; a header row may have been read as data or taken for "
+            "one (--header yes|no decides)")
+
+
+# --- one run -------------------------------------------------------------------------------------------------
+
+def call_loss(spec: LossSpec, fn, loaded: Mapping[str, Loaded]):
+    """Run a loss computation; its errors name their file, and torch's own refusals become one clear line."""
+    try:
+        return fn()
+    except LossctlError as exc:
+        role = (exc.option or "")[2:].replace("-", "_")
+        if exc.source is None and role in loaded:
+            raise exc.with_source(loaded[role].source) from None
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # torch's own argument checks: the backstop
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise ComputeError(f"{spec.name}: torch refused these inputs: {lines[0][:200]}") from None
+
+
+def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings, ctx: Context,
+                   loaded: Mapping[str, Loaded]) -> LossOutput:
+    """The loss function on validated arrays, in the unit of --base."""
+    fn = spec.compute_fn()
+    out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
+    if st.scale != 1.0:
+        out.values = out.values / st.scale
+        if out.mean_values is not None:
+            out.mean_values = out.mean_values / st.scale
+    return out
+
+
+def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype: str = "auto", *,
+               backend: str | None = None, final: bool = True) -> Result:
+    """One in-memory pass over loaded arrays: the loss's per-element values, their float64 sums, the Result."""
+    backend = backend or backend_for(spec, st)
+    ctx = Context(dtype=compute_dtype(spec, loaded, dtype), device=st.device, reduction=st.reduction,
+                  backend=backend)
+    check_finite(spec, loaded)
+    arrays = {n: item.array for n, item in loaded.items()}
+    try:
+        out = compute_output(spec, arrays, st, ctx, loaded)
+    except LossctlError as exc:
+        hint = row_mismatch_hint(loaded)
+        raise type(exc)(f"{exc.message}; {hint}" if hint else exc.message, option=exc.option,
+                        source=exc.source) from None
+    partial = partial_of(out, st.reduction)
+    return make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
+                       shapes={name: list(item.array.shape) for name, item in loaded.items()},
+                       warnings=out.warnings, notes=out.notes, final=final, backend=backend,
+                       constants=fingerprints(spec, arrays),
+                       values=as_numpy(out.values) if st.reduction == "none" else None)
+
+
+def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
+                bundle: str | None = None, final: bool = True) -> Result:
+    """Load the sources whole and run once."""
+    return run_loaded(spec, gather(spec, sources, bundle), st, dtype, backend=backend_for(spec, st, sources),
+                      final=final)
+
+
+# --- result assembly -----------------------------------------------------------------------------------------
+
+def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
+    """torch's mean over nothing is 0/0 = nan; say why instead of printing nan."""
+    if reduction != "mean" or partial.denominator != 0 or partial.count == 0:
+        return
+    if partial.ignored == partial.count:
+        raise ValueRangeError(f"all {partial.count} {unit} equal --ignore-index: the mean has no denominator "
+                              "(torch returns nan here); use --reduction sum or check the targets", option="--target")
+    raise ValueRangeError("the targets' class weights sum to 0: the weighted mean has no denominator "
+                          "(torch returns nan here)", option="--weight")
+
+
+def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """A digest of each per-class array (weight, pos_weight): partials merge only when these agree."""
+    import hashlib
+
+    out = {}
+    for role in spec.roles:
+        arr = arrays.get(role.name)
+        if arr is not None and not role.batched:
+            h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode() + np.ascontiguousarray(arr).tobytes())
+            out[role.name] = h.hexdigest()[:16]
+    return out
+
+
+def _checked_warnings(st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
+    if not math.isfinite(partial.total) and not any("nan" in w or "inf" in w for w in warnings):
+        # torch gives the same; say where it usually comes from rather than print a bare nan or inf.
+        warnings = [*warnings, f"the result is {partial.total} as torch computes it: an input of -inf (a masked "
+                    "logit, log 0) meets a target with non-zero probability, or a loss overflows"]
+    warnings = list(dict.fromkeys(warnings))
+    if st.strict and warnings:
+        raise StrictWarningError(warnings[0] + " (--strict makes warnings errors)", option="--strict")
+    return warnings
+
+
+def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
+                shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
+                backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True) -> Result:
+    """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide, post-process.
+
+    final: False for one file of many, or a partial to be merged: its denominator may be 0 (every target
+    ignored) as long as the total's is not, so only the total is checked.
+    """
+    warnings = _checked_warnings(st, partial, warnings)
+    if final:
+        check_denominator(partial, st.reduction, unit)
+    result = Result(
+        loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(dtype), shapes=shapes,
+        options={**st.options, **({"base": st.base} if spec.information else {})}, partial=partial,
+        denominator=describe(partial, st.reduction, unit=unit, weighted=weighted),
+        unit=UNITS[st.base] if spec.information else "", warnings=warnings,
+        notes=list(dict.fromkeys(notes)), weighted=weighted, denominator_unit=unit, constants=constants or {},
+        backend=backend_label(backend) if backend in ("numpy", "torch") else backend,
+    )
+    if st.reduction == "none":
+        result.values = values
+        return result
+    result.value = finish(partial, st.reduction)
+    post = resolve(spec.post)
+    if post is not None:
+        result.value, note = post(result.value, partial)
+        result.notes.append(note)
+    return result

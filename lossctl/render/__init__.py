@@ -1,0 +1,24 @@
+"""Data -> text for stdout, one module per output format, each dispatched on the data's type.
+
+`as_plain`, `as_json`, `as_csv`: strings for pipelines; `as_table`: a Rich renderable for people. Every format
+handles every kind of data lossctl produces (Result, MultiResult, CheckResult, CheckReport, Catalog,
+Explanation); nothing here prints: only the CLI writes to the terminal.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+FORMATS = ("auto", "table", "json", "csv", "plain")
+_MODULES = {"plain": "as_plain", "json": "as_json", "csv": "as_csv", "table": "as_table"}
+
+
+def render(obj: Any, fmt: str):
+    """`obj` in format `fmt` (not auto: the CLI resolves it); a string, or a Rich renderable for tables."""
+    return importlib.import_module(f"{__name__}.{_MODULES[fmt]}").render(obj)
+
+
+def number(x: float) -> str:
+    """repr precision, the shortest text that reads back as the same float."""
+    return repr(float(x))

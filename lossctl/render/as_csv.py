@@ -1,0 +1,78 @@
+"""CSV: a header row, then one row per value, file, check or loss."""
+
+from __future__ import annotations
+
+import csv
+import io
+from functools import singledispatch
+
+import numpy as np
+
+from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from . import number
+
+
+def _table(header: list[str], rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().rstrip("\n")
+
+
+def _value(r: Result) -> str:
+    return number(r.value) if r.value is not None else ""
+
+
+@singledispatch
+def render(obj) -> str:
+    raise TypeError(f"no CSV form for {type(obj).__name__}")
+
+
+@render.register
+def _(obj: Result) -> str:
+    if obj.values is not None:
+        values = np.asarray(obj.values)
+        return _table([*(f"i{d}" for d in range(values.ndim)), "value"],
+                      ([*idx, number(values[idx])] for idx in np.ndindex(values.shape)))
+    return _table(["loss", "reduction", "value", "total", "denominator", "dtype", "backend"],
+                  [[obj.loss, obj.reduction, _value(obj), number(obj.partial.total), number(obj.partial.denominator),
+                    obj.dtype, obj.backend]])
+
+
+@render.register
+def _(obj: MultiResult) -> str:
+    if obj.total.values is not None:
+        return render(obj.total)  # reduction none: every value, files in order, as plain prints them
+    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype]
+            for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
+    return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype"], rows)
+
+
+@render.register
+def _(obj: CheckResult) -> str:
+    return _table(["sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"],
+                  ([r.label, number(r.left), *(number(r.extra[k]) for k in obj.columns), number(r.right),
+                    number(r.residual), r.ok] for r in obj.rows))
+
+
+@render.register
+def _(obj: CheckReport) -> str:
+    return _table(["check", "ok", "passed", "total", "max_residual", "skipped"],
+                  ([c.name, c.ok, c.passed, len(c.rows), number(c.max_residual), c.skipped or ""] for c in obj))
+
+
+@render.register
+def _(obj: Catalog) -> str:
+    return _table(["name", "aliases", "torch", "arrays", "options", "summary"],
+                  ([r["name"], " ".join(r["aliases"]), r["torch"], " ".join(r["arrays"]),
+                    " ".join(f"{k}={v}" for k, v in r["options"].items()), r["summary"]] for r in obj.rows))
+
+
+@render.register
+def _(expl: Explanation) -> str:
+    rows = [["formula", "", expl.formula], ["denominator", "", expl.denominator]]
+    rows += [["trap", "", t] for t in expl.traps]
+    rows += [["step", s.label, f"{k} = {v}"] for s in expl.steps for k, v in s.lines]
+    rows += [["result", k, v] for k, v in expl.totals]
+    return _table(["section", "label", "text"], rows)

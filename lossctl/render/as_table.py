@@ -1,0 +1,121 @@
+"""Rich tables for people at a terminal. Every data cell is a Text, so nothing in the data is read as markup."""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from . import number
+from .as_plain import render as plain
+
+TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
+
+
+def _verdict(ok: bool, text: str | None = None) -> Text:
+    return Text(text or ("ok" if ok else "FAIL"), style="green" if ok else "bold red")
+
+
+@singledispatch
+def render(obj):
+    raise TypeError(f"no table form for {type(obj).__name__}")
+
+
+def _fields(obj: Result) -> Table:
+    t = Table(title=Text(f"lossctl {obj.loss}  ({obj.torch_name})"), show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    if obj.values is None:
+        t.add_row(f"value ({obj.unit})" if obj.unit else "value", Text(number(obj.value), style="bold green"))
+    t.add_row("reduction", Text(obj.reduction))
+    t.add_row("denominator", Text(obj.denominator))
+    t.add_row("dtype", Text(obj.dtype))
+    t.add_row("backend", Text(obj.backend))
+    t.add_row("shapes", Text(", ".join(f"{k} {tuple(v)}" for k, v in obj.shapes.items())))
+    if obj.options:
+        t.add_row("options", Text(", ".join(f"{k}={v}" for k, v in obj.options.items())))
+    for note in obj.notes:
+        t.add_row("note", Text(note))
+    for warning in obj.warnings:  # also on stderr, where pipelines see them
+        t.add_row(Text("warning", style="bold yellow"), Text(warning, style="yellow"))
+    return t
+
+
+@render.register
+def _(obj: Result):
+    t = _fields(obj)
+    if obj.values is None:
+        return t
+    values = np.asarray(obj.values)
+    v = Table(title=Text(f"values ({obj.unit})" if obj.unit else "values"))
+    v.add_column("index")
+    v.add_column("value", justify="right")
+    for n, idx in enumerate(np.ndindex(values.shape)):
+        if n == TABLE_ROWS:
+            v.add_row("…", Text(f"{values.size - TABLE_ROWS} more: use --format csv or plain for all"))
+            break
+        v.add_row(Text(str(list(idx))), Text(number(values[idx])))
+    return Group(t, v)
+
+
+@render.register
+def _(obj: MultiResult):
+    t = Table(title=Text(f"lossctl {obj.total.loss}  ({obj.total.torch_name}), {len(obj.results)} files"))
+    for name in ("file", "value", "denominator"):
+        t.add_column(name, justify="right" if name == "value" else "left")
+    for label, r in zip(obj.labels, obj.results, strict=True):
+        t.add_row(Text(label), Text(number(r.value) if r.value is not None else "-"), Text(r.denominator))
+    total = obj.total
+    t.add_row(Text("total", style="bold"), Text(number(total.value) if total.value is not None else "-",
+                                                style="bold green"), Text(total.denominator))
+    return Group(t, Text(f"dtype {total.dtype}; backend {total.backend}; " + "; ".join(total.notes)))
+
+
+@render.register
+def _(obj: CheckResult):
+    t = Table(title=Text(f"{obj.statement}"))
+    for name in ("sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"):
+        t.add_column(name, justify="left" if name == "sample" else "right")
+    for r in obj.rows[:TABLE_ROWS]:
+        # Eight significant digits keep the table readable; plain, csv and json give full precision.
+        t.add_row(Text(r.label), Text(f"{r.left:.8g}"), *(Text(f"{r.extra[k]:.8g}") for k in obj.columns),
+                  Text(f"{r.right:.8g}"), Text(f"{r.residual:.3g}"), _verdict(r.ok))
+    if len(obj.rows) > TABLE_ROWS:
+        t.add_row("…", Text(f"{len(obj.rows) - TABLE_ROWS} more rows: use --format csv"))
+    summary = (f"{obj.passed} of {len(obj.rows)} pass; largest residual {obj.max_residual:.3g}; "
+               f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype})")
+    return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes))
+
+
+@render.register
+def _(obj: CheckReport):
+    t = Table(title=Text("lossctl check: the tutorial's identities"))
+    for name in ("check", "statement", "result", "max residual", "tolerance"):
+        t.add_column(name)
+    for c in obj:
+        verdict = Text("skipped: " + c.skipped, style="dim") if c.skipped else _verdict(
+            c.ok, f"{c.passed}/{len(c.rows)} pass")
+        t.add_row(Text(c.name), Text(c.statement), verdict, Text(f"{c.max_residual:.3g}"),
+                  Text(f"atol {c.atol:g}, rtol {c.rtol:g}"))
+    return t
+
+
+@render.register
+def _(obj: Catalog):
+    t = Table(title=Text("lossctl losses"))
+    for name in ("name", "torch", "arrays", "options", "meaning"):
+        t.add_column(name)
+    for r in obj.rows:
+        name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        t.add_row(Text(name), Text(r["torch"]), Text(" ".join(r["arrays"])),
+                  Text(" ".join(f"{k}={v}" for k, v in r["options"].items())), Text(r["summary"]))
+    return t
+
+
+@render.register
+def _(expl: Explanation):
+    return Text(plain(expl))  # an explanation is prose: the plain text is its terminal form
