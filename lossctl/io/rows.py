@@ -1,7 +1,7 @@
-"""Row readers for streaming: a big .npy or CSV/TSV file read a chunk of rows at a time, in bounded memory.
+"""Row readers for streaming: a big .npy file or text table read a chunk of rows at a time, in bounded memory.
 
 An .npy reader fills two reused buffers in turn with `readinto` (no memory map, whose touched pages would
-count toward RSS). A CSV reader parses chunks with pandas' C engine when pandas is installed.
+count toward RSS). A text-table reader parses chunks with pandas' C engine when pandas is installed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ import numpy as np
 
 from ..errors import InputError
 from .npy import NpyHeader, read_header
-from .text import _is_number
+from .text import (
+    HEADER_PEEK_ROWS,
+    WHITESPACE,
+    check_header,
+    pandas_sep,
+    skips_header,
+    sniff_delimiter,
+    split_cells,
+    table_lines,
+)
+
+_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": None, ".dat": None}
 
 
 class NpyRows:
@@ -48,20 +59,30 @@ class NpyRows:
 
 
 class CsvRows:
-    """Rows of a CSV/TSV file, parsed a chunk at a time by pandas (an optional dependency)."""
+    """Rows of a CSV, TSV or whitespace-delimited file, parsed a chunk at a time by pandas (an optional dependency).
 
-    def __init__(self, path: str, option: str, delimiter: str):
+    Quoted cells, `#` comments and the header rule (`header`: "auto", "yes", "no") are text.parse_table's; the
+    attribute `header` says whether a header row was skipped. Error line numbers count from the first data
+    row, so a comment or blank line between data rows shifts them.
+    """
+
+    def __init__(self, path: str, option: str, delimiter: str, header: str = "auto"):
         import pandas as pd
 
+        check_header(header)
         self.path, self.option = path, option
         self.total_bytes = os.path.getsize(path)
         with open(path, encoding="utf-8-sig", errors="replace") as fp:
-            first = fp.readline()
-        header = not any(_is_number(c) for c in first.strip().split(delimiter))  # as text.parse_csv decides
+            head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
+        if not head:
+            raise InputError("the file is empty", option=option, source=path)
+        self.header = skips_header([split_cells(ln, delimiter) for _, ln in head], header)
+        if self.header and len(head) == 1:
+            raise InputError("holds a header but no data rows", option=option, source=path)
+        self._first_line = head[int(self.header)][0]
         self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
-        self._reader = pd.read_csv(self._fp, sep=delimiter, header=None, skiprows=1 if header else 0,
-                                   engine="c", chunksize=1 << 14, encoding="utf-8-sig")
-        self._first_line = 2 if header else 1
+        self._reader = pd.read_csv(self._fp, sep=pandas_sep(delimiter), header=None, skiprows=self._first_line - 1,
+                                   engine="c", chunksize=1 << 14, encoding="utf-8-sig", comment="#")
         self._pending: np.ndarray | None = None
         self._done = 0
         self._parsed = 0  # rows in the chunks pandas has handed over: where the next chunk's rows start
@@ -122,8 +143,11 @@ class CsvRows:
         self._fp.close()
 
 
-def open_rows(path: str, option: str, step: int):
-    """A row reader for a big .npy or CSV/TSV file, or None when the file is not streamable that way."""
+def open_rows(path: str, option: str, step: int, header: str = "auto"):
+    """A row reader for a big .npy or text table (.csv, .tsv, .txt, .dat), or None when not streamable that way.
+
+    `header` ("auto", "yes", "no") applies to text tables only.
+    """
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         with open(path, "rb") as fp:
@@ -131,10 +155,15 @@ def open_rows(path: str, option: str, step: int):
         if header.fortran or not header.shape:
             return None
         return NpyRows(path, option, header, step)
-    if ext in (".csv", ".tsv"):
+    if ext in _DELIMITERS:
         try:
             import pandas  # noqa: F401
         except ImportError:
             return None
-        return CsvRows(path, option, "\t" if ext == ".tsv" else ",")
+        delimiter = _DELIMITERS[ext]
+        if delimiter is None:  # .txt, .dat: whitespace unless the first data line says otherwise
+            with open(path, encoding="utf-8-sig", errors="replace") as fp:
+                head = table_lines(fp, limit=1)
+            delimiter = sniff_delimiter(head[0][1]) if head else WHITESPACE
+        return CsvRows(path, option, delimiter, header)
     return None
