@@ -14,11 +14,10 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
-from .text import check_header, decode_utf8, json_to_array, parse_json, parse_table
+from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
 FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth")
 SUPPORTED = ".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], '-' (stdin) or an inline JSON literal"
-_DELIMITERS = {".csv": ",", ".tsv": "\t"}  # .txt and .dat: whitespace, unless their first line has commas
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
         if isinstance(obj, dict):
             obj = _pick(obj, key, option=option, source=path)
         return Loaded(json_to_array(obj, option=option, source=path), path, False)
-    arr, skipped = parse_table(text, option=option, source=path, delimiter=_DELIMITERS.get(ext), header=header)
+    arr, skipped = parse_table(text, option=option, source=path, delimiter=TABLE_DELIMITERS.get(ext), header=header)
     return Loaded(arr, path, False, skipped)
 
 

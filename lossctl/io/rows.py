@@ -14,7 +14,7 @@ from ..errors import InputError
 from .npy import NpyHeader, read_header
 from .text import (
     HEADER_PEEK_ROWS,
-    WHITESPACE,
+    TABLE_DELIMITERS,
     check_header,
     pandas_sep,
     skips_header,
@@ -22,8 +22,6 @@ from .text import (
     split_cells,
     table_lines,
 )
-
-_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": None, ".dat": None}
 
 
 class NpyRows:
@@ -61,12 +59,13 @@ class NpyRows:
 class CsvRows:
     """Rows of a CSV, TSV or whitespace-delimited file, parsed a chunk at a time by pandas (an optional dependency).
 
-    Quoted cells, `#` comments and the header rule (`header`: "auto", "yes", "no") are text.parse_table's; the
-    attribute `header` says whether a header row was skipped. Error line numbers count from the first data
+    Quoted cells, `#` comments, the delimiter (None: chosen from the first data line) and the header rule
+    (`header`: "auto", "yes", "no") are text.parse_table's; the attribute `header` says whether a header row
+    was skipped. Error line numbers count from the first data
     row, so a comment or blank line between data rows shifts them.
     """
 
-    def __init__(self, path: str, option: str, delimiter: str, header: str = "auto"):
+    def __init__(self, path: str, option: str, delimiter: str | None, header: str = "auto"):
         import pandas as pd
 
         check_header(header)
@@ -76,6 +75,7 @@ class CsvRows:
             head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
         if not head:
             raise InputError("the file is empty", option=option, source=path)
+        delimiter = delimiter or sniff_delimiter(head[0][1])
         self.header = skips_header([split_cells(ln, delimiter) for _, ln in head], header)
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
@@ -151,19 +151,14 @@ def open_rows(path: str, option: str, step: int, header: str = "auto"):
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         with open(path, "rb") as fp:
-            header = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
-        if header.fortran or not header.shape:
+            npy = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
+        if npy.fortran or not npy.shape:
             return None
-        return NpyRows(path, option, header, step)
-    if ext in _DELIMITERS:
+        return NpyRows(path, option, npy, step)
+    if ext in TABLE_DELIMITERS:
         try:
             import pandas  # noqa: F401
         except ImportError:
             return None
-        delimiter = _DELIMITERS[ext]
-        if delimiter is None:  # .txt, .dat: whitespace unless the first data line says otherwise
-            with open(path, encoding="utf-8-sig", errors="replace") as fp:
-                head = table_lines(fp, limit=1)
-            delimiter = sniff_delimiter(head[0][1]) if head else WHITESPACE
-        return CsvRows(path, option, delimiter, header)
+        return CsvRows(path, option, TABLE_DELIMITERS[ext], header)
     return None

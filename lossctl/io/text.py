@@ -125,6 +125,8 @@ _INT_CELL = re.compile(r"[+-]?[0-9]+")
 HEADER_CHOICES = ("auto", "yes", "no")
 HEADER_PEEK_ROWS = 1000  # rows below a 0,1,...,C-1 first row that decide whether it is pandas' header
 WHITESPACE = " "  # as a delimiter: runs of spaces and tabs, as np.savetxt and shell tools write tables
+# Text-table extensions and their delimiter; None: chosen from the first data line (sniff_delimiter).
+TABLE_DELIMITERS: dict[str, str | None] = {".csv": ",", ".tsv": "\t", ".txt": None, ".dat": None}
 
 
 def check_header(header: str) -> None:
