@@ -19,7 +19,7 @@ __all__ = ["check", "compute", "compute_files", "decompose"]
 
 def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", base: str = "e",
             device: str = "cpu", strict: bool = False, backend: str = "auto", threads: int | None = None,
-            bundle: str | None = None, stream: bool | None = None, **kwargs: Any) -> Result:
+            header: str = "auto", bundle: str | None = None, stream: bool | None = None, **kwargs: Any) -> Result:
     """Compute loss `name` on arrays (numpy, lists, tensors, or sources: a path, '-' or a JSON literal).
 
     Keyword arguments named as the loss's arrays (logits, target, weight...) are its inputs; the others are its
@@ -33,13 +33,13 @@ def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", bas
     sources = {k: v for k, v in kwargs.items() if k in roles}
     options = {k: v for k, v in kwargs.items() if k not in roles}
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
-                  threads=threads)
+                  threads=threads, header=header)
     return evaluate(spec, sources, st, dtype=dtype, bundle=bundle, stream=stream)
 
 
 def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict[str, Any], *,
                   reduction: str | None = None, dtype: str = "auto", base: str = "e", device: str = "cpu",
-                  strict: bool = False, backend: str = "auto", threads: int | None = None,
+                  strict: bool = False, backend: str = "auto", threads: int | None = None, header: str = "auto",
                   bundle: str | None = None, stream: bool | None = None, partials: bool = False, progress=None
                   ) -> Result | MultiResult:
     """What `lossctl NAME` computes: each role may name several files (or a glob), paired in sorted order;
@@ -49,7 +49,7 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
     """
     spec = get_loss(name)
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
-                  threads=threads)
+                  threads=threads, header=header)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
     return run_many(spec, pair(spec, expanded), st, dtype=dtype, bundle=bundle, progress=progress, stream=stream,
                     final=not partials)

@@ -27,8 +27,8 @@ from .specs import all_specs, get_loss
 FORMATS = ("auto", "table", "json", "csv", "plain")  # lossctl.render.FORMATS, without importing it
 DEVICES = ("cpu", "cuda", "mps", "auto")
 KINDS = ("auto", "index", "prob", "logits")
-COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "from_", "format", "strict", "partials",
-          "stream")
+COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header", "from_", "format", "strict",
+          "partials", "stream")
 
 app = typer.Typer(
     name="lossctl", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -48,10 +48,14 @@ DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype
                                        help="auto: binary files keep their float dtype, text computes in float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
                                                 "dict) filling each role from the key of its name.")]
+HeaderOpt = Annotated[choice("auto", "yes", "no"), typer.Option(
+    "--header", help="Whether text tables (CSV, TSV, whitespace) start with a header row; auto: a row of words, or "
+    "pandas' default 0,1,...,C-1 above non-integer data.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
-SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .pt[:key]); several paths (repeat the option) "
+SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key]); several paths (repeat "
+               "the option) "
                "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
                "'[[2.0, 1.0]]'.")
 
@@ -158,7 +162,8 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
         _param("backend", Annotated[choice("auto", *spec.backends), typer.Option("--backend",
                help="auto: the NumPy kernel where the loss has one (on the CPU, no .pt input), else torch.")],
                "auto"),
-        _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"), _param("strict", StrictOpt, False),
+        _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"),
+        _param("strict", StrictOpt, False),
         _param("partials", Annotated[bool, typer.Option("--partials", help="Print the mergeable partial sums as "
                                                          "JSON, for `lossctl merge`.")], False),
     ]

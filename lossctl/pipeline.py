@@ -31,6 +31,7 @@ UNITS = {"e": "nats", "2": "bits", "10": "bans"}
 DTYPES = ("auto", "float32", "float64")
 BACKEND_CHOICES = ("auto", "numpy", "torch")
 DEVICES = ("cpu", "cuda", "mps", "auto")
+HEADERS = ("auto", "yes", "no")
 
 
 # --- settings ------------------------------------------------------------------------------------------------
@@ -46,6 +47,7 @@ class Settings:
     strict: bool = False
     backend: str = "auto"
     threads: int | None = None  # streamed chunks computed at once; None: the machine's cores
+    header: str = "auto"  # whether text tables start with a header row: auto, yes, no
 
     @property
     def scale(self) -> float:
@@ -53,8 +55,8 @@ class Settings:
 
 
 def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | None = None, base: str = "e",
-             device: str = "cpu", strict: bool = False, backend: str = "auto", threads: int | None = None
-             ) -> Settings:
+             device: str = "cpu", strict: bool = False, backend: str = "auto", threads: int | None = None,
+             header: str = "auto") -> Settings:
     """Check every setting against the spec before any file is read."""
     reduction = reduction or spec.default_reduction
     _choose("--reduction", reduction, spec.reductions, f" for {spec.name}")
@@ -65,13 +67,14 @@ def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | Non
     if backend == "numpy" and "numpy" not in spec.backends:
         raise UsageError(f"{spec.name} has no NumPy kernel; torch computes it (--backend torch or auto)",
                          option="--backend")
+    _choose("--header", header, HEADERS)
     if threads is not None and threads < 1:
         raise UsageError(f"must be at least 1; got {threads}", option="--threads")
     device = resolve_device(device)
     if backend == "numpy" and device != "cpu":
         raise UsageError(f"the NumPy kernels compute on the CPU; --device {device} needs --backend torch",
                          option="--backend")
-    return Settings(reduction, resolve_options(spec, options), base, device, strict, backend, threads)
+    return Settings(reduction, resolve_options(spec, options), base, device, strict, backend, threads, header)
 
 
 def _choose(option: str, value: Any, choices: tuple[str, ...], where: str = "") -> None:
@@ -132,8 +135,12 @@ def backend_label(backend: str) -> str:
 
 # --- loading and validation ----------------------------------------------------------------------------------
 
-def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None) -> dict[str, Loaded]:
-    """Load every given role: from its own source (path, '-', literal, array) or from the --from bundle."""
+def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None, header: str = "auto"
+           ) -> dict[str, Loaded]:
+    """Load every given role: from its own source (path, '-', literal, array) or from the --from bundle.
+
+    header: whether text tables start with a header row (auto, yes, no).
+    """
     sources = {k: v for k, v in sources.items() if v is not None}
     readers = [k for k, v in sources.items() if isinstance(v, str) and v == "-"]
     if bundle == "-":
@@ -151,15 +158,15 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
             if role in names and role not in sources:
                 loaded[role] = Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
     for role, value in sources.items():
-        loaded[role] = load_source(value, flag(role), stdin)
+        loaded[role] = load_source(value, flag(role), stdin, header)
     check_roles(spec, loaded, bundle)
     return loaded
 
 
-def load_source(value: Any, flag: str, stdin: bytes | None = None) -> Loaded:
+def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str = "auto") -> Loaded:
     """A source as given to the API: a path, '-' or a literal (str), a Loaded, an array, a list or a tensor."""
     if isinstance(value, str):
-        return load_array(value, option=flag, stdin=stdin)
+        return load_array(value, option=flag, stdin=stdin, header=header)
     if isinstance(value, Loaded):
         return value
     # Arrays and tensors keep their float dtype under auto, as a binary file does; Python lists are text-like.
@@ -286,8 +293,8 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
 def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
                 bundle: str | None = None, final: bool = True) -> Result:
     """Load the sources whole and run once."""
-    return run_loaded(spec, gather(spec, sources, bundle), st, dtype, backend=backend_for(spec, st, sources),
-                      final=final)
+    return run_loaded(spec, gather(spec, sources, bundle, st.header), st, dtype,
+                      backend=backend_for(spec, st, sources), final=final)
 
 
 # --- result assembly -----------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .errors import ShapeError
 from .io import Loaded
 from .io.npy import NpyHeader, read_header
 from .io.rows import open_rows
+from .io.text import TABLE_DELIMITERS
 from .losses._common import ROW_OFFSET, Context
 from .pipeline import (
     Settings,
@@ -77,10 +78,12 @@ def _describe(path: Any, role: str) -> _Input | None:
         if h.fortran or not h.shape:
             return None
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h)
-    if ext in (".csv", ".tsv"):
+    if ext in TABLE_DELIMITERS:
         with open(path, "rb") as fp:
             first = fp.readline(1 << 20)
-        return _Input(role, path, (first.count(b"\t" if ext == ".tsv" else b",") + 1) * 8, None)
+        sep = TABLE_DELIMITERS[ext]
+        cells = len(first.split(sep.encode())) if sep else len(first.split())
+        return _Input(role, path, max(cells, 1) * 8, None)
     return None
 
 
@@ -154,11 +157,11 @@ class _Totals:
 class _Chunks:
     """Reads aligned chunks of rows from every streamed input, in the calling thread."""
 
-    def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int):
+    def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int, header: str):
         self.step, self.start = step, 0
         self.readers = {}
         for i in p.inputs:
-            self.readers[i.role] = open_rows(i.path, flag(i.role), step, buffers=buffers)
+            self.readers[i.role] = open_rows(i.path, flag(i.role), step, header, buffers=buffers)
             stack.callback(self.readers[i.role].close)
         self.total_bytes = sum(r.total_bytes for r in self.readers.values())
         self.shape_tail: dict[str, tuple[int, ...]] = {}
@@ -180,7 +183,8 @@ class _Chunks:
 def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: str, progress: Progress | None = None,
                final: bool = True) -> Result:
     """Stream the plan's inputs chunk by chunk on `st.threads` workers; the other roles are read whole."""
-    others = {role: load_source(src, flag(role)) for role, src in p.whole.items() if src is not None}
+    others = {role: load_source(src, flag(role), header=st.header) for role, src in p.whole.items()
+              if src is not None}
     step = max(1, CHUNK_BYTES // p.inputs[0].row_bytes)
     probe = {i.role: Loaded(np.empty(0, i.header.dtype if i.header else np.float64), i.path, i.header is not None)
              for i in p.inputs}
@@ -204,7 +208,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
 
     totals = _Totals()
     with ExitStack() as stack:
-        chunks = _Chunks(p, stack, step, buffers=threads + 2)
+        chunks = _Chunks(p, stack, step, buffers=threads + 2, header=st.header)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
         pending: deque[Future] = deque()
 

@@ -76,7 +76,8 @@ def test_ce_prob_target_and_smoothing_steps():
     e = explain_data("ce", {"logits": x, "target": q}, {"label_smoothing": 0.1}, reduction="sum")
     expected = torch.nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)(torch.from_numpy(x),
                                                                                torch.from_numpy(q))
-    assert float(dict(e.totals)["sum of the losses (float64, NumPy kernel)"]) == pytest.approx(float(expected), rel=1e-9)
+    total = dict(e.totals)["sum of the losses (float64, NumPy kernel)"]
+    assert float(total) == pytest.approx(float(expected), rel=1e-9)
     assert "target distribution (smoothed)" in dict(e.steps[0].lines)
 
 

@@ -118,7 +118,7 @@ def corpus_files() -> dict[str, bytes]:
         "overflow.csv": b"1.0,2.0\n3.0,1e999\n",
         "bigint.json": b"[123456789012345678901234567890]",
         "bigint.csv": b"123456789012345678901234567890\n",
-        "data.txt": b"1 2 3\n",
+        "data.xyz": b"1 2 3\n",
         "noext": b"1,2,3\n",
         "nan.npy": save_npy(nan),
         "pinf.npy": save_npy(pinf),
@@ -189,7 +189,7 @@ CASES = [
     # --- paths
     ("missing-file", ce("{d}/nope.npy"), None, ["--logits", "nope.npy", "no such file"]),
     ("directory", ce("{d}/adir.npy"), None, ["--logits", "adir.npy", "directory"]),
-    ("unknown-ext", ce("{d}/data.txt"), None, ["--logits", "data.txt", "unknown format .txt", ".npy", ".csv"]),
+    ("unknown-ext", ce("{d}/data.xyz"), None, ["--logits", "data.xyz", "unknown format .xyz", ".npy", ".csv"]),
     ("no-ext", ce("{d}/noext"), None, ["--logits", "noext", "unknown format", ".json"]),
     ("two-stdin", ce("-", "-"), b"[1.0]", ["standard input", "--logits", "--target"]),
     ("from-and-option-stdin", ["ce", "--from", "-", "--target", "-"], b"{}", ["standard input", "--from"]),
@@ -198,7 +198,7 @@ CASES = [
     ("from-missing-role-json", ["ce", "--from", "{d}/bundle_no_target.json"], None,
      ["--target", "bundle_no_target.json"]),
     ("from-not-object", ["ce", "--from", "{d}/bundle_list.json"], None, ["--from", "bundle_list.json", "object"]),
-    ("from-unknown-ext", ["ce", "--from", "{d}/data.txt"], None, ["--from", "data.txt", ".npz"]),
+    ("from-unknown-ext", ["ce", "--from", "{d}/data.xyz"], None, ["--from", "data.xyz", ".npz"]),
     # --- values
     ("nan-logits", ce("{d}/nan.npy"), None, ["--logits", "nan.npy", "nan", "[1, 2]"]),
     ("pinf-logits", ce("{d}/pinf.npy"), None, ["--logits", "pinf.npy", "inf", "[1, 1]"]),
@@ -284,7 +284,7 @@ def test_hostile_input_exits_2_with_one_clear_line(files, args, stdin, fragments
 
 
 def test_unknown_format_lists_every_supported_format(files):
-    result = run_cli(*ce(str(files / "data.txt")), code=None)
+    result = run_cli(*ce(str(files / "data.xyz")), code=None)
     for ext in (".npy", ".npz", ".json", ".csv", ".tsv", ".pt", "'-'"):
         assert ext in result.stderr
 

@@ -238,9 +238,9 @@ def test_bad_csv_cell_names_row_and_column(cli, tmp_path):
 def test_missing_file_and_unknown_format(cli, tmp_path):
     res = cli("ce", "--logits", tmp_path / "nope.npy", "--target", "[0]", code=2)
     assert "--logits" in res.stderr and "nope.npy" in res.stderr
-    (tmp_path / "x.txt").write_text("1,2")
-    res = cli("ce", "--logits", tmp_path / "x.txt", "--target", "[0]", code=2)
-    assert "--logits" in res.stderr and "x.txt" in res.stderr and "unknown format" in res.stderr
+    (tmp_path / "x.xyz").write_text("1,2")
+    res = cli("ce", "--logits", tmp_path / "x.xyz", "--target", "[0]", code=2)
+    assert "--logits" in res.stderr and "x.xyz" in res.stderr and "unknown format" in res.stderr
 
 
 def test_pickled_npy_is_never_loaded(cli, tmp_path):

@@ -14,19 +14,24 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
-from .text import decode_utf8, json_to_array, parse_csv, parse_json
+from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
-FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".pt", ".pth")
-SUPPORTED = ".npy, .npz[:key], .json, .csv, .tsv, .pt[:key], '-' (stdin) or an inline JSON literal"
+FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth")
+SUPPORTED = ".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], '-' (stdin) or an inline JSON literal"
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """An array and where it came from; `binary` sources keep their float dtype under --dtype auto."""
+    """An array and where it came from; `binary` sources keep their float dtype under --dtype auto.
+
+    `header`: True when a text table's header row was skipped, False for a table read without one, None for
+    sources that are no table (binary, JSON, literals).
+    """
 
     array: np.ndarray
     source: str
     binary: bool
+    header: bool | None = None
 
 
 def split_key(source: str) -> tuple[str, str | None]:
@@ -51,11 +56,16 @@ def looks_literal(source: str) -> bool:
     return True
 
 
-def load_array(source: str, *, option: str, stdin: bytes | None = None) -> Loaded:
-    """Read one array. `stdin` carries the bytes of standard input when `source` is `-`."""
+def load_array(source: str, *, option: str, stdin: bytes | None = None, header: str = "auto") -> Loaded:
+    """Read one array. `stdin` carries the bytes of standard input when `source` is `-`.
+
+    `header` ("auto", "yes", "no") says whether a text table's first row is a header (see text.parse_table);
+    binary and JSON sources ignore it.
+    """
+    check_header(header)
     if source == "-":
         data = stdin if stdin is not None else read_stdin(option)
-        return Loaded(_sniff_bytes(data, option=option, source="<stdin>"), "<stdin>", data.startswith(MAGIC))
+        return _sniff_bytes(data, option=option, source="<stdin>", header=header)
     if looks_literal(source):
         obj = parse_json(source, option=option, source="literal")
         return Loaded(json_to_array(obj, option=option, source="literal"), "literal", False)
@@ -77,7 +87,8 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None) -> Loade
         if isinstance(obj, dict):
             obj = _pick(obj, key, option=option, source=path)
         return Loaded(json_to_array(obj, option=option, source=path), path, False)
-    return Loaded(parse_csv(text, option=option, source=path, delimiter="\t" if ext == ".tsv" else ","), path, False)
+    arr, skipped = parse_table(text, option=option, source=path, delimiter=TABLE_DELIMITERS.get(ext), header=header)
+    return Loaded(arr, path, False, skipped)
 
 
 def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, np.ndarray], bool]:
@@ -220,21 +231,23 @@ def read_stdin(option: str) -> bytes:
     return sys.stdin.buffer.read()
 
 
-def _sniff_bytes(data: bytes, *, option: str, source: str) -> np.ndarray:
+def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto") -> Loaded:
+    """Bytes of standard input: .npy, .npz, JSON, or a text table (comma, semicolon, tab or whitespace)."""
     if not data.strip():
         raise InputError("standard input is empty", option=option, source=source)
     if data.startswith(MAGIC):
-        return load_npy_bytes(data, option=option, source=source)
+        return Loaded(load_npy_bytes(data, option=option, source=source), source, True)
     if data.startswith(b"PK"):
         import io as _io
-        return load_npz(_io.BytesIO(data), option=option, source=source, key=None)
+        return Loaded(load_npz(_io.BytesIO(data), option=option, source=source, key=None), source, False)
     text = decode_utf8(data, option=option, source=source)
     if "\x00" in text:
-        raise InputError("binary data that is neither .npy nor .npz (text must be JSON or CSV)",
+        raise InputError("binary data that is neither .npy nor .npz (text must be JSON or a CSV/whitespace table)",
                          option=option, source=source)
     if text.lstrip()[:1] in ("[", "{"):
         obj = parse_json(text, option=option, source=source)
         if isinstance(obj, dict):
             obj = _pick(obj, None, option=option, source=source)
-        return json_to_array(obj, option=option, source=source)
-    return parse_csv(text, option=option, source=source)
+        return Loaded(json_to_array(obj, option=option, source=source), source, False)
+    arr, skipped = parse_table(text, option=option, source=source, header=header)
+    return Loaded(arr, source, False, skipped)

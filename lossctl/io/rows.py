@@ -1,7 +1,7 @@
-"""Row readers for streaming: a big .npy or CSV/TSV file read a chunk of rows at a time, in bounded memory.
+"""Row readers for streaming: a big .npy file or text table read a chunk of rows at a time, in bounded memory.
 
 An .npy reader fills a ring of reused buffers in turn with `readinto` (no memory map, whose touched pages would
-count toward RSS). A CSV reader parses chunks with pandas' C engine when pandas is installed.
+count toward RSS). A text-table reader parses chunks with pandas' C engine when pandas is installed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ import numpy as np
 
 from ..errors import InputError
 from .npy import NpyHeader, read_header
-from .text import _is_number
+from .text import (
+    HEADER_PEEK_ROWS,
+    TABLE_DELIMITERS,
+    check_header,
+    pandas_sep,
+    skips_header,
+    sniff_delimiter,
+    split_cells,
+    table_lines,
+)
 
 
 class NpyRows:
@@ -49,20 +58,32 @@ class NpyRows:
 
 
 class CsvRows:
-    """Rows of a CSV/TSV file, parsed a chunk at a time by pandas (an optional dependency)."""
+    """Rows of a CSV, TSV or whitespace-delimited file, parsed a chunk at a time by pandas (an optional dependency).
 
-    def __init__(self, path: str, option: str, delimiter: str):
+    Quoted cells, `#` comments, the delimiter (None: chosen from the first data line) and the header rule
+    (`header`: "auto", "yes", "no") are text.parse_table's; the attribute `header` says whether a header row
+    was skipped. Error line numbers count from the first data
+    row, so a comment or blank line between data rows shifts them.
+    """
+
+    def __init__(self, path: str, option: str, delimiter: str | None, header: str = "auto"):
         import pandas as pd
 
+        check_header(header)
         self.path, self.option = path, option
         self.total_bytes = os.path.getsize(path)
         with open(path, encoding="utf-8-sig", errors="replace") as fp:
-            first = fp.readline()
-        header = not any(_is_number(c) for c in first.strip().split(delimiter))  # as text.parse_csv decides
+            head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
+        if not head:
+            raise InputError("the file is empty", option=option, source=path)
+        delimiter = delimiter or sniff_delimiter(head[0][1])
+        self.header = skips_header([split_cells(ln, delimiter) for _, ln in head], header)
+        if self.header and len(head) == 1:
+            raise InputError("holds a header but no data rows", option=option, source=path)
+        self._first_line = head[int(self.header)][0]
         self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
-        self._reader = pd.read_csv(self._fp, sep=delimiter, header=None, skiprows=1 if header else 0,
-                                   engine="c", chunksize=1 << 14, encoding="utf-8-sig")
-        self._first_line = 2 if header else 1
+        self._reader = pd.read_csv(self._fp, sep=pandas_sep(delimiter), header=None, skiprows=self._first_line - 1,
+                                   engine="c", chunksize=1 << 14, encoding="utf-8-sig", comment="#")
         self._pending: np.ndarray | None = None
         self._done = 0
         self._parsed = 0  # rows in the chunks pandas has handed over: where the next chunk's rows start
@@ -123,19 +144,23 @@ class CsvRows:
         self._fp.close()
 
 
-def open_rows(path: str, option: str, step: int, buffers: int = 2):
-    """A row reader for a big .npy or CSV/TSV file, or None when the file is not streamable that way."""
+def open_rows(path: str, option: str, step: int, header: str = "auto", buffers: int = 2):
+    """A row reader for a big .npy or text table (.csv, .tsv, .txt, .dat), or None when not streamable that way.
+
+    `header` ("auto", "yes", "no") applies to text tables only; `buffers`: how many chunks of an .npy file stay
+    valid at once (see NpyRows).
+    """
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         with open(path, "rb") as fp:
-            header = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
-        if header.fortran or not header.shape:
+            npy = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
+        if npy.fortran or not npy.shape:
             return None
-        return NpyRows(path, option, header, step, buffers)
-    if ext in (".csv", ".tsv"):
+        return NpyRows(path, option, npy, step, buffers)
+    if ext in TABLE_DELIMITERS:
         try:
             import pandas  # noqa: F401
         except ImportError:
             return None
-        return CsvRows(path, option, "\t" if ext == ".tsv" else ",")
+        return CsvRows(path, option, TABLE_DELIMITERS[ext], header)
     return None

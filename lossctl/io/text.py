@@ -1,4 +1,4 @@
-"""JSON and CSV/TSV text into numpy arrays, with errors that point at the offending place."""
+"""JSON and text tables (CSV, TSV, whitespace) into numpy arrays, with errors that point at the offending place."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 
 _MAX_DEPTH = 32  # numpy arrays have at most 64 dims; no loss here takes more than a handful
 
@@ -118,10 +119,78 @@ def _flatten(obj, out: list) -> None:
         out.append(obj)
 
 
-_INT_TEXT = re.compile(r"^[\s,;\t+\-0-9]*$")
+_INT_TEXT = re.compile(r'^[\s,;\t+\-0-9"]*$')
+_INT_CELL = re.compile(r"[+-]?[0-9]+")
+
+HEADER_CHOICES = ("auto", "yes", "no")
+HEADER_PEEK_ROWS = 1000  # rows below a 0,1,...,C-1 first row that decide whether it is pandas' header
+WHITESPACE = " "  # as a delimiter: runs of spaces and tabs, as np.savetxt and shell tools write tables
+# Text-table extensions and their delimiter; None: chosen from the first data line (sniff_delimiter).
+TABLE_DELIMITERS: dict[str, str | None] = {".csv": ",", ".tsv": "\t", ".txt": None, ".dat": None}
+
+
+def check_header(header: str) -> None:
+    if header not in HEADER_CHOICES:
+        raise UsageError(f"must be one of {', '.join(HEADER_CHOICES)}; got {header!r}", option="--header")
+
+
+def table_lines(lines: Iterable[str], limit: int | None = None) -> list[tuple[int, str]]:
+    """(line number, text before any `#` comment) of each line holding data; at most `limit` of them."""
+    out: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, 1):
+        data = line.split("#", 1)[0] if "#" in line else line
+        if data.strip():
+            out.append((number, data))
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def sniff_delimiter(line: str) -> str:
+    """The delimiter of a table whose first data line is `line`: tab, semicolon, comma or whitespace."""
+    if "\t" in line and all(len(part.split()) <= 1 for part in line.split("\t")):
+        return "\t"
+    if ";" in line and "," not in line:
+        return ";"
+    return "," if "," in line else WHITESPACE
+
+
+def split_cells(line: str, delimiter: str) -> list[str]:
+    """The cells of one line, stripped, each without one pair of surrounding double quotes (QUOTE_ALL files)."""
+    cells = [c.strip() for c in (line.split() if delimiter == WHITESPACE else line.split(delimiter))]
+    return [c[1:-1] if len(c) >= 2 and c[0] == c[-1] == '"' else c for c in cells]
+
+
+def skips_header(rows: list[list[str]], header: str) -> bool:
+    """Whether the first of `rows` (split cells, the first data lines of a table) is a header; see parse_table."""
+    if header != "auto":
+        return header == "yes"
+    first = rows[0]
+    if not any(_is_number(c) for c in first):
+        return True
+    return _is_pandas_header(first, rows[1:1 + HEADER_PEEK_ROWS])
+
+
+def _is_pandas_header(first: list[str], below: list[list[str]]) -> bool:
+    if not below or first != [str(i) for i in range(len(first))]:
+        return False
+    largest = None
+    for cells in below:
+        for cell in cells:
+            if _INT_CELL.fullmatch(cell):
+                largest = int(cell) if largest is None else max(largest, int(cell))
+            elif _is_number(cell):
+                return True  # a float table under it: pandas' header above a float frame
+    # Integers only: the row is a header when its C-1 is larger than every value below (a 0/1 one-hot or
+    # multi-label frame of 3+ columns); where the values reach C-1 the row could be data, and stays data.
+    return len(first) >= 2 and largest is not None and largest < len(first) - 1
 
 
 FAST_CSV_CHARS = 1 << 20  # from here pandas' C engine (when installed) pays for its import; see benchmarks/parsers.py
+
+
+def pandas_sep(delimiter: str) -> str:
+    return r"\s+" if delimiter == WHITESPACE else delimiter
 
 
 def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
@@ -131,7 +200,8 @@ def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
     except ImportError:
         return None
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, skiprows=skip, engine="c")
+        frame = pd.read_csv(io.StringIO(text), sep=pandas_sep(delimiter), header=None, skiprows=skip, engine="c",
+                            comment="#")
     except Exception:  # noqa: BLE001  any complaint: the validating parser below names the row and column
         return None
     if any(dt.kind not in "iuf" for dt in frame.dtypes):
@@ -143,49 +213,73 @@ def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
     return arr[:, 0] if arr.shape[1] == 1 else arr
 
 
-def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None) -> np.ndarray:
-    """CSV or TSV, with or without a header row. A single column gives a vector."""
-    numbered = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
-    lines = [ln for _, ln in numbered]
-    if not lines:
-        raise InputError("the file is empty", option=option, source=source)
+def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None,
+              header: str = "auto") -> np.ndarray:
+    """CSV, TSV or whitespace-delimited text, with or without a header row, as an array; see parse_table."""
+    return parse_table(text, option=option, source=source, delimiter=delimiter, header=header)[0]
+
+
+def parse_table(text: str, *, option: str, source: str, delimiter: str | None = None,
+                header: str = "auto") -> tuple[np.ndarray, bool]:
+    """A text table as (array, whether a header row was skipped). A single column gives a vector.
+
+    `delimiter` is ",", ";", a tab, WHITESPACE (runs of spaces and tabs) or None to choose from the first data
+    line. Cells may be quoted ("0.5", as csv.QUOTE_ALL writes). `#` starts a comment, to the end of its line,
+    as np.loadtxt and pandas' comment="#" read it: no number holds a `#`, so this costs no table anything.
+
+    `header` is "yes" (the first data line is a header), "no" (it is data) or "auto", where it is a header when
+    - none of its cells is a number (`a,b,c`), or
+    - it reads exactly 0,1,...,C-1, pandas' default header (`0` alone for a Series), and the rows below it
+      (the first HEADER_PEEK_ROWS) show it is not data: some cell is a number but not an integer (pandas'
+      float frames, which write 1.0 where an integer frame writes 1), or every value is an integer below C-1
+      while C >= 2 (a 0/1 one-hot or multi-label frame of three or more columns).
+    Under "auto" an integer table whose values reach C-1 keeps that row as data: it could be one (a
+    two-column one-hot row 0,1; class 0 at the top of a target column), so a pandas integer Series or
+    two-column one-hot frame needs header="yes".
+    """
+    check_header(header)
+    numbered = table_lines(text.splitlines())
+    if not numbered:
+        raise InputError("the file is empty" if not text.strip() else "holds only comments, no data",
+                         option=option, source=source)
     if delimiter is None:
-        first = lines[0]
-        delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
-    rows = [ln.split(delimiter) for ln in lines]
-    start = 0
-    if not any(_is_number(c) for c in rows[0]):
-        start = 1  # a header row: a first row mixing numbers and words is data with a bad cell
-        if len(rows) == 1:
-            raise InputError("holds a header but no data rows", option=option, source=source)
+        delimiter = sniff_delimiter(numbered[0][1])
+    rows = [split_cells(ln, delimiter) for _, ln in numbered]
+    start = int(skips_header(rows, header))
+    if start == len(rows):
+        raise InputError("holds a header but no data rows", option=option, source=source)
     if len(text) >= FAST_CSV_CHARS:
         fast = _pandas_csv(text, delimiter, numbered[start][0] - 1)
         if fast is not None:
-            return fast
-    width = len(rows[start])
-    body = rows[start:]
-    is_int = all(_INT_TEXT.match(ln) for ln in lines[start:])
-    dtype = np.int64 if is_int else np.float64
-    out = np.empty((len(body), width), dtype=dtype)
-    for r, cells in enumerate(body):
-        line_no = numbered[r + start][0]  # the line in the file, blank lines counted
+            return fast, bool(start)
+    is_int = all(_INT_TEXT.match(ln) for _, ln in numbered[start:])
+    out = _fill(rows[start:], [n for n, _ in numbered[start:]], np.int64 if is_int else np.float64,
+                option=option, source=source)
+    return (out[:, 0] if out.shape[1] == 1 else out), bool(start)
+
+
+def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str, source: str) -> np.ndarray:
+    """Split cells into a (rows, columns) array, naming the file's line and the column of any bad cell."""
+    width = len(rows[0])
+    out = np.empty((len(rows), width), dtype=dtype)
+    for r, (cells, line_no) in enumerate(zip(rows, line_numbers, strict=True)):
         if len(cells) != width:
             raise InputError(f"ragged rows: row {line_no} has {len(cells)} columns, expected {width}",
                              option=option, source=source)
         for c, cell in enumerate(cells):
             try:
-                value = dtype(cell.strip()) if dtype is np.float64 else int(cell.strip())
+                value = dtype(cell) if dtype is np.float64 else int(cell)
                 out[r, c] = value
             except ValueError:
-                raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} is not a number",
+                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} is not a number",
                                  option=option, source=source) from None
             except OverflowError:
-                raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} does not fit in int64",
+                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} does not fit in int64",
                                  option=option, source=source) from None
             if dtype is np.float64 and math.isinf(value) and "inf" not in cell.lower():
-                raise InputError(f"row {line_no}, column {c + 1}: {cell.strip()[:40]!r} overflows float64",
+                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} overflows float64",
                                  option=option, source=source)
-    return out[:, 0] if width == 1 else out
+    return out
 
 
 def _is_number(cell: str) -> bool:
