@@ -188,7 +188,7 @@ def _prob_log_loss(rows: np.ndarray, denom: float):
 def _bce(y: np.ndarray, pos_weight, bce_weight):
     w = np.broadcast_to(np.asarray(1.0 if bce_weight is None else bce_weight, dtype=np.float64), y.shape)
     pw = np.broadcast_to(np.asarray(1.0 if pos_weight is None else pos_weight, dtype=np.float64), y.shape)
-    a, b = _columns(w * pw * y), _columns(w * (1.0 - y))
+    a, b = label_columns(w * pw * y), label_columns(w * (1.0 - y))
     col_a, col_b = a.sum(axis=0), b.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = col_a / (col_a + col_b)
@@ -201,8 +201,8 @@ def _bce(y: np.ndarray, pos_weight, bce_weight):
     return values, p
 
 
-def _columns(arr: np.ndarray) -> np.ndarray:
-    """(rows, columns) with the last axis as columns; a 0-d or 1-D array is one column."""
+def label_columns(arr: np.ndarray) -> np.ndarray:
+    """BCE's labels as (rows, columns) with the last axis as columns; a 0-d or 1-D array is one column."""
     return arr.reshape(-1, 1) if arr.ndim <= 1 else arr.reshape(-1, arr.shape[-1])
 
 
@@ -269,7 +269,7 @@ def _focal_simplex_minimiser(a: np.ndarray, gamma: float) -> np.ndarray:
 def _focal_sigmoid(y: np.ndarray, alpha: float, gamma: float):
     """Sigmoid focal (torchvision): mean over elements of alpha_t (1 - p_t)^gamma BCE; prior per column."""
     pos, neg = _alpha_pair(alpha)
-    cols = _columns(y)
+    cols = label_columns(y)
     if np.all((cols == 0) | (cols == 1)):  # 0/1 labels: a column's cost needs only its two counts
         n_pos = cols.sum(axis=0)
         labels, mult = np.array([[1.0], [0.0]]), np.stack([n_pos, len(cols) - n_pos])
