@@ -1,9 +1,9 @@
 """Is this loss sensible? Baselines, input-convention lints, per-class and worst-K breakdowns, summaries.
 
 Pure functions and mergeable partials over NumPy arrays: no torch, no printing. The CLI and the result wire
-them in; this module only gathers the public names from the four modules that implement them:
+them in; this module only gathers the public names from the modules that implement them:
 
-- sanity_baselines: baselines(), best_constant(), ratios(), at_or_above_uniform()
+- sanity_baselines: baselines(), best_constant(), ratios(), at_or_above_uniform() (focal ones in sanity_focal)
 - sanity_lint: lint_logits_are_probs(), lint_log_probs_are_probs(), lint_negative_kl(), lint_sigmoid_applied(),
   classes_last_hint(), move_class_axis()
 - sanity_breakdown: ByClassPartial, by_class_rows(), WorstK

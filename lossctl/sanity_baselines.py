@@ -20,9 +20,7 @@ variant of them, divided by a denominator that does not depend on the prediction
   p_{n,c} = b_{n,c} / sum_c b_{n,c}, the smoothed target tilted by the class weights (the smoothed target itself
   without weights), and L = sum_n -sum_c b_{n,c} log(b_{n,c} / B_n) / D. Reported for CE with label smoothing or
   probability targets and for BCE with targets strictly between 0 and 1: elsewhere it is 0.
-- focal losses have no closed form: the multi-class prior solves the KKT conditions a_c f'(p_c) = lambda,
-  f(p) = -(1 - p)^gamma log p (convex on (0, 1] for gamma >= 0) by bisection; the sigmoid form minimises each
-  column by golden-section search over the logit (convex in p for 0/1 targets; soft targets are assumed unimodal).
+- focal losses have no closed form: see sanity_focal.
 
 All values use reduction mean and are divided by `scale` (ln 2 turns nats into bits). 0 log 0 = 0 throughout,
 so a class that no target has gets prior probability 0 (logit -inf), which costs nothing.
@@ -34,8 +32,10 @@ import math
 
 import numpy as np
 
-from .errors import UsageError, ValueRangeError
-from .losses._common import check_classes, check_unit_interval, check_weight
+from .errors import ShapeError, UsageError, ValueRangeError
+from .losses._common import check_classes, check_range, check_unit_interval, check_weight
+from .registry import flag
+from .sanity_focal import focal_index, focal_sigmoid
 
 KINDS = ("ce", "bce", "focal_sigmoid", "focal_index")
 AT_CHANCE_RTOL = 0.01
@@ -92,20 +92,25 @@ def _solve(kind: str, *, target, n_classes=None, weight=None, ignore_index=-100,
             raise UsageError(f"{kind} baselines need the number of classes; got {n_classes!r}")
         w = _class_weight(weight, n_classes)
         if kind == "focal_index":
+            if gamma < 0:
+                raise UsageError(f"must be >= 0; got {gamma}", option="--gamma")
             counts = _class_counts(target, n_classes, ignore_index)
-            return _focal_index(counts, w, alpha, gamma)
+            return focal_index(counts, w, alpha, gamma)
         check_unit_interval("label_smoothing", label_smoothing)
         if target_kind == "prob":
             return _prob_log_loss(*_prob_rows(target, n_classes, w, label_smoothing))
         if target_kind != "index":
             raise UsageError(f"must be index or prob; got {target_kind!r}", option="--target-kind")
         return _index_log_loss(_class_counts(target, n_classes, ignore_index), w, label_smoothing)
-    y = target.astype(np.float64)
-    if y.size == 0:
+    if target.size == 0:
         raise ValueRangeError("is empty: there is no baseline", option="--target")
+    check_range("target", target, 0.0, 1.0, "binary targets must be in [0, 1]")
+    y = target.astype(np.float64)
     if kind == "focal_sigmoid":
-        return _focal_sigmoid(y, alpha, gamma)
-    return _bce(y, pos_weight, bce_weight)
+        if gamma < 0:
+            raise UsageError(f"must be >= 0; got {gamma}", option="--gamma")
+        return focal_sigmoid(label_columns(y), alpha, gamma)
+    return _bce(y, _broadcast("pos_weight", pos_weight, y.shape), _broadcast("weight", bce_weight, y.shape))
 
 
 def _class_weight(weight, n_classes: int) -> np.ndarray:
@@ -185,9 +190,18 @@ def _prob_log_loss(rows: np.ndarray, denom: float):
     return values, prior
 
 
-def _bce(y: np.ndarray, pos_weight, bce_weight):
-    w = np.broadcast_to(np.asarray(1.0 if bce_weight is None else bce_weight, dtype=np.float64), y.shape)
-    pw = np.broadcast_to(np.asarray(1.0 if pos_weight is None else pos_weight, dtype=np.float64), y.shape)
+def _broadcast(role: str, arr, shape: tuple[int, ...]) -> np.ndarray:
+    """BCE's weight or pos_weight at the target's shape (1 where not given); pos_weight lines up with the last axis."""
+    if arr is None:
+        return np.ones(shape)
+    try:
+        return np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
+    except ValueError:
+        raise ShapeError(f"shape {np.shape(arr)} does not broadcast to the target's {shape}",
+                         option=flag(role)) from None
+
+
+def _bce(y: np.ndarray, pw: np.ndarray, w: np.ndarray):
     a, b = label_columns(w * pw * y), label_columns(w * (1.0 - y))
     col_a, col_b = a.sum(axis=0), b.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -204,97 +218,3 @@ def _bce(y: np.ndarray, pos_weight, bce_weight):
 def label_columns(arr: np.ndarray) -> np.ndarray:
     """BCE's labels as (rows, columns) with the last axis as columns; a 0-d or 1-D array is one column."""
     return arr.reshape(-1, 1) if arr.ndim <= 1 else arr.reshape(-1, arr.shape[-1])
-
-
-def _alpha_pair(alpha: float) -> tuple[float, float]:
-    """(weight of a positive, of a negative); torchvision: alpha < 0 weighs both by 1."""
-    return (alpha, 1.0 - alpha) if alpha >= 0 else (1.0, 1.0)
-
-
-def _focal_f(logp: np.ndarray, log1mp: np.ndarray, gamma: float) -> np.ndarray:
-    """f(p) = -(1 - p)^gamma log p, from log p and log(1 - p) (stable near 0 and 1)."""
-    return -np.exp(gamma * log1mp) * logp if gamma else -logp
-
-
-def _focal_index(counts: np.ndarray, w: np.ndarray, alpha: float, gamma: float):
-    """Multi-class focal: mean over kept targets of alpha' w_y f(p_y); the prior solves a_c f'(p_c) = lambda."""
-    scale = alpha if alpha >= 0 else 1.0
-    a = scale * w * counts
-    denom = float(counts.sum())
-    n_classes = len(w)
-    uniform = float(a.sum()) * float(_focal_f(np.log(1 / n_classes), np.log1p(-1 / n_classes), gamma)) / denom
-    p = _focal_simplex_minimiser(a, gamma)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cost = np.where(a > 0, a * _focal_f(np.log(p), np.log1p(-p), gamma), 0.0)
-    return {"uniform": uniform, "prior": float(cost.sum()) / denom}, p
-
-
-def _focal_grad(p: np.ndarray, gamma: float) -> np.ndarray:
-    """f'(p) = gamma (1 - p)^(gamma - 1) log p - (1 - p)^gamma / p, increasing on (0, 1)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        first = np.where(p < 1, gamma * np.power(1 - p, gamma - 1) * np.log(p), 0.0) if gamma else 0.0
-        return first - np.power(1 - p, gamma) / p
-
-
-def _focal_simplex_minimiser(a: np.ndarray, gamma: float) -> np.ndarray:
-    """argmin over the simplex of sum_c a_c f(p_c): closed form for gamma = 0, else nested bisection on lambda."""
-    live = a > 0
-    if gamma == 0 or live.sum() <= 1:
-        return a / a.sum()
-    values, inverse = np.unique(a[live], return_inverse=True)  # equal a_c share p_c: solve once per value
-
-    def p_of(lam: float) -> np.ndarray:  # f'^{-1}(lam / a), by bisection on log p
-        lo, hi = np.full(len(values), -700.0), np.zeros(len(values))
-        for _ in range(80):
-            mid = (lo + hi) / 2
-            below = _focal_grad(np.exp(mid), gamma) < lam / values
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-        return np.exp((lo + hi) / 2)
-
-    def mass(lam: float) -> float:
-        return float(p_of(lam)[inverse].sum())
-
-    lam_hi = float(values.min() * _focal_grad(np.array(0.5), gamma))  # every p_c >= 1/2: the mass is >= 1
-    lam_lo = lam_hi * 2
-    while mass(lam_lo) > 1:
-        lam_lo *= 2
-    for _ in range(100):  # bisection on log(-lambda)
-        lam = -math.sqrt(lam_lo * lam_hi)
-        lam_lo, lam_hi = (lam, lam_hi) if mass(lam) < 1 else (lam_lo, lam)
-    p = np.zeros(len(a))
-    p[live] = p_of(-math.sqrt(lam_lo * lam_hi))[inverse]
-    return p / p.sum()
-
-
-def _focal_sigmoid(y: np.ndarray, alpha: float, gamma: float):
-    """Sigmoid focal (torchvision): mean over elements of alpha_t (1 - p_t)^gamma BCE; prior per column."""
-    pos, neg = _alpha_pair(alpha)
-    cols = label_columns(y)
-    if np.all((cols == 0) | (cols == 1)):  # 0/1 labels: a column's cost needs only its two counts
-        n_pos = cols.sum(axis=0)
-        labels, mult = np.array([[1.0], [0.0]]), np.stack([n_pos, len(cols) - n_pos])
-    else:
-        labels, mult = cols, np.ones_like(cols)
-
-    def cost(z: np.ndarray) -> np.ndarray:  # per-column summed loss of the constant logits z (columns,)
-        logp, log1mp = -np.logaddexp(0, -z), -np.logaddexp(0, z)
-        p = np.exp(logp)
-        p_t = p * labels + (1 - p) * (1 - labels)
-        bce = -(labels * logp + (1 - labels) * log1mp)
-        alpha_t = pos * labels + neg * (1 - labels)
-        return (mult * alpha_t * np.power(1 - p_t, gamma) * bce).sum(axis=0)
-
-    uniform = float(cost(np.zeros(cols.shape[1])).sum()) / y.size
-    z = _golden_min(cost, cols.shape[1])
-    return {"uniform": uniform, "prior": float(cost(z).sum()) / y.size}, 1 / (1 + np.exp(-z))
-
-
-def _golden_min(cost, n: int, lo: float = -60.0, hi: float = 60.0, steps: int = 100) -> np.ndarray:
-    """Per-column minimiser of a unimodal cost over logits in [lo, hi], by golden-section search."""
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = np.full(n, lo), np.full(n, hi)
-    for _ in range(steps):
-        c, d = b - ratio * (b - a), a + ratio * (b - a)
-        left = cost(c) <= cost(d)
-        a, b = np.where(left, a, c), np.where(left, d, b)
-    return (a + b) / 2

@@ -272,6 +272,12 @@ def test_baselines_refuse_what_they_cannot_answer():
     assert err.value.option == "--label-smoothing"
     with pytest.raises(UsageError):
         baselines("mse", target=np.array([0.0]))
+    with pytest.raises(ValueRangeError) as err:
+        baselines("bce", target=np.array([0.0, 2.0]))
+    assert err.value.option == "--target"
+    with pytest.raises(ShapeError) as err:
+        baselines("bce", target=np.zeros((4, 3)), pos_weight=np.ones(2))
+    assert err.value.option == "--pos-weight"
 
 
 # ---------------------------------------------------------------- lints
