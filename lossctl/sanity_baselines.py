@@ -1,0 +1,220 @@
+"""Reference losses to read a loss against: a uniform guess, the best constant guess, and the least reachable loss.
+
+Every classification loss here is a weighted sum of `-log p` terms (CE, NLL, perplexity, BCE) or of a focal
+variant of them, divided by a denominator that does not depend on the prediction. Written that way:
+
+    CE, index targets:  L(P) = sum_n sum_c b_{y_n, c} * (-log p_{n,c}) / D
+        b_{y, c} = (1 - eps) * w_y * [c = y] + eps * w_c / C,  D = sum over kept targets of w_{y_n}
+        (torch: (1 - eps) * nll + eps / C * sum_c -w_c log p_c, the smoothing part also divided by D)
+    CE, probability targets q:  b_{n, c} = w_c * ((1 - eps) q_{n,c} + eps / C),  D = number of samples
+    BCE:  L(p) = sum_e [a_e * (-log p_e) + b_e * (-log(1 - p_e))] / E,  a_e = w_e * pw_e * y_e,  b_e = w_e (1 - y_e)
+
+- uniform: all-zero logits, p_c = 1/C (p = 1/2 for BCE): L = ln C * sum_{n,c} b_{n,c} / D.
+- prior: one distribution p for every sample. L(p) = -sum_c a_c log p_c / D with a_c = sum_n b_{n,c} >= 0;
+  by Gibbs' inequality the minimum over the simplex is at p_c = a_c / sum_c a_c. Without weights or smoothing
+  a_c counts class c, so p is the class frequencies and L their entropy. With weights p_c is proportional to
+  (1 - eps) w_c n_c + eps N w_c / C (weighted frequencies, mixed with the weights themselves).
+  For BCE, per column j (the last axis; a 1-D target is one column): p_j = A_j / (A_j + B_j), the
+  (pos_weight-, weight-)weighted positive rate, A_j = sum over the column of a_e, B_j of b_e.
+- floor: the least any prediction can reach. Each sample is minimised alone (D does not depend on p):
+  p_{n,c} = b_{n,c} / sum_c b_{n,c}, the smoothed target tilted by the class weights (the smoothed target itself
+  without weights), and L = sum_n -sum_c b_{n,c} log(b_{n,c} / B_n) / D. Reported for CE with label smoothing or
+  probability targets and for BCE with targets strictly between 0 and 1: elsewhere it is 0.
+- focal losses have no closed form: see sanity_focal.
+
+All values use reduction mean and are divided by `scale` (ln 2 turns nats into bits). 0 log 0 = 0 throughout,
+so a class that no target has gets prior probability 0 (logit -inf), which costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ShapeError, UsageError, ValueRangeError
+from .losses._common import check_classes, check_range, check_unit_interval, check_weight
+from .registry import flag
+from .sanity_focal import focal_index, focal_sigmoid
+
+KINDS = ("ce", "bce", "focal_sigmoid", "focal_index")
+AT_CHANCE_RTOL = 0.01
+
+
+def baselines(kind: str, *, target, n_classes: int | None = None, weight=None, ignore_index: int = -100,
+              label_smoothing: float = 0.0, pos_weight=None, bce_weight=None, alpha: float = 0.25,
+              gamma: float = 2.0, scale: float = 1.0, target_kind: str = "index") -> dict[str, float]:
+    """{"uniform": .., "prior": .. [, "floor": ..]} for the mean loss, in the result's unit (nats / scale).
+
+    kind: "ce" (also nll and perplexity: take exp of the values for perplexity), "bce", "focal_sigmoid",
+    "focal_index". target: class indices (N, d...) for ce/focal_index, or for ce with target_kind="prob"
+    probabilities (C) or (N, C, d...) with classes on axis 1; 0/1 labels (or probabilities) for bce/focal_sigmoid.
+    weight: per-class weights (C,) of ce/focal_index; bce_weight and pos_weight: BCE's, broadcast to the target
+    (pos_weight along the last axis). alpha and gamma are the focal options (alpha < 0 disables alpha).
+    """
+    values, _ = _solve(kind, target=target, n_classes=n_classes, weight=weight, ignore_index=ignore_index,
+                       label_smoothing=label_smoothing, pos_weight=pos_weight, bce_weight=bce_weight, alpha=alpha,
+                       gamma=gamma, target_kind=target_kind)
+    return {name: v / scale for name, v in values.items()}
+
+
+def best_constant(kind: str, **options) -> np.ndarray:
+    """The constant prediction behind the prior baseline: a distribution (C,) for ce/focal_index, the
+    probability of a positive per column (columns,) for bce/focal_sigmoid. Takes baselines()' options."""
+    options.pop("scale", None)
+    return _solve(kind, **options)[1]
+
+
+def ratios(value: float, reference: dict[str, float]) -> dict[str, float]:
+    """The loss divided by each baseline (same unit): below 1 beats it. A zero baseline gives inf (or nan at 0)."""
+    return {name: (value / b if b else (math.inf if value > 0 else math.nan)) for name, b in reference.items()}
+
+
+def at_or_above_uniform(value: float, reference: dict[str, float], *, rtol: float = AT_CHANCE_RTOL) -> str | None:
+    """A note when the loss is no better than chance: at or above the uniform baseline, or within `rtol` (1%)
+    below it, since a model 1% better than a uniform guess has learnt next to nothing."""
+    uniform = reference.get("uniform")
+    if uniform is None or not math.isfinite(value) or value < uniform * (1.0 - rtol):
+        return None
+    note = f"the loss is at or above chance: a uniform prediction scores {uniform:.6g} (the loss is {value:.6g})"
+    if "prior" in reference:
+        note += f"; the best constant prediction scores {reference['prior']:.6g}"
+    return note
+
+
+def _solve(kind: str, *, target, n_classes=None, weight=None, ignore_index=-100, label_smoothing=0.0,
+           pos_weight=None, bce_weight=None, alpha=0.25, gamma=2.0, target_kind="index"):
+    if kind not in KINDS:
+        raise UsageError(f"baselines exist for {', '.join(KINDS)}; got {kind!r}")
+    target = np.asarray(target)
+    if kind in ("ce", "focal_index"):
+        if n_classes is None or n_classes < 1:
+            raise UsageError(f"{kind} baselines need the number of classes; got {n_classes!r}")
+        w = _class_weight(weight, n_classes)
+        if kind == "focal_index":
+            if gamma < 0:
+                raise UsageError(f"must be >= 0; got {gamma}", option="--gamma")
+            counts = _class_counts(target, n_classes, ignore_index)
+            return focal_index(counts, w, alpha, gamma)
+        check_unit_interval("label_smoothing", label_smoothing)
+        if target_kind == "prob":
+            return _prob_log_loss(*_prob_rows(target, n_classes, w, label_smoothing))
+        if target_kind != "index":
+            raise UsageError(f"must be index or prob; got {target_kind!r}", option="--target-kind")
+        return _index_log_loss(_class_counts(target, n_classes, ignore_index), w, label_smoothing)
+    if target.size == 0:
+        raise ValueRangeError("is empty: there is no baseline", option="--target")
+    check_range("target", target, 0.0, 1.0, "binary targets must be in [0, 1]")
+    y = target.astype(np.float64)
+    if kind == "focal_sigmoid":
+        if gamma < 0:
+            raise UsageError(f"must be >= 0; got {gamma}", option="--gamma")
+        return focal_sigmoid(label_columns(y), alpha, gamma)
+    return _bce(y, _broadcast("pos_weight", pos_weight, y.shape), _broadcast("weight", bce_weight, y.shape))
+
+
+def _class_weight(weight, n_classes: int) -> np.ndarray:
+    if weight is None:
+        return np.ones(n_classes)
+    weight = np.asarray(weight)
+    check_weight(weight, n_classes)
+    return weight.astype(np.float64)
+
+
+def _class_counts(target: np.ndarray, n_classes: int, ignore_index: int) -> np.ndarray:
+    check_classes("target", target, n_classes, ignore_index)
+    kept = target[target != ignore_index].astype(np.int64)
+    if kept.size == 0:
+        raise ValueRangeError(f"every target is --ignore-index ({ignore_index}): there is no baseline",
+                              option="--target")
+    return np.bincount(kept.reshape(-1), minlength=n_classes).astype(np.float64)
+
+
+def _index_log_loss(counts: np.ndarray, w: np.ndarray, eps: float):
+    """uniform, prior and floor for index targets in O(C), without the (C, C) rows
+    b_{y,c} = (1 - eps) w_y [c = y] + t w_c.
+
+    Row y has B_y = (1 - eps) w_y + t S (t = eps / C, S = sum_c w_c); its floor term is
+    -sum_c b_{y,c} log(b_{y,c} / B_y) = -[xlogx(diag_y) + X - xlogx(t w_y) - (diag_y + t S - t w_y) log B_y],
+    diag_y = (1 - eps + t) w_y, X = sum_c xlogx(t w_c).
+    """
+    t = eps / len(w)
+    n, s = counts.sum(), w.sum()
+    denom = float(counts @ w)
+    a = (1.0 - eps) * w * counts + t * w * n
+    values, prior = _from_marginal(a, denom)
+    if eps > 0:
+        big_b = (1.0 - eps) * w + t * s
+        diag, off = (1.0 - eps + t) * w, t * w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_b = np.where(big_b > 0, np.log(np.where(big_b > 0, big_b, 1.0)), 0.0)
+        h = -(_xlogx(diag) + _xlogx(off).sum() - _xlogx(off) - (diag + t * s - off) * log_b)
+        values["floor"] = float(counts @ h) / denom
+    return values, prior
+
+
+def _prob_rows(target: np.ndarray, n_classes: int, w: np.ndarray, eps: float):
+    """One coefficient row per sample for probability targets; torch's mean divides by the samples, unweighted."""
+    q = target.astype(np.float64)
+    q = q.reshape(1, -1) if q.ndim == 1 else np.moveaxis(q, 1, -1).reshape(-1, q.shape[1])
+    if q.shape[1] != n_classes:
+        raise UsageError(f"probability targets have {q.shape[1]} classes, not {n_classes}", option="--target")
+    return w[None, :] * ((1.0 - eps) * q + eps / n_classes), float(len(q))
+
+
+def _xlogx(a: np.ndarray) -> np.ndarray:
+    """a * log(a) with 0 log 0 = 0."""
+    return _xlogx_ratio(a, 1.0)
+
+
+def _xlogx_ratio(a: np.ndarray, total) -> np.ndarray:
+    """a * log(a / total) with 0 log 0 = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0) / total), 0.0)
+
+
+def _from_marginal(a: np.ndarray, denom: float):
+    """uniform and prior from a_c = sum_n b_{n,c}: ln C * sum_c a_c / D and -sum_c a_c log(a_c / A) / D."""
+    total = a.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = {"uniform": math.log(len(a)) * float(total) / denom,
+                  "prior": -float(_xlogx_ratio(a, total).sum()) / denom}
+        return values, a / total
+
+
+def _prob_log_loss(rows: np.ndarray, denom: float):
+    """uniform, prior and floor of L(P) = sum_n sum_c rows_{n,c} (-log p_{n,c}) / denom."""
+    values, prior = _from_marginal(rows.sum(axis=0), denom)
+    per_row = -_xlogx_ratio(rows, rows.sum(axis=1, keepdims=True)).sum(axis=1)
+    values["floor"] = float(per_row.sum()) / denom
+    return values, prior
+
+
+def _broadcast(role: str, arr, shape: tuple[int, ...]) -> np.ndarray:
+    """BCE's weight or pos_weight at the target's shape (1 where not given); pos_weight lines up with the last axis."""
+    if arr is None:
+        return np.ones(shape)
+    try:
+        return np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
+    except ValueError:
+        raise ShapeError(f"shape {np.shape(arr)} does not broadcast to the target's {shape}",
+                         option=flag(role)) from None
+
+
+def _bce(y: np.ndarray, pw: np.ndarray, w: np.ndarray):
+    a, b = label_columns(w * pw * y), label_columns(w * (1.0 - y))
+    col_a, col_b = a.sum(axis=0), b.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = col_a / (col_a + col_b)
+    col_total = col_a + col_b
+    values = {"uniform": math.log(2.0) * float(col_total.sum()) / y.size,
+              "prior": -float((_xlogx_ratio(col_a, col_total) + _xlogx_ratio(col_b, col_total)).sum()) / y.size}
+    if np.any((y > 0) & (y < 1)):
+        both = a + b
+        values["floor"] = -float((_xlogx_ratio(a, both) + _xlogx_ratio(b, both)).sum()) / y.size
+    return values, p
+
+
+def label_columns(arr: np.ndarray) -> np.ndarray:
+    """BCE's labels as (rows, columns) with the last axis as columns; a 0-d or 1-D array is one column."""
+    return arr.reshape(-1, 1) if arr.ndim <= 1 else arr.reshape(-1, arr.shape[-1])
