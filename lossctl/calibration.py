@@ -7,7 +7,10 @@ per sample; `calibration_partial` sums them per bin (chunks, files and shards ad
 Binning follows torchmetrics' `_binning_bucketize`: `torch.bucketize(confidence, edges, right=True) - 1`, so a bin
 is [lower, upper) and a confidence on an edge belongs to the bin above it. A confidence equal to the last edge
 (exactly 1.0) lands one past the last bin: torchmetrics keeps that slot (its per-bin arrays have bins + 1
-entries), so those samples form a bin of their own, [1, 1]; so do they here.
+entries), so those samples form a bin of their own, [1, 1]; so do they here. torchmetrics compares in float32
+(MulticlassCalibrationError casts the confidences with .float(); binary inputs are float32 in practice), so the
+bin of a confidence is decided in float32 here too: a float32 0.7 (0.69999999) is on the 0.7 edge, as there.
+The sums stay float64.
 """
 
 from __future__ import annotations
@@ -186,8 +189,8 @@ def quantile_edges(confidence, bins: int) -> np.ndarray:
 
     Not in torchmetrics. The edges depend on every confidence, so compute them over all the data and pass them
     to every chunk's `calibration_partial`; partials binned on different data's quantiles do not add. Tied
-    confidences cannot be split and confidences of exactly 1.0 still form their own bin, so with either the
-    counts can differ by more than one.
+    confidences (ties in float32, where bins are decided) cannot be split and confidences of exactly 1.0 still
+    form their own bin, so with either the counts can differ by more than one.
     """
     _check_bins(bins)
     c = np.sort(np.asarray(confidence, dtype=np.float64).ravel())
@@ -203,7 +206,7 @@ def calibration_partial(confidence, correct, *, bins: int = 15, edges=None,
 
     Bins: `bins` equal-width bins on [0, 1], or the given `edges` (ascending, from 0 to 1; e.g. quantile_edges,
     then pass binning="quantile"). Assignment as torchmetrics: torch.bucketize(c, edges, right=True) - 1, which
-    is np.searchsorted(edges, c, side="right") - 1.
+    is np.searchsorted(edges, c, side="right") - 1, with both in float32 (see the module's docstring).
     """
     confidence = np.asarray(confidence, dtype=np.float64).ravel()
     correct = np.asarray(correct).ravel()
@@ -214,7 +217,8 @@ def calibration_partial(confidence, correct, *, bins: int = 15, edges=None,
         edges, binning = uniform_edges(bins), binning or "uniform"
     else:
         edges, binning = _checked_edges(np.asarray(edges, dtype=np.float64)), binning or "custom"
-    index = np.searchsorted(edges, confidence, side="right") - 1
+    # Decided in float32, as torchmetrics does; rounding is monotone, so the float32 edges still ascend.
+    index = np.searchsorted(edges.astype(np.float32), confidence.astype(np.float32), side="right") - 1
     slots = len(edges)
     return CalibrationPartial(edges, np.bincount(index, minlength=slots).astype(np.int64),
                               np.bincount(index, weights=confidence, minlength=slots),
@@ -313,8 +317,8 @@ def _notes(partial: CalibrationPartial, task: str) -> list[str]:
         notes.append("binary: confidence is p(class 1) and accuracy the share of positives, as torchmetrics' "
                      "BinaryCalibrationError (not the top-label confidence)")
     if partial.count[-1]:
-        notes.append(f"{int(partial.count[-1])} samples with confidence exactly 1.0 form a bin of their own, as in "
-                     "torchmetrics (torch.bucketize with right=True puts them past the last edge)")
+        notes.append(f"{int(partial.count[-1])} samples with confidence 1.0 (in float32) form a bin of their own, "
+                     "as in torchmetrics (torch.bucketize with right=True puts them past the last edge)")
     if partial.binning == "quantile":
         notes.append("quantile bins: the edges come from these confidences; not comparable with torchmetrics, and "
                      "sums over other data's quantile edges do not add")
