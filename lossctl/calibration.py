@@ -10,7 +10,8 @@ is [lower, upper) and a confidence on an edge belongs to the bin above it. A con
 entries), so those samples form a bin of their own, [1, 1]; so do they here. torchmetrics compares in float32
 (MulticlassCalibrationError casts the confidences with .float(); binary inputs are float32 in practice), so the
 bin of a confidence is decided in float32 here too: a float32 0.7 (0.69999999) is on the 0.7 edge, as there.
-The sums stay float64.
+The sums stay float64. (torchmetrics' binary metric compares float64 inputs in float64: there the two differ for
+confidences within a float32 step of an edge, e.g. p = 1 - 1e-9 is 1.0 here but in the last bin there.)
 """
 
 from __future__ import annotations
@@ -175,10 +176,11 @@ class CalibrationPartial:
 def uniform_edges(bins: int) -> np.ndarray:
     """Equal-width edges i / bins, each the float nearest the exact fraction.
 
-    torchmetrics uses torch.linspace(0, 1, bins + 1) in the confidences' dtype, which for some bin counts is one
-    ulp off an exact fraction (bins=15: 6 of the float32 edges on an AVX2 CPU), so a confidence within one ulp of
-    an edge can fall in the neighbouring bin there. These edges put a decimal written on an edge (0.2, 0.6) in
-    the bin above, on every CPU.
+    torchmetrics uses torch.linspace(0, 1, bins + 1) in the confidences' dtype, whose CPU kernel computes the
+    upper half as 1 - step * k, fused into one multiply-add where the CPU has FMA; so for many bin counts some
+    edges are one ulp off the exact fraction, and which depends on the CPU (bins=15, float32, torch 2.13 on
+    AVX-512: 6 of 16 edges; 5 and 10 bins exact in float32). A confidence within one ulp of such an edge can fall in the
+    neighbouring bin there. These edges put a decimal written on an edge (0.2, 0.6) in the bin above, on every CPU.
     """
     _check_bins(bins)
     return np.arange(bins + 1, dtype=np.float64) / bins
