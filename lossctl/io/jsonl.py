@@ -24,14 +24,14 @@ NUMBER = (int, float)  # exact types: json gives bool for true/false, which is n
 
 def _loads(no: int, raw: bytes, *, option: str, source: str):
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig").rstrip())
     except UnicodeDecodeError as exc:
         raise InputError(f"line {no}: not UTF-8 text (bad byte at offset {exc.start})", option=option,
                          source=source) from None
     except RecursionError:
         raise InputError(f"line {no}: JSON nested too deeply", option=option, source=source) from None
-    except ValueError as exc:
-        raise InputError(f"line {no}: not JSON ({str(exc).splitlines()[0][:120]})", option=option,
+    except json.JSONDecodeError as exc:
+        raise InputError(f"line {no}: not JSON ({exc.msg} at column {exc.colno})", option=option,
                          source=source) from None
 
 
@@ -133,19 +133,19 @@ class JsonlRows:
         else:
             for (no, _), v in zip(lines, vals, strict=True):
                 if type(v) is not list or len(v) != width:
-                    got = f"{len(v)} values" if type(v) is list else _describe(v)
+                    got = f"a list of {len(v)}" if type(v) is list else _describe(v)
                     raise InputError(f"line {no}{name}: {got} where line {set_by} has a list of {width} (ragged)",
                                      option=self.option, source=self.path)
             flat = list(chain.from_iterable(vals))
             kinds = set(map(type, flat))
         if not kinds <= set(NUMBER):
-            self._refuse_non_number(vals, lines, name)
+            self._refuse_non_number(vals, lines, name, rows=width is not None)
         return self._to_array(flat, (len(vals),) if width is None else (len(vals), width), float in kinds, lines,
                               name)
 
-    def _refuse_non_number(self, vals: list, lines: list[tuple[int, bytes]], name: str):
+    def _refuse_non_number(self, vals: list, lines: list[tuple[int, bytes]], name: str, *, rows: bool):
         for (no, _), v in zip(lines, vals, strict=True):
-            for x in (v if type(v) is list else [v]):
+            for x in (v if rows else [v]):
                 if type(x) not in NUMBER:
                     raise InputError(f"line {no}{name}: {_describe(x)} is not a number", option=self.option,
                                      source=self.path)
