@@ -40,9 +40,12 @@ def _open_ipc(pa, path: str):
     source = pa.memory_map(path)
     try:
         return pa.ipc.open_file(source)
-    except pa.ArrowInvalid:
-        source.seek(0)
-        return pa.ipc.open_stream(source)
+    except pa.ArrowInvalid as exc:
+        try:
+            source.seek(0)
+            return pa.ipc.open_stream(source)
+        except pa.ArrowInvalid:
+            raise exc from None  # neither: the file format's complaint is the one that says what is wrong
 
 
 def schema_of(path: str, option: str):
@@ -57,8 +60,8 @@ def schema_of(path: str, option: str):
         raise _unreadable(path, exc, option) from None
 
 
-def batches(path: str, column: str, step: int, option: str) -> tuple[int | None, Iterator, Callable[[], None]]:
-    """(rows where known, the chunks of one column read lazily, a closer): by row group and batch, or IPC batch."""
+def batches(path: str, column: str, step: int, option: str) -> tuple[int, Iterator, Callable[[], None]]:
+    """(rows, the chunks of one column read lazily, a closer): by row group and batch, or by IPC batch."""
     pa = _pyarrow(path, option)
     try:
         if path.lower().endswith(".parquet"):
@@ -73,9 +76,11 @@ def batches(path: str, column: str, step: int, option: str) -> tuple[int | None,
             rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
             chunks = (reader.get_batch(i).column(column) for i in range(reader.num_record_batches))
             return rows, chunks, lambda: None
+        # The stream format has no index of its batches; read from the map, its buffers are not copied.
+        table = reader.read_all().select([column])
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
-    return None, (b.column(column) for b in reader), reader.close
+    return table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), reader.close
 
 
 def is_numbers(pa, t) -> bool:
@@ -204,9 +209,7 @@ class ArrowRows:
         return arr
 
     def position(self) -> int:
-        if self.rows:
-            return self._done * self.total_bytes // self.rows
-        return self.total_bytes if self._pending is None and self._parsed else 0
+        return self._done * self.total_bytes // max(self.rows, 1)
 
     def close(self) -> None:
         self._batches.close()
