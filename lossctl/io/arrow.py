@@ -101,8 +101,8 @@ def to_numpy(col, name: str, *, option: str, source: str, first_row: int = 0, wi
     _no_nulls(col, where, first_row, option=option, source=source)
     if not pa.types.is_list(col.type) and not (pa.types.is_large_list(col.type)
                                                or pa.types.is_fixed_size_list(col.type)):
-        return numeric(col.to_numpy(zero_copy_only=False), option=option, source=source)
-    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        return numeric(plain(col), option=option, source=source)
+    lengths = plain(pc.list_value_length(col))
     if width is None:
         width = int(lengths[0]) if len(lengths) else getattr(col.type, "list_size", 0)
     bad = np.flatnonzero(lengths != width)
@@ -112,13 +112,28 @@ def to_numpy(col, name: str, *, option: str, source: str, first_row: int = 0, wi
                          f"{width} (ragged lists)", option=option, source=source)
     values = pc.list_flatten(col)
     _no_nulls(values, f"{where} (inside a list)", first_row, option=option, source=source, per_row=max(width, 1))
-    flat = numeric(values.to_numpy(zero_copy_only=False), option=option, source=source)
+    flat = numeric(plain(values), option=option, source=source)
     return flat.reshape(len(lengths), width)
+
+
+def plain(arr) -> np.ndarray:
+    """Numbers without nulls into numpy through DLPack: pyarrow's own to_numpy imports pandas (0.4 s)."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        parts = [plain(c) for c in arr.chunks]
+        return np.concatenate(parts) if parts else np.empty(0, arr.type.to_pandas_dtype())
+    if pa.types.is_boolean(arr.type):  # bit-packed: DLPack cannot carry it
+        return plain(arr.cast(pa.uint8())).astype(bool)
+    try:
+        return np.from_dlpack(arr)
+    except (AttributeError, TypeError, BufferError, pa.ArrowException):  # a pyarrow before 15 has no DLPack
+        return arr.to_numpy(zero_copy_only=False)
 
 
 def _no_nulls(col, where: str, first_row: int, *, option: str, source: str, per_row: int = 1) -> None:
     if col.null_count:
-        i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0]) // per_row
+        i = int(np.flatnonzero(plain(col.is_null()))[0]) // per_row
         raise InputError(f"{where}, row {first_row + i}: null value (counting rows from 0)", option=option,
                          source=source)
 
@@ -150,7 +165,9 @@ def _read_table(path: str, columns: list[str], option: str):
         if path.lower().endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            return pq.read_table(path, columns=columns, memory_map=True)
+            # Not pq.read_table: it goes through pyarrow.dataset, which imports pandas.
+            with pq.ParquetFile(path, memory_map=True) as pf:
+                return pf.read(columns=columns, use_pandas_metadata=False)
         return _open_ipc(pa, path).read_all().select(columns)
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
