@@ -141,7 +141,8 @@ def test_safetensors_half_and_bfloat16_widen_to_float32(tmp_path, data):
     np.testing.assert_array_equal(load_array(f"{path}:i32", option="--target").array, np.arange(6, dtype=np.int32))
 
 
-def test_reading_new_formats_never_imports_torch(tmp_path, data):
+def test_reading_new_formats_never_imports_torch_or_pandas(tmp_path, data):
+    # pandas too: pyarrow's to_numpy and pq.read_table import it (0.4 s); the readers take other roads.
     from safetensors.torch import save_file
 
     save_file({"bf16": torch.from_numpy(data["logits"]).to(torch.bfloat16)}, str(tmp_path / "bf.safetensors"))
@@ -149,11 +150,11 @@ def test_reading_new_formats_never_imports_torch(tmp_path, data):
                *write_format("jsonl", tmp_path, data["logits"], data["target"])]
     code = ("import json, sys\nfrom lossctl.io import load_array\n"
             "shapes = [list(load_array(s, option='--logits').array.shape) for s in sys.argv[1:]]\n"
-            "print(json.dumps({'torch': 'torch' in sys.modules, 'shapes': shapes}))")
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'pandas': 'pandas' in sys.modules, 'shapes': shapes}))")
     proc = subprocess.run([sys.executable, "-c", code, *sources], capture_output=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     out = json.loads(proc.stdout)
-    assert out == {"torch": False, "shapes": [[N, C], [N, C], [N], [N, C], [N]]}
+    assert out == {"torch": False, "pandas": False, "shapes": [[N, C], [N, C], [N], [N, C], [N]]}
 
 
 def test_help_and_importing_io_load_no_format_package():
@@ -236,3 +237,30 @@ def test_row_readers_name_the_row_in_a_later_chunk(tmp_path):
             while len(rows.read(3)):
                 pass
         rows.close()
+
+
+MEMORY_PROBE = """
+import json, sys, tracemalloc
+import pyarrow, pyarrow.compute, pyarrow.ipc, pyarrow.parquet
+from lossctl.io.rows import open_rows
+tracemalloc.start()  # after the imports: what reading allocates, not what importing does
+rows, n = open_rows(sys.argv[1], "--logits", 1000), 0
+while len(chunk := rows.read(1000)):
+    n += len(chunk)
+rows.close()
+print(json.dumps({"rows": n, "python": tracemalloc.get_traced_memory()[1],
+                  "arrow": pyarrow.default_memory_pool().max_memory()}))
+"""
+
+
+def test_row_readers_stream_in_bounded_memory(tmp_path):
+    x = np.random.default_rng(1).normal(size=(100_000, 8))  # 6.4 MB as float64
+    pq.write_table(pa.table({"p": list_column(x, fixed=True)}), tmp_path / "big.parquet", row_group_size=5000)
+    write_jsonl(tmp_path / "big.jsonl", ({"p": r.tolist()} for r in x))
+    for name in ("big.parquet", "big.jsonl"):
+        proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, f"{tmp_path / name}:p"], capture_output=True,
+                              cwd=ROOT, timeout=120)
+        assert proc.returncode == 0, proc.stderr.decode()
+        out = json.loads(proc.stdout)
+        assert out["rows"] == len(x)
+        assert out["python"] < x.nbytes / 4 and out["arrow"] < x.nbytes / 4, (name, out)
