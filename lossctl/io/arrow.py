@@ -83,24 +83,29 @@ def batches(path: str, column: str, step: int, option: str) -> tuple[int, Iterat
     return table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), reader.close
 
 
-def is_numbers(pa, t) -> bool:
-    """A type lossctl reads: numbers, or a (fixed-size) list of numbers."""
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        t = t.value_type
+def is_list(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def is_numbers(t) -> bool:
+    """A type lossctl reads: numbers, or a (large, fixed-size) list of numbers."""
+    import pyarrow as pa
+
+    t = t.value_type if is_list(t) else t
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
 
 
 def to_numpy(col, name: str, *, option: str, source: str, first_row: int = 0, width: int | None = None):
     """One column (an Array or ChunkedArray) as (N,) or (N, C); `width` is C where earlier chunks fixed it."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     where = f"column {name!r}"
-    if not is_numbers(pa, col.type):
+    if not is_numbers(col.type):
         raise InputError(f"{where} holds {col.type}, not numbers or lists of numbers", option=option, source=source)
     _no_nulls(col, where, first_row, option=option, source=source)
-    if not pa.types.is_list(col.type) and not (pa.types.is_large_list(col.type)
-                                               or pa.types.is_fixed_size_list(col.type)):
+    if not is_list(col.type):
         return numeric(plain(col), option=option, source=source)
     lengths = plain(pc.list_value_length(col))
     if width is None:
@@ -148,10 +153,8 @@ def read_column(path: str, key: str | None, option: str) -> np.ndarray:
 
 def read_columns(path: str) -> dict[str, np.ndarray]:
     """`--from FILE.parquet`: every column of numbers or lists of numbers, by name; other columns are left out."""
-    import pyarrow as pa
-
     schema = schema_of(path, "--from")
-    names = [f.name for f in schema if is_numbers(pa, f.type)]
+    names = [f.name for f in schema if is_numbers(f.type)]
     if not names:
         raise InputError(f"holds no column of numbers (it holds: {', '.join(schema.names) or 'nothing'})",
                          option="--from", source=path)
@@ -177,16 +180,14 @@ class ArrowRows:
     """Rows of one column of a Parquet or Arrow IPC file, converted a record batch at a time."""
 
     def __init__(self, path: str, option: str, key: str | None, step: int):
-        import pyarrow as pa
-
         schema = schema_of(path, option)
         hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
         self.column = one_name(schema.names, key, what="column", hint=hint, option=option, source=path)
         t = schema.field(self.column).type
-        if not is_numbers(pa, t):
+        if not is_numbers(t):
             raise InputError(f"column {self.column!r} holds {t}, not numbers or lists of numbers", option=option,
                              source=path)
-        value = t.value_type if hasattr(t, "value_type") else t
+        value = t.value_type if is_list(t) else t
         self.dtype = numeric(np.empty(0, value.to_pandas_dtype()), option=option, source=path).dtype
         self.path, self.option = path, option
         self.total_bytes = os.path.getsize(path)
