@@ -394,3 +394,180 @@ def test_sigint_exits_130_without_traceback():
     assert proc.returncode == 130, (proc.returncode, err)
     assert b"Traceback" not in err, err
     assert out == b""
+
+
+# --- issue #12: .safetensors, Parquet / Arrow IPC / Feather and JSON Lines, each file hostile in its own way
+
+def st_bytes(header, data: bytes = b"", length: int | None = None) -> bytes:
+    """A .safetensors file with a hand-written header (a dict, or raw bytes) and an optional lying length."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(raw) if length is None else length) + raw + data
+
+
+def st_tensor(dtype: str, shape: list, offsets: list) -> dict:
+    return {"dtype": dtype, "shape": shape, "data_offsets": offsets}
+
+
+def parquet_bytes(**columns) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def feather_bytes(**columns) -> bytes:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    sink = pa.BufferOutputStream()
+    feather.write_feather(pa.table(columns), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def format_files() -> dict[str, bytes]:
+    from safetensors.numpy import save
+
+    good_st = save({"logits": np.zeros((2, 3)), "target": np.array([0, 1])})
+    good_pq = parquet_bytes(logits=[[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], target=[0, 1], name=["a", "b"])
+    return {
+        "good.safetensors": good_st,
+        "st_truncated.safetensors": good_st[:-10],
+        "st_garbage.safetensors": b"this is not a safetensors file at all\n" * 4,
+        "st_garbage_json.safetensors": st_bytes(b"\xff\xfe{not json" + b" " * 20),
+        "st_empty.safetensors": b"",
+        "st_short.safetensors": b"\x01\x02\x03",
+        "st_bomb.safetensors": st_bytes({}, length=2**60),
+        "st_past_end.safetensors": st_bytes({}, length=4096),
+        "st_list.safetensors": st_bytes([1, 2]),
+        "st_huge_shape.safetensors": st_bytes({"logits": st_tensor("F64", [10**9, 10**6], [0, 8])}, b"\0" * 8),
+        "st_offsets_past_end.safetensors": st_bytes({"logits": st_tensor("F64", [100], [0, 800])}, b"\0" * 16),
+        "st_negative.safetensors": st_bytes({"logits": st_tensor("F64", [-2], [0, 16])}, b"\0" * 16),
+        "st_no_offsets.safetensors": st_bytes({"logits": {"dtype": "F64", "shape": [2]}}, b"\0" * 16),
+        "st_complex.safetensors": st_bytes({"logits": st_tensor("C64", [2], [0, 16])}, b"\0" * 16),
+        "st_unknown_dtype.safetensors": st_bytes({"logits": st_tensor("ZZZ", [2], [0, 16])}, b"\0" * 16),
+        "st_gap.safetensors": st_bytes({"a": st_tensor("F64", [1], [0, 8]), "b": st_tensor("F64", [1], [16, 24])},
+                                       b"\0" * 24),
+        "good.parquet": good_pq,
+        "pq_garbage.parquet": b"PAR1 but not really a parquet file\n" * 4,
+        "pq_empty.parquet": b"",
+        "pq_truncated.parquet": good_pq[: len(good_pq) // 2],
+        "pq_null.parquet": parquet_bytes(target=[0, None, 1]),
+        "pq_ragged.parquet": parquet_bytes(logits=[[2.0, 1.0], [0.5, 2.5], [1.0]]),
+        "pq_null_inside.parquet": parquet_bytes(logits=[[2.0, 1.0], [0.5, None]]),
+        "pq_nested.parquet": parquet_bytes(logits=[[[1.0]], [[2.0]]]),
+        "pq_only_strings.parquet": parquet_bytes(name=["a", "b"]),
+        "fe_garbage.feather": b"ARROW1" + bytes(range(256)),
+        "fe_truncated.feather": feather_bytes(logits=[[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])[:-40],
+        "fe_strings.feather": feather_bytes(logits=["a", "b"]),
+        "empty.jsonl": b"",
+        "blank.jsonl": b"\n  \n",
+        "jl_not_json.jsonl": b'{"logits": [2.0, 1.0]}\n{"logits": [0.5, 2.5]}\n{"logits": [1.0, \n',
+        "jl_missing_key.jsonl": b'{"logits": [2.0, 1.0]}\n\n{"scores": [0.5, 2.5]}\n',
+        "jl_string.jsonl": b'{"logits": [2.0, 1.0]}\n{"logits": [0.5, "2.5"]}\n',
+        "jl_bool.jsonl": b'[2.0, 1.0]\n[0.5, true]\n',
+        "jl_ragged.jsonl": b'{"logits": [2.0, 1.0]}\n{"logits": [0.5, 2.5]}\n{"logits": [1.0]}\n',
+        "jl_scalar_then_list.jsonl": b'{"logits": 1.0}\n{"logits": [0.5, 2.5]}\n',
+        "jl_nested.jsonl": b'[[2.0], [1.0]]\n[[0.5], [2.5]]\n',
+        "jl_overflow.jsonl": b'[2.0, 1.0]\n[0.5, 1e999]\n',
+        "jl_bigint.jsonl": b'0\n123456789012345678901234567890\n',
+        "jl_not_utf8.jsonl": b'[2.0, 1.0]\n[0.5, 2.5]\xff\n',
+        "jl_two_keys.jsonl": b'{"logits": [2.0, 1.0], "target": 0}\n',
+        "jl_bare.jsonl": b'[2.0, 1.0]\n[0.5, 2.5]\n',
+        "jl_array_line.jsonl": b'{"logits": [2.0, 1.0]}\n[0.5, 2.5]\n',
+    }
+
+
+@pytest.fixture(scope="module")
+def format_corpus(tmp_path_factory) -> Path:
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("safetensors")
+    root = tmp_path_factory.mktemp("formats")
+    for name, data in format_files().items():
+        (root / name).write_bytes(data)
+    return root
+
+
+FORMAT_CASES = [
+    # --- .safetensors
+    ("st-truncated", ce("{d}/st_truncated.safetensors:logits"), ["--logits", "st_truncated", "truncated"]),
+    ("st-garbage", ce("{d}/st_garbage.safetensors"), ["--logits", "st_garbage", "header", "claims"]),
+    ("st-garbage-json", ce("{d}/st_garbage_json.safetensors"), ["--logits", "not JSON"]),
+    ("st-empty", ce("{d}/st_empty.safetensors"), ["--logits", "st_empty", "empty"]),
+    ("st-short", ce("{d}/st_short.safetensors"), ["--logits", "truncated"]),
+    ("st-header-bomb", ce("{d}/st_bomb.safetensors"), ["--logits", str(2**60), "refused"]),
+    ("st-header-past-end", ce("{d}/st_past_end.safetensors"), ["--logits", "truncated", "4096"]),
+    ("st-header-not-object", ce("{d}/st_list.safetensors"), ["--logits", "not a JSON object"]),
+    ("st-huge-shape", ce("{d}/st_huge_shape.safetensors"),
+     ["--logits", "(1000000000, 1000000)", "8 bytes"]),
+    ("st-offsets-past-end", ce("{d}/st_offsets_past_end.safetensors"), ["--logits", "truncated", "800"]),
+    ("st-negative-shape", ce("{d}/st_negative.safetensors"), ["--logits", "shape [-2]"]),
+    ("st-no-offsets", ce("{d}/st_no_offsets.safetensors"), ["--logits", "data_offsets"]),
+    ("st-complex", ce("{d}/st_complex.safetensors"), ["--logits", "st_complex.safetensors:logits", "C64"]),
+    ("st-unknown-dtype", ce("{d}/st_unknown_dtype.safetensors"), ["--logits", "not a readable", "ZZZ"]),
+    ("st-gap", ce("{d}/st_gap.safetensors:a"), ["--logits", "not a readable", "offset"]),
+    ("st-wrong-key", ce("{d}/good.safetensors:scores"), ["--logits", "'scores'", "logits, target"]),
+    ("st-several-no-key", ce("{d}/good.safetensors"), ["--logits", "several tensors", "FILE.safetensors:KEY"]),
+    ("st-from-bomb", ["ce", "--from", "{d}/st_bomb.safetensors"], ["--from", "st_bomb", "refused"]),
+    # --- Parquet, Arrow IPC / Feather
+    ("pq-not-parquet", ce("{d}/pq_garbage.parquet"), ["--logits", "pq_garbage.parquet", "not a readable Parquet"]),
+    ("pq-empty", ce("{d}/pq_empty.parquet"), ["--logits", "pq_empty.parquet", "Parquet"]),
+    ("pq-truncated", ce("{d}/pq_truncated.parquet"), ["--logits", "pq_truncated.parquet", "Parquet"]),
+    ("pq-wrong-column", ce("{d}/good.parquet:scores"), ["--logits", "'scores'", "logits, name, target"]),
+    ("pq-several-no-column", ce("{d}/good.parquet"), ["--logits", "several columns", "FILE.parquet:COLUMN"]),
+    ("pq-string-column", ce("{d}/good.parquet:name"), ["--logits", "column 'name'", "string", "not numbers"]),
+    ("pq-null", ce(LOGITS, "{d}/pq_null.parquet"), ["--target", "column 'target', row 1", "null"]),
+    ("pq-ragged", ce("{d}/pq_ragged.parquet"), ["--logits", "column 'logits', row 2", "ragged"]),
+    ("pq-null-inside-list", ce("{d}/pq_null_inside.parquet"), ["--logits", "row 1", "null"]),
+    ("pq-nested", ce("{d}/pq_nested.parquet"), ["--logits", "list<", "not numbers"]),
+    ("pq-from-only-strings", ["ce", "--from", "{d}/pq_only_strings.parquet"], ["--from", "no column of numbers"]),
+    ("fe-garbage", ce("{d}/fe_garbage.feather"), ["--logits", "fe_garbage.feather", "not a readable Arrow"]),
+    ("fe-truncated", ce("{d}/fe_truncated.feather"), ["--logits", "fe_truncated.feather", "not a readable"]),
+    ("fe-strings", ce("{d}/fe_strings.feather"), ["--logits", "column 'logits'", "string"]),
+    # --- JSON Lines
+    ("jl-empty", ce("{d}/empty.jsonl"), ["--logits", "empty.jsonl", "empty"]),
+    ("jl-blank", ce("{d}/blank.jsonl"), ["--logits", "blank.jsonl", "blank"]),
+    ("jl-not-json", ce("{d}/jl_not_json.jsonl:logits"), ["--logits", "line 3", "not JSON"]),
+    ("jl-missing-key", ce("{d}/jl_missing_key.jsonl:logits"), ["--logits", "line 3", "no key 'logits'", "scores"]),
+    ("jl-wrong-key", ce("{d}/jl_two_keys.jsonl:scores"), ["--logits", "'scores'", "logits, target"]),
+    ("jl-several-no-key", ce("{d}/jl_two_keys.jsonl"), ["--logits", "several keys", "FILE.jsonl:KEY"]),
+    ("jl-string", ce("{d}/jl_string.jsonl:logits"), ["--logits", "line 2", '"2.5"', "not a number"]),
+    ("jl-bool", ce("{d}/jl_bool.jsonl"), ["--logits", "line 2", "true", "not a number"]),
+    ("jl-ragged", ce("{d}/jl_ragged.jsonl:logits"), ["--logits", "line 3", "a list of 1", "line 1", "ragged"]),
+    ("jl-scalar-then-list", ce("{d}/jl_scalar_then_list.jsonl:logits"), ["--logits", "line 2", "not a number"]),
+    ("jl-nested", ce("{d}/jl_nested.jsonl"), ["--logits", "line 1", "[2.0]", "not a number"]),
+    ("jl-overflow", ce("{d}/jl_overflow.jsonl"), ["--logits", "line 2", "overflows"]),
+    ("jl-bigint", ce(LOGITS, "{d}/jl_bigint.jsonl"), ["--target", "line 2", "int64"]),
+    ("jl-not-utf8", ce("{d}/jl_not_utf8.jsonl"), ["--logits", "line 2", "UTF-8"]),
+    ("jl-key-on-bare-lines", ce("{d}/jl_bare.jsonl:logits"), ["--logits", "line 1", "not a JSON object"]),
+    ("jl-array-after-objects", ce("{d}/jl_array_line.jsonl:logits"), ["--logits", "line 2", "not a JSON object"]),
+    ("jl-from-bare-lines", ["ce", "--from", "{d}/jl_bare.jsonl"], ["--from", "JSON object on every line"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", [c[1:] for c in FORMAT_CASES], ids=[c[0] for c in FORMAT_CASES])
+def test_hostile_format_file_exits_2_with_one_clear_line(format_corpus, args, fragments):
+    result = run_cli(*_argv(args, format_corpus), code=None)
+    assert_clean_exit2(result, fragments)
+
+
+@pytest.mark.parametrize("name", ["st_bomb.safetensors", "st_huge_shape.safetensors", "st_past_end.safetensors"])
+def test_safetensors_header_bombs_allocate_nothing(format_corpus, name):
+    tracemalloc.start()
+    try:
+        with pytest.raises(LossctlError):
+            load_array(str(format_corpus / name), option="--logits")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+
+
+def test_safetensors_header_bomb_through_the_real_cli(format_corpus):
+    proc = subprocess.run(_lossctl("ce", "--logits", str(format_corpus / "st_bomb.safetensors"), "--target", TARGET,
+                                   "-f", "plain"), capture_output=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lossctl: error: --logits (") and "refused" in lines[0], lines

@@ -8,16 +8,20 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError, UsageError
+from . import arrow, jsonl, safetensors
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
-FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth")
-SUPPORTED = ".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], '-' (stdin) or an inline JSON literal"
+FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth", safetensors.EXT, *arrow.EXTS,
+           *jsonl.EXTS)
+SUPPORTED = (".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], .safetensors[:key], "
+             ".parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key], '-' (stdin) or an inline JSON literal")
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,35 @@ class Loaded:
     header: bool | None = None
 
 
+@dataclass(frozen=True)
+class Reader:
+    """One format family: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from."""
+
+    array: Callable[[str, str | None, str], np.ndarray]
+    bundle: Callable[[str], dict[str, np.ndarray]]
+    binary: bool  # binary sources keep their float dtype under --dtype auto
+
+
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
+    for ext in exts:
+        if ext in READERS:
+            raise ValueError(f"a reader for {ext} is already registered")
+        READERS[ext] = reader
+
+
+register_reader((safetensors.EXT,), Reader(safetensors.read_tensor, safetensors.read_tensors, binary=True))
+register_reader(arrow.EXTS, Reader(arrow.read_column, arrow.read_columns, binary=True))
+register_reader(jsonl.EXTS, Reader(jsonl.read_key, jsonl.read_keys, binary=False))
+
+
 def split_key(source: str) -> tuple[str, str | None]:
     """`file.npz:key` -> (`file.npz`, `key`); anything else -> (source, None)."""
     if ":" in source and not os.path.exists(source):
         path, key = source.rsplit(":", 1)
-        if os.path.splitext(path)[1].lower() in (".npz", ".pt", ".pth", ".json"):
+        if os.path.splitext(path)[1].lower() in (".npz", ".pt", ".pth", ".json", *READERS):
             return path, key
     return source, None
 
@@ -71,6 +99,9 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
         return Loaded(json_to_array(obj, option=option, source="literal"), "literal", False)
     path, key = split_key(source)
     ext = _check_path(path, option)
+    if ext in READERS:
+        reader = READERS[ext]
+        return Loaded(reader.array(path, key, option), path, reader.binary)
     if ext == ".npy":
         return Loaded(load_npy_path(path, option=option), path, True)
     if ext == ".npz":
@@ -102,6 +133,8 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         obj = parse_json(decode_utf8(data, option=option, source="<stdin>"), option=option, source="<stdin>")
         return _json_bundle(obj, "<stdin>"), False
     ext = _check_path(source, option)
+    if ext in READERS:
+        return READERS[ext].bundle(source), READERS[ext].binary
     if ext == ".npz":
         with open(source, "rb") as fp:
             out = load_npz(fp, option=option, source=source, key=None)
@@ -117,7 +150,8 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         obj = parse_json(decode_utf8(_read_bytes(source, option), option=option, source=source),
                          option=option, source=source)
         return _json_bundle(obj, source), False
-    raise InputError(f"a bundle must be .npz, .json (an object) or .pt (a dict); got {ext or 'no extension'}",
+    raise InputError(f"a bundle must be .npz, .json (an object), .pt (a dict), {', '.join(READERS)}; "
+                     f"got {ext or 'no extension'}",
                      option=option, source=source)
 
 

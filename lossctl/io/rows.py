@@ -11,6 +11,11 @@ import os
 import numpy as np
 
 from ..errors import InputError
+from . import split_key
+from .arrow import EXTS as ARROW_EXTS
+from .arrow import ArrowRows
+from .jsonl import EXTS as JSONL_EXTS
+from .jsonl import JsonlRows
 from .npy import NpyHeader, read_header
 from .text import (
     HEADER_PEEK_ROWS,
@@ -144,12 +149,15 @@ class CsvRows:
         self._fp.close()
 
 
-def open_rows(path: str, option: str, step: int, header: str = "auto", buffers: int = 2):
-    """A row reader for a big .npy or text table (.csv, .tsv, .txt, .dat), or None when not streamable that way.
+def open_rows(source: str, option: str, step: int, header: str = "auto", buffers: int = 2):
+    """A row reader for a big .npy, text table (.csv, .tsv, .txt, .dat), Parquet/Arrow (FILE:COLUMN) or JSON Lines
+    (FILE:KEY) file, or None when the file is not streamable that way. The key may be left out where the file holds
+    one column or key.
 
     `header` ("auto", "yes", "no") applies to text tables only; `buffers`: how many chunks of an .npy file stay
     valid at once (see NpyRows).
     """
+    path, key = split_key(source)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         with open(path, "rb") as fp:
@@ -163,4 +171,8 @@ def open_rows(path: str, option: str, step: int, header: str = "auto", buffers: 
         except ImportError:
             return None
         return CsvRows(path, option, TABLE_DELIMITERS[ext], header)
+    if ext in ARROW_EXTS:
+        return ArrowRows(path, option, key, step)
+    if ext in JSONL_EXTS:
+        return JsonlRows(path, option, key, step)
     return None

@@ -1,0 +1,234 @@
+"""Parquet and Arrow IPC / Feather columns into numpy arrays, with pyarrow (an optional dependency).
+
+A numeric column is a vector (N,); a list or fixed-size-list column of numbers is rows (N, C). Nulls and
+ragged lists are errors naming the row (counted from 0, as Arrow and pandas count) and the column.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from .common import numeric, one_name, require
+
+EXTS = (".parquet", ".arrow", ".feather")
+BROKEN = (OSError, ValueError, TypeError, NotImplementedError)  # pyarrow's errors subclass these
+
+
+def _what(path: str) -> str:
+    return "Parquet" if path.lower().endswith(".parquet") else "Arrow IPC / Feather"
+
+
+def _unreadable(path: str, exc: BaseException, option: str) -> InputError:
+    text = str(exc).strip().splitlines()
+    return InputError(f"not a readable {_what(path)} file ({text[0][:160] if text else type(exc).__name__})",
+                      option=option, source=path)
+
+
+def _pyarrow(path: str, option: str):
+    ext = os.path.splitext(path)[1].lower()
+    pa = require("pyarrow", ext=ext, option=option, source=path)
+    require("pyarrow.parquet" if ext == ".parquet" else "pyarrow.ipc", ext=ext, option=option, source=path)
+    return pa
+
+
+def _open_ipc(pa, path: str):
+    """An IPC file reader (random access), or a stream reader where the file holds the stream format."""
+    source = pa.memory_map(path)
+    try:
+        return pa.ipc.open_file(source)
+    except pa.ArrowInvalid as exc:
+        try:
+            source.seek(0)
+            return pa.ipc.open_stream(source)
+        except pa.ArrowInvalid:
+            raise exc from None  # neither: the file format's complaint is the one that says what is wrong
+
+
+def schema_of(path: str, option: str):
+    pa = _pyarrow(path, option)
+    try:
+        if path.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path, memory_map=True)
+        return _open_ipc(pa, path).schema
+    except BROKEN as exc:
+        raise _unreadable(path, exc, option) from None
+
+
+def batches(path: str, column: str, step: int, option: str) -> tuple[int, Iterator, Callable[[], None]]:
+    """(rows, the chunks of one column read lazily, a closer): by row group and batch, or by IPC batch."""
+    pa = _pyarrow(path, option)
+    try:
+        if path.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path, memory_map=True)
+            chunks = (b.column(0) for b in pf.iter_batches(batch_size=step, columns=[column]))
+            return pf.metadata.num_rows, chunks, pf.close
+        reader = _open_ipc(pa, path)
+        if isinstance(reader, pa.ipc.RecordBatchFileReader):
+            # Mapped, a batch costs only its metadata until its column is converted: counting rows is cheap.
+            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            chunks = (reader.get_batch(i).column(column) for i in range(reader.num_record_batches))
+            return rows, chunks, lambda: None
+        # The stream format has no index of its batches; read from the map, its buffers are not copied.
+        table = reader.read_all().select([column])
+    except BROKEN as exc:
+        raise _unreadable(path, exc, option) from None
+    return table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), reader.close
+
+
+def is_list(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def is_numbers(t) -> bool:
+    """A type lossctl reads: numbers, or a (large, fixed-size) list of numbers."""
+    import pyarrow as pa
+
+    t = t.value_type if is_list(t) else t
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def to_numpy(col, name: str, *, option: str, source: str, first_row: int = 0, width: int | None = None):
+    """One column (an Array or ChunkedArray) as (N,) or (N, C); `width` is C where earlier chunks fixed it."""
+    import pyarrow.compute as pc
+
+    where = f"column {name!r}"
+    if not is_numbers(col.type):
+        raise InputError(f"{where} holds {col.type}, not numbers or lists of numbers", option=option, source=source)
+    _no_nulls(col, where, first_row, option=option, source=source)
+    if not is_list(col.type):
+        return numeric(plain(col), option=option, source=source)
+    lengths = plain(pc.list_value_length(col))
+    if width is None:
+        width = int(lengths[0]) if len(lengths) else getattr(col.type, "list_size", 0)
+    bad = np.flatnonzero(lengths != width)
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(f"{where}, row {first_row + i}: a list of {lengths[i]} values where earlier rows hold "
+                         f"{width} (ragged lists)", option=option, source=source)
+    values = pc.list_flatten(col)
+    _no_nulls(values, f"{where} (inside a list)", first_row, option=option, source=source, per_row=max(width, 1))
+    flat = numeric(plain(values), option=option, source=source)
+    return flat.reshape(len(lengths), width)
+
+
+def plain(arr) -> np.ndarray:
+    """Numbers without nulls into numpy through DLPack: pyarrow's own to_numpy imports pandas (0.4 s)."""
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        parts = [plain(c) for c in arr.chunks]
+        return np.concatenate(parts) if parts else np.empty(0, arr.type.to_pandas_dtype())
+    if pa.types.is_boolean(arr.type):  # bit-packed: DLPack cannot carry it
+        return plain(arr.cast(pa.uint8())).astype(bool)
+    try:
+        return np.from_dlpack(arr)
+    except (AttributeError, TypeError, BufferError, pa.ArrowException):  # a pyarrow before 15 has no DLPack
+        return arr.to_numpy(zero_copy_only=False)
+
+
+def _no_nulls(col, where: str, first_row: int, *, option: str, source: str, per_row: int = 1) -> None:
+    if col.null_count:
+        i = int(np.flatnonzero(plain(col.is_null()))[0]) // per_row
+        raise InputError(f"{where}, row {first_row + i}: null value (counting rows from 0)", option=option,
+                         source=source)
+
+
+def read_column(path: str, key: str | None, option: str) -> np.ndarray:
+    """`FILE.parquet[:COLUMN]` (or .arrow, .feather): one column, or the only one."""
+    schema = schema_of(path, option)
+    hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
+    name = one_name(schema.names, key, what="column", hint=hint, option=option, source=path)
+    return to_numpy(_read_table(path, [name], option).column(name), name, option=option, source=path)
+
+
+def read_columns(path: str) -> dict[str, np.ndarray]:
+    """`--from FILE.parquet`: every column of numbers or lists of numbers, by name; other columns are left out."""
+    schema = schema_of(path, "--from")
+    names = [f.name for f in schema if is_numbers(f.type)]
+    if not names:
+        raise InputError(f"holds no column of numbers (it holds: {', '.join(schema.names) or 'nothing'})",
+                         option="--from", source=path)
+    table = _read_table(path, names, "--from")
+    return {n: to_numpy(table.column(n), n, option="--from", source=path) for n in names}
+
+
+def _read_table(path: str, columns: list[str], option: str):
+    pa = _pyarrow(path, option)
+    try:
+        if path.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            # Not pq.read_table: it goes through pyarrow.dataset, which imports pandas.
+            with pq.ParquetFile(path, memory_map=True) as pf:
+                return pf.read(columns=columns, use_pandas_metadata=False)
+        return _open_ipc(pa, path).read_all().select(columns)
+    except BROKEN as exc:
+        raise _unreadable(path, exc, option) from None
+
+
+class ArrowRows:
+    """Rows of one column of a Parquet or Arrow IPC file, converted a record batch at a time."""
+
+    def __init__(self, path: str, option: str, key: str | None, step: int):
+        schema = schema_of(path, option)
+        hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
+        self.column = one_name(schema.names, key, what="column", hint=hint, option=option, source=path)
+        t = schema.field(self.column).type
+        if not is_numbers(t):
+            raise InputError(f"column {self.column!r} holds {t}, not numbers or lists of numbers", option=option,
+                             source=path)
+        value = t.value_type if is_list(t) else t
+        self.dtype = numeric(np.empty(0, value.to_pandas_dtype()), option=option, source=path).dtype
+        self.path, self.option = path, option
+        self.total_bytes = os.path.getsize(path)
+        self.rows, self._batches, self._close = batches(path, self.column, step, option)
+        self._pending: np.ndarray | None = None
+        self._width: int | None = None
+        self._done = self._parsed = 0
+
+    def read(self, n: int) -> np.ndarray:
+        parts, have = [], 0
+        while have < n:
+            if self._pending is None or not len(self._pending):
+                self._pending = self._next_chunk()
+                if self._pending is None:
+                    break
+            take, self._pending = self._pending[: n - have], self._pending[n - have:]
+            parts.append(take)
+            have += len(take)
+        if not parts:
+            return np.empty((0,) if self._width is None else (0, self._width), self.dtype)
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self._done += len(out)
+        return out
+
+    def _next_chunk(self) -> np.ndarray | None:
+        try:
+            col = next(self._batches)
+        except StopIteration:
+            return None
+        except BROKEN as exc:
+            raise _unreadable(self.path, exc, self.option) from None
+        arr = to_numpy(col, self.column, option=self.option, source=self.path, first_row=self._parsed,
+                       width=self._width)
+        self._parsed += len(arr)
+        if arr.ndim == 2:
+            self._width = arr.shape[1]
+        return arr
+
+    def position(self) -> int:
+        return self._done * self.total_bytes // max(self.rows, 1)
+
+    def close(self) -> None:
+        self._batches.close()
+        self._close()

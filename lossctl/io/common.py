@@ -1,0 +1,48 @@
+"""What the optional-format readers (.safetensors, Parquet/Arrow, JSON Lines) share: their optional imports and
+the numeric check every array they return passes."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from ..errors import InputError
+
+# The pip extra that brings each optional package, as pyproject.toml names it.
+EXTRAS = {"safetensors": "safetensors", "pyarrow": "parquet"}
+
+
+def require(module: str, *, ext: str, option: str, source: str):
+    """Import an optional package (or one of its submodules), or say in one line which extra brings it."""
+    top = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"reading {ext} needs {top}: pip install 'lossctl[{EXTRAS[top]}]'",
+                         option=option, source=source) from None
+
+
+def numeric(arr: np.ndarray, *, option: str, source: str) -> np.ndarray:
+    """Numbers only, as every format's reader demands; float16 widened to float32, and writable for torch."""
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"unsupported dtype {arr.dtype} (need numbers)", option=option, source=source)
+    if arr.dtype == np.float16:
+        return arr.astype(np.float32)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def one_name(names: list[str], key: str | None, *, what: str, hint: str, option: str, source: str) -> str:
+    """The name `key` picks (or the only one when `key` is None), else an error listing every name."""
+    listed = ", ".join(sorted(names)) or "nothing"
+    if key is None:
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise InputError(f"holds no {what}s", option=option, source=source)
+        raise InputError(f"holds several {what}s ({listed}); name one as {hint}", option=option, source=source)
+    if key not in names:
+        raise InputError(f"no {what} named {key!r}; it holds: {listed}", option=option, source=source)
+    return key

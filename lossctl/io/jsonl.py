@@ -1,0 +1,200 @@
+"""JSON Lines (.jsonl, .ndjson): one record per line, read a chunk of lines at a time in bounded memory.
+
+A line is either a JSON object (`FILE.jsonl:KEY` takes one field of every line; `--from` takes every field of
+the first line that holds numbers) or a bare number or list of numbers. A field of numbers gives (N,), of lists
+(N, C). Errors name the line, counted from 1 as an editor counts, blank lines included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import chain
+
+import numpy as np
+
+from ..errors import InputError
+from .common import one_name
+
+EXTS = (".jsonl", ".ndjson")
+CHUNK_LINES = 1 << 14  # lines parsed per chunk when a whole file is read
+MAX_LINE = 1 << 26  # a record of a few numbers is far shorter; longer lines are refused, not buffered
+NUMBER = (int, float)  # exact types: json gives bool for true/false, which is no number here
+
+
+def _loads(no: int, raw: bytes, *, option: str, source: str):
+    try:
+        return json.loads(raw.decode("utf-8-sig").rstrip())
+    except UnicodeDecodeError as exc:
+        raise InputError(f"line {no}: not UTF-8 text (bad byte at offset {exc.start})", option=option,
+                         source=source) from None
+    except RecursionError:
+        raise InputError(f"line {no}: JSON nested too deeply", option=option, source=source) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"line {no}: not JSON ({exc.msg} at column {exc.colno})", option=option,
+                         source=source) from None
+
+
+def _holds_numbers(v) -> bool:
+    return type(v) in NUMBER or (type(v) is list and all(type(x) in NUMBER for x in v))
+
+
+def _describe(v) -> str:
+    return json.dumps(v)[:40]
+
+
+def _layout(no: int, obj, key: str | None, bundle: bool, *, option: str, source: str) -> list[str | None]:
+    """The keys to read, decided by the first line; None stands for a bare value per line."""
+    if isinstance(obj, dict):
+        if bundle:
+            keys = [k for k, v in obj.items() if _holds_numbers(v)]
+            if not keys:
+                raise InputError(f"line {no} holds no numbers or lists of numbers (its keys: "
+                                 f"{', '.join(obj) or 'none'})", option=option, source=source)
+            return keys
+        return [one_name(list(obj), key, what="key", hint="FILE.jsonl:KEY", option=option, source=source)]
+    if bundle:
+        raise InputError(f"--from needs a JSON object on every line; line {no} holds {_describe(obj)}",
+                         option=option, source=source)
+    if key is not None:
+        raise InputError(f"line {no} is not a JSON object, so it has no key {key!r}", option=option, source=source)
+    return [None]
+
+
+class JsonlRows:
+    """Rows of a JSON Lines file, parsed a chunk of lines at a time: one array per key read."""
+
+    def __init__(self, path: str, option: str, key: str | None, step: int = CHUNK_LINES, *, bundle: bool = False):
+        self.path, self.option = path, option
+        self.total_bytes = os.path.getsize(path)
+        self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
+        self._line = 0
+        self._widths: dict[str | None, tuple[int | None, int]] = {}  # key -> (C or None, the line that set it)
+        try:
+            self._head = self._lines(1)
+            if not self._head:
+                raise InputError("the file is empty" if not self.total_bytes else "holds only blank lines",
+                                 option=option, source=path)
+            no, raw = self._head[0]
+            first = _loads(no, raw, option=option, source=path)
+            self.keys = _layout(no, first, key, bundle, option=option, source=path)
+        except BaseException:
+            self._fp.close()
+            raise
+        value = first if self.keys[0] is None else first.get(self.keys[0])
+        self.dtype = np.dtype(np.float64 if float in map(type, chain([value], value if type(value) is list
+                                                                     else [])) else np.int64)
+
+    def _lines(self, n: int) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        while len(out) < n:
+            raw = self._fp.readline(MAX_LINE + 1)
+            if not raw:
+                break
+            self._line += 1
+            if len(raw) > MAX_LINE:
+                raise InputError(f"line {self._line} is longer than {MAX_LINE} bytes", option=self.option,
+                                 source=self.path)
+            if raw.strip():
+                out.append((self._line, raw))
+        return out
+
+    def read_arrays(self, n: int) -> dict[str | None, np.ndarray]:
+        """The next `n` records (fewer at the end of the file), one array per key."""
+        lines, self._head = self._head + self._lines(n - len(self._head)), []
+        where = {"option": self.option, "source": self.path}
+        values: dict[str | None, list] = {k: [] for k in self.keys}
+        for no, raw in lines:
+            obj = _loads(no, raw, **where)
+            for k, out in values.items():
+                if k is None:
+                    out.append(obj)
+                elif not isinstance(obj, dict):
+                    raise InputError(f"line {no}: not a JSON object but {_describe(obj)}", **where)
+                elif k not in obj:
+                    raise InputError(f"line {no}: no key {k!r} (it has: {', '.join(obj) or 'none'})", **where)
+                else:
+                    out.append(obj[k])
+        return {k: self._column(vals, lines, k) for k, vals in values.items()}
+
+    def read(self, n: int) -> np.ndarray:
+        return self.read_arrays(n)[self.keys[0]]
+
+    def _column(self, vals: list, lines: list[tuple[int, bytes]], key: str | None) -> np.ndarray:
+        if not vals:
+            width = self._widths.get(key, (None, 0))[0]
+            return np.empty((0,) if width is None else (0, width), self.dtype)
+        if key not in self._widths:
+            self._widths[key] = (len(vals[0]) if type(vals[0]) is list else None, lines[0][0])
+        width, set_by = self._widths[key]
+        name = "" if key is None else f", key {key!r}"
+        if width is None:
+            flat, kinds = vals, set(map(type, vals))
+        else:
+            for (no, _), v in zip(lines, vals, strict=True):
+                if type(v) is not list or len(v) != width:
+                    got = f"a list of {len(v)}" if type(v) is list else _describe(v)
+                    raise InputError(f"line {no}{name}: {got} where line {set_by} has a list of {width} (ragged)",
+                                     option=self.option, source=self.path)
+            flat = list(chain.from_iterable(vals))
+            kinds = set(map(type, flat))
+        if not kinds <= set(NUMBER):
+            self._refuse_non_number(vals, lines, name, rows=width is not None)
+        return self._to_array(flat, (len(vals),) if width is None else (len(vals), width), float in kinds, lines,
+                              name)
+
+    def _refuse_non_number(self, vals: list, lines: list[tuple[int, bytes]], name: str, *, rows: bool):
+        for (no, _), v in zip(lines, vals, strict=True):
+            for x in (v if rows else [v]):
+                if type(x) not in NUMBER:
+                    raise InputError(f"line {no}{name}: {_describe(x)} is not a number", option=self.option,
+                                     source=self.path)
+
+    def _to_array(self, flat: list, shape: tuple[int, ...], floats: bool, lines: list[tuple[int, bytes]],
+                  name: str) -> np.ndarray:
+        per_row = shape[1] if len(shape) > 1 else 1
+        try:
+            arr = np.array(flat, dtype=np.float64 if floats else np.int64).reshape(shape)
+        except OverflowError:
+            i = next(i for i, v in enumerate(flat) if not -(2**63) <= v < 2**63)
+            raise InputError(f"line {lines[i // per_row][0]}{name}: {flat[i]} does not fit in int64",
+                             option=self.option, source=self.path) from None
+        if floats and np.isinf(arr).any():
+            for r in np.unique(np.flatnonzero(np.isinf(arr.reshape(len(lines), -1)).any(axis=1))):
+                no, raw = lines[r]
+                if b"Infinity" not in raw:  # written as a number too large (1e999), not as Infinity
+                    raise InputError(f"line {no}{name}: a number overflows float64", option=self.option,
+                                     source=self.path)
+        return arr
+
+    def position(self) -> int:
+        return self._fp.tell()
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+def _read_all(path: str, option: str, key: str | None, bundle: bool) -> dict[str | None, np.ndarray]:
+    rows = JsonlRows(path, option, key, bundle=bundle)
+    try:
+        parts: list[dict[str | None, np.ndarray]] = []
+        while True:
+            chunk = rows.read_arrays(CHUNK_LINES)
+            if not len(next(iter(chunk.values()))):
+                break
+            parts.append(chunk)
+    finally:
+        rows.close()
+    # An integer chunk beside a float chunk becomes float64, as one JSON array with a float in it would.
+    return {k: np.concatenate([p[k] for p in parts]) for k in rows.keys}
+
+
+def read_key(path: str, key: str | None, option: str) -> np.ndarray:
+    """`FILE.jsonl[:KEY]`: that field of every line (or the bare value of every line)."""
+    (arr,) = _read_all(path, option, key, False).values()
+    return arr
+
+
+def read_keys(path: str) -> dict[str, np.ndarray]:
+    """`--from FILE.jsonl`: each field of the first line that holds numbers, read from every line."""
+    return {str(k): v for k, v in _read_all(path, "--from", None, True).items()}

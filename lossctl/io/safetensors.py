@@ -1,0 +1,141 @@
+"""Reading .safetensors without torch, through the safetensors package's NumPy interface (memory-mapped).
+
+The header (8-byte little-endian length, a JSON object {name: {dtype, shape, data_offsets}}, then the data) is
+checked here against the file's size before the package sees it, so a hostile header costs no allocation.
+NumPy has no bfloat16: BF16 tensors are read as raw uint16 and widened to float32 here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .common import numeric, one_name, require
+
+EXT = ".safetensors"
+MAX_HEADER = 100_000_000  # the safetensors package's own cap
+ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "U32": 4, "I32": 4, "U64": 8, "I64": 8,
+            "F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # offsets into the data, which starts at `Header.offset` in the file
+    end: int
+
+
+@dataclass(frozen=True)
+class Header:
+    tensors: dict[str, TensorInfo]
+    offset: int  # bytes before the data: 8 + the header's length
+
+
+def read_header(path: str, *, option: str) -> Header:
+    """The validated header: its length, JSON, dtypes, shapes and offsets all checked against the file's size."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fp:
+        raw_len = fp.read(8)
+        if len(raw_len) < 8:
+            why = "the file is empty" if not raw_len else "truncated: too short to hold a .safetensors header"
+            raise InputError(why, option=option, source=path)
+        (hlen,) = struct.unpack("<Q", raw_len)
+        if hlen > MAX_HEADER:
+            raise InputError(f"malformed .safetensors header: it claims {hlen} bytes (more than {MAX_HEADER} "
+                             "is refused)", option=option, source=path)
+        if 8 + hlen > size:
+            raise InputError(f"truncated: the header claims {hlen} bytes but only {size - 8} follow its length",
+                             option=option, source=path)
+        raw = fp.read(hlen)
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError(f"malformed .safetensors header (not JSON: {why})", option=option, source=path) from None
+    if not isinstance(obj, dict):
+        raise InputError("malformed .safetensors header (not a JSON object)", option=option, source=path)
+    data = size - 8 - hlen
+    tensors = {name: _tensor_info(name, entry, data, option=option, source=path)
+               for name, entry in obj.items() if name != "__metadata__"}
+    return Header(tensors, 8 + hlen)
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _tensor_info(name: str, entry, data: int, *, option: str, source: str) -> TensorInfo:
+    bad = f"malformed .safetensors header: tensor {name!r}"
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+        raise InputError(f"{bad} lacks dtype, shape or data_offsets", option=option, source=source)
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str):
+        raise InputError(f"{bad} has dtype {str(dtype)[:40]!r}", option=option, source=source)
+    if not isinstance(shape, list) or len(shape) > 64 or not all(map(_is_count, shape)):
+        raise InputError(f"{bad} has shape {str(shape)[:60]}", option=option, source=source)
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))
+            and offsets[0] <= offsets[1]):
+        raise InputError(f"{bad} has data_offsets {str(offsets)[:60]}", option=option, source=source)
+    begin, end = offsets
+    if end > data:
+        raise InputError(f"truncated: tensor {name!r} ends at byte {end} of the data but only {data} are present",
+                         option=option, source=source)
+    if dtype in ITEMSIZE and (end - begin) != math.prod(shape) * ITEMSIZE[dtype]:
+        raise InputError(f"{bad} has shape {tuple(shape)} of {dtype} ({math.prod(shape) * ITEMSIZE[dtype]} "
+                         f"bytes) but its data_offsets span {end - begin} bytes", option=option, source=source)
+    return TensorInfo(dtype, tuple(shape), begin, end)
+
+
+def _read(path: str, header: Header, name: str, safe, *, option: str) -> np.ndarray:
+    info = header.tensors[name]
+    where = f"{path}:{name}"
+    if info.dtype not in ITEMSIZE:
+        raise InputError(f"unsupported dtype {info.dtype} (need numbers)", option=option, source=where)
+    if info.dtype == "BF16":
+        # bfloat16 is the top half of a float32: shifting its bits up 16 places gives the same value exactly.
+        bits = np.fromfile(path, dtype="<u2", count=math.prod(info.shape), offset=header.offset + info.begin)
+        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(info.shape)
+    try:
+        arr = safe.get_tensor(name)
+    except Exception as exc:  # noqa: BLE001  the package reports damage with its own error types
+        raise InputError(f"not a readable .safetensors file ({_first_line(exc)})", option=option,
+                         source=where) from None
+    return numeric(arr, option=option, source=where)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+def _open(path: str, option: str):
+    package = require("safetensors", ext=EXT, option=option, source=path)
+    header = read_header(path, option=option)
+    try:
+        return header, package.safe_open(path, framework="np")
+    except Exception as exc:  # noqa: BLE001  SafetensorError, or an OSError from mapping the file
+        raise InputError(f"not a readable .safetensors file ({_first_line(exc)})", option=option,
+                         source=path) from None
+
+
+def read_tensor(path: str, key: str | None, option: str) -> np.ndarray:
+    """`FILE.safetensors[:KEY]`: the tensor named `key`, or the only one."""
+    header, opened = _open(path, option)
+    with opened as safe:
+        name = one_name(list(header.tensors), key, what="tensor", hint="FILE.safetensors:KEY", option=option,
+                        source=path)
+        return _read(path, header, name, safe, option=option)
+
+
+def read_tensors(path: str) -> dict[str, np.ndarray]:
+    """`--from FILE.safetensors`: every tensor, by name."""
+    header, opened = _open(path, "--from")
+    with opened as safe:
+        return {name: _read(path, header, name, safe, option="--from") for name in header.tensors}

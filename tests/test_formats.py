@@ -1,0 +1,268 @@
+"""What people save model outputs in (.safetensors, Parquet, Arrow IPC/Feather, JSON Lines) reads as .npy does.
+
+Every file here is written by the format's own library (numpy, safetensors, pyarrow, json) from one array, and
+every loss is compared with torch on that original array. Hostile files of these formats are in test_hostile.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT, run_subprocess
+
+from lossctl.errors import InputError
+from lossctl.io import load_array, load_bundle, split_key
+from lossctl.io.rows import open_rows
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+feather = pytest.importorskip("pyarrow.feather")
+st_numpy = pytest.importorskip("safetensors.numpy")
+
+N, C = 11, 5
+
+
+@pytest.fixture
+def data(rng):
+    return {"logits": rng.normal(size=(N, C)) * 3, "target": rng.integers(0, C, size=N)}
+
+
+def list_column(x: np.ndarray, *, fixed: bool = False):
+    flat = pa.array(x.reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, x.shape[1]) if fixed else pa.array(list(x), pa.list_(flat.type))
+
+
+def write_jsonl(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def write_arrow_stream(path: Path, table) -> Path:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=4)
+    return path
+
+
+def write_format(fmt: str, d: Path, x: np.ndarray, t: np.ndarray) -> tuple[str, str]:
+    """Write (logits, target) in one format with that format's own writer; return the two sources."""
+    table = pa.table({"logits": list_column(x, fixed=fmt == "parquet-fixed"), "target": t,
+                      "id": [f"row{i}" for i in range(len(t))]})
+    if fmt == "npy":
+        np.save(d / "logits.npy", x)
+        np.save(d / "target.npy", t)
+        return str(d / "logits.npy"), str(d / "target.npy")
+    if fmt == "safetensors":
+        st_numpy.save_file({"logits": x, "target": t}, str(d / "x.safetensors"))
+        path = d / "x.safetensors"
+    elif fmt.startswith("parquet"):
+        path = d / "x.parquet"
+        pq.write_table(table, path, row_group_size=4)
+    elif fmt == "feather":
+        path = d / "x.feather"
+        feather.write_feather(table, path, chunksize=4)
+    elif fmt == "arrow-stream":
+        path = write_arrow_stream(d / "x.arrow", table)
+    elif fmt == "jsonl":
+        path = write_jsonl(d / "x.jsonl", ({"id": i, "logits": r.tolist(), "target": int(y)}
+                                           for i, (r, y) in enumerate(zip(x, t, strict=True))))
+    else:  # bare values, one file per array
+        assert fmt == "ndjson"
+        return (str(write_jsonl(d / "logits.ndjson", (r.tolist() for r in x))),
+                str(write_jsonl(d / "target.ndjson", (int(y) for y in t))))
+    return f"{path}:logits", f"{path}:target"
+
+
+FORMATS = ["npy", "safetensors", "parquet", "parquet-fixed", "feather", "arrow-stream", "jsonl", "ndjson"]
+BINARY = {"npy", "safetensors", "parquet", "parquet-fixed", "feather", "arrow-stream"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_loads_the_original_arrays(tmp_path, data, fmt):
+    logits, target = write_format(fmt, tmp_path, data["logits"], data["target"])
+    got_x, got_t = load_array(logits, option="--logits"), load_array(target, option="--target")
+    assert got_x.array.dtype == np.float64 and got_t.array.dtype == np.int64
+    np.testing.assert_array_equal(got_x.array, data["logits"])
+    np.testing.assert_array_equal(got_t.array, data["target"])
+    assert got_x.binary is (fmt in BINARY)
+    assert got_x.array.flags.writeable  # torch warns on read-only arrays
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ce_through_the_real_cli_equals_torch(tmp_path, data, fmt):
+    logits, target = write_format(fmt, tmp_path, data["logits"], data["target"])
+    proc = run_subprocess("ce", "--logits", logits, "--target", target, "-f", "plain")
+    assert proc.returncode == 0, proc.stderr.decode()
+    expected = F.cross_entropy(torch.from_numpy(data["logits"]), torch.from_numpy(data["target"])).item()
+    assert float(proc.stdout) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "parquet", "feather", "arrow-stream", "jsonl"])
+def test_from_bundle_fills_each_role_from_its_name(tmp_path, cli, data, fmt):
+    logits, _ = write_format(fmt, tmp_path, data["logits"], data["target"])
+    path, _ = split_key(logits)
+    res = cli("ce", "--from", path, "--format", "json")
+    expected = F.cross_entropy(torch.from_numpy(data["logits"]), torch.from_numpy(data["target"])).item()
+    assert json.loads(res.stdout)["value"] == pytest.approx(expected, rel=1e-12)
+    arrays, binary = load_bundle(path)
+    assert sorted(arrays) == (["id", "logits", "target"] if fmt == "jsonl" else ["logits", "target"])
+    assert binary is (fmt != "jsonl")  # Parquet and Arrow leave the string column out
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "parquet", "feather"])
+def test_float32_files_compute_in_float32(tmp_path, cli, data, fmt):
+    x, t = data["logits"].astype(np.float32), data["target"]
+    logits, target = write_format(fmt, tmp_path, x, t)
+    assert load_array(logits, option="--logits").array.dtype == np.float32
+    res = cli("ce", "--logits", logits, "--target", target, "--format", "json")
+    out = json.loads(res.stdout)
+    assert out["dtype"] == "float32"
+    expected = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))
+    torch.testing.assert_close(torch.tensor(out["value"], dtype=torch.float32), expected)
+
+
+def test_safetensors_half_and_bfloat16_widen_to_float32(tmp_path, data):
+    from safetensors.torch import save_file
+
+    x = torch.from_numpy(data["logits"])
+    path = tmp_path / "half.safetensors"
+    save_file({"bf16": x.to(torch.bfloat16), "f16": x.to(torch.float16), "i32": torch.arange(6, dtype=torch.int32)},
+              str(path))
+    for key, dtype in (("bf16", torch.bfloat16), ("f16", torch.float16)):
+        got = load_array(f"{path}:{key}", option="--logits").array
+        assert got.dtype == np.float32 and got.shape == (N, C)
+        np.testing.assert_array_equal(got, x.to(dtype).float().numpy())  # widening is exact
+    np.testing.assert_array_equal(load_array(f"{path}:i32", option="--target").array, np.arange(6, dtype=np.int32))
+
+
+def test_reading_new_formats_never_imports_torch_or_pandas(tmp_path, data):
+    # pandas too: pyarrow's to_numpy and pq.read_table import it (0.4 s); the readers take other roads.
+    from safetensors.torch import save_file
+
+    save_file({"bf16": torch.from_numpy(data["logits"]).to(torch.bfloat16)}, str(tmp_path / "bf.safetensors"))
+    sources = [str(tmp_path / "bf.safetensors"), *write_format("parquet", tmp_path, data["logits"], data["target"]),
+               *write_format("jsonl", tmp_path, data["logits"], data["target"])]
+    code = ("import json, sys\nfrom lossctl.io import load_array\n"
+            "shapes = [list(load_array(s, option='--logits').array.shape) for s in sys.argv[1:]]\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'pandas': 'pandas' in sys.modules, 'shapes': shapes}))")
+    proc = subprocess.run([sys.executable, "-c", code, *sources], capture_output=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = json.loads(proc.stdout)
+    assert out == {"torch": False, "pandas": False, "shapes": [[N, C], [N, C], [N], [N, C], [N]]}
+
+
+def test_help_and_importing_io_load_no_format_package():
+    code = ("import contextlib, io, sys\nimport lossctl.io\nfrom lossctl.cli import main\n"
+            "sys.argv = ['lossctl', 'ce', '--help']\n"
+            "try:\n    with contextlib.redirect_stdout(io.StringIO()):\n        main()\n"
+            "except SystemExit as exc:\n    assert exc.code == 0\n"
+            "print(sorted(m for m in ('pyarrow', 'safetensors', 'torch') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "[]"
+
+
+@pytest.mark.parametrize("module, ext, extra", [("pyarrow", "parquet", "parquet"), ("pyarrow", "feather", "parquet"),
+                                                ("safetensors", "safetensors", "safetensors")])
+def test_missing_package_names_the_extra(tmp_path, monkeypatch, cli, data, module, ext, extra):
+    fmt = {"parquet": "parquet", "feather": "feather", "safetensors": "safetensors"}[ext]
+    logits, target = write_format(fmt, tmp_path, data["logits"], data["target"])
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    path = split_key(logits)[0]
+    with pytest.raises(InputError) as err:
+        load_array(logits, option="--logits")
+    assert str(err.value) == f"--logits ({path}): reading .{ext} needs {module}: pip install 'lossctl[{extra}]'"
+    res = cli("ce", "--logits", logits, "--target", target, code=2)
+    assert res.stderr.strip().splitlines() == [f"lossctl: error: {err.value}"]
+
+
+def test_keys_may_be_left_out_where_the_file_holds_one_array(tmp_path, data):
+    x = data["logits"]
+    st_numpy.save_file({"only": x}, str(tmp_path / "one.safetensors"))
+    pq.write_table(pa.table({"scores": list_column(x)}), tmp_path / "one.parquet")
+    write_jsonl(tmp_path / "one.jsonl", ({"scores": r.tolist()} for r in x))
+    for name in ("one.safetensors", "one.parquet", "one.jsonl"):
+        np.testing.assert_array_equal(load_array(str(tmp_path / name), option="--logits").array, x)
+
+
+def test_numeric_column_is_a_vector_and_list_column_rows(tmp_path, data):
+    x = data["logits"].astype(np.float32)
+    pq.write_table(pa.table({"v": x[:, 0], "rows": list_column(x)}), tmp_path / "t.parquet")
+    v = load_array(f"{tmp_path / 't.parquet'}:v", option="--target").array
+    rows = load_array(f"{tmp_path / 't.parquet'}:rows", option="--logits").array
+    assert v.shape == (N,) and rows.shape == (N, C) and v.dtype == rows.dtype == np.float32
+    np.testing.assert_array_equal(rows, x)
+
+
+def test_jsonl_mixed_ints_and_floats_is_float64_and_nan_is_kept(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"p": [1, 2.5]}\n\n{"p": [NaN, -Infinity]}\n{"p": [3, 4]}\n')
+    got = load_array(f"{path}:p", option="--logits").array
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.array([[1.0, 2.5], [np.nan, -np.inf], [3.0, 4.0]]))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather", "arrow-stream", "jsonl", "ndjson"])
+@pytest.mark.parametrize("step", [1, 3, 4, 64])
+def test_row_readers_reassemble_the_original(tmp_path, data, fmt, step):
+    for source, original in zip(write_format(fmt, tmp_path, data["logits"], data["target"]),
+                                (data["logits"], data["target"]), strict=True):
+        rows = open_rows(source, "--logits", step)
+        try:
+            parts, seen = [], []
+            while len(chunk := rows.read(step)):
+                assert len(chunk) <= step
+                parts.append(chunk)
+                seen.append(rows.position())
+            assert rows.dtype == original.dtype
+        finally:
+            rows.close()
+        np.testing.assert_array_equal(np.concatenate(parts), original)
+        assert seen == sorted(seen) and 0 < seen[-1] <= rows.total_bytes
+
+
+def test_row_readers_name_the_row_in_a_later_chunk(tmp_path):
+    x = [[1.0, 2.0]] * 9 + [[1.0]]
+    pq.write_table(pa.table({"p": pa.array(x)}), tmp_path / "r.parquet", row_group_size=4)
+    write_jsonl(tmp_path / "r.jsonl", ({"p": r} for r in x))
+    for source, where in ((f"{tmp_path / 'r.parquet'}:p", "row 9"), (f"{tmp_path / 'r.jsonl'}:p", "line 10")):
+        rows = open_rows(source, "--logits", 3)
+        with pytest.raises(InputError, match=f"{where}.*ragged"):
+            while len(rows.read(3)):
+                pass
+        rows.close()
+
+
+MEMORY_PROBE = """
+import json, sys, tracemalloc
+import pyarrow, pyarrow.compute, pyarrow.ipc, pyarrow.parquet
+from lossctl.io.rows import open_rows
+tracemalloc.start()  # after the imports: what reading allocates, not what importing does
+rows, n = open_rows(sys.argv[1], "--logits", 1000), 0
+while len(chunk := rows.read(1000)):
+    n += len(chunk)
+rows.close()
+print(json.dumps({"rows": n, "python": tracemalloc.get_traced_memory()[1],
+                  "arrow": pyarrow.default_memory_pool().max_memory()}))
+"""
+
+
+def test_row_readers_stream_in_bounded_memory(tmp_path):
+    x = np.random.default_rng(1).normal(size=(100_000, 8))  # 6.4 MB as float64
+    pq.write_table(pa.table({"p": list_column(x, fixed=True)}), tmp_path / "big.parquet", row_group_size=5000)
+    write_jsonl(tmp_path / "big.jsonl", ({"p": r.tolist()} for r in x))
+    for name in ("big.parquet", "big.jsonl"):
+        proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, f"{tmp_path / name}:p"], capture_output=True,
+                              cwd=ROOT, timeout=120)
+        assert proc.returncode == 0, proc.stderr.decode()
+        out = json.loads(proc.stdout)
+        assert out["rows"] == len(x)
+        assert out["python"] < x.nbytes / 4 and out["arrow"] < x.nbytes / 4, (name, out)
