@@ -346,7 +346,7 @@ def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:
     except Exception as exc:
         if not hasattr(exc, "format_message"):  # Click's usage errors (Typer may carry its own copy of Click)
             raise
-        raise UsageError(exc.format_message(), option="explain") from None
+        raise UsageError(click_message(exc)) from None
 
 
 @app.command("merge")

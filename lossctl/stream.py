@@ -148,7 +148,9 @@ class _Totals:
 
     def add(self, part: Partial, out) -> None:
         self.partial = self.partial + part
-        self.warnings += out.warnings
+        # the first finding of each rule, in chunk order: what one pass over the whole file reports
+        seen = {getattr(w, "key", w) for w in self.warnings}
+        self.warnings += [w for w in out.warnings if getattr(w, "key", w) not in seen]
         self.notes += out.notes
         self.unit, self.weighted = out.unit, out.weighted
         self.chunks += 1

@@ -123,7 +123,7 @@ def test_explain_parses_options_as_the_loss_command_does():
         parse_loss_args(spec, ["--margin", "wide"])
     with pytest.raises(UsageError, match="requires an argument"):
         parse_loss_args(spec, ["--anchor"])
-    with pytest.raises(UsageError, match="'avg' is not one of"):
+    with pytest.raises(UsageError, match="--reduction: must be one of mean, sum, none; got 'avg'"):
         parse_loss_args(spec, ["--reduction", "avg"])
 
 

@@ -8,6 +8,7 @@ plus the mean where it is not the plain mean of those values.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -604,10 +605,17 @@ def ref_reduced(case: Case, reduction: str):
     return values.mean() if mean is None else mean
 
 
-@pytest.mark.parametrize(("spec", "case"), PARAMS)
-def test_against_torch_and_reference(spec, case):
+def with_backends(params):
+    """Each case once per backend the loss has: its NumPy kernel and torch must both agree with torch.nn."""
+    return [pytest.param(*p.values, backend, id=f"{p.id}-{backend}") for p in params
+            for backend in p.values[0].backends]
+
+
+@pytest.mark.parametrize(("spec", "case", "backend"), with_backends(PARAMS))
+def test_against_torch_and_reference(spec, case, backend):
     for reduction in spec.reductions:
-        res = lossctl.compute(spec.name, reduction=reduction, **case.arrays, **case.options)
+        res = lossctl.compute(spec.name, reduction=reduction, backend=backend, **case.arrays, **case.options)
+        assert res.backend.split()[0] == backend
         got = result_value(res)
         if case.torch_fn is not None:
             assert_close(got, case.torch_fn(tensors(case.arrays, np.float64), reduction))
@@ -616,13 +624,39 @@ def test_against_torch_and_reference(spec, case):
                                        err_msg=f"{spec.name} {case.label} reduction={reduction}")
 
 
-@pytest.mark.parametrize(("spec", "case"), [p for p in PARAMS if p.values[1].torch_fn and p.values[1].float32])
-def test_float32_against_torch(spec, case):
+@pytest.mark.parametrize(("spec", "case", "backend"),
+                         with_backends([p for p in PARAMS if p.values[1].torch_fn and p.values[1].float32]))
+def test_float32_against_torch(spec, case, backend):
     arrays = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in case.arrays.items()}
     for reduction in spec.reductions:
-        res = lossctl.compute(spec.name, reduction=reduction, **arrays, **case.options)
+        res = lossctl.compute(spec.name, reduction=reduction, backend=backend, **arrays, **case.options)
         assert res.dtype == "float32"
-        assert_close(result_value(res), case.torch_fn(tensors(arrays, np.float32), reduction), np.float32)
+        want = case.torch_fn(tensors(arrays, np.float32), reduction)
+        # torch.testing's float32 tolerances; lossctl sums the float32 values in float64, torch in float32
+        torch.testing.assert_close(torch.as_tensor(np.asarray(result_value(res)), dtype=torch.float64),
+                                   want.detach().double(), rtol=1.3e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize(("spec", "case"), [p for p in PARAMS if "numpy" in p.values[0].backends])
+def test_backends_give_the_same_warnings_and_notes(spec, case):
+    for reduction in spec.reductions:
+        a, b = (lossctl.compute(spec.name, reduction=reduction, backend=backend, **case.arrays, **case.options)
+                for backend in ("numpy", "torch"))
+        assert (a.warnings, a.notes, a.denominator) == (b.warnings, b.notes, b.denominator)
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
+def test_compute_function_parameters_are_the_specs_roles_and_options(spec):
+    params = inspect.signature(spec.compute_fn()).parameters
+    assert list(params)[-1] == "ctx" and params["ctx"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert set(params) - {"ctx"} == {r.name for r in spec.roles} | {o.name for o in spec.options}
+    for o in spec.options:
+        assert params[o.name].kind is inspect.Parameter.KEYWORD_ONLY, o.name
+        assert params[o.name].default == o.default, (o.name, params[o.name].default, o.default)
+    for r in spec.roles:
+        if not r.required or r.group:
+            assert params[r.name].default is None, r.name
+    assert spec.compute_fn().__doc__, "a compute function's docstring gives its formula"
 
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)

@@ -137,15 +137,28 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise UsageError(f"must be one of {', '.join(choices)}; got {value!r}", option=flag(name))
 
 
-def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float) -> str | None:
-    """Probability rows should sum to 1: name the worst row when they do not."""
+class Finding(str):
+    """A warning that names the rule it comes from (`key`). A streamed run keeps the first finding of each rule,
+    in chunk order, which is the one a single pass over the whole array reports; so the text names the first
+    place the rule fails, never a count or a worst case that only the whole array could know."""
+
+    key: str
+
+    def __new__(cls, key: str, text: str) -> Finding:
+        obj = super().__new__(cls, text)
+        obj.key = key
+        return obj
+
+
+def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float, then: str = "") -> Finding | None:
+    """Probability rows should sum to 1: name the first row that does not."""
     sums = probs.sum(axis=axis, dtype=np.float64)
-    err = np.abs(sums - 1.0)
-    if err.size and float(err.max()) > atol:
-        i = int(np.argmax(err))
-        return (f"{flag(role)}: rows do not sum to 1 (worst: row {position(sums, i)} sums to "
-                f"{float(sums.flat[i]):.6g})")
-    return None
+    bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+    if not bad.size:
+        return None
+    i = int(bad[0])
+    return Finding(f"row-sum:{role}", f"{flag(role)}: rows do not sum to 1 (first: row {position(sums, i)} sums "
+                   f"to {float(sums.flat[i]):.6g}){then}")
 
 
 def sum_tolerance(dtype: np.dtype) -> float:

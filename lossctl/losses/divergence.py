@@ -8,11 +8,13 @@ from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
     Context,
+    Finding,
     check_choice,
     check_nonempty,
     check_range,
     check_shape,
     flag,
+    position,
     row_sum_warning,
     sum_tolerance,
 )
@@ -56,9 +58,9 @@ def _zero_zero_warning(probs: np.ndarray, target: np.ndarray) -> list[str]:
     both = np.flatnonzero((probs == 0) & (target == 0))
     if not both.size:
         return []
-    pos = [int(i) for i in np.unravel_index(both[0], probs.shape)]
-    return [f"--probs and --target are both 0 at {both.size} place(s) (first at index {pos}): torch computes "
-            "0 * (log 0 - log 0) = 0 * -inf = nan there; the textbook (and scipy) take 0 log 0 = 0"]
+    return [Finding("kl-zero-zero", f"--probs and --target are both 0 (first at index {position(probs, both[0])}): "
+                    "torch computes 0 * (log 0 - log 0) = 0 * -inf = nan there; the textbook (and scipy) take "
+                    "0 log 0 = 0")]
 
 
 def entropy(probs=None, logits=None, *, dim: int = -1, ctx: Context) -> LossOutput:
@@ -75,8 +77,9 @@ def entropy(probs=None, logits=None, *, dim: int = -1, ctx: Context) -> LossOutp
     warnings = []
     if given == "probs":
         check_range("probs", raw, 0.0, None, "probabilities must be >= 0")
-        w = row_sum_warning("probs", raw, dim, sum_tolerance(ctx.dtype))
-        warnings = [w + "; Categorical normalises each row before the entropy"] if w else []
+        w = row_sum_warning("probs", raw, dim, sum_tolerance(ctx.dtype),
+                            then="; Categorical normalises each row before the entropy")
+        warnings = [w] if w else []
         values = ctx.kernels().entropy(probs=ctx.array(raw), axis=dim)
     else:
         values = ctx.kernels().entropy(logits=ctx.array(raw), axis=dim)

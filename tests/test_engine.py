@@ -1,0 +1,277 @@
+"""The engine's promises: layers without import cycles, one run whether streamed or not, whatever the thread count,
+NumPy kernels that never need torch, and the defects the redesign fixed."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT, run_cli
+
+import lossctl
+from lossctl import stream
+from lossctl.errors import LossctlError
+from lossctl.specs import all_specs, get_loss
+
+PACKAGE = ROOT / "lossctl"
+RNG = np.random.default_rng(11)
+N, C = 41, 5
+
+
+# --- structure -------------------------------------------------------------------------------------------------
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        out[name.removesuffix(".__init__")] = path
+    return out
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every lossctl module `name` imports, at module level or inside a function."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            prefix = ".".join(base + ([node.module] if node.module else []))
+            found |= {prefix} | {f"{prefix}.{a.name}" for a in node.names}
+    # a package's own __init__ is how it is built, not a dependency of its submodules
+    return {m for m in found if m in known and m != name and not name.startswith(m + ".")}
+
+
+def test_no_import_cycle_lazy_imports_included():
+    mods = _modules()
+    edges = {m: _imports(m, p, set(mods)) for m, p in mods.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(edges[m]):
+            if state.get(n) == 1:
+                cycles.append(" -> ".join(stack[stack.index(n):] + [n]))
+            elif n not in state:
+                visit(n, stack)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [])
+    assert not cycles, cycles
+
+
+def test_no_function_over_60_lines():
+    long = [f"{p.relative_to(ROOT)}:{n.lineno} {n.name}" for p in PACKAGE.rglob("*.py")
+            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > 60]
+    assert not long, long
+
+
+def test_no_loss_name_is_compared_outside_the_specs_and_the_identity_checks():
+    allowed = {"specs", "checks.py", "explain_steps.py", "kernels", "losses", "sanity.py", "sanity_baselines.py",
+               "sanity_focal.py", "calibration.py"}
+    names = {s.name for s in all_specs()}
+    hits = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] in allowed or rel.name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(isinstance(c, ast.Constant) and c.value in names
+                                                     for c in [node.left, *node.comparators]):
+                hits.append(f"{rel}:{node.lineno}")
+    assert not hits, hits
+
+
+def test_stream_is_offered_only_where_the_loss_streams():
+    for spec in all_specs():
+        res = run_cli(spec.name, "--help")
+        assert ("--stream" in res.stdout) == (spec.stream is not None), spec.name
+
+
+def test_dead_metadata_is_gone():
+    from lossctl import errors, registry
+
+    assert "integer" not in registry.Role.__dataclass_fields__
+    assert "extra" not in registry.LossSpec.__dataclass_fields__
+    assert not hasattr(errors, "EXIT_OK")
+
+
+# --- streamed = in memory, for every streamable loss and option ------------------------------------------------
+
+def _save(tmp_path, name, arr) -> str:
+    path = tmp_path / f"{name}.npy"
+    np.save(path, arr)
+    return str(path)
+
+
+def _streamable_cases():
+    x = RNG.standard_normal((N, C)).astype(np.float32)
+    t = RNG.integers(0, C, N)
+    t_ign = t.copy()
+    t_ign[::4] = -100
+    w = RNG.uniform(0.2, 2.0, C).astype(np.float32)
+    q = torch.softmax(torch.from_numpy(RNG.standard_normal((N, C)).astype(np.float32)), 1).numpy()
+    y = RNG.integers(0, 2, (N, C)).astype(np.float32)
+    q_bad = q * 1.01  # rows that do not sum to 1: the same warning whether streamed or not
+    cases = []
+    for opts in ({}, {"label_smoothing": 0.1}, {"ignore_index": -100}):
+        for weighted in (False, True):
+            arrays = {"logits": x, "target": t_ign if opts.get("ignore_index") else t}
+            cases.append(("ce", arrays, {**opts, **({"weight": w} if weighted else {})}))
+    cases += [("ce", {"logits": x, "target": q}, {"label_smoothing": 0.2}), ("ce", {"logits": x, "target": q_bad}, {}),
+              ("perplexity", {"logits": x, "target": t_ign}, {"weight": w}),
+              ("nll", {"logits": x, "target": t_ign}, {"weight": w}),
+              ("nll", {"probs": torch.softmax(torch.from_numpy(x), 1).numpy(), "target": t}, {}),
+              ("kl", {"logits": x, "target": q}, {}), ("kl", {"logits": x, "target": q_bad}, {}),
+              ("kl", {"logits": x, "target": np.log(q)}, {"target_kind": "log-prob"}),
+              ("entropy", {"logits": x}, {}), ("entropy", {"probs": q_bad}, {}),
+              ("bce", {"logits": x, "target": y}, {"pos_weight": w}),
+              ("bce", {"probs": torch.sigmoid(torch.from_numpy(x)).numpy(), "target": y}, {})]
+    return cases
+
+
+CASES = _streamable_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_every_streamable_loss_gives_the_same_result_streamed_and_in_memory(tmp_path, monkeypatch, case, backend):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 100)  # 5 rows of (N, 5) float32 per chunk: 9 chunks
+    name, arrays, options = case
+    files = {role: _save(tmp_path, role, arr) for role, arr in arrays.items()}
+    spec = get_loss(name)
+    for reduction in [r for r in spec.reductions if r != "none"]:
+        whole = lossctl.compute(name, reduction=reduction, backend=backend, stream=False, **files, **options)
+        parts = lossctl.compute(name, reduction=reduction, backend=backend, stream=True, **files, **options)
+        np.testing.assert_allclose(parts.value, whole.value, rtol=1e-6)
+        assert parts.warnings == whole.warnings
+        assert [n for n in parts.notes if not n.startswith("streamed in")] == whole.notes
+        assert parts.denominator == whole.denominator and parts.backend == whole.backend
+
+
+def test_label_smoothing_streamed_equals_in_memory_and_torch(tmp_path, monkeypatch):
+    """The redesign's defect: 1.4511312961 streamed against 1.4511312768 in memory, and no smoothing note."""
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 48)
+    x, t = np.load(ROOT / "examples" / "logits.npy"), np.load(ROOT / "examples" / "targets.npy")
+    files = {"logits": str(ROOT / "examples" / "logits.npy"), "target": str(ROOT / "examples" / "targets.npy")}
+    want = float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), label_smoothing=0.1))
+    for flag in (True, False):
+        r = lossctl.compute("ce", label_smoothing=0.1, stream=flag, **files)
+        np.testing.assert_allclose(r.value, want, rtol=2e-6)
+        assert any(n.startswith("label smoothing 0.1") for n in r.notes)
+
+
+@pytest.mark.parametrize("name", ["ce", "bce", "kl"])
+def test_streamed_total_has_the_same_bits_whatever_the_thread_count(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64)
+    x = RNG.standard_normal((200, C)).astype(np.float32)
+    target = {"ce": RNG.integers(0, C, 200), "bce": RNG.integers(0, 2, (200, C)).astype(np.float32),
+              "kl": torch.softmax(torch.from_numpy(x[::-1].copy()), 1).numpy()}[name]
+    files = {"logits": _save(tmp_path, "x", x), "target": _save(tmp_path, "t", target)}
+    values = {threads: lossctl.compute(name, stream=True, threads=threads, reduction="sum", **files).value
+              for threads in (1, 2, 3, 8)}
+    assert len(set(values.values())) == 1, values  # not a float comparison to a reference: the same run, re-run
+
+
+# --- NumPy kernels never need torch ------------------------------------------------------------------------
+
+KERNEL_RUNS = {
+    "ce": ["--logits", "[[2.0, 1.0, 0.1]]", "--target", "[0]"], "nll": ["--logits", "[[2.0, 1.0]]", "--target", "[1]"],
+    "perplexity": ["--logits", "[[2.0, 1.0]]", "--target", "[1]"],
+    "kl": ["--logits", "[[2.0, 1.0]]", "--target", "[[0.5, 0.5]]", "--reduction", "batchmean"],
+    "entropy": ["--probs", "[[0.2, 0.8]]"], "js": ["--p", "[[0.2, 0.8]]", "--q", "[[0.5, 0.5]]"],
+    "bce": ["--logits", "[0.3, -1.0]", "--target", "[1, 0]", "--pos-weight", "[2.0]"],
+    "focal": ["--logits", "[0.3, -1.0]", "--target", "[1.0, 0.0]"],
+    "cosine-embedding": ["--x1", "[[1.0, 2.0]]", "--x2", "[[2.0, 1.0]]", "--target", "[1]"],
+    "cosine-similarity": ["--x1", "[[1.0, 2.0]]", "--x2", "[[2.0, 1.0]]"],
+    "pairwise-distance": ["--x1", "[[1.0, 2.0]]", "--x2", "[[2.0, 1.0]]"],
+    "mse": ["--input", "[1.0, 2.0]", "--target", "[0.0, 0.0]"], "l1": ["--input", "[1.0]", "--target", "[0.5]"],
+    "huber": ["--input", "[1.0, 3.0]", "--target", "[0.0, 0.0]"],
+    "smooth-l1": ["--input", "[1.0, 3.0]", "--target", "[0.0, 0.0]"],
+}
+
+
+def test_the_kernel_losses_are_the_ones_the_issue_names():
+    assert {s.name for s in all_specs() if "numpy" in s.backends} == set(KERNEL_RUNS)
+
+
+def test_kernel_losses_run_with_torch_unimportable():
+    probe = ("import contextlib, io, json, sys\nsys.modules['torch'] = None  # `import torch` now raises\n"
+             "from lossctl.cli import main\nout = {}\n"
+             "for name, args in json.loads(sys.argv[1]).items():\n"
+             "    sys.argv = ['lossctl', name, *args, '-f', 'json']\n    buf = io.StringIO()\n"
+             "    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):\n"
+             "        try:\n            main()\n        except SystemExit as exc:\n            code = exc.code\n"
+             "    out[name] = [code, json.loads(buf.getvalue())]\nprint(json.dumps(out))")
+    proc = subprocess.run([sys.executable, "-c", probe, json.dumps(KERNEL_RUNS)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name, (code, data) in json.loads(proc.stdout).items():
+        assert code == 0 and data["backend"] == "numpy", (name, data)
+        got = data.get("value", data.get("values"))
+        ref = lossctl.compute(name, backend="torch", **_cli_kwargs(KERNEL_RUNS[name]))  # torch computes it here
+        np.testing.assert_allclose(got, ref.value if ref.value is not None else ref.values, rtol=1e-12)
+
+
+def _cli_kwargs(args: list[str]) -> dict:
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    return {k[2:].replace("-", "_"): (v if k != "--reduction" else v) for k, v in pairs.items()}
+
+
+def test_torch_is_the_backend_for_pt_inputs_and_devices(tmp_path):
+    x = torch.tensor([[2.0, 1.0, 0.1]])
+    torch.save(x, tmp_path / "x.pt")
+    r = lossctl.compute("ce", logits=f"{tmp_path}/x.pt", target="[0]")
+    assert r.backend.startswith("torch ")
+    assert lossctl.compute("ce", logits="[[2.0, 1.0, 0.1]]", target="[0]").backend == "numpy"
+    with pytest.raises(LossctlError, match="--backend"):
+        lossctl.compute("ctc", backend="numpy", log_probs=[[0.0]], target=[0], input_lengths=1, target_lengths=1)
+
+
+# --- the defects the redesign fixed -----------------------------------------------------------------------
+
+def test_check_that_checks_nothing_is_a_usage_error(cli):
+    res = cli("check", "--logits", "[0.1, 0.2]", "--target", "[0.5, 0.5]", code=2)
+    assert res.stdout == "" and len(res.stderr.splitlines()) == 1
+    assert "no identity applies" in res.stderr and "ce-nll needs" in res.stderr and "bce-nll needs" in res.stderr
+
+
+def test_kl_zero_times_log_zero_is_explained(cli):
+    res = cli("kl", "--probs", "[[0.5, 0.5, 0.0]]", "--target", "[[0.5, 0.5, 0.0]]", "--reduction", "batchmean",
+              "-f", "json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = F.kl_div(torch.log(torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64)),
+                        torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64), reduction="batchmean")
+    assert torch.isnan(want) and json.loads(res.stdout)["value"] == "nan"  # torch's number, unchanged
+    assert "both 0" in res.stderr and "0 * -inf" in res.stderr and "non-zero probability" not in res.stderr
+
+
+def test_explain_gives_json_and_parses_choices_as_the_loss_does(cli):
+    data = json.loads(cli("explain", "ce", "-f", "json").stdout)
+    assert data["name"] == "ce" and data["reductions"] == ["mean", "sum", "none"]
+    res = cli("explain", "ce", "--logits", "[[1.0, 2.0]]", "--target", "[0]", "--reduction", "avg", code=2)
+    assert "--reduction: must be one of mean, sum, none; got 'avg'" in res.stderr
+
+
+def test_choices_show_in_help(cli):
+    out = cli("ce", "--help").stdout
+    for shown in ("<mean|sum|none>", "<auto|table|json|csv|plain>", "<auto|float32|float64>", "<e|2|10>",
+                  "<auto|index|prob|logits>", "<cpu|cuda|mps|auto>", "<auto|numpy|torch>"):
+        assert shown in out, shown
+    assert "--install-completion" in cli("--help").stdout
