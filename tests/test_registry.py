@@ -83,8 +83,8 @@ def ce_ref(x, t, weight=None, ignore_index=-100, eps=0.0, kind="index"):
         keep = t != ignore_index
         tt = np.where(keep, t, 0)
         picked = np.take_along_axis(logp, tt[..., None], -1)[..., 0]
-        smooth = (logp * w).sum(-1)
-        values = np.where(keep, -(1 - eps) * w[tt] * picked - eps / n_classes * smooth, 0.0)
+        smooth = eps / n_classes * (logp * w).sum(-1) if eps else 0.0  # no smoothing: a masked -inf adds nothing
+        values = np.where(keep, -(1 - eps) * w[tt] * picked - smooth, 0.0)
         return values, values.sum() / (w[tt] * keep).sum()
     q = np.moveaxis(t, axis, -1) * (1 - eps) + eps / n_classes
     return -(q * w * logp).sum(-1), None
@@ -98,6 +98,10 @@ def ce_cases():
     x6 = normal(6, 5)
     p = probs(4, 5)
     xs, ts = normal(5), np.array(2)
+    t6 = classes(5, 6)
+    masked = x6.copy()
+    masked[t6 != 0, 0] = -np.inf  # a -inf logit masks class 0 wherever it is not the target
+    onehot = np.eye(5, dtype=np.int64)[t6]
     ce = nn.CrossEntropyLoss
     return [
         Case("N,C", {"logits": x6, "target": t_ign}, module(ce, "logits", "target"), lambda: ce_ref(x6, t_ign), rows=6),
@@ -112,6 +116,16 @@ def ce_cases():
         Case("prob-weight-smoothing", {"logits": x3[:, :, 0], "target": p, "weight": w},
              module_w(ce, "logits", "target", label_smoothing=0.1),
              lambda: ce_ref(x3[:, :, 0], p, w, eps=0.1, kind="prob"), options={"label_smoothing": 0.1}, rows=4),
+        Case("custom-ignore-index", {"logits": x6, "target": t6}, module(ce, "logits", "target", ignore_index=2),
+             lambda: ce_ref(x6, t6, ignore_index=2), options={"ignore_index": 2}, rows=6),
+        Case("masked-logit", {"logits": masked, "target": t6}, module(ce, "logits", "target"),
+             lambda: ce_ref(masked, t6), rows=6),
+        Case("one-hot-integers", {"logits": x6, "target": onehot},
+             lambda T, r: ce(reduction=r)(T["logits"], T["target"].double()), lambda: ce_ref(x6, onehot, kind="prob"),
+             rows=6),
+        Case("target-logits", {"logits": x6, "target": x6[::-1].copy()},
+             lambda T, r: ce(reduction=r)(T["logits"], torch.softmax(T["target"], 1)),
+             lambda: ce_ref(x6, softmax(x6[::-1], 1), kind="prob"), options={"target_kind": "logits"}, rows=6),
     ]
 
 
@@ -151,6 +165,10 @@ def nll_cases():
 
 def kl_cases():
     lq, p = log_softmax(normal(5, 4), 1), probs(5, 4)
+    x, q = normal(5, 4), probs(5, 4)
+    p0 = p.copy()
+    p0[:, 0] = 0.0  # zero target probabilities: 0 log 0 = 0
+    p0 /= p0.sum(-1, keepdims=True)
     kl = nn.KLDivLoss
     return [
         Case("prob", {"log_probs": lq, "target": p}, module(kl, "log_probs", "target"),
@@ -158,6 +176,13 @@ def kl_cases():
         Case("log-prob", {"log_probs": lq, "target": np.log(p)},
              lambda T, r: kl(reduction=r, log_target=True)(T["log_probs"], T["target"]),
              lambda: (xlogy(p, p) - p * lq, None), options={"target_kind": "log-prob"}, rows=5),
+        Case("logits-zero-target", {"logits": x, "target": p0},
+             lambda T, r: kl(reduction=r)(torch.log_softmax(T["logits"], -1), T["target"]),
+             lambda: (xlogy(p0, p0) - p0 * log_softmax(x, -1), None), rows=5),
+        Case("probs-target-logits", {"probs": q, "target": x},
+             lambda T, r: kl(reduction=r)(torch.log(T["probs"]), torch.softmax(T["target"], -1)),
+             lambda: (xlogy(softmax(x, -1), softmax(x, -1)) - softmax(x, -1) * np.log(q), None),
+             options={"target_kind": "logits"}, rows=5),
     ]
 
 
@@ -182,6 +207,8 @@ def bce_cases():
     x, y, w, pw = normal(5, 3), R.uniform(0, 1, (5, 3)), R.uniform(0.5, 2, (5, 3)), R.uniform(0.5, 2, 3)
     p = 1 / (1 + np.exp(-x))
     p[0, 0], y[0, 0] = 0.0, 1.0  # the log clamp at -100
+    x3, y3 = normal(2, 4, 3), R.integers(0, 2, (2, 4, 3)).astype(float)
+    p01, y01 = np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0])  # every log clamped at -100 or 0
 
     def probs_ref():
         return -w * (y * np.maximum(np.log(np.where(p > 0, p, 1e-300)), -100)
@@ -194,6 +221,12 @@ def bce_cases():
              lambda T, r: nn.BCEWithLogitsLoss(weight=T["weight"], pos_weight=T["pos_weight"], reduction=r)(
                  T["logits"], T["target"]),
              lambda: (-w * (pw * y * log_expit(x) + (1 - y) * log_expit(-x)), None)),
+        Case("logits-pos-weight-N,d,C", {"logits": x3, "target": y3, "pos_weight": pw},
+             lambda T, r: nn.BCEWithLogitsLoss(pos_weight=T["pos_weight"], reduction=r)(T["logits"], T["target"]),
+             lambda: (-(pw * y3 * log_expit(x3) + (1 - y3) * log_expit(-x3)), None)),
+        Case("probs-0-and-1", {"probs": p01, "target": y01},
+             lambda T, r: nn.BCELoss(reduction=r)(T["probs"], T["target"]),
+             lambda: (np.array([100.0, 0.0, 100.0, 0.0]), None)),
     ]
 
 
