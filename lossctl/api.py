@@ -8,13 +8,26 @@ from __future__ import annotations
 from typing import Any
 
 from .batch import expand, pair, run_many
-from .checks import check, decompose
 from .pipeline import settings
 from .result import MultiResult, Result
 from .specs import get_loss
 from .stream import evaluate
 
 __all__ = ["check", "compute", "compute_files", "decompose"]
+
+
+def check(**kwargs: Any):
+    """Every tutorial identity that applies to the data (lossctl.checks.check)."""
+    from .checks import check as run
+
+    return run(**kwargs)
+
+
+def decompose(**kwargs: Any):
+    """CE = H + KL per sample (lossctl.checks.decompose)."""
+    from .checks import decompose as run
+
+    return run(**kwargs)
 
 
 def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", base: str = "e",

@@ -223,14 +223,21 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         emit(result, fmt)
 
 
-LOSS_COMMANDS: dict[str, Any] = {}
-for _spec in all_specs():
-    _cmd = loss_command(_spec)
-    app.command(_spec.name, rich_help_panel="Losses", epilog=SOURCE_HELP)(_cmd)
-    for _name in (_spec.name, *_spec.aliases):
-        LOSS_COMMANDS[_name] = _cmd
-    for _alias in _spec.aliases:
-        app.command(_alias, hidden=True)(_cmd)
+LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases)}
+
+
+@functools.cache
+def loss_function(name: str):
+    """The command function of one loss (by name or alias), built when first asked for."""
+    return loss_command(get_loss(name))
+
+
+def register_losses(app: typer.Typer) -> None:
+    """Every loss as a command of `app` (aliases hidden); only the full app, for --help and completion, needs all."""
+    for spec in all_specs():
+        app.command(spec.name, rich_help_panel="Losses", epilog=SOURCE_HELP)(loss_function(spec.name))
+        for alias in spec.aliases:
+            app.command(alias, hidden=True)(loss_function(spec.name))
 
 
 @functools.cache
@@ -239,7 +246,7 @@ def single_loss_command(name: str):
     tenth of a second for all the losses); a run of one loss needs only its own."""
     one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
-    one.command(name, epilog=SOURCE_HELP)(LOSS_COMMANDS[name])
+    one.command(name, epilog=SOURCE_HELP)(loss_function(name))
     return typer.main.get_command(one)
 
 
@@ -364,6 +371,7 @@ def merge_cmd(
 
 @functools.cache
 def root_command():
+    register_losses(app)
     return typer.main.get_command(app)
 
 
@@ -371,7 +379,7 @@ def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
     args = sys.argv[1:]
-    if args and args[0] in LOSS_COMMANDS:
+    if args and args[0] in LOSS_NAMES:
         command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"
     else:
         command, prog = root_command(), "lossctl"

@@ -312,12 +312,12 @@ def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
 
 def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
     """A digest of each per-class array (weight, pos_weight): partials merge only when these agree."""
-    import hashlib
-
     out = {}
     for role in spec.roles:
         arr = arrays.get(role.name)
         if arr is not None and not role.batched:
+            import hashlib
+
             h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode() + np.ascontiguousarray(arr).tobytes())
             out[role.name] = h.hexdigest()[:16]
     return out

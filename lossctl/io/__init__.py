@@ -8,18 +8,16 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError, UsageError
-from . import arrow, jsonl, safetensors
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
-FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth", safetensors.EXT, *arrow.EXTS,
-           *jsonl.EXTS)
+FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth", ".safetensors", ".parquet",
+           ".arrow", ".feather", ".jsonl", ".ndjson")
 SUPPORTED = (".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], .safetensors[:key], "
              ".parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key], '-' (stdin) or an inline JSON literal")
 
@@ -40,11 +38,31 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Reader:
-    """One format family: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from."""
+    """One format family, its module imported only when a file of its format is read.
 
-    array: Callable[[str, str | None, str], np.ndarray]
-    bundle: Callable[[str], dict[str, np.ndarray]]
+    In lossctl.io.<module>: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from,
+    and `rows` (if any) is its row reader class for streaming.
+    """
+
+    module: str
+    array_name: str
+    bundle_name: str
     binary: bool  # binary sources keep their float dtype under --dtype auto
+    rows_name: str | None = None
+
+    def _get(self, name: str):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{self.module}"), name)
+
+    def array(self, path: str, key: str | None, option: str) -> np.ndarray:
+        return self._get(self.array_name)(path, key, option)
+
+    def bundle(self, path: str) -> dict[str, np.ndarray]:
+        return self._get(self.bundle_name)(path)
+
+    def rows(self):
+        return self._get(self.rows_name) if self.rows_name else None
 
 
 READERS: dict[str, Reader] = {}
@@ -57,9 +75,10 @@ def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
         READERS[ext] = reader
 
 
-register_reader((safetensors.EXT,), Reader(safetensors.read_tensor, safetensors.read_tensors, binary=True))
-register_reader(arrow.EXTS, Reader(arrow.read_column, arrow.read_columns, binary=True))
-register_reader(jsonl.EXTS, Reader(jsonl.read_key, jsonl.read_keys, binary=False))
+register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True))
+register_reader((".parquet", ".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,
+                                                           rows_name="ArrowRows"))
+register_reader((".jsonl", ".ndjson"), Reader("jsonl", "read_key", "read_keys", binary=False, rows_name="JsonlRows"))
 
 
 def split_key(source: str) -> tuple[str, str | None]:

@@ -11,11 +11,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
-from . import split_key
-from .arrow import EXTS as ARROW_EXTS
-from .arrow import ArrowRows
-from .jsonl import EXTS as JSONL_EXTS
-from .jsonl import JsonlRows
+from . import READERS, split_key
 from .npy import NpyHeader, read_header
 from .text import (
     HEADER_PEEK_ROWS,
@@ -171,8 +167,7 @@ def open_rows(source: str, option: str, step: int, header: str = "auto", buffers
         except ImportError:
             return None
         return CsvRows(path, option, TABLE_DELIMITERS[ext], header)
-    if ext in ARROW_EXTS:
-        return ArrowRows(path, option, key, step)
-    if ext in JSONL_EXTS:
-        return JsonlRows(path, option, key, step)
+    rows = READERS[ext].rows() if ext in READERS else None
+    if rows is not None:  # Parquet/Arrow by record batch, JSON Lines a chunk of lines at a time
+        return rows(path, option, key, step)
     return None
