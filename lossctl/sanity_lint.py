@@ -46,9 +46,8 @@ def lint_logits_are_probs(logits, class_axis: int | None = None) -> list[str]:
     if rows is None:
         return []
     tol = row_tolerance(np.asarray(logits).dtype)
-    return [f"--logits look like probabilities (every value in [0, 1] and every row sums to 1 within {tol:g}; "
-            f"{rows} of {rows} rows): softmax would be applied twice; pass them as --probs (nll) or pass the "
-            "raw logits"]
+    return [f"--logits look like probabilities (every value in [0, 1] and every row sums to 1 within {tol:g}): "
+            "softmax would be applied twice; pass them as --probs (nll) or pass the raw logits"]
 
 
 def lint_log_probs_are_probs(log_probs, class_axis: int | None = None) -> list[str]:
@@ -63,13 +62,11 @@ def lint_log_probs_are_probs(log_probs, class_axis: int | None = None) -> list[s
     tol = row_tolerance(arr.dtype)
     if rows is not None:
         return [f"--log-probs look like probabilities (every value in [0, 1] and every row sums to 1 within "
-                f"{tol:g}; {rows} of {rows} rows), but log-probabilities are <= 0: pass them as --probs "
-                "(the log is taken for you), or pass log(probs)"]
-    positive = int(np.count_nonzero(arr > tol))
-    if positive:
-        return [f"--log-probs has {positive} of {arr.size} values above 0 (largest {float(np.nanmax(arr)):.6g}), "
-                "but log-probabilities are <= 0: these look like raw logits; pass them as --logits "
-                "(log_softmax is applied for you)"]
+                f"{tol:g}), but log-probabilities are <= 0: pass them as --probs (the log is taken for you), "
+                "or pass log(probs)"]
+    if arr.size and arr.dtype.kind in "fiu" and float(np.max(arr)) > tol:
+        return ["--log-probs has values above 0, but log-probabilities are <= 0: these look like raw logits; "
+                "pass them as --logits (log_softmax is applied for you)"]
     return []
 
 
@@ -91,11 +88,11 @@ def lint_sigmoid_applied(logits, min_count: int = SIGMOID_MIN_COUNT) -> list[str
     Rule: at least min_count values (SIGMOID_MIN_COUNT = 16, see there for why) and every one in [0, 1].
     """
     arr = np.asarray(logits)
-    if arr.size < min_count or not np.all((arr >= 0) & (arr <= 1)):
+    if arr.size < min_count or not (float(arr.min()) >= 0 and float(arr.max()) <= 1):
         return []
-    return [f"--logits look like sigmoid outputs (all {arr.size} values in [0, 1]; real logits are negative "
-            "wherever the model leans to 0): sigmoid would be applied twice; pass the raw logits (bce also "
-            "takes probabilities as --probs)"]
+    return ["--logits look like sigmoid outputs (every value in [0, 1]; real logits are negative wherever the "
+            "model leans to 0): sigmoid would be applied twice; pass the raw logits (bce also takes probabilities "
+            "as --probs)"]
 
 
 def classes_last_hint(logits_shape, target_shape) -> str | None:
@@ -133,7 +130,7 @@ def _probability_rows(arr: np.ndarray, class_axis: int | None) -> int | None:
     if class_axis is not None:
         arr = move_class_axis(arr, class_axis)
     axis = 0 if arr.ndim == 1 else 1
-    if arr.shape[axis] < 2 or not np.all((arr >= 0) & (arr <= 1)):
+    if arr.shape[axis] < 2 or not (float(arr.min()) >= 0 and float(arr.max()) <= 1):
         return None
     sums = arr.sum(axis=axis, dtype=np.float64)
     if np.max(np.abs(sums - 1.0)) > row_tolerance(arr.dtype):
