@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from .batch import expand, pair, run_many
+from .errors import UsageError
 from .pipeline import settings
+from .reports import Wants
 from .result import MultiResult, Result
 from .specs import get_loss
 from .stream import evaluate
 
-__all__ = ["check", "compute", "compute_files", "decompose"]
+__all__ = ["check", "compute", "compute_files", "decompose", "expectation"]
 
 
 def check(**kwargs: Any):
@@ -32,11 +34,13 @@ def decompose(**kwargs: Any):
 
 def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", base: str = "e",
             device: str = "cpu", strict: bool = False, backend: str = "auto", threads: int | None = None,
-            header: str = "auto", bundle: str | None = None, stream: bool | None = None, **kwargs: Any) -> Result:
+            header: str = "auto", class_axis: int = 1, by_class: bool = False, worst: int = 0,
+            bundle: str | None = None, stream: bool | None = None, **kwargs: Any) -> Result:
     """Compute loss `name` on arrays (numpy, lists, tensors, or sources: a path, '-' or a JSON literal).
 
     Keyword arguments named as the loss's arrays (logits, target, weight...) are its inputs; the others are its
-    options (ignore_index, label_smoothing...), with torch's defaults.
+    options (ignore_index, label_smoothing...), with torch's defaults. by_class and worst K add those breakdowns;
+    class_axis -1 takes classes-last logits (N, L, C), as Hugging Face models give them.
 
     >>> compute("ce", logits=[[2.0, 1.0, 0.1]], target=[0]).value  # doctest: +ELLIPSIS
     0.41703...
@@ -46,13 +50,14 @@ def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", bas
     sources = {k: v for k, v in kwargs.items() if k in roles}
     options = {k: v for k, v in kwargs.items() if k not in roles}
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
-                  threads=threads, header=header)
+                  threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst))
     return evaluate(spec, sources, st, dtype=dtype, bundle=bundle, stream=stream)
 
 
 def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict[str, Any], *,
                   reduction: str | None = None, dtype: str = "auto", base: str = "e", device: str = "cpu",
                   strict: bool = False, backend: str = "auto", threads: int | None = None, header: str = "auto",
+                  class_axis: int = 1, by_class: bool = False, worst: int = 0, details: bool = True,
                   bundle: str | None = None, stream: bool | None = None, partials: bool = False, progress=None
                   ) -> Result | MultiResult:
     """What `lossctl NAME` computes: each role may name several files (or a glob), paired in sorted order;
@@ -62,7 +67,28 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
     """
     spec = get_loss(name)
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
-                  threads=threads, header=header)
+                  threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
     return run_many(spec, pair(spec, expanded), st, dtype=dtype, bundle=bundle, progress=progress, stream=stream,
                     final=not partials)
+
+
+EXPECT_TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-9, 1e-12)}
+
+
+def expectation(result: Result, expect: float, *, rtol: float | None = None, atol: float | None = None
+                ) -> str | None:
+    """None when the loss equals `expect` within rtol/atol (defaults by the result's dtype), else the one line
+    that says by how much it is off (--expect, for CI jobs that pin the loss of a fixed batch)."""
+    import math
+
+    if result.value is None:
+        raise UsageError("needs a reduced loss (mean, sum or batchmean), not --reduction none", option="--expect")
+    d_rtol, d_atol = EXPECT_TOLERANCE.get(result.dtype.split("+")[0], EXPECT_TOLERANCE["float32"])
+    rtol, atol = (d_rtol if rtol is None else rtol), (d_atol if atol is None else atol)
+    got, diff = result.value, abs(result.value - expect)
+    if math.isfinite(got) and diff <= atol + rtol * abs(expect):
+        return None
+    relative = diff / abs(expect) if expect else math.inf
+    return (f"the loss is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
+            f"atol {atol:g} + rtol {rtol:g} x |expected|)")

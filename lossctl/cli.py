@@ -28,7 +28,7 @@ FORMATS = ("auto", "table", "json", "csv", "plain")  # lossctl.render.FORMATS, w
 DEVICES = ("cpu", "cuda", "mps", "auto")
 KINDS = ("auto", "index", "prob", "logits")
 COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header", "from_", "format", "strict",
-          "partials", "stream")
+          "partials", "stream", "class_axis", "by_class", "worst", "expect", "rtol", "atol")
 
 app = typer.Typer(
     name="lossctl", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -78,12 +78,18 @@ def handles_errors(func):
     return wrapper
 
 
+def resolve_format(fmt: str) -> str:
+    """auto: a table on a terminal, plain numbers in a pipe."""
+    if fmt == "auto":
+        return "table" if sys.stdout.isatty() else "plain"
+    return fmt
+
+
 def emit(obj: Any, fmt: str) -> None:
     """Warnings to stderr, then the data in `fmt` to stdout."""
     from .render import render
 
-    if fmt == "auto":
-        fmt = "table" if sys.stdout.isatty() else "plain"
+    fmt = resolve_format(fmt)
     for w in getattr(obj, "warnings", ()):
         _err(f"warning: {w}")
     out = render(obj, fmt)
@@ -167,6 +173,25 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
         _param("partials", Annotated[bool, typer.Option("--partials", help="Print the mergeable partial sums as "
                                                          "JSON, for `lossctl merge`.")], False),
     ]
+    if spec.class_roles:
+        params.append(_param("class_axis", Annotated[int, typer.Option(
+            "--class-axis", help="The axis of the logits that holds the classes: torch's 1, or -1 for the "
+            "classes-last (N, L, C) layout Hugging Face models give.")], 1))
+    if spec.report is not None:
+        params += [
+            _param("by_class", Annotated[bool, typer.Option("--by-class", help="Per class: count, mean loss, share "
+                   "of the total, accuracy, mean probability given to it (per label column for BCE).")], False),
+            _param("worst", Annotated[int, typer.Option("--worst", min=0, metavar="K", help="The K samples with "
+                   "the highest loss (where label errors hide).")], 0),
+        ]
+    params += [
+        _param("expect", Annotated[float | None, typer.Option("--expect", help="Exit 1 when the loss is not this "
+               "value (within --rtol/--atol), for CI jobs that pin the loss of a fixed batch.")], None),
+        _param("rtol", Annotated[float | None, typer.Option("--rtol", help="For --expect [default: 1e-5 float32, "
+               "1e-9 float64].")], None),
+        _param("atol", Annotated[float | None, typer.Option("--atol", help="For --expect [default: 1e-6 float32, "
+               "1e-12 float64].")], None),
+    ]
     if spec.stream is not None:
         params += [
             _param("stream", Annotated[bool | None, typer.Option(
@@ -207,10 +232,11 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     from .api import compute_files
 
     sources, options, common = split_params(spec, kw)
-    fmt, partials = common.pop("format"), common.pop("partials")
+    fmt, partials = resolve_format(common.pop("format")), common.pop("partials")
+    expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
     with progress_bar() as progress:
         result = compute_files(spec.name, sources, options, bundle=common.pop("from_"), partials=partials,
-                               progress=progress, **common)
+                               progress=progress, details=fmt != "plain" and not partials, **common)
     if partials:
         import json
 
@@ -219,8 +245,15 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         for w in result.warnings:
             _err(f"warning: {w}")
         sys.stdout.write(json.dumps(partial_document(result)) + "\n")
-    else:
-        emit(result, fmt)
+        return
+    emit(result, fmt)
+    if expect[0] is not None:
+        from .api import expectation
+
+        off = expectation(getattr(result, "total", result), expect[0], rtol=expect[1], atol=expect[2])
+        if off:
+            _err(f"expect: {off}")
+            raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases)}

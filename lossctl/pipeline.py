@@ -24,6 +24,7 @@ from .io import Loaded, load_array, load_bundle, read_stdin
 from .losses._common import Context, position
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
+from .reports import ReportPartial, Wants, input_lints, value_lints
 from .result import Result
 
 BASES = {"e": 1.0, "2": math.log(2.0), "10": math.log(10.0)}
@@ -48,6 +49,9 @@ class Settings:
     backend: str = "auto"
     threads: int | None = None  # streamed chunks computed at once; None: the machine's cores
     header: str = "auto"  # whether text tables start with a header row: auto, yes, no
+    class_axis: int = 1  # where --logits hold their classes; torch's is 1, Hugging Face's -1
+    wants: Wants = Wants()  # the breakdowns asked for (--by-class, --worst)
+    details: bool = True  # compute what a table or JSON shows beside the number: baselines, summary
 
     @property
     def scale(self) -> float:
@@ -56,7 +60,7 @@ class Settings:
 
 def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | None = None, base: str = "e",
              device: str = "cpu", strict: bool = False, backend: str = "auto", threads: int | None = None,
-             header: str = "auto") -> Settings:
+             header: str = "auto", class_axis: int = 1, wants: Wants = Wants(), details: bool = True) -> Settings:
     """Check every setting against the spec before any file is read."""
     reduction = reduction or spec.default_reduction
     _choose("--reduction", reduction, spec.reductions, f" for {spec.name}")
@@ -74,7 +78,13 @@ def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | Non
     if backend == "numpy" and device != "cpu":
         raise UsageError(f"the NumPy kernels compute on the CPU; --device {device} needs --backend torch",
                          option="--backend")
-    return Settings(reduction, resolve_options(spec, options), base, device, strict, backend, threads, header)
+    if class_axis != 1 and not spec.class_roles:
+        raise UsageError(f"{spec.name} has no class axis to move", option="--class-axis")
+    if (wants.by_class or wants.worst) and spec.report is None:
+        raise UsageError(f"{spec.name} has no per-class breakdown",
+                         option="--by-class" if wants.by_class else "--worst")
+    return Settings(reduction, resolve_options(spec, options), base, device, strict, backend, threads, header,
+                    class_axis, wants, details)
 
 
 def _choose(option: str, value: Any, choices: tuple[str, ...], where: str = "") -> None:
@@ -256,11 +266,40 @@ def call_loss(spec: LossSpec, fn, loaded: Mapping[str, Loaded]):
         raise ComputeError(f"{spec.name}: torch refused these inputs: {lines[0][:200]}") from None
 
 
+def move_class_axis(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings) -> dict[str, np.ndarray]:
+    """--class-axis: the class scores with their classes moved to torch's axis 1 (a view, no copy)."""
+    arrays = dict(arrays)
+    for role in spec.class_roles if st.class_axis != 1 else ():
+        arr = arrays.get(role)
+        if arr is not None and arr.ndim > 1:
+            if not -arr.ndim <= st.class_axis < arr.ndim:
+                raise UsageError(f"must be in [{-arr.ndim}, {arr.ndim}) for {flag(role)} of shape {arr.shape}; "
+                                 f"got {st.class_axis}", option="--class-axis")
+            arrays[role] = np.moveaxis(arr, st.class_axis, 1)
+    return arrays
+
+
+def _classes_last_hint(spec: LossSpec, arrays: Mapping[str, np.ndarray], exc: LossctlError) -> LossctlError:
+    """torch refuses classes-last logits (N, L, C) with targets (N, L); say so, and how lossctl takes them."""
+    from .sanity_lint import classes_last_hint
+
+    x = next((arrays[r] for r in spec.class_roles if arrays.get(r) is not None), None)
+    t = arrays.get("target")
+    hint = classes_last_hint(x.shape, t.shape) if x is not None and t is not None and x.ndim > 2 else None
+    if hint is None or "torch refuses" not in hint:
+        return exc
+    return type(exc)(f"{exc.message}; {hint[hint.index('look like') + 10:]}", option=exc.option, source=exc.source)
+
+
 def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings, ctx: Context,
                    loaded: Mapping[str, Loaded]) -> LossOutput:
-    """The loss function on validated arrays, in the unit of --base."""
+    """The loss function on validated arrays, in the unit of --base, with the spec's input-convention lints."""
     fn = spec.compute_fn()
-    out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
+    try:
+        out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
+    except LossctlError as exc:
+        raise _classes_last_hint(spec, arrays, exc) from None
+    out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options)]
     if st.scale != 1.0:
         out.values = out.values / st.scale
         if out.mean_values is not None:
@@ -275,7 +314,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
     ctx = Context(dtype=compute_dtype(spec, loaded, dtype), device=st.device, reduction=st.reduction,
                   backend=backend)
     check_finite(spec, loaded)
-    arrays = {n: item.array for n, item in loaded.items()}
+    arrays = move_class_axis(spec, {n: item.array for n, item in loaded.items()}, st)
     try:
         out = compute_output(spec, arrays, st, ctx, loaded)
     except LossctlError as exc:
@@ -283,11 +322,25 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
         raise type(exc)(f"{exc.message}; {hint}" if hint else exc.message, option=exc.option,
                         source=exc.source) from None
     partial = partial_of(out, st.reduction)
+    report = run_report(spec, arrays, st, out, 0)
+    found = None
+    if st.details and spec.baseline and st.reduction == "mean":
+        from .reports import baselines_in_memory
+
+        found = baselines_in_memory(spec.baseline, arrays, st.options, st.scale)
     return make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
                        shapes={name: list(item.array.shape) for name, item in loaded.items()},
                        warnings=out.warnings, notes=out.notes, final=final, backend=backend,
-                       constants=fingerprints(spec, arrays),
+                       constants=fingerprints(spec, arrays), report=report, baselines=found,
                        values=as_numpy(out.values) if st.reduction == "none" else None)
+
+
+def run_report(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings, out: LossOutput, first_row: int
+               ) -> ReportPartial | None:
+    """The spec's report of one run or chunk: class counts, and the breakdowns asked for."""
+    if spec.report is None or not (st.details or st.wants.by_class or st.wants.worst):
+        return None
+    return resolve(spec.report)(dict(arrays), st.options, out, st.wants, first_row)
 
 
 def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
@@ -336,12 +389,16 @@ def _checked_warnings(st: Settings, partial: Partial, warnings: list[str]) -> li
 
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
                 shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
-                backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True) -> Result:
+                backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True,
+                report: ReportPartial | None = None, baselines: dict[str, float] | None = None) -> Result:
     """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide, post-process.
 
     final: False for one file of many, or a partial to be merged: its denominator may be 0 (every target
     ignored) as long as the total's is not, so only the total is checked.
+    report, baselines: the reports' mergeable sums, and the baselines when they were computed from whole arrays.
     """
+    if st.reduction != "none" and spec.lints:
+        warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
     warnings = _checked_warnings(st, partial, warnings)
     if final:
         check_denominator(partial, st.reduction, unit)
@@ -355,10 +412,24 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     )
     if st.reduction == "none":
         result.values = values
-        return result
-    result.value = finish(partial, st.reduction)
+    else:
+        result.value = finish(partial, st.reduction)
     post = resolve(spec.post)
-    if post is not None:
+    if post is not None and result.value is not None:
         result.value, note = post(result.value, partial)
         result.notes.append(note)
+    if st.details or report is not None:
+        attach_reports(result, spec, st, report, baselines, post, partial)
     return result
+
+
+def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportPartial | None,
+                   found: dict[str, float] | None, post, partial: Partial) -> None:
+    """Baselines, breakdowns and the per-sample summary onto the result."""
+    from .reports import finish_reports
+
+    transform = (lambda v: post(v, partial)[0]) if post is not None else None
+    reps = finish_reports(result.value, result.values if st.details else None, found, report, transform)
+    result.baselines, result.by_class, result.worst, result.summary = (reps.baselines, reps.by_class, reps.worst,
+                                                                         reps.summary)
+    result.notes += reps.notes

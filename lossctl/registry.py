@@ -93,6 +93,7 @@ class LossSpec:
     explain_steps: "module:function" giving the worked computation for `lossctl explain` with arrays.
     post: "module:function" applied to the reduced value and its partial, giving (value, note): perplexity's
         exp; the partial stays the loss's own, so shards merge before it.
+    lints, report, baseline, class_roles: the sanity reports that apply to the loss (see lossctl.reports).
     """
 
     name: str
@@ -110,6 +111,10 @@ class LossSpec:
     stream: Streaming | None = None
     explain_steps: str | None = None
     post: str | None = None
+    lints: tuple[str, ...] = ()  # input-convention rules by name (lossctl.reports.LINTS, VALUE_LINTS)
+    report: str | None = None  # "module:function": a run's (or chunk's) mergeable ReportPartial
+    baseline: str | None = None  # which baselines apply: "ce", "bce" or "focal"
+    class_roles: tuple[str, ...] = ()  # roles with the classes on torch's axis 1, which --class-axis moves there
     traps: tuple[str, ...] = ()
     denominator: str = "the number of elements"
 

@@ -33,6 +33,17 @@ class Result:
     denominator_unit: str = "elements"  # what one denominator counts: targets, elements, samples...
     constants: dict[str, str] = field(default_factory=dict)  # digests of per-class arrays (weight, pos_weight)
     backend: str = ""  # what computed the number: "numpy" or "torch 2.13.0"
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # uniform/prior/floor: value, ratio
+    by_class: list[dict[str, Any]] | None = None  # --by-class
+    worst: list[dict[str, Any]] | None = None  # --worst K
+    summary: dict[str, Any] | None = None  # reduction none: count, mean, min, p50, p90, p99, max
+
+    @property
+    def signature(self) -> str:
+        """Everything that determines the number, in one string (as sacreBLEU signs its scores)."""
+        from .signature import result_signature
+
+        return result_signature(self)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"loss": self.loss, "torch": self.torch_name, "reduction": self.reduction}
@@ -45,6 +56,10 @@ class Result:
                  partial=self.partial.to_dict(), warnings=self.warnings, notes=self.notes)
         if self.unit != "nats":
             d["unit"] = self.unit
+        for key in ("baselines", "by_class", "worst", "summary"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
+        d["signature"] = self.signature
         return d
 
 

@@ -33,6 +33,8 @@ from .pipeline import (
     fingerprints,
     load_source,
     make_result,
+    move_class_axis,
+    run_report,
     run_sources,
 )
 from .reduce import Partial, partial_of
@@ -145,14 +147,20 @@ class _Totals:
     unit: str = "elements"
     weighted: bool = False
     chunks: int = 0
+    every: dict[str, str] = field(default_factory=dict)  # findings about the whole file: kept if every chunk has them
+    report: Any = None  # the reports' mergeable sums (ReportPartial)
 
-    def add(self, part: Partial, out) -> None:
+    def add(self, part: Partial, out, report) -> None:
         self.partial = self.partial + part
         # the first finding of each rule, in chunk order: what one pass over the whole file reports
         seen = {getattr(w, "key", w) for w in self.warnings}
-        self.warnings += [w for w in out.warnings if getattr(w, "key", w) not in seen]
+        self.warnings += [w for w in out.warnings
+                          if not getattr(w, "every", False) and getattr(w, "key", w) not in seen]
+        every = {w.key: w for w in out.warnings if getattr(w, "every", False)}
+        self.every = every if self.chunks == 0 else {k: v for k, v in self.every.items() if k in every}
         self.notes += out.notes
         self.unit, self.weighted = out.unit, out.weighted
+        self.report = report if self.report is None else self.report + report if report is not None else self.report
         self.chunks += 1
 
 
@@ -203,8 +211,9 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
                      for r, a in chunk.items()}
             named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
             check_finite(spec, named)
-            out = compute_output(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st, ctx, named)
-            return partial_of(out, st.reduction), out
+            arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
+            out = compute_output(spec, arrays, st, ctx, named)
+            return partial_of(out, st.reduction), out, run_report(spec, arrays, st, out, start)
         finally:
             ROW_OFFSET.reset(token)
 
@@ -242,9 +251,19 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: _Chu
              f"{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
     shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
+    found, rep = None, totals.report
+    if st.details and spec.baseline and st.reduction == "mean":
+        from .reports import baselines_from_counts
+
+        weight = others["weight"].array if "weight" in others else None
+        found = baselines_from_counts(spec.baseline, rep, weight, st.options, st.scale)
+        if found is None:
+            notes.append("baselines: a streamed run computes them for class-index targets only (from the class "
+                         "counts); these need every target in memory (--no-stream)")
     return make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
-                       weighted=totals.weighted, warnings=totals.warnings, notes=notes, final=final,
-                       backend=ctx.backend, constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
+                       weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
+                       final=final, backend=ctx.backend, report=rep, baselines=found,
+                       constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
 
 
 def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",

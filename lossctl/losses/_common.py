@@ -143,10 +143,12 @@ class Finding(str):
     place the rule fails, never a count or a worst case that only the whole array could know."""
 
     key: str
+    every: bool  # the rule is about the whole array ("every row ..."): a streamed run reports it only if every
+    # chunk does; otherwise the rule is about some place in it, and the first chunk to find it reports it
 
-    def __new__(cls, key: str, text: str) -> Finding:
+    def __new__(cls, key: str, text: str, every: bool = False) -> Finding:
         obj = super().__new__(cls, text)
-        obj.key = key
+        obj.key, obj.every = key, every
         return obj
 
 

@@ -38,6 +38,9 @@ def _fields(obj: Result) -> Table:
     t.add_row("shapes", Text(", ".join(f"{k} {tuple(v)}" for k, v in obj.shapes.items())))
     if obj.options:
         t.add_row("options", Text(", ".join(f"{k}={v}" for k, v in obj.options.items())))
+    for name, b in obj.baselines.items():  # what a uniform / the best constant / any prediction would score
+        t.add_row(f"baseline {name}", Text(f"{b['value']:.8g}  (the loss is {b['ratio']:.4g}x this)"))
+    t.add_row("signature", Text(obj.signature, style="dim", overflow="fold"))
     for note in obj.notes:
         t.add_row("note", Text(note))
     for warning in obj.warnings:  # also on stderr, where pipelines see them
@@ -45,11 +48,31 @@ def _fields(obj: Result) -> Table:
     return t
 
 
+def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:
+    t = Table(title=Text(title))
+    for c in columns:
+        t.add_column(c, justify="left" if c in ("class", "index") else "right")
+    for r in rows[:TABLE_ROWS]:
+        t.add_row(*(Text(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c])) for c in columns))
+    return t
+
+
 @render.register
 def _(obj: Result):
-    t = _fields(obj)
+    parts = [_fields(obj)]
+    if obj.by_class is not None:
+        parts.append(_rows_table("by class", obj.by_class, ("class", "count", "loss", "share", "accuracy",
+                                                            "p_target")))
+    if obj.worst is not None:
+        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst,
+                                 ("index", "target", "predicted", "p_target", "loss")))
     if obj.values is None:
-        return t
+        return Group(*parts) if len(parts) > 1 else parts[0]
+    if obj.summary is not None:
+        from ..sanity_summary import histogram_lines
+
+        summary = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.summary.items())
+        parts += [Text("per-sample losses: " + summary), Text("\n".join(histogram_lines(obj.values)))]
     values = np.asarray(obj.values)
     v = Table(title=Text(f"values ({obj.unit})" if obj.unit else "values"))
     v.add_column("index")
@@ -59,7 +82,7 @@ def _(obj: Result):
             v.add_row("…", Text(f"{values.size - TABLE_ROWS} more: use --format csv or plain for all"))
             break
         v.add_row(Text(str(list(idx))), Text(number(values[idx])))
-    return Group(t, v)
+    return Group(*parts, v)
 
 
 @render.register

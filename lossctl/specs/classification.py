@@ -14,9 +14,12 @@ TARGET_KIND = Opt("target_kind", str, "auto",
 # A chunk of rows streams with its class indices (one axis fewer) beside it.
 BY_ROWS_WITH_INDICES = Streaming("rows", index_target=True)
 CE_STEPS = "lossctl.explain_steps:ce_steps"
+INDEX_REPORT = "lossctl.reports:index_report"
+LABEL_REPORT = "lossctl.reports:label_report"
 
 register_loss(LossSpec(
     name="ce", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS,
+    lints=("logits-are-probs",), report=INDEX_REPORT, baseline="ce", class_roles=("logits",),
     aliases=("cross-entropy",),
     torch_name="torch.nn.CrossEntropyLoss",
     summary="Cross entropy between logits and class indices or a target distribution.",
@@ -36,7 +39,9 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="nll", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, torch_name="torch.nn.NLLLoss",
+    name="nll", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES,
+    lints=("logits-are-probs", "log-probs-are-probs"), report=INDEX_REPORT, baseline="ce",
+    class_roles=("log_probs", "logits", "probs"), torch_name="torch.nn.NLLLoss",
     summary="Negative log-likelihood of the target class under log-probabilities.",
     formula="loss_n = -w_{y_n} * logp_{n, y_n}",
     roles=(Role("log_probs", "Log-probabilities (what NLLLoss takes), shape (C), (N, C) or (N, C, d...).",
@@ -53,7 +58,8 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="bce", backends=NUMPY_AND_TORCH, stream=Streaming("elements"), aliases=("binary-cross-entropy",),
+    name="bce", backends=NUMPY_AND_TORCH, stream=Streaming("elements"),
+    lints=("sigmoid-applied",), report=LABEL_REPORT, baseline="bce", aliases=("binary-cross-entropy",),
     torch_name="torch.nn.BCELoss / torch.nn.BCEWithLogitsLoss",
     summary="Binary cross entropy of probabilities (BCELoss) or logits (BCEWithLogitsLoss).",
     formula="loss = -w * [pos_weight * y * log p + (1 - y) * log(1 - p)], p = x or sigmoid(x)",

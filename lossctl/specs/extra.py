@@ -1,10 +1,19 @@
 """Losses people compute next to torch.nn's: focal, Jensen-Shannon, perplexity. Computed in losses.extra."""
 
 from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, register_loss
-from .classification import BY_ROWS_WITH_INDICES, CE_STEPS, IGNORE_INDEX, TARGET_KIND, WEIGHT
+from .classification import (
+    BY_ROWS_WITH_INDICES,
+    CE_STEPS,
+    IGNORE_INDEX,
+    INDEX_REPORT,
+    LABEL_REPORT,
+    TARGET_KIND,
+    WEIGHT,
+)
 
 register_loss(LossSpec(
-    name="focal", backends=NUMPY_AND_TORCH, torch_name="torchvision.ops.sigmoid_focal_loss (not in torch.nn)",
+    name="focal", backends=NUMPY_AND_TORCH, lints=("sigmoid-applied",), report=LABEL_REPORT, baseline="focal",
+    class_roles=("logits",), torch_name="torchvision.ops.sigmoid_focal_loss (not in torch.nn)",
     summary="Focal loss: BCE scaled by (1 - p_t)^gamma and alpha_t; default reduction mean "
             "(torchvision's default is none). Index targets give the multi-class (softmax) form.",
     formula="sigmoid: loss = alpha_t * (1 - p_t)^gamma * BCE(x, y), p_t = p y + (1 - p)(1 - y), "
@@ -49,7 +58,8 @@ _CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1
              Role("target", "Class indices (N) or probabilities of the logits' shape.", neg_inf_ok=True), WEIGHT)
 
 register_loss(LossSpec(
-    name="perplexity", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS, aliases=("ppl",),
+    name="perplexity", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS,
+    lints=("logits-are-probs",), report=INDEX_REPORT, baseline="ce", class_roles=("logits",), aliases=("ppl",),
     torch_name="torch.exp(torch.nn.CrossEntropyLoss()(...))",
     summary="exp of the mean cross entropy: the effective number of equally likely choices per target.",
     formula="ppl = exp(sum_n CE_n / denominator), CE and its denominator exactly as ce computes them",

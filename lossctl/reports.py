@@ -1,0 +1,252 @@
+"""Is this loss sensible? The reports beside a loss: baselines, input-convention lints, per-class and worst-K
+breakdowns, the per-sample summary and the run's signature.
+
+A loss's spec says which apply (`lints`, `report`, `baseline`); the rules themselves live in lossctl.sanity*.
+Everything a streamed or sharded run must add up is a mergeable partial (`ReportPartial`), and every lint is a
+`Finding` whose text does not depend on the chunk it was found in, so a streamed run reports what one pass does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .losses._common import Finding
+from .reduce import as_numpy
+from .sanity_lint import lint_log_probs_are_probs, lint_logits_are_probs, lint_negative_kl, lint_sigmoid_applied
+
+# The baselines and breakdowns (lossctl.sanity_baselines, sanity_breakdown, sanity_summary) are imported where they
+# are computed: a plain run prints one number and needs only the lints.
+
+
+@dataclass(frozen=True)
+class Wants:
+    """The breakdowns asked for: --by-class, --worst K."""
+
+    by_class: bool = False
+    worst: int = 0
+
+
+@dataclass
+class ReportPartial:
+    """Mergeable report sums of one chunk, file or shard."""
+
+    counts: np.ndarray | None = None  # kept index targets per class: a streamed run's baselines need no more
+    by_class: Any = None  # sanity_breakdown.ByClassPartial
+    worst: Any = None  # sanity_breakdown.WorstK
+
+    def __add__(self, other: ReportPartial) -> ReportPartial:
+        def add(a, b):
+            return b if a is None else a if b is None else a + b
+
+        return ReportPartial(add(self.counts, other.counts), add(self.by_class, other.by_class),
+                             add(self.worst, other.worst))
+
+
+# --- lints ---------------------------------------------------------------------------------------------------
+
+def _first(arrays: dict, *roles: str):
+    return next((arrays[r] for r in roles if arrays.get(r) is not None), None)
+
+
+def _logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    x = arrays.get("logits")
+    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x)] if x is not None else []
+
+
+def _log_probs_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    x = arrays.get("log_probs")
+    if x is None:
+        return []
+    # "rows that are probabilities" must hold everywhere; "a value above 0" anywhere
+    return [Finding("log-probs-are-probs", w, every=True) if w.startswith("--log-probs look like")
+            else Finding("log-probs-above-0", w) for w in lint_log_probs_are_probs(x)]
+
+
+def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
+    x = _first(arrays, "logits", "input")
+    t = arrays.get("target")
+    if x is None or options.get("target_kind") == "index" or (t is not None and t.dtype.kind in "iu"
+                                                               and _is_index_target(t, x)):
+        return []
+    flag = "--logits" if arrays.get("logits") is not None else "--input"
+    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True) for w in lint_sigmoid_applied(x)]
+
+
+LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
+         "sigmoid-applied": _sigmoid_applied}
+VALUE_LINTS = {"negative-kl": lint_negative_kl}
+
+
+def input_lints(rules: tuple[str, ...], arrays: dict, options: dict) -> list[Finding]:
+    """The spec's input-convention rules on these arrays (a whole file, or one chunk of it)."""
+    return [w for rule in rules if rule in LINTS for w in LINTS[rule](arrays, options)]
+
+
+def value_lints(rules: tuple[str, ...], value: float | None) -> list[str]:
+    return [w for rule in rules if rule in VALUE_LINTS and value is not None for w in VALUE_LINTS[rule](value)]
+
+
+# --- breakdowns ----------------------------------------------------------------------------------------------
+
+def _is_index_target(target, x, options: dict | None = None) -> bool:
+    """Class indices, as the loss reads them: the scores' shape without the class axis (whole-number floats
+    too), unless --target-kind says otherwise."""
+    if target is None or x is None or x.ndim == 0:
+        return False
+    kind = (options or {}).get("target_kind", "auto")
+    if kind in ("index", "auto"):
+        index_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+        return target.shape == index_shape and (kind == "index" or target.shape != x.shape)
+    return False
+
+
+def _log_probs(arrays: dict) -> np.ndarray:
+    from .kernels import log, log_softmax
+
+    if arrays.get("log_probs") is not None:
+        return np.asarray(arrays["log_probs"], dtype=np.float64)
+    if arrays.get("probs") is not None:
+        return log(np.asarray(arrays["probs"], dtype=np.float64))
+    x = np.asarray(arrays["logits"], dtype=np.float64)
+    return log_softmax(x, 0 if x.ndim == 1 else 1)
+
+
+def index_report(arrays: dict, options: dict, out, wants: Wants, first_row: int) -> ReportPartial:
+    """CE, NLL, perplexity, multi-class focal with class-index targets: class counts, and the breakdowns asked."""
+    x, t = _first(arrays, "logits", "log_probs", "probs"), arrays.get("target")
+    if not _is_index_target(t, x, options):
+        return ReportPartial()
+    n_classes, ignore = x.shape[0 if x.ndim == 1 else 1], options.get("ignore_index", -100)
+    t = t.astype(np.int64) if t.dtype.kind == "f" else t
+    keep = t != ignore
+    rep = ReportPartial(counts=np.bincount(t[keep].reshape(-1), minlength=n_classes))
+    if not (wants.by_class or wants.worst):
+        return rep
+    from .sanity_breakdown import ByClassPartial, WorstK
+
+    logp = _log_probs(arrays)
+    axis = 0 if x.ndim == 1 else 1
+    predicted = np.argmax(logp, axis=axis)
+    p_target = np.exp(np.take_along_axis(logp, np.expand_dims(np.where(keep, t, 0), axis), axis)).squeeze(axis)
+    losses = as_numpy(out.values)
+    if wants.by_class:
+        rep.by_class = ByClassPartial.of_index(losses, t, predicted, p_target, n_classes=n_classes,
+                                               ignore_index=ignore)
+    if wants.worst:
+        rep.worst = WorstK(wants.worst, ignore_index=ignore)
+        t1 = np.atleast_1d(t)
+        rep.worst.push(losses, first_row * math.prod(t1.shape[1:]), t1.shape, t1, np.atleast_1d(predicted),
+                       np.atleast_1d(p_target))
+    return rep
+
+
+def label_report(arrays: dict, options: dict, out, wants: Wants, first_row: int) -> ReportPartial:
+    """BCE and sigmoid focal: per label column (the last axis), and the worst elements."""
+    x, y = _first(arrays, "logits", "probs"), arrays.get("target")
+    if options.get("target_kind") == "index" or (y is not None and y.dtype.kind in "iu" and _is_index_target(y, x)):
+        return index_report(arrays, options, out, wants, first_row)  # multi-class focal
+    if not (wants.by_class or wants.worst) or x is None:
+        return ReportPartial()
+    from .sanity_breakdown import ByClassPartial, WorstK
+
+    p = np.asarray(arrays["probs"], np.float64) if arrays.get("probs") is not None else \
+        1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+    losses = as_numpy(out.values)
+    rep = ReportPartial()
+    if wants.by_class:
+        rep.by_class = ByClassPartial.of_labels(losses, y, p)
+    if wants.worst:
+        y1 = np.atleast_1d(np.asarray(y, np.float64))
+        rep.worst = WorstK(wants.worst, ignore_index=None)
+        rep.worst.push(losses, first_row * math.prod(y1.shape[1:]), y1.shape, y1, (np.atleast_1d(p) > 0.5) * 1,
+                       np.where(y1 > 0.5, np.atleast_1d(p), 1 - np.atleast_1d(p)))
+    return rep
+
+
+# --- baselines -----------------------------------------------------------------------------------------------
+
+def _baseline_options(kind: str, arrays: dict, options: dict) -> tuple[str, dict]:
+    x, t = _first(arrays, "logits", "log_probs", "probs"), arrays["target"]
+    if kind == "focal":
+        index = options.get("target_kind") == "index" or (t.dtype.kind in "iu" and _is_index_target(t, x))
+        kind = "focal_index" if index else "focal_sigmoid"
+    opts: dict[str, Any] = {"target": t}
+    if kind in ("ce", "focal_index"):
+        opts.update(n_classes=x.shape[0 if x.ndim == 1 else 1], weight=arrays.get("weight"),
+                    ignore_index=options.get("ignore_index", -100))
+    if kind == "ce":
+        index = _is_index_target(t, x, options)
+        opts.update(label_smoothing=options.get("label_smoothing", 0.0), target_kind="index" if index else "prob")
+        if index and t.dtype.kind == "f":
+            opts["target"] = t.astype(np.int64)
+        if options.get("target_kind") == "logits":
+            from .kernels import softmax
+
+            opts["target"] = softmax(np.asarray(t, np.float64), 0 if t.ndim == 1 else 1)
+    if kind == "bce":
+        opts.update(pos_weight=arrays.get("pos_weight"), bce_weight=arrays.get("weight"))
+    if kind.startswith("focal"):
+        opts.update(alpha=options["alpha"], gamma=options["gamma"])
+    return kind, opts
+
+
+def baselines_in_memory(kind: str, arrays: dict, options: dict, scale: float) -> dict[str, float] | None:
+    """uniform, prior and (where above 0) floor, for the loss's own options, from the whole arrays."""
+    from .sanity_baselines import baselines
+
+    kind, opts = _baseline_options(kind, arrays, options)
+    return baselines(kind, scale=scale, **opts)
+
+
+def baselines_from_counts(kind: str, rep: ReportPartial | None, weight, options: dict, scale: float
+                          ) -> dict[str, float] | None:
+    """CE's baselines depend on index targets only through their class counts, so a streamed run's are exact;
+    None where the baselines need more than the counts (BCE, focal, probability targets)."""
+    from .sanity_baselines import baselines
+
+    if kind != "ce" or rep is None or rep.counts is None:
+        return None
+    counts = rep.counts
+    target = np.repeat(np.arange(counts.size), counts)
+    return baselines("ce", target=target, n_classes=int(counts.size), weight=weight,
+                     ignore_index=options.get("ignore_index", -100),
+                     label_smoothing=options.get("label_smoothing", 0.0), scale=scale)
+
+
+@dataclass
+class Reports:
+    """The report fields of a Result; empty where they do not apply."""
+
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {"value", "ratio"}
+    by_class: list[dict] | None = None
+    worst: list[dict] | None = None
+    summary: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def finish_reports(value: float | None, values, found: dict[str, float] | None, rep: ReportPartial | None,
+                   transform=None) -> Reports:
+    """Baselines with the loss's ratio to each (post-processed as the loss is: perplexity's exp), the breakdowns,
+    and the per-sample summary of reduction none."""
+    from .sanity_baselines import at_or_above_uniform
+    from .sanity_breakdown import by_class_rows
+    from .sanity_summary import loss_summary
+
+    out = Reports()
+    if found and value is not None:
+        if transform is not None:  # perplexity: exp of CE's baselines, as of its value
+            found = {k: transform(v) for k, v in found.items()}
+        out.baselines = {k: {"value": v, "ratio": (value / v) if v else math.inf} for k, v in found.items()}
+        note = at_or_above_uniform(value, found)
+        out.notes += [note] if note else []
+    if rep is not None and rep.by_class is not None:
+        out.by_class = by_class_rows(rep.by_class)
+    if rep is not None and rep.worst is not None:
+        out.worst = rep.worst.rows()
+    if values is not None:
+        out.summary = loss_summary(values)
+    return out
