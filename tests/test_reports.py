@@ -1,0 +1,262 @@
+"""Is this loss sensible? The reports through `lossctl` itself, each against an independent computation: torch on
+the same data, a float64 formula, cleanlab's ranking; lints fire on their bad inputs and stay silent on the
+shipped examples and on real model outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT
+
+import lossctl
+from lossctl import stream
+
+REALISTIC = ROOT.parent / "shared" / "data" / "realistic"
+pytestmark = pytest.mark.skipif(not REALISTIC.exists(), reason="../shared/data/realistic is not beside the project")
+
+
+def realistic(name: str) -> dict[str, np.ndarray]:
+    with np.load(REALISTIC / f"{name}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def T(a):
+    return torch.from_numpy(np.asarray(a))
+
+
+# --- baselines -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}, {"weight": True}, {"weight": True,
+                                                                                   "label_smoothing": 0.2}])
+def test_ce_baselines_are_torchs_loss_of_zero_logits_and_of_the_best_constant(options):
+    d = realistic("digits_logreg")
+    x, t = d["logits"].astype(np.float64), d["target"]
+    w = np.linspace(0.5, 2.0, 10) if options.get("weight") else None
+    eps = options.get("label_smoothing", 0.0)
+    r = lossctl.compute("ce", logits=x, target=t, weight=w, label_smoothing=eps)
+    kw = {"weight": T(w) if w is not None else None, "label_smoothing": eps}
+    uniform = float(F.cross_entropy(torch.zeros(x.shape, dtype=torch.float64), T(t), **kw))
+    assert r.baselines["uniform"]["value"] == pytest.approx(uniform, rel=1e-12)
+    prior = r.baselines["prior"]["value"]
+    counts = np.bincount(t, minlength=10).astype(np.float64)
+    if w is None and not eps:
+        p = counts / counts.sum()
+        assert prior == pytest.approx(-(p * np.log(p)).sum(), rel=1e-12)  # the entropy of the class frequencies
+    # the prior is torch's loss of some constant prediction, and no nearby constant does better
+    rng = np.random.default_rng(0)
+    best = None
+    for _ in range(20):
+        q = rng.dirichlet(np.ones(10))
+        const = np.log(q)[None, :].repeat(len(t), 0)
+        best = min(best or math.inf, float(F.cross_entropy(T(const), T(t), **kw)))
+    assert prior <= best + 1e-12
+    assert r.baselines["uniform"]["ratio"] == pytest.approx(r.value / uniform, rel=1e-12)
+    if eps:
+        assert 0 < r.baselines["floor"]["value"] < prior
+
+
+def test_gpt2_at_initialisation_sits_at_chance_and_says_so(cli, tmp_path):
+    d = realistic("gpt2_init")
+    np.save(tmp_path / "x.npy", d["logits"])
+    np.save(tmp_path / "t.npy", d["target"])
+    data = json.loads(cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "-f", "json").stdout)
+    assert data["baselines"]["uniform"]["value"] == pytest.approx(math.log(100), rel=1e-12)  # Karpathy's check
+    assert 0.95 < data["baselines"]["uniform"]["ratio"] < 1.05
+    assert data["warnings"] == []
+
+
+def test_perplexity_baselines_are_exp_of_ce_baselines_and_bce_of_zero_logits():
+    d = realistic("gpt2_init")
+    ce = lossctl.compute("ce", logits=d["logits"], target=d["target"])
+    ppl = lossctl.compute("perplexity", logits=d["logits"], target=d["target"])
+    for k, b in ce.baselines.items():
+        assert ppl.baselines[k]["value"] == pytest.approx(math.exp(b["value"]), rel=1e-9)
+    b = realistic("breast_cancer_logreg")
+    r = lossctl.compute("bce", logits=b["logits"], target=b["target"], pos_weight=np.array([2.0], np.float32))
+    zero = F.binary_cross_entropy_with_logits(torch.zeros(len(b["target"])), T(b["target"]),
+                                              pos_weight=torch.tensor([2.0]))
+    assert r.baselines["uniform"]["value"] == pytest.approx(float(zero), rel=1e-6)
+    rate = b["target"].mean()
+    prior_logit = torch.full((len(b["target"]),), float(np.log(2 * rate / (1 - rate))), dtype=torch.float64)
+    want = F.binary_cross_entropy_with_logits(prior_logit, T(b["target"]).double(), pos_weight=torch.tensor([2.0]))
+    assert r.baselines["prior"]["value"] == pytest.approx(float(want), rel=1e-9)
+
+
+def test_streamed_baselines_equal_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 4000)
+    d = realistic("digits_logreg")
+    np.save(tmp_path / "x.npy", d["logits"])
+    np.save(tmp_path / "t.npy", d["target"])
+    kw = {"logits": str(tmp_path / "x.npy"), "target": str(tmp_path / "t.npy"), "label_smoothing": 0.1}
+    whole, parts = lossctl.compute("ce", stream=False, **kw), lossctl.compute("ce", stream=True, **kw)
+    assert any(n.startswith("streamed in") for n in parts.notes)
+    for k in ("uniform", "prior", "floor"):
+        assert parts.baselines[k]["value"] == pytest.approx(whole.baselines[k]["value"], rel=1e-12)
+
+
+# --- lints -----------------------------------------------------------------------------------------------------
+
+def test_probabilities_passed_as_logits_are_named(cli):
+    res = cli("ce", "--logits", "[[0.7,0.2,0.1],[0.1,0.8,0.1]]", "--target", "[0,1]", "-f", "plain")
+    want = F.cross_entropy(torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]], dtype=torch.float64), torch.tensor([0, 1]))
+    assert float(res.stdout) == pytest.approx(float(want), rel=1e-12)  # the number never changes
+    assert "--logits look like probabilities" in res.stderr and "softmax would be applied twice" in res.stderr
+    res = cli("ce", "--logits", "[[0.7,0.2,0.1],[0.1,0.8,0.1]]", "--target", "[0,1]", "--strict", code=2)
+    assert "--strict" in res.stderr
+
+
+def test_probabilities_passed_as_log_probs_and_negative_kl(cli):
+    res = cli("kl", "--log-probs", "[[0.7,0.2,0.1]]", "--target", "[[0.6,0.3,0.1]]", "--reduction", "batchmean",
+              "-f", "json")
+    data = json.loads(res.stdout)
+    assert data["value"] == pytest.approx(-1.3879457, rel=1e-6)
+    assert any(w.startswith("--log-probs look like probabilities") for w in data["warnings"])
+    assert any(w.startswith("KL is negative") for w in data["warnings"])
+
+
+def test_sigmoid_applied_twice_is_named(cli, tmp_path):
+    b = realistic("breast_cancer_logreg")
+    np.save(tmp_path / "p.npy", b["probs"])
+    np.save(tmp_path / "y.npy", b["target"])
+    res = cli("bce", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert "--logits look like sigmoid outputs" in res.stderr
+    res = cli("bce", "--probs", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert res.stderr == ""
+
+
+REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"]),
+             ("digits_logreg", "nll", ["--log-probs", "log_probs", "--target", "target"]),
+             ("digits_logreg", "nll", ["--probs", "probs", "--target", "target"]),
+             ("digits_logreg", "perplexity", ["--logits", "logits", "--target", "target"]),
+             ("breast_cancer_logreg", "bce", ["--logits", "logits", "--target", "target"]),
+             ("breast_cancer_logreg", "bce", ["--probs", "probs", "--target", "target"]),
+             ("breast_cancer_logreg", "focal", ["--logits", "logits", "--target", "target"]),
+             ("gpt2_init", "ce", ["--logits", "logits", "--target", "target"]),
+             ("gpt2_init", "ce", ["--logits", "logits_nlc", "--target", "labels_nl", "--class-axis", "-1"]),
+             ("segmentation_conv", "ce", ["--logits", "logits", "--target", "target", "--ignore-index", "255"])]
+
+
+@pytest.mark.parametrize(("name", "loss", "args"), REAL_RUNS, ids=[f"{n}-{lo}-{a[0]}" for n, lo, a in REAL_RUNS])
+def test_no_warning_on_real_model_outputs(cli, name, loss, args):
+    path = REALISTIC / f"{name}.npz"
+    argv = [f"{path}:{a}" if i % 2 and not a.lstrip("-").isdigit() else a for i, a in enumerate(args)]
+    res = cli(loss, *argv, "-f", "json")
+    assert res.stderr == "" and json.loads(res.stdout)["warnings"] == []
+
+
+EXAMPLE_RUNS = [["ce", "--logits", "examples/logits.npy", "--target", "examples/targets.npy"],
+                ["ce", "--logits", "examples/logits.csv", "--target", "examples/targets.npy"],
+                ["ce", "--logits", "examples/logits.npy", "--target", "examples/target_probs.json"],
+                ["nll", "--logits", "examples/logits.npy", "--target", "examples/targets.npy"],
+                ["kl", "--logits", "examples/logits.npy", "--target", "examples/target_probs.json", "--reduction",
+                 "batchmean"],
+                ["bce", "--logits", "examples/logits_binary.npy", "--target", "examples/targets_binary.csv"],
+                ["bce", "--probs", "examples/probs_binary.npy", "--target", "examples/targets_binary.csv"],
+                ["ce", "--from", "examples/bundle.npz"]]
+
+
+@pytest.mark.parametrize("args", EXAMPLE_RUNS, ids=lambda a: "-".join(a[:3]))
+def test_no_warning_on_the_shipped_examples(cli, monkeypatch, args):
+    monkeypatch.chdir(ROOT)
+    assert cli(*args, "-f", "json").stderr == ""
+
+
+# --- classes last ------------------------------------------------------------------------------------------
+
+def test_classes_last_logits_are_refused_by_torch_and_taken_with_class_axis(cli):
+    path = REALISTIC / "gpt2_init.npz"
+    res = cli("ce", "--logits", f"{path}:logits_nlc", "--target", f"{path}:labels_nl", code=2)
+    assert "torch refuses" in res.stderr and "--class-axis -1" in res.stderr and len(res.stderr.splitlines()) == 1
+    d = realistic("gpt2_init")
+    out = cli("ce", "--logits", f"{path}:logits_nlc", "--target", f"{path}:labels_nl", "--class-axis", "-1",
+              "-f", "plain").stdout
+    want = F.cross_entropy(T(d["logits_nlc"]).permute(0, 2, 1), T(d["labels_nl"]))
+    assert float(out) == pytest.approx(float(want), rel=2e-6)
+
+
+# --- breakdowns --------------------------------------------------------------------------------------------
+
+def test_by_class_is_a_groupby_of_torchs_per_sample_losses(cli):
+    path = REALISTIC / "digits_logreg.npz"
+    data = json.loads(cli("ce", "--logits", f"{path}:logits", "--target", f"{path}:target", "--by-class",
+                          "-f", "json").stdout)
+    d = realistic("digits_logreg")
+    x, t = T(d["logits"]).double(), T(d["target"])
+    frame = pd.DataFrame({"class": d["target"], "loss": F.cross_entropy(x, t, reduction="none").numpy(),
+                          "correct": (x.argmax(1) == t).numpy(), "p": x.softmax(1)[torch.arange(len(t)), t].numpy()})
+    g = frame.groupby("class").agg(count=("loss", "size"), loss=("loss", "mean"), total=("loss", "sum"),
+                                   accuracy=("correct", "mean"), p_target=("p", "mean"))
+    rows = {r["class"]: r for r in data["by_class"]}
+    assert list(rows) == list(g.index) and set(rows[0]) == {"class", "count", "loss", "share", "accuracy",
+                                                           "p_target"}
+    for c, row in g.iterrows():
+        got = rows[c]
+        assert got["count"] == row["count"] and got["accuracy"] == pytest.approx(row["accuracy"], rel=1e-12)
+        assert got["loss"] == pytest.approx(row["loss"], rel=2e-6)
+        assert got["share"] == pytest.approx(row["total"] / frame["loss"].sum(), rel=2e-6)
+        assert got["p_target"] == pytest.approx(row["p_target"], rel=2e-6)
+
+
+def test_worst_follows_cleanlabs_self_confidence_ranking(cli, tmp_path, monkeypatch):
+    rank = pytest.importorskip("cleanlab.rank")
+    d = realistic("digits_logreg")
+    probs = torch.softmax(T(d["logits"]).double(), 1).numpy()
+    order = np.argsort(rank.get_label_quality_scores(d["target"], probs, method="self_confidence"), kind="stable")
+    np.save(tmp_path / "x.npy", d["logits"])
+    np.save(tmp_path / "t.npy", d["target"])
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 4000)  # streamed: a bounded heap per chunk, merged
+    for flag in ("--stream", "--no-stream"):
+        data = json.loads(cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "--worst", "10",
+                              flag, "-f", "json").stdout)
+        assert [w["index"][0] for w in data["worst"]] == order[:10].tolist()
+        top = data["worst"][0]
+        assert top["target"] == int(d["target"][order[0]]) and top["predicted"] == int(probs[order[0]].argmax())
+        assert top["p_target"] == pytest.approx(probs[order[0], d["target"][order[0]]], rel=2e-6)
+
+
+def test_reduction_none_summary_and_histogram(cli):
+    x = np.random.default_rng(1).normal(size=(200, 4))
+    t = np.random.default_rng(2).integers(0, 4, 200)
+    losses = F.cross_entropy(T(x), T(t), reduction="none").numpy()
+    r = lossctl.compute("ce", logits=x, target=t, reduction="none")
+    for key, q in (("p50", 50), ("p90", 90), ("p99", 99)):
+        assert r.summary[key] == pytest.approx(np.percentile(losses, q), rel=1e-12)
+    assert r.summary["count"] == 200 and r.summary["max"] == pytest.approx(losses.max(), rel=1e-12)
+    table = cli("ce", "--logits", json.dumps(x.tolist()), "--target", json.dumps(t.tolist()), "--reduction", "none",
+                "-f", "table", env={"COLUMNS": "140"}).stdout
+    assert "per-sample losses: count 200" in table and "#" in table
+
+
+# --- expect and signature ----------------------------------------------------------------------------------
+
+def test_expect_pins_the_loss_for_ci(cli):
+    want = float(F.cross_entropy(torch.tensor([[2.0, 1.0, 0.1]], dtype=torch.float64), torch.tensor([0])))
+    args = ["ce", "--logits", "[[2.0, 1.0, 0.1]]", "--target", "[0]", "-f", "plain"]
+    assert cli(*args, "--expect", repr(want * (1 + 1e-12))).stderr == ""
+    res = cli(*args, "--expect", "0.42", code=1)
+    (line,) = res.stderr.splitlines()
+    assert repr(want) in line and "0.42" in line and f"{abs(want - 0.42):.6g}" in line
+    assert cli(*args, "--expect", "0.42", "--atol", "0.01").exit_code == 0
+
+
+def test_signature_names_everything_that_determines_the_number():
+    a = lossctl.compute("ce", logits=[[2.0, 1.0, 0.1]], target=[0])
+    b = lossctl.compute("ce", logits=[[2.0, 1.0, 0.1]], target=[0], label_smoothing=0.1)
+    c = lossctl.compute("ce", logits=[[2.0, 1.0, 0.1]], target=[0], backend="torch")
+    assert a.signature.startswith("loss:ce|red:mean|") and "ls:0.0" in a.signature and "ls:0.1" in b.signature
+    assert "backend:numpy" in a.signature and "backend:torch-" in c.signature
+    assert f"lossctl:{lossctl.__version__}" in a.signature and "|torch:" in a.signature
+    assert a.signature != b.signature and json.loads(json.dumps(a.to_dict()))["signature"] == a.signature
+
+
+def test_reports_are_offered_only_where_they_apply(cli):
+    assert "--by-class" in cli("ce", "--help").stdout and "--by-class" not in cli("mse", "--help").stdout
+    assert "--class-axis" in cli("nll", "--help").stdout and "--class-axis" not in cli("kl", "--help").stdout
+    assert Path(ROOT / "README.md").read_text().count("## Sanity checks") == 1
