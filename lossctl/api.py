@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .batch import expand, pair, run_many
+from .batch import PARTIAL_KIND, expand, load_partials, merge, pair, run_many
+from .calibration_result import CalibrationResult
+from .calibration_run import PARTIAL_KIND as CALIBRATION_KIND
+from .calibration_run import calibrate, merge_calibration
 from .checks import check, decompose
+from .errors import UsageError
 from .pipeline import settings
 from .result import MultiResult, Result
 from .specs import get_loss
 from .stream import evaluate
 
-__all__ = ["check", "compute", "compute_files", "decompose"]
+__all__ = ["calibrate", "check", "compute", "compute_files", "decompose", "merge_files"]
 
 
 def compute(name: str, *, reduction: str | None = None, dtype: str = "auto", base: str = "e",
@@ -53,3 +57,17 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
     return run_many(spec, pair(spec, expanded), st, dtype=dtype, bundle=bundle, progress=progress, stream=stream,
                     final=not partials)
+
+
+# --- calibration, and merging partials of either kind --------------------------------------------------------
+
+def merge_files(paths: list[str]) -> Result | CalibrationResult:
+    """What `lossctl merge` computes: loss partials (`lossctl LOSS --partials`) into the exact loss, or calibration
+    partials (`lossctl calibration --partials`) into the exact calibration error; never the two mixed."""
+    docs = [d for p in paths for d in load_partials(p, kinds=(PARTIAL_KIND, CALIBRATION_KIND))]
+    kinds = {d["kind"] for d in docs}
+    if kinds == {CALIBRATION_KIND}:
+        return merge_calibration(docs)
+    if CALIBRATION_KIND in kinds:
+        raise UsageError("cannot merge calibration partials with loss partials", option="merge")
+    return merge(docs)

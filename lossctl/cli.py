@@ -356,10 +356,74 @@ def merge_cmd(
                                                "one per line).")],
     format: FormatOpt = "auto",
 ) -> None:
-    """Add partial sums from --partials runs (shards, machines) into the exact total loss."""
-    from .batch import load_partials, merge
+    """Add partial sums from --partials runs (shards, machines) into the exact total loss or calibration error."""
+    from .api import merge_files
 
-    emit(merge([d for f in files for d in load_partials(f)]), format)
+    emit(merge_files(files), format)
+
+
+# --- calibration -----------------------------------------------------------------------------------------------
+
+CalSourceOpt = list[str] | None
+
+
+@app.command("calibration", rich_help_panel="Metrics", epilog=SOURCE_HELP)
+@handles_errors
+def calibration_cmd(
+    logits: Annotated[CalSourceOpt, typer.Option("--logits", metavar="SOURCE", help="Logits (N, C), softmaxed; or "
+                                                 "(N), sigmoid. One of the input group.")] = None,
+    probs: Annotated[CalSourceOpt, typer.Option("--probs", metavar="SOURCE", help="Probabilities (N, C); or "
+                                                "p(class 1), shape (N). One of the input group.")] = None,
+    target: Annotated[CalSourceOpt, typer.Option("--target", metavar="SOURCE",
+                                                 help="Class indices (N), or 0/1 of the scores' shape.")] = None,
+    bins: Annotated[int, typer.Option("--bins", help="Number of bins.")] = 15,
+    norm: Annotated[choice("l1", "l2", "max"), typer.Option(
+        "--norm", help="The value reported: l1 (ECE), l2 (RMSCE) or max (MCE).")] = "l1",
+    binning: Annotated[choice("uniform", "quantile"), typer.Option(
+        "--binning", help="uniform: equal-width bins, as torchmetrics; quantile: equal-count bins (whole reads "
+        "only).")] = "uniform",
+    task: Annotated[choice("auto", "binary", "multiclass"), typer.Option(
+        "--task", help="auto: 1-d scores with 1-d targets are binary, (N, C) scores with (N) targets multiclass.")
+    ] = "auto",
+    plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Also write the reliability diagram "
+                                             "to FILE (.png or .svg; needs matplotlib: lossctl[plot]).")] = None,
+    dtype: DtypeOpt = "auto", header: HeaderOpt = "auto", from_: FromOpt = None, format: FormatOpt = "auto",
+    strict: StrictOpt = False,
+    partials: Annotated[bool, typer.Option("--partials", help="Print the mergeable per-bin sums as JSON, for "
+                                           "`lossctl merge`.")] = False,
+    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", show_default=False, help="Stream .npy (and "
+                      "CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, show_default=False,
+                                                help="Threads binning streamed chunks [default: the machine's "
+                                                "cores].")] = None,
+) -> None:
+    """Calibration error (ECE, RMSCE, MCE) and the reliability table, as torchmetrics computes them."""
+    from .calibration_run import calibrate_files, calibration_document, calibration_settings
+
+    cs = calibration_settings(bins=bins, norm=norm, binning=binning, task=task, strict=strict, threads=threads,
+                              header=header)
+    if partials and plot:
+        raise UsageError("a partial has no final bins to draw; plot the merged result instead", option="--plot")
+    sources = {"logits": logits, "probs": probs, "target": target}
+    with progress_bar() as progress:
+        if partials:
+            _print_partial(calibration_document(sources, cs, dtype=dtype, bundle=from_, stream=stream,
+                                                progress=progress))
+            return
+        result = calibrate_files(sources, cs, dtype=dtype, bundle=from_, stream=stream, progress=progress)
+    if plot:
+        from .plot import plot_reliability
+
+        plot_reliability(getattr(result, "total", result), plot)
+    emit(result, format)
+
+
+def _print_partial(doc: dict[str, Any]) -> None:
+    import json
+
+    for w in doc.get("warnings", ()):
+        _err(f"warning: {w}")
+    sys.stdout.write(json.dumps(doc) + "\n")
 
 
 @functools.cache

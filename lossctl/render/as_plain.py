@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import singledispatch
 
+from ..calibration_result import CalibrationFiles, CalibrationResult
 from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
 from . import number
 
@@ -68,3 +69,16 @@ def _(expl: Explanation) -> str:
     if expl.totals:
         out += ["", "result"] + [f"  {k}: {v}" for k, v in expl.totals]
     return "\n".join(out)
+
+
+# --- calibration ---------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: CalibrationResult) -> str:
+    return number(obj.value)
+
+
+@render.register
+def _(obj: CalibrationFiles) -> str:
+    # One value per file, then the exact total on the last line, as for losses.
+    return "\n".join(number(r.value) for r in [*obj.results, obj.total])
