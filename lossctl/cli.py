@@ -286,13 +286,17 @@ def check_cmd(
     logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2) or (N).")] = None,
     probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities (N), instead.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1).")] = None,
+    weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,), for the gradient "
+                                               "identity.")] = None,
     atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
     format: FormatOpt = "auto",
 ) -> None:
-    """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL."""
+    """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL,
+    and autograd's gradient of CE against its closed form."""
     from .api import check
 
-    report = check(logits=logits, probs=probs, target=target, dtype=dtype, atol=atol, rtol=rtol, bundle=from_)
+    report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
+                   bundle=from_)
     emit(report, format)
     if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -426,6 +430,76 @@ def _print_partial(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc) + "\n")
 
 
+# --- gradients -------------------------------------------------------------------------------------------------
+
+GRAD_COMMON = ("reduction", "dtype", "header", "from_")
+
+
+def grad_command(spec: LossSpec):
+    """`lossctl grad NAME`: the loss command's arrays and options, then --reduction, --dtype, --from, -f, -o."""
+    params = _array_params(spec) + _option_params(spec) + [
+        _param("reduction", Annotated[choice(*spec.reductions) | None, typer.Option(
+            "--reduction", help=f"[default: {spec.default_reduction}]; none: the gradient of the sum of the "
+            "per-element losses.", show_default=False)], None),
+        _param("dtype", Annotated[choice("float32", "float64"), typer.Option(
+            "--dtype", help="The dtype autograd computes in.")], "float64"),
+        _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"),
+        _param("output", Annotated[str | None, typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the gradients to FILE instead: .npy (one input) or .npz "
+            "(one key per input, named as its option).")], None),
+    ]
+
+    @handles_errors
+    def command(**kw: Any) -> None:
+        _run_grad(spec, kw)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = f"d loss / d input of {spec.name} ({spec.torch_name}), by torch autograd."
+    command.__name__ = "grad_" + spec.name.replace("-", "_")
+    return command
+
+
+def _run_grad(spec: LossSpec, kw: dict[str, Any]) -> None:
+    from .grad import gradient_files, save_gradients
+
+    fmt, output = kw.pop("format"), kw.pop("output")
+    sources = {r.name: kw.pop(r.name) for r in spec.roles}
+    common = {k: kw.pop(k) for k in GRAD_COMMON}
+    result = gradient_files(spec.name, sources, kw, bundle=common.pop("from_"), **common)
+    if output is None:
+        emit(result, fmt)
+        return
+    for w in result.warnings:
+        _err(f"warning: {w}")
+    path = save_gradients(result, output)
+    shapes = ", ".join(f"{role} {tuple(g.shape)}" for role, g in result.gradients.items())
+    _err(f"wrote d loss / d input ({shapes}, {result.dtype}) to {path}")
+
+
+@functools.cache
+def single_grad_command(name: str):
+    """The Click command for `lossctl grad NAME` alone (see single_loss_command)."""
+    one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    one.command(name, epilog=SOURCE_HELP)(grad_command(get_loss(name)))
+    return typer.main.get_command(one)
+
+
+@app.command("grad", rich_help_panel="Checks",
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
+def grad_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The loss, e.g. ce; then its arrays and options as `lossctl NAME` "
+                                        "takes them (see lossctl grad NAME --help).")],
+) -> None:
+    """d loss / d input by torch autograd (float64), for each float input; -o FILE.npy or .npz to save it."""
+    spec = get_loss(name)
+    command = single_grad_command(spec.name)
+    command.main(args=list(ctx.args), prog_name=f"lossctl grad {spec.name}", standalone_mode=False)
+
+
 @functools.cache
 def root_command():
     return typer.main.get_command(app)
@@ -437,6 +511,8 @@ def main() -> None:
     args = sys.argv[1:]
     if args and args[0] in LOSS_COMMANDS:
         command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"
+    elif len(args) > 1 and args[0] == "grad" and args[1] in LOSS_COMMANDS:  # its own options and --help
+        command, args, prog = single_grad_command(args[1]), args[2:], f"lossctl grad {args[1]}"
     else:
         command, prog = root_command(), "lossctl"
     try:

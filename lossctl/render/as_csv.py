@@ -9,7 +9,7 @@ from functools import singledispatch
 import numpy as np
 
 from ..calibration_result import CalibrationFiles, CalibrationResult
-from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
 from . import number
 
 
@@ -98,3 +98,14 @@ def _(obj: CalibrationFiles) -> str:
     rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count]
             for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
     return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count"], rows)
+
+
+# --- gradients -----------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: GradientResult) -> str:
+    # One row per element: the input's role, its index (padded to the input with the most axes), the gradient.
+    ndim = max(np.ndim(g) for g in obj.gradients.values())
+    rows = ([role, *idx, *([""] * (ndim - len(idx))), number(g[idx])]
+            for role, g in obj.gradients.items() for idx in np.ndindex(g.shape))
+    return _table(["input", *(f"i{d}" for d in range(ndim)), "gradient"], rows)

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..calibration_result import CalibrationFiles, CalibrationResult
-from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
 from . import number
 from .as_plain import render as plain
 
@@ -167,3 +167,33 @@ def _(obj: CalibrationFiles):
     t.add_row(Text("total", style="bold"), Text(number(obj.total.value), style="bold green"),
               Text(str(obj.total.count)))
     return Group(t, Text("; ".join(obj.total.notes)))
+
+
+# --- gradients -----------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: GradientResult):
+    t = Table(title=Text(f"lossctl grad {obj.loss}  ({obj.torch_name})"), show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    t.add_row("loss", Text(number(obj.value), style="bold green"))
+    t.add_row("reduction", Text(obj.reduction))
+    t.add_row("dtype", Text(obj.dtype))
+    t.add_row("gradients", Text(", ".join(f"d loss / d {role} {tuple(g.shape)}" for role, g in
+                                          obj.gradients.items())))
+    for note in obj.notes:
+        t.add_row("note", Text(note))
+    for warning in obj.warnings:  # also on stderr, where pipelines see them
+        t.add_row(Text("warning", style="bold yellow"), Text(warning, style="yellow"))
+    tables = [t]
+    for role, g in obj.gradients.items():
+        v = Table(title=Text(f"d loss / d {role}"))
+        v.add_column("index")
+        v.add_column("gradient", justify="right")
+        for n, idx in enumerate(np.ndindex(g.shape)):
+            if n == TABLE_ROWS:
+                v.add_row("…", Text(f"{g.size - TABLE_ROWS} more: use --format csv or plain, or -o FILE.npy"))
+                break
+            v.add_row(Text(str(list(idx))), Text(number(g[idx])))
+        tables.append(v)
+    return Group(*tables)
