@@ -15,7 +15,7 @@ from .result import MultiResult, Result
 from .specs import get_loss
 from .stream import evaluate
 
-__all__ = ["check", "compute", "compute_files", "decompose", "expectation"]
+__all__ = ["calibrate", "check", "compute", "compute_files", "decompose", "expectation", "merge_files"]
 
 
 def check(**kwargs: Any):
@@ -28,6 +28,13 @@ def check(**kwargs: Any):
 def decompose(**kwargs: Any):
     """CE = H + KL per sample (lossctl.checks.decompose)."""
     from .checks import decompose as run
+
+    return run(**kwargs)
+
+
+def calibrate(**kwargs: Any):
+    """Top-label calibration error and its per-bin table (lossctl.calibration_run.calibrate)."""
+    from .calibration_run import calibrate as run
 
     return run(**kwargs)
 
@@ -92,3 +99,21 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
     relative = diff / abs(expect) if expect else math.inf
     return (f"the loss is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
             f"atol {atol:g} + rtol {rtol:g} x |expected|)")
+
+
+# --- merging partials of either kind ---------------------------------------------------------------------------
+
+def merge_files(paths: list[str]):
+    """What `lossctl merge` computes: loss partials (`lossctl LOSS --partials`) into the exact loss, or calibration
+    partials (`lossctl calibration --partials`) into the exact calibration error; never the two mixed."""
+    from .batch import PARTIAL_KIND, load_partials, merge
+    from .calibration_run import PARTIAL_KIND as CALIBRATION_KIND
+    from .calibration_run import merge_calibration
+
+    docs = [d for p in paths for d in load_partials(p, kinds=(PARTIAL_KIND, CALIBRATION_KIND))]
+    kinds = {d["kind"] for d in docs}
+    if kinds == {CALIBRATION_KIND}:
+        return merge_calibration(docs)
+    if CALIBRATION_KIND in kinds:
+        raise UsageError("cannot merge calibration partials with loss partials", option="merge")
+    return merge(docs)

@@ -110,8 +110,8 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
             "partial": r.partial.to_dict(), "files": files}
 
 
-def load_partials(path: str) -> list[dict[str, Any]]:
-    """A file of partial documents: one JSON object, a list of them, or one per line."""
+def load_partials(path: str, kinds: tuple[str, ...] = (PARTIAL_KIND,)) -> list[dict[str, Any]]:
+    """A file of partial documents of the given kinds: one JSON object, a list of them, or one per line."""
     try:
         with open(path, encoding="utf-8") as fp:
             text = fp.read()
@@ -126,7 +126,7 @@ def load_partials(path: str) -> list[dict[str, Any]]:
             raise InputError(f"not JSON ({exc})", option="merge", source=path) from None
     flat = [d for doc in docs for d in (doc if isinstance(doc, list) else [doc])]
     for d in flat:
-        if not isinstance(d, dict) or d.get("kind") != PARTIAL_KIND:
+        if not isinstance(d, dict) or d.get("kind") not in kinds:
             raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)
     return flat
 

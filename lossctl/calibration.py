@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from .calibration_result import CalibrationResult
 from .errors import ShapeError, UsageError, ValueRangeError
 from .losses._common import check_choice, check_classes, check_nonempty, position, row_sum_warning, sum_tolerance
 
@@ -236,36 +237,6 @@ def _checked_edges(edges: np.ndarray) -> np.ndarray:
     if edges.ndim != 1 or edges.size < 2 or edges[0] != 0.0 or edges[-1] != 1.0 or np.any(np.diff(edges) < 0):
         raise UsageError("bin edges must ascend from 0 to 1", option="--bins")
     return edges
-
-
-@dataclass
-class CalibrationResult:
-    """Calibration errors and the reliability table. `bins`: one dict per bin, plus a last [1, 1] bin when some
-    confidences are exactly 1.0; `gap` = accuracy - confidence (negative: overconfident); None for empty bins."""
-
-    task: str
-    norm: str
-    n_bins: int
-    binning: str
-    count: int
-    ece: float
-    mce: float
-    rmsce: float
-    value: float
-    bins: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """JSON-safe: plain floats, and None for an undefined (NaN) error."""
-        d = {k: getattr(self, k) for k in ("task", "norm", "n_bins", "binning", "count")}
-        d.update({k: _json_float(getattr(self, k)) for k in ("ece", "mce", "rmsce", "value")})
-        d.update(bins=[dict(b) for b in self.bins], warnings=list(self.warnings), notes=list(self.notes))
-        return d
-
-
-def _json_float(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
 
 
 def finish_calibration(partial: CalibrationPartial, *, norm: str = "l1", task: str,

@@ -35,9 +35,11 @@ DECOMPOSE = "CE = H(target) + KL(target || softmax(logits))"
 CE_NLL = "CE(logits, index) = NLL(log_softmax(logits), index)"
 ONEHOT = "CE(logits, one_hot(index)) = CE(logits, index)"
 BCE_NLL = "BCE(p, y) = NLL(log[1 - p, p], y)"
+CE_GRAD = ("autograd's d CE / d logits = w_y (softmax(x) - onehot(y)) / sum_n w_{y_n}; probability targets: "
+           "(softmax(x) - q) / N")
 NEEDS = {"ce-nll": "(N, C) logits with class-index targets", "onehot-index": "(N, C) logits with class-index "
          "targets", "bce-nll": "binary data: (N) logits or probabilities, or (N, 2) logits, with 0/1 targets",
-         "decompose": "(N, C) logits"}
+         "decompose": "(N, C) logits", "ce-grad": "(N, C) logits with class-index or probability targets"}
 
 
 def _close(a: float, b: float, atol: float, rtol: float) -> bool:
@@ -197,7 +199,7 @@ def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResu
     return _per_sample("bce-nll", BCE_NLL, ("bce", "nll"), bce, nll, tol, str(ctx.dtype), [note])
 
 
-def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: float | None = None,
+def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "auto", atol: float | None = None,
           rtol: float | None = None, bundle: str | None = None) -> CheckReport:
     """Every tutorial identity that applies to the given data; the others come back with `skipped` set.
 
@@ -205,7 +207,8 @@ def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: fl
     """
     if (logits is None) == (probs is None) and bundle is None:
         raise UsageError("give one of --logits or --probs", option="--logits")
-    arrays, _, ctx = _prepare({"logits": logits, "probs": probs, "target": target}, {}, dtype, bundle, loss="nll")
+    arrays, _, ctx = _prepare({"logits": logits, "probs": probs, "target": target, "weight": weight}, {}, dtype,
+                              bundle, loss="nll")
     probs_given = "probs" in arrays
     x_np, t_np = arrays.get("logits", arrays.get("probs")), arrays["target"]
     check_nonempty("probs" if probs_given else "logits", x_np)
@@ -220,15 +223,76 @@ def check(*, logits=None, target=None, probs=None, dtype: str = "auto", atol: fl
         found["bce-nll"] = _binary_check(x_np, t_np, probs_given, ctx, tol)
     if multi:
         found["decompose"] = decompose(logits=x_np, target=t_np, dtype=str(ctx.dtype), atol=tol[0], rtol=tol[1])
+    if multi and (is_index or t_np.shape == x_np.shape):
+        found["ce-grad"] = ce_gradient_check(x_np, t_np, arrays.get("weight"), is_index, ctx, tol)
     if not found:
         needs = "; ".join(f"{name} needs {what}" for name, what in NEEDS.items())
         raise UsageError(f"no identity applies to --{'probs' if probs_given else 'logits'} {x_np.shape} with "
                          f"--target {t_np.shape}: {needs}", option="--target")
-    statements = {"ce-nll": CE_NLL, "onehot-index": ONEHOT, "bce-nll": BCE_NLL, "decompose": DECOMPOSE}
+    statements = {"ce-nll": CE_NLL, "onehot-index": ONEHOT, "bce-nll": BCE_NLL, "decompose": DECOMPOSE,
+                  "ce-grad": CE_GRAD}
     results = [found.get(name) or CheckResult(name, statements[name], "left", "right", [], *tol, str(ctx.dtype),
                                               skipped=f"needs {NEEDS[name]}") for name in NEEDS]
     if "weight" in arrays:
-        for r in results:
+        for r in (r for r in results if r.name != "ce-grad"):
             r.notes.append("the weight given is not used: these identities are stated without class weights "
                            "(decompose checks the weighted form)")
     return CheckReport(results)
+
+
+# --- the gradient of cross entropy ---------------------------------------------------------------------------
+
+def ce_gradient_closed_form(x, q, w, axis: int, denominator):
+    """d mean CE / d logits written out: (softmax(x) sum_c w_c q_c - w q) / denominator, per element.
+
+    x: logits (N, C, d...); q: the target distribution in x's shape (one-hot for class indices); w: class weights
+    (C) or None. For index targets sum_c w_c q_c = w_y, so this is w_y (softmax(x) - onehot(y)); for probability
+    rows summing to 1 without weights, softmax(x) - q. The denominator is the mean's: sum_n w_{y_n} for index
+    targets, the number of predictions N * d... for probability targets.
+    """
+    import torch
+
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    wq = q if w is None else q * w.reshape(shape)
+    return (torch.softmax(x, dim=axis) * wq.sum(dim=axis, keepdim=True) - wq) / denominator
+
+
+def ce_gradient_check(x_np, t_np, w_np, is_index: bool, ctx: Context, tol) -> CheckResult:
+    """autograd's gradient of torch's mean CE against the closed form, one row per prediction (its worst class)."""
+    import torch
+    import torch.nn.functional as F
+
+    axis, n_classes, _ = split_classes(x_np)
+    check_weight(w_np, n_classes)
+    w = floats(w_np, ctx) if w_np is not None else None
+    x = floats(x_np, ctx).clone().requires_grad_(True)
+    if is_index:
+        check_classes("target", t_np, n_classes, None)
+        t = ints(t_np, "target", ctx)
+        q = torch.movedim(F.one_hot(t, n_classes).to(x.dtype), -1, axis)
+        denominator = w[t].sum() if w is not None else t.numel()
+    else:
+        t = q = floats(t_np, ctx)
+        denominator = x.numel() // n_classes
+    F.cross_entropy(x, t, weight=w).backward()
+    closed = ce_gradient_closed_form(x.detach(), q, w, axis, denominator)
+    rows = gradient_rows(_rows_last(x.grad, axis), _rows_last(closed, axis), *tol)
+    notes = [] if is_index else ["probability targets: the closed form is (softmax(x) sum_c w_c q_c - w q) / N, "
+                                 "softmax(x) - q over N for rows of q summing to 1 without weights"]
+    if w is not None and not is_index:
+        notes.append("class weights with probability targets: torch's mean still divides by N")
+    return CheckResult("ce-grad", CE_GRAD, "autograd", "closed_form", rows, *tol, str(ctx.dtype), notes)
+
+
+def gradient_rows(auto, closed, atol: float, rtol: float) -> list[CheckRow]:
+    """One row per prediction: both gradients at the class where they differ most; ok when every class agrees."""
+    auto, closed = auto.detach().double(), closed.detach().double()
+    residual = (auto - closed).abs()
+    ok = (residual <= atol + rtol * closed.abs()).all(dim=-1)
+    worst = residual.argmax(dim=-1)
+    rows = []
+    for i in range(auto.shape[0]):
+        j = int(worst[i])
+        rows.append(CheckRow(f"{i}", float(auto[i, j]), float(closed[i, j]), bool(ok[i]), {"class": float(j)}))
+    return rows

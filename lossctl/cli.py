@@ -326,13 +326,17 @@ def check_cmd(
     logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2) or (N).")] = None,
     probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities (N), instead.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1).")] = None,
+    weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,), for the gradient "
+                                               "identity.")] = None,
     atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
     format: FormatOpt = "auto",
 ) -> None:
-    """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL."""
+    """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL,
+    and autograd's gradient of CE against its closed form."""
     from .api import check
 
-    report = check(logits=logits, probs=probs, target=target, dtype=dtype, atol=atol, rtol=rtol, bundle=from_)
+    report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
+                   bundle=from_)
     emit(report, format)
     if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -396,10 +400,144 @@ def merge_cmd(
                                                "one per line).")],
     format: FormatOpt = "auto",
 ) -> None:
-    """Add partial sums from --partials runs (shards, machines) into the exact total loss."""
-    from .batch import load_partials, merge
+    """Add partial sums from --partials runs (shards, machines) into the exact total loss or calibration error."""
+    from .api import merge_files
 
-    emit(merge([d for f in files for d in load_partials(f)]), format)
+    emit(merge_files(files), format)
+
+
+# --- calibration -----------------------------------------------------------------------------------------------
+
+CalSourceOpt = list[str] | None
+
+
+@app.command("calibration", rich_help_panel="Metrics", epilog=SOURCE_HELP)
+@handles_errors
+def calibration_cmd(
+    logits: Annotated[CalSourceOpt, typer.Option("--logits", metavar="SOURCE", help="Logits (N, C), softmaxed; or "
+                                                 "(N), sigmoid. One of the input group.")] = None,
+    probs: Annotated[CalSourceOpt, typer.Option("--probs", metavar="SOURCE", help="Probabilities (N, C); or "
+                                                "p(class 1), shape (N). One of the input group.")] = None,
+    target: Annotated[CalSourceOpt, typer.Option("--target", metavar="SOURCE",
+                                                 help="Class indices (N), or 0/1 of the scores' shape.")] = None,
+    bins: Annotated[int, typer.Option("--bins", help="Number of bins.")] = 15,
+    norm: Annotated[choice("l1", "l2", "max"), typer.Option(
+        "--norm", help="The value reported: l1 (ECE), l2 (RMSCE) or max (MCE).")] = "l1",
+    binning: Annotated[choice("uniform", "quantile"), typer.Option(
+        "--binning", help="uniform: equal-width bins, as torchmetrics; quantile: equal-count bins (whole reads "
+        "only).")] = "uniform",
+    task: Annotated[choice("auto", "binary", "multiclass"), typer.Option(
+        "--task", help="auto: 1-d scores with 1-d targets are binary, (N, C) scores with (N) targets multiclass.")
+    ] = "auto",
+    plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Also write the reliability diagram "
+                                             "to FILE (.png or .svg; needs matplotlib: lossctl[plot]).")] = None,
+    dtype: DtypeOpt = "auto", header: HeaderOpt = "auto", from_: FromOpt = None, format: FormatOpt = "auto",
+    strict: StrictOpt = False,
+    partials: Annotated[bool, typer.Option("--partials", help="Print the mergeable per-bin sums as JSON, for "
+                                           "`lossctl merge`.")] = False,
+    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", show_default=False, help="Stream .npy (and "
+                      "CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, show_default=False,
+                                                help="Threads binning streamed chunks [default: the machine's "
+                                                "cores].")] = None,
+) -> None:
+    """Calibration error (ECE, RMSCE, MCE) and the reliability table, as torchmetrics computes them."""
+    from .calibration_run import calibrate_files, calibration_document, calibration_settings
+
+    cs = calibration_settings(bins=bins, norm=norm, binning=binning, task=task, strict=strict, threads=threads,
+                              header=header)
+    if partials and plot:
+        raise UsageError("a partial has no final bins to draw; plot the merged result instead", option="--plot")
+    sources = {"logits": logits, "probs": probs, "target": target}
+    with progress_bar() as progress:
+        if partials:
+            _print_partial(calibration_document(sources, cs, dtype=dtype, bundle=from_, stream=stream,
+                                                progress=progress))
+            return
+        result = calibrate_files(sources, cs, dtype=dtype, bundle=from_, stream=stream, progress=progress)
+    if plot:
+        from .plot import plot_reliability
+
+        plot_reliability(getattr(result, "total", result), plot)
+    emit(result, format)
+
+
+def _print_partial(doc: dict[str, Any]) -> None:
+    import json
+
+    for w in doc.get("warnings", ()):
+        _err(f"warning: {w}")
+    sys.stdout.write(json.dumps(doc) + "\n")
+
+
+# --- gradients -------------------------------------------------------------------------------------------------
+
+GRAD_COMMON = ("reduction", "dtype", "header", "from_")
+
+
+def grad_command(spec: LossSpec):
+    """`lossctl grad NAME`: the loss command's arrays and options, then --reduction, --dtype, --from, -f, -o."""
+    params = _array_params(spec) + _option_params(spec) + [
+        _param("reduction", Annotated[choice(*spec.reductions) | None, typer.Option(
+            "--reduction", help=f"[default: {spec.default_reduction}]; none: the gradient of the sum of the "
+            "per-element losses.", show_default=False)], None),
+        _param("dtype", Annotated[choice("float32", "float64"), typer.Option(
+            "--dtype", help="The dtype autograd computes in.")], "float64"),
+        _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"),
+        _param("output", Annotated[str | None, typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the gradients to FILE instead: .npy (one input) or .npz "
+            "(one key per input, named as its option).")], None),
+    ]
+
+    @handles_errors
+    def command(**kw: Any) -> None:
+        _run_grad(spec, kw)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = f"d loss / d input of {spec.name} ({spec.torch_name}), by torch autograd."
+    command.__name__ = "grad_" + spec.name.replace("-", "_")
+    return command
+
+
+def _run_grad(spec: LossSpec, kw: dict[str, Any]) -> None:
+    from .grad import gradient_files, save_gradients
+
+    fmt, output = kw.pop("format"), kw.pop("output")
+    sources = {r.name: kw.pop(r.name) for r in spec.roles}
+    common = {k: kw.pop(k) for k in GRAD_COMMON}
+    result = gradient_files(spec.name, sources, kw, bundle=common.pop("from_"), **common)
+    if output is None:
+        emit(result, fmt)
+        return
+    for w in result.warnings:
+        _err(f"warning: {w}")
+    path = save_gradients(result, output)
+    shapes = ", ".join(f"{role} {tuple(g.shape)}" for role, g in result.gradients.items())
+    _err(f"wrote d loss / d input ({shapes}, {result.dtype}) to {path}")
+
+
+@functools.cache
+def single_grad_command(name: str):
+    """The Click command for `lossctl grad NAME` alone (see single_loss_command)."""
+    one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    one.command(name, epilog=SOURCE_HELP)(grad_command(get_loss(name)))
+    return typer.main.get_command(one)
+
+
+@app.command("grad", rich_help_panel="Checks",
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
+def grad_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The loss, e.g. ce; then its arrays and options as `lossctl NAME` "
+                                        "takes them (see lossctl grad NAME --help).")],
+) -> None:
+    """d loss / d input by torch autograd (float64), for each float input; -o FILE.npy or .npz to save it."""
+    spec = get_loss(name)
+    command = single_grad_command(spec.name)
+    command.main(args=list(ctx.args), prog_name=f"lossctl grad {spec.name}", standalone_mode=False)
 
 
 @functools.cache
@@ -414,6 +552,8 @@ def main() -> None:
     args = sys.argv[1:]
     if args and args[0] in LOSS_NAMES:
         command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"
+    elif len(args) > 1 and args[0] == "grad" and args[1] in LOSS_NAMES:  # its own options and --help
+        command, args, prog = single_grad_command(args[1]), args[2:], f"lossctl grad {args[1]}"
     else:
         command, prog = root_command(), "lossctl"
     try:

@@ -195,3 +195,28 @@ class Explanation:
         d["steps"] = [{"label": s.label, **dict(s.lines)} for s in self.steps]
         d["totals"] = dict(self.totals)
         return d
+
+
+@dataclass
+class GradientResult:
+    """`lossctl grad LOSS`: d loss / d input for each differentiated input, by torch autograd.
+
+    value: the scalar differentiated (the reduced loss; the sum of the per-element losses for reduction none).
+    gradients: one array per input role, of that input's shape.
+    """
+
+    loss: str
+    torch_name: str
+    reduction: str
+    dtype: str
+    value: float
+    gradients: dict[str, np.ndarray]
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "torch": self.torch_name, "reduction": self.reduction, "value": self.value,
+                "gradients": {role: g.tolist() for role, g in self.gradients.items()}, "dtype": self.dtype,
+                "shapes": self.shapes, "options": self.options, "warnings": self.warnings, "notes": self.notes}

@@ -164,7 +164,7 @@ class _Totals:
         self.chunks += 1
 
 
-class _Chunks:
+class Chunks:
     """Reads aligned chunks of rows from every streamed input, in the calling thread."""
 
     def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int, header: str):
@@ -219,7 +219,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
 
     totals = _Totals()
     with ExitStack() as stack:
-        chunks = _Chunks(p, stack, step, buffers=threads + 2, header=st.header)
+        chunks = Chunks(p, stack, step, buffers=threads + 2, header=st.header)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
         pending: deque[Future] = deque()
 
@@ -242,7 +242,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
     return _streamed_result(spec, st, totals, chunks, others, ctx, step, threads, final)
 
 
-def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: _Chunks, others: dict[str, Loaded],
+def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chunks, others: dict[str, Loaded],
                      ctx: Context, step: int, threads: int, final: bool) -> Result:
     rows = chunks.start
     if rows == 0:

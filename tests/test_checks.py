@@ -206,11 +206,11 @@ def test_check_cli_formats(cli, rng):
     args = ("check", "--logits", json.dumps(x.tolist()), "--target", json.dumps(y.tolist()))
     out = json.loads(cli(*args, "-f", "json").stdout)
     assert out["ok"] is True
-    assert {c["check"] for c in out["checks"]} == {"ce-nll", "onehot-index", "bce-nll", "decompose"}
+    assert {c["check"] for c in out["checks"]} == {"ce-nll", "onehot-index", "bce-nll", "decompose", "ce-grad"}
     assert all(c["skipped"] is None for c in out["checks"])
     plain = cli(*args, "-f", "plain").stdout.splitlines()
     assert [ln.split("\t")[:2] for ln in plain] == [[n, "ok"] for n in ("ce-nll", "onehot-index", "bce-nll",
-                                                                          "decompose")]
+                                                                          "decompose", "ce-grad")]
     table = cli(*args, "-f", "table", env={"COLUMNS": "200"}).stdout
     assert f"{N}/{N} pass" in table
 

@@ -202,6 +202,14 @@ def ce(**kw):
     return nn.CrossEntropyLoss(**kw)
 
 
+def ce_grad_residual(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The largest difference between autograd's gradient of mean CE and (softmax(x) - onehot(y)) / N."""
+    x = logits.clone().requires_grad_(True)
+    nn.CrossEntropyLoss()(x, targets).backward()
+    closed = (torch.softmax(logits, 1) - nn.functional.one_hot(targets, logits.shape[1])) / logits.shape[0]
+    return float((x.grad - closed).abs().max())
+
+
 def tutorial_references() -> dict[str, tuple]:
     logits, targets = npy("logits.npy"), npy("targets.npy")
     target_logits = npy("target_logits.npy")
@@ -267,7 +275,8 @@ def tutorial_references() -> dict[str, tuple]:
             (rows(nn.NLLLoss()(logits, targets)), F32),
         "lossctl check --logits examples/logits.npy --target examples/targets.npy -f plain":
             ([["ce-nll", "ok", float((ce_rows - nll_rows).abs().max())],
-              ["onehot-index", "ok", float(onehot_res)], ["bce-nll", "skipped"], ["decompose", "ok", 0.0]], F32),
+              ["onehot-index", "ok", float(onehot_res)], ["bce-nll", "skipped"], ["decompose", "ok", 0.0],
+              ["ce-grad", "ok", ce_grad_residual(logits, targets)]], F32),
         # 3. KL divergence
         "lossctl kl --logits examples/logits.npy --target examples/target_probs.json -f plain":
             (rows(kl_sum / logits.numel()), F32),
@@ -295,7 +304,7 @@ def tutorial_references() -> dict[str, tuple]:
             (rows(nn.NLLLoss()(torch.log(torch.stack([1 - lit_p, lit_p], -1)), torch.tensor([1, 0]))), F64),
         "lossctl check --probs examples/probs_binary.npy --target examples/targets_binary.csv -f plain":
             ([["ce-nll", "skipped"], ["onehot-index", "skipped"], ["bce-nll", "ok", float(bce_nll)],
-              ["decompose", "skipped"]], F32),
+              ["decompose", "skipped"], ["ce-grad", "skipped"]], F32),
         # 6. cosine embedding
         "lossctl cosine-embedding --x1 examples/x1.npy --x2 examples/x2.npy --target examples/cos_target.json"
         " -f plain": (rows(nn.CosineEmbeddingLoss()(x1, x2, cos_y.float())), F32),

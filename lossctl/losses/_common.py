@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,12 +16,18 @@ from ..registry import flag
 @dataclass(frozen=True)
 class Context:
     """How to compute: the float dtype (numpy), the backend ("numpy" or "torch"), the torch device and the
-    reduction asked for (some notes depend on it)."""
+    reduction asked for (some notes depend on it).
+
+    leaf: for `lossctl grad` only: given an input array, the leaf tensor (requires_grad) that stands for it, or
+    None for arrays that are not differentiated; `floats` (and so `array`) returns that leaf, so autograd reaches
+    the inputs whichever way a loss function converts them.
+    """
 
     dtype: np.dtype
     device: str = "cpu"
     reduction: str = "mean"
     backend: str = "torch"
+    leaf: Callable[[np.ndarray], Any] | None = field(default=None, compare=False)
 
     def kernels(self):
         """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""
@@ -46,6 +54,10 @@ class Context:
 
 
 def floats(arr: np.ndarray, ctx: Context):
+    if ctx.leaf is not None:
+        leaf = ctx.leaf(arr)
+        if leaf is not None:
+            return leaf
     import torch
 
     # ascontiguousarray makes a 0-d array 1-d; keep the shape, since torch treats () and (1,) targets differently.

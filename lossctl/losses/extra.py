@@ -88,8 +88,14 @@ def js(p, q, *, p_kind: str = "prob", q_kind: str = "prob", ctx: Context) -> Los
 
 
 def perplexity(value: float, partial) -> tuple[float, str]:
-    """exp of the mean cross entropy; the partial stays CE's, so shards merge before the exp."""
+    """exp of the mean cross entropy; the partial stays CE's, so shards merge before the exp.
+
+    `value` may be a torch scalar (`lossctl grad`): its exp keeps the autograd graph.
+    """
     import math
 
+    note = f"perplexity = exp(mean cross entropy) = exp({partial.total:.6g} / {partial.denominator:.6g})"
+    if hasattr(value, "exp"):
+        return value.exp(), note
     ppl = math.exp(value) if value < 709.0 else math.inf  # past ln(max float) torch.exp gives inf too
-    return ppl, f"perplexity = exp(mean cross entropy) = exp({partial.total:.6g} / {partial.denominator:.6g})"
+    return ppl, note

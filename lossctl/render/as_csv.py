@@ -8,7 +8,8 @@ from functools import singledispatch
 
 import numpy as np
 
-from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from ..calibration_result import CalibrationFiles, CalibrationResult
+from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
 from . import number
 
 
@@ -76,3 +77,35 @@ def _(expl: Explanation) -> str:
     rows += [["step", s.label, f"{k} = {v}"] for s in expl.steps for k, v in s.lines]
     rows += [["result", k, v] for k, v in expl.totals]
     return _table(["section", "label", "text"], rows)
+
+
+# --- calibration ---------------------------------------------------------------------------------------------
+
+BIN_COLUMNS = ("lower", "upper", "count", "confidence", "accuracy", "gap")
+
+
+def _cell(x) -> str:
+    return "" if x is None else str(x) if isinstance(x, int) else number(x)
+
+
+@render.register
+def _(obj: CalibrationResult) -> str:
+    return _table(list(BIN_COLUMNS), ([_cell(b[k]) for k in BIN_COLUMNS] for b in obj.bins))
+
+
+@render.register
+def _(obj: CalibrationFiles) -> str:
+    rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count]
+            for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
+    return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count"], rows)
+
+
+# --- gradients -----------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: GradientResult) -> str:
+    # One row per element: the input's role, its index (padded to the input with the most axes), the gradient.
+    ndim = max(np.ndim(g) for g in obj.gradients.values())
+    rows = ([role, *idx, *([""] * (ndim - len(idx))), number(g[idx])]
+            for role, g in obj.gradients.items() for idx in np.ndindex(g.shape))
+    return _table(["input", *(f"i{d}" for d in range(ndim)), "gradient"], rows)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from ..calibration_result import CalibrationFiles, CalibrationResult
+from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
 from . import number
 
 
@@ -68,3 +69,26 @@ def _(expl: Explanation) -> str:
     if expl.totals:
         out += ["", "result"] + [f"  {k}: {v}" for k, v in expl.totals]
     return "\n".join(out)
+
+
+# --- calibration ---------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: CalibrationResult) -> str:
+    return number(obj.value)
+
+
+@render.register
+def _(obj: CalibrationFiles) -> str:
+    # One value per file, then the exact total on the last line, as for losses.
+    return "\n".join(number(r.value) for r in [*obj.results, obj.total])
+
+
+# --- gradients -----------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: GradientResult) -> str:
+    # One number per line, as reduction none prints values; with several inputs each line starts with its role.
+    several = len(obj.gradients) > 1
+    return "\n".join(f"{role}\t{number(v)}" if several else number(v)
+                     for role, g in obj.gradients.items() for v in g.reshape(-1))

@@ -9,7 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..result import Catalog, CheckReport, CheckResult, Explanation, MultiResult, Result
+from ..calibration_result import CalibrationFiles, CalibrationResult
+from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
 from . import number
 from .as_plain import render as plain
 
@@ -142,3 +143,80 @@ def _(obj: Catalog):
 @render.register
 def _(expl: Explanation):
     return Text(plain(expl))  # an explanation is prose: the plain text is its terminal form
+
+
+# --- calibration ---------------------------------------------------------------------------------------------
+
+NORM_NAMES = {"l1": "ECE", "l2": "RMSCE", "max": "MCE"}
+
+
+def _cell(x, fmt: str = ".6f") -> Text:
+    return Text("-" if x is None else format(x, fmt))
+
+
+@render.register
+def _(obj: CalibrationResult):
+    from ..calibration import reliability_lines
+
+    t = Table(title=Text(f"lossctl calibration  ({obj.task})"), show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    t.add_row(f"value ({NORM_NAMES[obj.norm]})", Text(number(obj.value), style="bold green"))
+    for name, x in (("ECE (l1)", obj.ece), ("RMSCE (l2)", obj.rmsce), ("MCE (max)", obj.mce)):
+        t.add_row(name, Text(number(x)))
+    t.add_row("count", Text(str(obj.count)))
+    t.add_row("bins", Text(f"{obj.n_bins} {obj.binning}"))
+    for note in obj.notes:
+        t.add_row("note", Text(note))
+    for warning in obj.warnings:  # also on stderr, where pipelines see them
+        t.add_row(Text("warning", style="bold yellow"), Text(warning, style="yellow"))
+    b = Table(title=Text("bins"))
+    for name in ("lower", "upper", "count", "confidence", "accuracy", "gap"):
+        b.add_column(name, justify="right")
+    for row in obj.bins:
+        b.add_row(_cell(row["lower"], ".4f"), _cell(row["upper"], ".4f"), Text(str(row["count"])),
+                  _cell(row["confidence"]), _cell(row["accuracy"]), _cell(row["gap"], "+.6f"))
+    # Whole lines, never wrapped: a diagram wrapped at the terminal's edge is unreadable (a narrow one crops it).
+    return Group(t, b, Text("\n".join(reliability_lines(obj, width=30)), no_wrap=True, overflow="crop"))
+
+
+@render.register
+def _(obj: CalibrationFiles):
+    t = Table(title=Text(f"lossctl calibration  ({obj.total.task}), {len(obj.results)} files"))
+    for name in ("file", NORM_NAMES[obj.total.norm], "count"):
+        t.add_column(name, justify="left" if name == "file" else "right")
+    for label, r in zip(obj.labels, obj.results, strict=True):
+        t.add_row(Text(label), Text(number(r.value)), Text(str(r.count)))
+    t.add_row(Text("total", style="bold"), Text(number(obj.total.value), style="bold green"),
+              Text(str(obj.total.count)))
+    return Group(t, Text("; ".join(obj.total.notes)))
+
+
+# --- gradients -----------------------------------------------------------------------------------------------
+
+@render.register
+def _(obj: GradientResult):
+    t = Table(title=Text(f"lossctl grad {obj.loss}  ({obj.torch_name})"), show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    t.add_row("loss", Text(number(obj.value), style="bold green"))
+    t.add_row("reduction", Text(obj.reduction))
+    t.add_row("dtype", Text(obj.dtype))
+    t.add_row("gradients", Text(", ".join(f"d loss / d {role} {tuple(g.shape)}" for role, g in
+                                          obj.gradients.items())))
+    for note in obj.notes:
+        t.add_row("note", Text(note))
+    for warning in obj.warnings:  # also on stderr, where pipelines see them
+        t.add_row(Text("warning", style="bold yellow"), Text(warning, style="yellow"))
+    tables = [t]
+    for role, g in obj.gradients.items():
+        v = Table(title=Text(f"d loss / d {role}"))
+        v.add_column("index")
+        v.add_column("gradient", justify="right")
+        for n, idx in enumerate(np.ndindex(g.shape)):
+            if n == TABLE_ROWS:
+                v.add_row("…", Text(f"{g.size - TABLE_ROWS} more: use --format csv or plain, or -o FILE.npy"))
+                break
+            v.add_row(Text(str(list(idx))), Text(number(g[idx])))
+        tables.append(v)
+    return Group(*tables)

@@ -1,0 +1,139 @@
+"""d loss / d input, by torch autograd on the loss exactly as lossctl computes it.
+
+The loss's own compute function runs with the torch backend and a grad context: every float input that torch
+differentiates (logits, probs, log_probs, input, x1/x2, anchor/positive/negative, var, p/q) becomes a leaf tensor
+with requires_grad, which `floats` (and so `Context.array`) hands to the loss in place of a fresh tensor. The
+reduction is torch's module reduction, written on the LossOutput: mean = sum(values) / sum(denominators) (the
+targets' class weights for CE/NLL with index targets, 1 per element otherwise; CTC's values divided by their
+target lengths first), batchmean = sum / rows, sum; reduction none differentiates the sum of the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ComputeError, UsageError
+from .losses._common import Context
+from .pipeline import check_denominator, check_finite, compute_output, gather, settings
+from .reduce import LossOutput, partial_of
+from .registry import LossSpec, flag, resolve
+from .result import GradientResult
+from .specs import get_loss
+
+# Arrays torch takes as data, not as what the loss is a function of: targets, class or element weights, lengths.
+NOT_DIFFERENTIATED = frozenset({"target", "weight", "pos_weight", "input_lengths", "target_lengths"})
+DTYPES = ("float32", "float64")
+NONE_NOTE = ("reduction none: the gradient of the sum of the per-element losses (what loss.sum().backward() "
+             "gives); each element's own gradient is its row of that")
+
+
+def differentiated(spec: LossSpec, arrays: Mapping[str, Any]) -> list[str]:
+    """The given roles whose gradient is computed, in the spec's order."""
+    return [r.name for r in spec.roles if r.name in arrays and r.name not in NOT_DIFFERENTIATED]
+
+
+def reduced_loss(out: LossOutput, reduction: str):
+    """The scalar torch's module returns for `reduction`, from the per-element values (a tensor with its graph)."""
+    if reduction == "batchmean":
+        return out.values.sum() / out.rows
+    if reduction != "mean":
+        return out.values.sum()  # sum; and none, whose gradient is that of the sum
+    values = out.mean_values if out.mean_values is not None else out.values
+    denominator = out.weights.sum() if out.weights is not None else values.numel()
+    return values.sum() / denominator
+
+
+def _leaves(arrays: Mapping[str, np.ndarray], roles: list[str], dtype: np.dtype) -> dict[str, Any]:
+    import torch
+
+    # ascontiguousarray makes a 0-d array 1-d; keep the shape, as `floats` does.
+    return {r: torch.from_numpy(np.ascontiguousarray(arrays[r], dtype=dtype).reshape(np.shape(arrays[r])))
+            .requires_grad_(True) for r in roles}
+
+
+def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mapping[str, Any], *,
+                     reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
+                     header: str = "auto") -> GradientResult:
+    """Load the sources whole, run the loss with leaf tensors for its float inputs, and backpropagate."""
+    if dtype not in DTYPES:
+        raise UsageError(f"must be one of {', '.join(DTYPES)}; got {dtype!r}", option="--dtype")
+    st = settings(spec, options, reduction=reduction, backend="torch", header=header)
+    loaded = gather(spec, sources, bundle, header)
+    check_finite(spec, loaded)
+    arrays = {name: item.array for name, item in loaded.items()}
+    roles = differentiated(spec, arrays)
+    if not roles:
+        raise UsageError(f"{spec.name} has no input to differentiate", option=flag(spec.roles[0].name))
+    leaves = _leaves(arrays, roles, np.dtype(dtype))
+    by_id = {id(arrays[r]): leaves[r] for r in roles}
+    ctx = Context(dtype=np.dtype(dtype), reduction=st.reduction, backend="torch", leaf=lambda a: by_id.get(id(a)))
+    out = compute_output(spec, arrays, st, ctx, loaded)
+    partial = partial_of(out, st.reduction)
+    check_denominator(partial, st.reduction, out.unit)
+    loss = reduced_loss(out, st.reduction)
+    notes = list(out.notes) + ([NONE_NOTE] if st.reduction == "none" else [])
+    post = resolve(spec.post)
+    if post is not None:
+        loss, note = post(loss, partial)
+        notes.append(note)
+    loss.backward()
+    missing = [r for r in roles if leaves[r].grad is None]
+    if missing:
+        raise ComputeError(f"{spec.name}: {flag(missing[0])} did not reach torch's graph; no gradient to give")
+    return GradientResult(
+        loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(np.dtype(dtype)),
+        value=float(loss.detach()), gradients={r: leaves[r].grad.numpy() for r in roles},
+        shapes={name: list(a.shape) for name, a in arrays.items()}, options=dict(st.options),
+        warnings=list(dict.fromkeys(out.warnings)), notes=list(dict.fromkeys(notes)))
+
+
+def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
+             header: str = "auto", **kwargs: Any) -> GradientResult:
+    """d loss / d input of loss `name`, computed by torch autograd. Keyword arguments named as the loss's arrays
+    are its inputs (arrays, lists, tensors, paths or JSON literals); the others are its options.
+
+    >>> gradient("mse", input=[1.0, 3.0], target=[0.0, 0.0]).gradients["input"]  # 2 (x - y) / N
+    array([1., 3.])
+    """
+    spec = get_loss(name)
+    roles = {r.name for r in spec.roles}
+    sources = {k: v for k, v in kwargs.items() if k in roles}
+    options = {k: v for k, v in kwargs.items() if k not in roles}
+    return gradient_sources(spec, sources, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header)
+
+
+def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: Mapping[str, Any], *,
+                   reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
+                   header: str = "auto") -> GradientResult:
+    """What `lossctl grad NAME` computes: one source per array (the options repeat as the loss command's do, but a
+    gradient is of one set of inputs)."""
+    spec = get_loss(name)
+    single = {}
+    for role, values in sources.items():
+        if values is not None and len(values) > 1:
+            raise UsageError(f"a gradient is of one set of inputs; got {len(values)} sources", option=flag(role))
+        single[role] = values[0] if values else None
+    return gradient_sources(spec, single, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header)
+
+
+def save_gradients(result: GradientResult, path: str | Path) -> Path:
+    """-o FILE: .npy for the one gradient there is, .npz with one key per input (named as its role)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in (".npy", ".npz"):
+        raise UsageError(f"writes .npy (one input) or .npz (one key per input); got {path.name!r}", option="-o")
+    if ext == ".npy" and len(result.gradients) > 1:
+        raise UsageError(f"{len(result.gradients)} inputs have gradients ({', '.join(result.gradients)}); write "
+                         "them to an .npz file", option="-o")
+    try:
+        if ext == ".npy":
+            np.save(path, next(iter(result.gradients.values())))
+        else:
+            np.savez(path, **result.gradients)
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}", option="-o") from None
+    return path

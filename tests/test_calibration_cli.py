@@ -1,0 +1,248 @@
+"""`lossctl calibration` on realistic data against torchmetrics' calibration metrics: in memory, streamed, from
+several files, and from --partials merged; every output format, the plot, and the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import save, tol
+
+from lossctl import stream
+
+pytest.importorskip("torchmetrics")
+
+DATA = Path("/work/shared/data/realistic")
+F32 = tol(np.float32)  # torchmetrics bins float32 confidences and sums in float32
+NORMS = ("l1", "l2", "max")
+KEYS = {"l1": "ece", "l2": "rmsce", "max": "mce"}
+
+
+def _data(name: str) -> dict[str, np.ndarray]:
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture
+def digits(tmp_path) -> dict[str, Path]:
+    d = _data("digits_logreg.npz")
+    return {k: save(d[k], tmp_path / f"digits_{k}.npy") for k in ("logits", "probs", "target")}
+
+
+@pytest.fixture
+def cancer(tmp_path) -> dict[str, Path]:
+    d = _data("breast_cancer_logreg.npz")
+    return {k: save(d[k], tmp_path / f"cancer_{k}.npy") for k in ("logits", "probs", "target")}
+
+
+def torchmetrics_error(scores: np.ndarray, target: np.ndarray, norm: str, bins: int = 15) -> float:
+    """The torchmetrics module on the same arrays: multiclass for (N, C) scores, binary for (N)."""
+    import torch
+    from torchmetrics.classification import BinaryCalibrationError, MulticlassCalibrationError
+
+    preds, t = torch.from_numpy(np.ascontiguousarray(scores)), torch.from_numpy(target.astype(np.int64))
+    if scores.ndim == 2:
+        metric = MulticlassCalibrationError(num_classes=scores.shape[1], n_bins=bins, norm=norm)
+    else:
+        metric = BinaryCalibrationError(n_bins=bins, norm=norm)
+    return float(metric(preds, t))
+
+
+def run_json(cli, *args: str) -> dict:
+    return json.loads(cli("calibration", *map(str, args), "-f", "json").stdout)
+
+
+def assert_matches(doc: dict, scores: np.ndarray, target: np.ndarray, bins: int = 15) -> None:
+    for norm in NORMS:
+        np.testing.assert_allclose(doc[KEYS[norm]], torchmetrics_error(scores, target, norm, bins), **F32,
+                                   err_msg=norm)
+
+
+@pytest.mark.parametrize("bins", [15, 10])
+@pytest.mark.parametrize("role", ["logits", "probs"])
+def test_multiclass_equals_torchmetrics(cli, digits, role, bins):
+    doc = run_json(cli, f"--{role}", digits[role], "--target", digits["target"], "--bins", bins)
+    assert doc["task"] == "multiclass" and doc["count"] == 540 and doc["n_bins"] == bins
+    assert_matches(doc, np.load(digits[role]), np.load(digits["target"]), bins)
+    assert doc["value"] == doc["ece"]
+    assert {"lower", "upper", "count", "confidence", "accuracy", "gap"} == set(doc["bins"][0])
+    assert sum(b["count"] for b in doc["bins"]) == 540
+
+
+@pytest.mark.parametrize("role", ["probs", "logits"])
+def test_binary_equals_torchmetrics(cli, cancer, role):
+    # torchmetrics applies the sigmoid itself to scores outside [0, 1], so the logits go in as they are.
+    doc = run_json(cli, f"--{role}", cancer[role], "--target", cancer["target"])
+    assert doc["task"] == "binary" and doc["count"] == 171
+    assert_matches(doc, np.load(cancer[role]), np.load(cancer["target"]))
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_norm_chooses_the_value(cli, cancer, norm):
+    doc = run_json(cli, "--probs", cancer["probs"], "--target", cancer["target"], "--norm", norm)
+    p, t = np.load(cancer["probs"]), np.load(cancer["target"])
+    np.testing.assert_allclose(doc["value"], torchmetrics_error(p, t, norm), **F32)
+    plain = cli("calibration", "--probs", cancer["probs"], "--target", cancer["target"], "--norm", norm).stdout
+    np.testing.assert_allclose(float(plain), torchmetrics_error(p, t, norm), **F32)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_streamed_equals_in_memory_and_torchmetrics(cli, digits, monkeypatch, threads):
+    whole = run_json(cli, "--logits", digits["logits"], "--target", digits["target"], "--no-stream")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 400)  # 10 float32 logits a row: 10 rows a chunk, 54 chunks
+    streamed = run_json(cli, "--logits", digits["logits"], "--target", digits["target"], "--stream",
+                        "--threads", threads)
+    assert any("streamed in 54 chunks of up to 10 rows" in n for n in streamed["notes"]), streamed["notes"]
+    for key in ("ece", "rmsce", "mce"):
+        np.testing.assert_allclose(streamed[key], whole[key], rtol=1e-12, atol=1e-15)
+    assert [b["count"] for b in streamed["bins"]] == [b["count"] for b in whole["bins"]]
+    assert_matches(streamed, np.load(digits["logits"]), np.load(digits["target"]))
+
+
+def test_streamed_csv_binary(cli, cancer, tmp_path, monkeypatch):
+    pytest.importorskip("pandas")  # the chunked CSV reader
+    p, t = np.load(cancer["probs"]), np.load(cancer["target"])
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 * 16)
+    doc = run_json(cli, "--probs", save(p, tmp_path / "p.csv"), "--target", save(t.astype(np.int64),
+                                                                                     tmp_path / "t.csv"), "--stream")
+    assert any(n.startswith("streamed in") for n in doc["notes"])
+    assert_matches(doc, p, t)
+
+
+def test_streamed_error_names_the_row_of_the_whole_file(cli, digits, tmp_path, monkeypatch):
+    t = np.load(digits["target"]).copy()
+    t[123] = 10
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 400)
+    ran = cli("calibration", "--logits", digits["logits"], "--target", save(t, tmp_path / "bad.npy"), "--stream",
+              code=2)
+    assert "class index 10 at index [123] is out of range [0, 10)" in ran.stderr
+    assert ran.stderr.count("\n") == 1
+
+
+def test_partials_of_two_halves_merge_to_the_whole(cli, digits, tmp_path):
+    x, t = np.load(digits["logits"]), np.load(digits["target"])
+    docs = []
+    for i, rows in enumerate((slice(0, 200), slice(200, None))):
+        ran = cli("calibration", "--logits", save(x[rows], tmp_path / f"x{i}.npy"), "--target",
+                  save(t[rows], tmp_path / f"t{i}.npy"), "--partials")
+        doc = json.loads(ran.stdout)
+        assert doc["kind"] == "lossctl-calibration-partial"
+        docs.append(tmp_path / f"part{i}.json")
+        docs[-1].write_text(ran.stdout)
+    merged = json.loads(cli("merge", *docs, "-f", "json").stdout)
+    assert merged["count"] == 540
+    assert_matches(merged, x, t)
+    whole = run_json(cli, "--logits", digits["logits"], "--target", digits["target"])
+    np.testing.assert_allclose(merged["ece"], whole["ece"], rtol=1e-12)
+
+
+def test_merge_refuses_calibration_with_loss_partials(cli, cancer, tmp_path):
+    cal = cli("calibration", "--probs", cancer["probs"], "--target", cancer["target"], "--partials").stdout
+    loss = cli("bce", "--probs", cancer["probs"], "--target", cancer["target"], "--partials").stdout
+    (tmp_path / "c.json").write_text(cal)
+    (tmp_path / "l.json").write_text(loss)
+    ran = cli("merge", tmp_path / "c.json", tmp_path / "l.json", code=2)
+    assert "cannot merge calibration partials with loss partials" in ran.stderr
+
+
+def test_several_files_give_one_row_each_and_the_exact_total(cli, digits, tmp_path):
+    x, t = np.load(digits["logits"]), np.load(digits["target"])
+    for i, rows in enumerate((slice(0, 100), slice(100, 350), slice(350, None))):
+        save(x[rows], tmp_path / f"part{i}_x.npy")
+        save(t[rows], tmp_path / f"part{i}_t.npy")
+    doc = run_json(cli, "--logits", str(tmp_path / "part*_x.npy"), "--target", str(tmp_path / "part*_t.npy"))
+    assert [Path(f["file"]).name for f in doc["files"]] == ["part0_x.npy", "part1_x.npy", "part2_x.npy"]
+    for f, rows in zip(doc["files"], (slice(0, 100), slice(100, 350), slice(350, None)), strict=True):
+        np.testing.assert_allclose(f["ece"], torchmetrics_error(x[rows], t[rows], "l1"), **F32)
+    assert doc["total"]["count"] == 540
+    assert_matches(doc["total"], x, t)
+    plain = cli("calibration", "--logits", str(tmp_path / "part*_x.npy"), "--target",
+                str(tmp_path / "part*_t.npy")).stdout.split()
+    assert len(plain) == 4
+    np.testing.assert_allclose(float(plain[-1]), torchmetrics_error(x, t, "l1"), **F32)
+
+
+def test_formats(cli, cancer):
+    args = ("calibration", "--probs", cancer["probs"], "--target", cancer["target"])
+    p, t = np.load(cancer["probs"]), np.load(cancer["target"])
+    csv = cli(*args, "-f", "csv").stdout.splitlines()
+    assert csv[0] == "lower,upper,count,confidence,accuracy,gap"
+    rows = [line.split(",") for line in csv[1:]]
+    assert len(rows) == 15 and sum(int(r[2]) for r in rows) == 171
+    # the first bin by hand: samples with confidence in [0, 1/15), in float32 as torchmetrics decides
+    first = p.astype(np.float32) < np.float32(1 / 15)
+    assert int(rows[0][2]) == first.sum()
+    np.testing.assert_allclose(float(rows[0][3]), p[first].mean(), rtol=1e-12)
+    np.testing.assert_allclose(float(rows[0][4]), t[first].mean(), rtol=1e-12)
+    table = cli(*args, "-f", "table").stdout
+    for text in ("ECE (l1)", "RMSCE (l2)", "MCE (max)", "confidence", "accuracy", "[0.93, 1.00)"):
+        assert text in table
+    assert any(line.startswith("[0.00, 0.07)") and line.rstrip().endswith(".") for line in table.splitlines())
+
+
+def test_plot_writes_a_png(cli, cancer, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "reliability.png"
+    cli("calibration", "--probs", cancer["probs"], "--target", cancer["target"], "--plot", out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_probability_rows_warn_and_strict_refuses(cli, tmp_path):
+    probs = save(np.array([[0.7, 0.2, 0.2], [0.1, 0.8, 0.1]]), tmp_path / "p.npy")
+    target = save(np.array([0, 2]), tmp_path / "t.npy")
+    ran = cli("calibration", "--probs", probs, "--target", target, "-f", "json")
+    assert "rows do not sum to 1 (first: row [0] sums to 1.1)" in ran.stderr
+    assert json.loads(ran.stdout)["warnings"] and json.loads(ran.stdout)["ece"] == pytest.approx((0.3 + 0.8) / 2)
+    strict = cli("calibration", "--probs", probs, "--target", target, "--strict", code=2)
+    assert strict.stderr.startswith("lossctl: error: --strict: --probs: rows do not sum to 1")
+    assert strict.stdout == ""
+
+
+BAD = [
+    ("--target", "[0, 3]", "[[0.5, 0.5], [0.2, 0.8]]", "class index 3 at index [1] is out of range [0, 2)"),
+    ("--target", "[0, 1, 1]", "[[0.5, 0.5], [0.2, 0.8]]", "does not match --probs (2, 2)"),
+    ("--probs", "[0, 1]", "[0.5, 1.5]", "must be probabilities in [0, 1]; found 1.5 at index [1]"),
+    ("--probs", "[0, 1]", "[0.5, NaN]", "nan at index [1]"),
+    ("--target", "[0, NaN]", "[0.5, 0.7]", "nan at index [1]"),
+]
+
+
+@pytest.mark.parametrize(("option", "target", "probs", "text"), BAD, ids=[b[3][:24] for b in BAD])
+def test_refusals_are_one_line_naming_the_option(cli, option, target, probs, text):
+    ran = cli("calibration", "--probs", probs, "--target", target, code=2)
+    assert ran.stderr.startswith(f"lossctl: error: {option}") and text in ran.stderr
+    assert ran.stderr.count("\n") == 1 and ran.stdout == ""
+
+
+@pytest.mark.parametrize(("extra", "option"), [(("--stream",), "--stream"), (("--partials",), "--partials")])
+def test_quantile_bins_are_never_streamed_or_merged(cli, cancer, extra, option):
+    ran = cli("calibration", "--probs", cancer["probs"], "--target", cancer["target"], "--binning", "quantile",
+              *extra, code=2)
+    assert ran.stderr.startswith(f"lossctl: error: {option}: quantile bins need every confidence")
+
+
+def test_quantile_bins_hold_equal_counts(cli, cancer):
+    doc = run_json(cli, "--probs", cancer["probs"], "--target", cancer["target"], "--binning", "quantile",
+                   "--bins", "9")
+    counts = [b["count"] for b in doc["bins"]]
+    assert sum(counts) == 171 and max(counts) - min(counts) <= 1
+    p, t = np.load(cancer["probs"]), np.load(cancer["target"])
+    # ECE written out over the same bins: sum_b |sum(t) - sum(p)| / N
+    edges = [b["lower"] for b in doc["bins"]] + [1.0]
+    index = np.searchsorted(np.float32(edges), p.astype(np.float32), side="right") - 1
+    ece = sum(abs(t[index == b].sum() - p[index == b].sum()) for b in range(9)) / 171
+    np.testing.assert_allclose(doc["ece"], ece, rtol=1e-12)
+
+
+def test_usage_errors(cli, cancer):
+    base = ("calibration", "--probs", cancer["probs"], "--target", cancer["target"])
+    assert "--bins: must be a whole number >= 1" in cli(*base, "--bins", "0", code=2).stderr
+    assert "--norm" in cli(*base, "--norm", "l3", code=2).stderr
+    assert "--plot" in cli(*base, "--plot", "x.png", "--partials", code=2).stderr
+    assert "--plot: writes .png or .svg files" in cli(*base, "--plot", "x.jpg", code=2).stderr
+    assert "needs --logits or --probs" in cli("calibration", "--target", cancer["target"], code=2).stderr

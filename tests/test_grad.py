@@ -1,0 +1,240 @@
+"""`lossctl grad`: for every registered loss, d loss / d input equals torch autograd through the torch.nn module
+called directly on tensors with requires_grad; and the CE gradient identity of `lossctl check`.
+
+The registry drives the cases (tests/test_registry.py CASES), so a new loss is differentiated the moment it has
+cases there. Focal loss has no torch.nn module: its reference is torchvision's formula written out in torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import save, tol
+from test_registry import CASES, Case, tensors
+
+from lossctl import checks
+from lossctl.grad import gradient
+from lossctl.specs import all_specs
+
+GRAD_TOL = {"rtol": 1e-10, "atol": 1e-10}
+DATA_ROLES = {"target", "weight", "pos_weight", "input_lengths", "target_lengths"}  # what torch takes as data
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
+
+
+def focal_torch(T: dict, r: str, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """torchvision.ops.sigmoid_focal_loss for float targets; the softmax form (kornia's) for class indices."""
+    x, y = T["logits"], T["target"]
+    if y.dtype.is_floating_point:
+        p = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        p_t = p * y + (1 - p) * (1 - y)
+        values = (alpha * y + (1 - alpha) * (1 - y)) * ce * (1 - p_t) ** gamma
+        return {"none": values, "sum": values.sum(), "mean": values.mean()}[r]
+    keep = y != -100
+    logp = torch.gather(torch.log_softmax(x, 1), 1, y.clamp(min=0).unsqueeze(1)).squeeze(1)
+    w = T["weight"][y.clamp(min=0)] if "weight" in T else torch.ones_like(logp)
+    values = torch.where(keep, -alpha * w * (1 - logp.exp()) ** gamma * logp, torch.zeros_like(logp))
+    return {"none": values, "sum": values.sum(), "mean": values.sum() / keep.sum()}[r]
+
+
+def reference(case: Case, reduction: str, dtype=np.float64) -> dict[str, np.ndarray]:
+    """torch autograd through the case's torch.nn module (or focal_torch), on the float inputs."""
+    T = tensors(case.arrays, dtype)
+    roles = [k for k in case.arrays if k not in DATA_ROLES]
+    for role in roles:
+        T[role].requires_grad_(True)
+    out = case.torch_fn(T, reduction) if case.torch_fn is not None else focal_torch(T, reduction)
+    (out.sum() if reduction == "none" else out).backward()
+    return {role: T[role].grad.numpy() for role in roles}
+
+
+def js_formula(T: dict, r: str) -> torch.Tensor:
+    """JS = 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, written out in torch."""
+    p, q = T["p"], T["q"]
+    m = 0.5 * (p + q)
+    values = 0.5 * (p * (p / m).log()).sum(-1) + 0.5 * (q * (q / m).log()).sum(-1)
+    return {"none": values, "sum": values.sum(), "mean": values.mean()}[r]
+
+
+def for_gradients(name: str, case: Case) -> Case:
+    """JS of probabilities: the registry's reference goes through Categorical, which renormalises p and q, so off
+    the simplex its gradient is the projected one; the gradient of JS as defined is the formula's. Row 0 holds
+    zeros, where d JS / dp is -inf (torch's xlogy gives nan), so it is left out."""
+    if name == "js" and case.label == "prob":
+        return Case(case.label, {k: v[1:] for k, v in case.arrays.items()}, js_formula, None, case.options)
+    return case
+
+
+PARAMS = [pytest.param(spec, for_gradients(spec.name, case), id=f"{spec.name}-{case.label}")
+          for spec in all_specs() for case in CASES[spec.name]()
+          if case.torch_fn is not None or case.options == {}]  # focal's reference has the default alpha, gamma
+
+
+def test_every_loss_is_differentiated():
+    assert {p.values[0].name for p in PARAMS} == {s.name for s in all_specs()}
+
+
+@pytest.mark.parametrize(("spec", "case"), PARAMS)
+def test_gradient_equals_torch_autograd(spec, case):
+    for reduction in spec.reductions:
+        res = gradient(spec.name, reduction=reduction, **case.arrays, **case.options)
+        expected = reference(case, reduction)
+        assert set(res.gradients) == set(expected), (spec.name, reduction)
+        for role, g in expected.items():
+            assert res.gradients[role].shape == g.shape
+            np.testing.assert_allclose(res.gradients[role], g, **GRAD_TOL,
+                                       err_msg=f"{spec.name} {case.label} {reduction} d/d{role}")
+        assert res.dtype == "float64" and res.reduction == reduction
+
+
+@pytest.mark.parametrize("name", ["ce", "mse", "triplet-margin"])
+def test_float32_gradient_equals_torch_float32(name):
+    case = CASES[name]()[0]
+    arrays = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in case.arrays.items()}
+    case32 = Case(case.label, arrays, case.torch_fn, None, case.options)
+    res = gradient(name, dtype="float32", **arrays, **case.options)
+    for role, g in reference(case32, "mean", np.float32).items():
+        assert res.gradients[role].dtype == np.float32
+        np.testing.assert_allclose(res.gradients[role], g, **tol(np.float32))
+
+
+# --- the command line ----------------------------------------------------------------------------------------
+
+def _args(case: Case, tmp_path: Path) -> list[str]:
+    """The case as `lossctl grad` options: each array in an .npy file, each option as its flag."""
+    args = []
+    for role, arr in case.arrays.items():
+        args += [f"--{role.replace('_', '-')}", str(save(np.asarray(arr), tmp_path / f"{role}.npy"))]
+    for name, value in case.options.items():
+        flag = f"--{name.replace('_', '-')}"
+        args += [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
+    return args
+
+
+CLI_CASES = [("ce", "weight-ignore-smoothing"), ("nll", "probs"), ("ctc", "padded"), ("kl", "log-prob"),
+             ("triplet-margin", "p1-swap-margin"), ("gaussian-nll", "var-N"), ("bce", "logits-pos-weight")]
+
+
+@pytest.mark.parametrize(("name", "label"), CLI_CASES, ids=[f"{n}-{label}" for n, label in CLI_CASES])
+def test_cli_npz_equals_torch_autograd(cli, tmp_path, name, label):
+    case = next(c for c in CASES[name]() if c.label == label)
+    out = tmp_path / "grad.npz"
+    ran = cli("grad", name, *_args(case, tmp_path), "-o", out)
+    assert ran.stdout == "" and f"to {out}" in ran.stderr
+    expected = reference(case, "mean")
+    with np.load(out) as z:
+        assert sorted(z.files) == sorted(expected)
+        for role, g in expected.items():
+            np.testing.assert_allclose(z[role], g, **GRAD_TOL)
+
+
+def test_cli_npy_round_trip_and_formats(cli, tmp_path):
+    x = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3], [0.0, 0.0, 4.0]])
+    t = np.array([0, 1, 0])
+    args = ("grad", "ce", "--logits", save(x, tmp_path / "x.npy"), "--target", save(t, tmp_path / "t.npy"))
+    # the closed form: (softmax(x) - onehot(y)) / N
+    p = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    expected = (p - np.eye(3)[t]) / 3
+    cli(*args, "-o", tmp_path / "g.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "g.npy"), expected, rtol=1e-12, atol=1e-15)
+    plain = cli(*args, "-f", "plain").stdout.split()
+    np.testing.assert_allclose(np.array(plain, dtype=float), expected.ravel(), rtol=1e-12, atol=1e-15)
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    assert doc["loss"] == "ce" and doc["reduction"] == "mean" and doc["dtype"] == "float64"
+    np.testing.assert_allclose(doc["gradients"]["logits"], expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(doc["value"], -np.log(p[np.arange(3), t]).mean(), rtol=1e-12)
+    csv = cli(*args, "-f", "csv").stdout.splitlines()
+    assert csv[0] == "input,i0,i1,gradient" and csv[1].startswith("logits,0,0,") and len(csv) == 10
+    table = cli(*args, "-f", "table").stdout
+    assert "d loss / d logits" in table
+
+
+def test_reduction_none_is_the_gradient_of_the_sum(cli):
+    ran = cli("grad", "mse", "--input", "[1.0, 3.0]", "--target", "[0.0, 1.0]", "--reduction", "none",
+              "-f", "json")
+    doc = json.loads(ran.stdout)
+    assert doc["gradients"]["input"] == pytest.approx([2.0, 4.0])  # d/dx sum (x - y)^2 = 2 (x - y)
+    assert any("gradient of the sum of the per-element losses" in n for n in doc["notes"])
+
+
+def test_cli_refusals(cli, tmp_path):
+    triplet = ("grad", "triplet-margin", "--anchor", "[[1.0, 2.0]]", "--positive", "[[1.0, 0.0]]", "--negative",
+               "[[0.0, 2.0]]")
+    ran = cli(*triplet, "-o", tmp_path / "g.npy", code=2)
+    assert ran.stderr.startswith("lossctl: error: -o: 3 inputs have gradients") and ran.stderr.count("\n") == 1
+    assert "-o: writes .npy" in cli(*triplet, "-o", tmp_path / "g.txt", code=2).stderr
+    assert "--target" in cli("grad", "ce", "--logits", "[[1.0, 2.0]]", "--target", "[2]", code=2).stderr
+    assert "--dtype" in cli("grad", "ce", "--logits", "[[1.0]]", "--target", "[0]", "--dtype", "auto",
+                            code=2).stderr
+    assert "unknown loss 'nosuch'" in cli("grad", "nosuch", code=2).stderr
+    assert "--reduction" in cli("grad", "perplexity", "--logits", "[[1.0]]", "--target", "[0]", "--reduction",
+                                "sum", code=2).stderr
+
+
+def test_grad_help_lists_the_loss_options(cli):
+    out = cli("grad", "ce", "--help").stdout
+    for text in ("--logits", "--label-smoothing", "--reduction", "--dtype", "--output"):
+        assert text in out
+
+
+# --- the gradient identity of lossctl check -----------------------------------------------------------------
+
+def _digits(tmp_path: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    path = Path("/work/shared/data/realistic/digits_logreg.npz")
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    with np.load(path) as z:
+        x, t = z["logits"], z["target"]
+    return save(x, tmp_path / "x.npy"), save(t, tmp_path / "t.npy"), x, t
+
+
+def test_check_gradient_identity_on_realistic_data(cli, tmp_path):
+    xp, tp, x, t = _digits(tmp_path)
+    w = save(np.linspace(0.5, 2.0, 10), tmp_path / "w.npy")
+    for extra in ((), ("--weight", str(w))):
+        doc = json.loads(cli("check", "--logits", xp, "--target", tp, *extra, "-f", "json").stdout)
+        grad = next(c for c in doc["checks"] if c["check"] == "ce-grad")
+        assert grad["ok"] and grad["total"] == 540 and grad["dtype"] == "float32"
+    q = save(np.exp(x) / np.exp(x).sum(1, keepdims=True), tmp_path / "q.npy")
+    doc = json.loads(cli("check", "--logits", xp, "--target", q, "-f", "json").stdout)
+    grad = next(c for c in doc["checks"] if c["check"] == "ce-grad")
+    assert grad["ok"] and grad["skipped"] is None
+
+
+def test_check_gradient_identity_is_skipped_for_binary_data(cli):
+    doc = json.loads(cli("check", "--probs", "[0.2, 0.9]", "--target", "[0, 1]", "-f", "json").stdout)
+    grad = next(c for c in doc["checks"] if c["check"] == "ce-grad")
+    assert grad["skipped"].startswith("needs (N, C) logits")
+
+
+def test_closed_form_against_the_formula_written_out(rng):
+    x, t, w = rng.normal(size=(6, 4)), rng.integers(0, 4, 6), rng.uniform(0.5, 2, 4)
+    p = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    onehot = np.eye(4)[t]
+    got = checks.ce_gradient_closed_form(torch.from_numpy(x), torch.from_numpy(onehot), torch.from_numpy(w), 1,
+                                         w[t].sum())
+    np.testing.assert_allclose(got.numpy(), w[t][:, None] * (p - onehot) / w[t].sum(), rtol=1e-12)
+    q = p[::-1].copy()
+    got = checks.ce_gradient_closed_form(torch.from_numpy(x), torch.from_numpy(q), None, 1, 6)
+    np.testing.assert_allclose(got.numpy(), (p - q) / 6, rtol=1e-12, atol=1e-15)
+
+
+def test_check_fails_on_a_wrong_closed_form(cli, tmp_path, monkeypatch):
+    """A closed form that divides a weighted mean by N, not by the sum of the targets' weights, fails (exit 1)."""
+    xp, tp, x, t = _digits(tmp_path)
+    w = save(np.linspace(0.5, 2.0, 10), tmp_path / "w.npy")
+    right = checks.ce_gradient_closed_form
+
+    def by_n(x, q, w, axis, denominator):
+        return right(x, q, w, axis, x.shape[0])
+
+    monkeypatch.setattr(checks, "ce_gradient_closed_form", by_n)
+    out = cli("check", "--logits", xp, "--target", tp, "--weight", w, "-f", "plain", code=1).stdout
+    assert "ce-grad\tFAIL" in out
+    rows = checks.gradient_rows(torch.ones(2, 3), torch.ones(2, 3) * (1 + 1e-3), 1e-5, 1e-5)
+    assert [r.ok for r in rows] == [False, False]
