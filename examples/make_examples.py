@@ -3,7 +3,9 @@
 The data follow the tutorial (deep_thoughts, "PyTorch CE, NLL, KL, entropy, BCE, cosine"): a batch of
 logits over 4 classes, class-index targets, target logits whose softmax is a soft target, binary
 probabilities with 0/1 targets, and pairs of embeddings with +1/-1 targets. Only numpy's seeded
-generator is used (not torch's), so the files do not depend on the torch version.
+generator is used (not torch's), so the files do not depend on the torch version. The same logits and targets
+are also written as whitespace text, JSON Lines, safetensors and Parquet (the last two need the test extra's
+safetensors and pyarrow), and a classes-last batch (N, L, C) shows --class-axis.
 """
 
 from __future__ import annotations
@@ -58,7 +60,44 @@ def make(rng: np.random.Generator) -> dict[str, object]:
         "x1.npy": x1,
         "x2.npy": x2,
         "cos_target.json": cos_target,
+        **more(np.random.default_rng(SEED + 1), logits, targets),
     }
+
+
+def more(rng: np.random.Generator, logits: np.ndarray, targets: np.ndarray) -> dict[str, object]:
+    """Files added later, from a generator of their own so that the files above stay as they were."""
+    logits_nlc = rng.standard_normal((2, 3, CLASSES)).astype(np.float32)  # (N, L, C), as Hugging Face returns
+    labels_nl = rng.integers(CLASSES, size=(2, 3)).astype(np.int64)
+    labels_nl[1, 2] = -100  # padding
+    return {
+        "logits.txt": logits,
+        "samples.jsonl": [{"id": i, "logits": row.tolist(), "target": int(t)} for i, (row, t) in
+                          enumerate(zip(logits, targets, strict=True))],
+        "bundle.safetensors": {"logits": logits, "target": targets},
+        "samples.parquet": {"logits": logits, "target": targets},
+        "logits_nlc.npy": logits_nlc,
+        "labels_nl.npy": labels_nl,
+    }
+
+
+def write_formats(path: Path, content) -> None:
+    """The formats beyond numpy's own: whitespace text (np.savetxt), JSON Lines, safetensors, Parquet."""
+    if path.suffix == ".txt":
+        np.savetxt(path, content, header="logits of the examples: 8 samples x 4 classes")
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(line) + "\n" for line in content), encoding="utf-8")
+    elif path.suffix == ".safetensors":
+        from safetensors.numpy import save_file
+
+        save_file(content, str(path))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        width = content["logits"].shape[1]
+        table = pa.table({"logits": pa.FixedSizeListArray.from_arrays(pa.array(content["logits"].reshape(-1)), width),
+                          "target": pa.array(content["target"])})
+        pq.write_table(table, path)
 
 
 def write_text_table(path: Path, arr: np.ndarray, delimiter: str, header: str | None) -> None:
@@ -81,6 +120,8 @@ def write_all(out: Path) -> list[Path]:
             np.savez(path, **content)
         elif name.endswith(".json"):
             path.write_text(json.dumps(content) + "\n", encoding="utf-8")
+        elif path.suffix in (".txt", ".jsonl", ".safetensors", ".parquet"):
+            write_formats(path, content)
         elif name == "logits.csv":
             write_text_table(path, content, ",", ",".join(f"class_{c}" for c in range(CLASSES)))
         elif name == "logits.tsv":

@@ -445,7 +445,7 @@ def load_generator():
     return module
 
 
-DATA = (".npy", ".npz", ".json", ".csv", ".tsv")
+DATA = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".jsonl", ".safetensors", ".parquet")
 
 
 def test_make_examples_rewrites_every_file(tmp_path):
@@ -476,6 +476,12 @@ def read_numbers(path: Path) -> dict[str, np.ndarray]:
     if path.suffix == ".json":
         obj = json.loads(path.read_text())
         return {k: np.asarray(v) for k, v in obj.items()} if isinstance(obj, dict) else {"": np.asarray(obj)}
+    if path.suffix in (".safetensors", ".parquet", ".jsonl", ".txt"):
+        from lossctl.io import load_array
+
+        keys = {".safetensors": ("logits", "target"), ".parquet": ("logits", "target"),
+                ".jsonl": ("logits", "target"), ".txt": (None,)}[path.suffix]
+        return {k or "": load_array(f"{path}:{k}" if k else str(path), option="--test").array for k in keys}
     if path.suffix == ".pt":
         import torch
 
