@@ -28,7 +28,7 @@ FORMATS = ("auto", "table", "json", "csv", "plain")  # lossctl.render.FORMATS, w
 DEVICES = ("cpu", "cuda", "mps", "auto")
 KINDS = ("auto", "index", "prob", "logits")
 COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header", "from_", "format", "strict",
-          "partials", "stream")
+          "partials", "stream", "scheduler", "scheduler_timeout")
 
 app = typer.Typer(
     name="lossctl", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -176,7 +176,20 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
                 "--threads", min=1, show_default=False,
                 help="Threads computing streamed chunks [default: the machine's cores].")], None),
         ]
-    return params
+    return params + _cluster_params()
+
+
+def _cluster_params() -> list[inspect.Parameter]:
+    """--scheduler and its timeout: each file set computed as one task on a Dask cluster (lossctl.cluster)."""
+    return [
+        _param("scheduler", Annotated[str | None, typer.Option(
+            "--scheduler", metavar="ADDRESS", rich_help_panel="Cluster", show_default=False,
+            help="Compute each file set as a task on a Dask cluster: tcp://HOST:PORT of a running scheduler, or "
+            "local[:N] for N local worker processes [default N: 2]. Needs pip install 'lossctl[cluster]'.")], None),
+        _param("scheduler_timeout", Annotated[float | None, typer.Option(
+            "--scheduler-timeout", metavar="SECONDS", rich_help_panel="Cluster", show_default=False,
+            help="How long to wait for the scheduler to answer [default: 10].")], None),
+    ]
 
 
 def loss_command(spec: LossSpec):
