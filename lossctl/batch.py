@@ -7,7 +7,6 @@ and `merge` adds such documents, so any engine that maps a command over shards c
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 
 from .errors import InputError, UsageError
 from .io import looks_literal
+from .io.remote import expand_glob, has_glob
 from .pipeline import Settings, make_result
 from .reduce import Partial
 from .registry import LossSpec, flag
@@ -37,8 +37,8 @@ def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
     for v in values:
         if not isinstance(v, str) or v == "-" or looks_literal(v) or os.path.exists(v.rsplit(":", 1)[0]):
             out.append(v)
-        elif glob.has_magic(v):
-            matches = sorted(glob.glob(v))
+        elif has_glob(v):
+            matches = expand_glob(v, option)  # local, or URLs where the file system can list them
             if not matches:
                 raise InputError("the pattern matches no file", option=option, source=v)
             out.extend(matches)
