@@ -54,8 +54,8 @@ HeaderOpt = Annotated[choice("auto", "yes", "no"), typer.Option(
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
-SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key]); several paths (repeat "
-               "the option) "
+SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key]) or a URL (s3://, gs://, "
+               "az://, http(s)://, hf://); several paths (repeat the option) "
                "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
                "'[[2.0, 1.0]]'.")
 
