@@ -133,12 +133,17 @@ def evaluate_on_cluster(spec: LossSpec, sets: list[dict[str, Any]], st: Settings
         futures = [client.submit(evaluate_set, spec.name, s, st, kwargs, key=f"lossctl-{spec.name}-{i}-{run}")
                    for i, s in enumerate(sent)]
         try:
-            return _gather(client, futures, progress)
+            return _gather(client, futures, progress, [_label(s) for s in sets])
         except LossctlError as exc:
             raise _as_given(exc, given) from None
 
 
-def _gather(client: Any, futures: list[Any], progress: Progress | None) -> list[Result]:
+def _label(sources: Mapping[str, Any]) -> str:
+    """A set as a failure names it: its first source, as given."""
+    return str(next((v for v in sources.values() if v is not None), "a file set"))
+
+
+def _gather(client: Any, futures: list[Any], progress: Progress | None, labels: list[str]) -> list[Result]:
     """Results in file order; the bar follows tasks as they finish. On a failure, the first failed set in file
     order is reported, as a local run (which stops at the first bad set) would."""
     distributed = _distributed()
@@ -150,14 +155,14 @@ def _gather(client: Any, futures: list[Any], progress: Progress | None) -> list[
             client.cancel(futures[i + 1:])
             distributed.wait(futures[:i])
             first = next(f for f in futures[: i + 1] if f.status != "finished")
-            raise _task_error(first, order[first.key])
+            raise _task_error(first, labels[order[first.key]])
         results[i] = fut.result()
         if progress is not None:
             progress(done, len(futures))
     return results  # type: ignore[return-value]
 
 
-def _task_error(fut: Any, index: int) -> LossctlError:
+def _task_error(fut: Any, label: str) -> LossctlError:
     """A task's own LossctlError as raised on the worker; anything else (a lost worker, a missing package on the
     worker) as one line naming the set."""
     try:
@@ -166,7 +171,7 @@ def _task_error(fut: Any, index: int) -> LossctlError:
         exc = err
     if isinstance(exc, LossctlError):
         return exc
-    return ClusterError(f"the task for file set {index + 1} failed on the cluster: {type(exc).__name__}: "
+    return ClusterError(f"the task for {label} failed on the cluster: {type(exc).__name__}: "
                         f"{_first_line(exc)[:200]}", option=OPTION)
 
 
