@@ -65,19 +65,21 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
                   reduction: str | None = None, dtype: str = "auto", base: str = "e", device: str = "cpu",
                   strict: bool = False, backend: str = "auto", threads: int | None = None, header: str = "auto",
                   class_axis: int = 1, by_class: bool = False, worst: int = 0, details: bool = True,
-                  bundle: str | None = None, stream: bool | None = None, partials: bool = False, progress=None
-                  ) -> Result | MultiResult:
+                  bundle: str | None = None, stream: bool | None = None, partials: bool = False, progress=None,
+                  scheduler: str | None = None, scheduler_timeout: float | None = None) -> Result | MultiResult:
     """What `lossctl NAME` computes: each role may name several files (or a glob), paired in sorted order;
     one set gives a Result, several a MultiResult with one row per set and the exact total.
 
     partials: the total is itself a partial (`--partials`), to be checked once merged.
+    scheduler: compute each set as a task on a Dask cluster: `tcp://HOST:PORT`, or `local[:N]` for N local
+    worker processes; the total has the same bits as computed here. scheduler_timeout: seconds to reach it (10).
     """
     spec = get_loss(name)
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
                   threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
     return run_many(spec, pair(spec, expanded), st, dtype=dtype, bundle=bundle, progress=progress, stream=stream,
-                    final=not partials)
+                    final=not partials, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
 
 
 EXPECT_TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-9, 1e-12)}

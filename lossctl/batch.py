@@ -7,7 +7,6 @@ and `merge` adds such documents, so any engine that maps a command over shards c
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 
 from .errors import InputError, UsageError
 from .io import looks_literal
+from .io.remote import expand_glob, has_glob
 from .pipeline import Settings, make_result
 from .reduce import Partial
 from .registry import LossSpec, flag
@@ -37,8 +37,8 @@ def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
     for v in values:
         if not isinstance(v, str) or v == "-" or looks_literal(v) or os.path.exists(v.rsplit(":", 1)[0]):
             out.append(v)
-        elif glob.has_magic(v):
-            matches = sorted(glob.glob(v))
+        elif has_glob(v):
+            matches = expand_glob(v, option)  # local, or URLs where the file system can list them
             if not matches:
                 raise InputError("the pattern matches no file", option=option, source=v)
             out.extend(matches)
@@ -59,15 +59,16 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None]) -> list[dict[s
 
 
 def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype: str = "auto",
-             bundle: str | None = None, progress=None, stream: bool | None = None, final: bool = True
-             ) -> Result | MultiResult:
+             bundle: str | None = None, progress=None, stream: bool | None = None, final: bool = True,
+             scheduler: str | None = None, scheduler_timeout: float | None = None) -> Result | MultiResult:
     """Evaluate each set (torch is imported once, on first use); a single set gives a plain Result.
 
     final: False when the total is itself a partial (--partials), to be checked once merged.
+    scheduler: a Dask scheduler's address, or local[:N], to compute each set as a task there (lossctl.cluster).
     """
     parts = len(sets) > 1 or not final
-    results = [evaluate(spec, s, st, dtype=dtype, bundle=bundle, progress=progress, stream=stream, final=not parts)
-               for s in sets]
+    results = evaluate_sets(spec, sets, st, dtype=dtype, bundle=bundle, progress=progress, stream=stream,
+                            final=not parts, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
     if len(results) == 1:
         return results[0]
     primary = next(r.name for r in spec.roles if sets[0].get(r.name) is not None)
@@ -87,6 +88,19 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
                          values=values)
     warnings = [w for r in results for w in r.warnings]
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
+
+
+def evaluate_sets(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, scheduler: str | None = None,
+                  scheduler_timeout: float | None = None, **kwargs: Any) -> list[Result]:
+    """Each set's Result in file order: here one after another, or as tasks on a Dask cluster (kwargs:
+    stream.evaluate's). Either way run_many adds the same partials in the same order."""
+    if scheduler is None:
+        if scheduler_timeout is not None:
+            raise UsageError("applies only with --scheduler", option="--scheduler-timeout")
+        return [evaluate(spec, s, st, **kwargs) for s in sets]
+    from .cluster import evaluate_on_cluster
+
+    return evaluate_on_cluster(spec, sets, st, scheduler=scheduler, timeout=scheduler_timeout, **kwargs)
 
 
 def _same_constants(results: list[Result], labels: list[str]) -> None:

@@ -28,7 +28,8 @@ FORMATS = ("auto", "table", "json", "csv", "plain")  # lossctl.render.FORMATS, w
 DEVICES = ("cpu", "cuda", "mps", "auto")
 KINDS = ("auto", "index", "prob", "logits")
 COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header", "from_", "format", "strict",
-          "partials", "stream", "class_axis", "by_class", "worst", "expect", "rtol", "atol")
+          "partials", "stream", "class_axis", "by_class", "worst", "expect", "rtol", "atol", "scheduler",
+          "scheduler_timeout")
 
 app = typer.Typer(
     name="lossctl", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -54,8 +55,8 @@ HeaderOpt = Annotated[choice("auto", "yes", "no"), typer.Option(
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
-SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key]); several paths (repeat "
-               "the option) "
+SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key]) or a URL (s3://, gs://, "
+               "az://, http(s)://, hf://); several paths (repeat the option) "
                "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
                "'[[2.0, 1.0]]'.")
 
@@ -201,7 +202,20 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
                 "--threads", min=1, show_default=False,
                 help="Threads computing streamed chunks [default: the machine's cores].")], None),
         ]
-    return params
+    return params + _cluster_params()
+
+
+def _cluster_params() -> list[inspect.Parameter]:
+    """--scheduler and its timeout: each file set computed as one task on a Dask cluster (lossctl.cluster)."""
+    return [
+        _param("scheduler", Annotated[str | None, typer.Option(
+            "--scheduler", metavar="ADDRESS", rich_help_panel="Cluster", show_default=False,
+            help="Compute each file set as a task on a Dask cluster: tcp://HOST:PORT of a running scheduler, or "
+            "local[:N] for N local worker processes [default N: 2]. Needs pip install 'lossctl[cluster]'.")], None),
+        _param("scheduler_timeout", Annotated[float | None, typer.Option(
+            "--scheduler-timeout", metavar="SECONDS", rich_help_panel="Cluster", show_default=False,
+            help="How long to wait for the scheduler to answer [default: 10].")], None),
+    ]
 
 
 def loss_command(spec: LossSpec):

@@ -50,3 +50,7 @@ class UsageError(LossctlError):
 
 class StrictWarningError(LossctlError):
     """A warning promoted to an error by --strict."""
+
+
+class ClusterError(LossctlError):
+    """The Dask scheduler could not be reached, or a worker failed for a reason other than the inputs."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ComputeError, InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
-from .io import Loaded, load_array, load_bundle, read_stdin
+from .io import Loaded, load_array, load_bundle, read_stdin, split_key
 from .losses._common import Context, position
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
@@ -129,7 +129,7 @@ def backend_for(spec: LossSpec, st: Settings, sources: Mapping[str, Any] = {}) -
     """auto: the NumPy kernel where the loss has one, on the CPU, with no .pt input (reading it needs torch)."""
     if st.backend != "auto":
         return st.backend
-    torch_file = any(isinstance(v, str) and v.split(":")[0].lower().endswith((".pt", ".pth"))
+    torch_file = any(isinstance(v, str) and split_key(v)[0].lower().endswith((".pt", ".pth"))
                      for v in sources.values())
     return "numpy" if "numpy" in spec.backends and st.device == "cpu" and not torch_file else "torch"
 

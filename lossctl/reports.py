@@ -204,17 +204,15 @@ def baselines_in_memory(kind: str, arrays: dict, options: dict, scale: float) ->
 
 def baselines_from_counts(kind: str, rep: ReportPartial | None, weight, options: dict, scale: float
                           ) -> dict[str, float] | None:
-    """CE's baselines depend on index targets only through their class counts, so a streamed run's are exact;
-    None where the baselines need more than the counts (BCE, focal, probability targets)."""
-    from .sanity_baselines import baselines
+    """CE's (and multi-class focal's) baselines depend on index targets only through their class counts, so a
+    streamed run's are exact, in O(C) memory; None where they need more (BCE, sigmoid focal, probability targets)."""
+    from .sanity_baselines import baselines_of_counts
 
-    if kind != "ce" or rep is None or rep.counts is None:
+    if kind not in ("ce", "focal") or rep is None or rep.counts is None:
         return None
-    counts = rep.counts
-    target = np.repeat(np.arange(counts.size), counts)
-    return baselines("ce", target=target, n_classes=int(counts.size), weight=weight,
-                     ignore_index=options.get("ignore_index", -100),
-                     label_smoothing=options.get("label_smoothing", 0.0), scale=scale)
+    return baselines_of_counts("ce" if kind == "ce" else "focal_index", rep.counts, weight=weight,
+                               label_smoothing=options.get("label_smoothing", 0.0), alpha=options.get("alpha", 0.25),
+                               gamma=options.get("gamma", 2.0), scale=scale)
 
 
 @dataclass

@@ -58,6 +58,22 @@ def baselines(kind: str, *, target, n_classes: int | None = None, weight=None, i
     return {name: v / scale for name, v in values.items()}
 
 
+def baselines_of_counts(kind: str, counts, *, weight=None, label_smoothing: float = 0.0, alpha: float = 0.25,
+                        gamma: float = 2.0, scale: float = 1.0) -> dict[str, float]:
+    """baselines() for class-index targets given only their class counts (the targets not ignored): CE's and
+    the multi-class focal loss's baselines depend on nothing else, so a streamed run needs O(C) memory for them."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.sum() == 0:
+        raise ValueRangeError("every target is --ignore-index: there is no baseline", option="--target")
+    w = _class_weight(weight, counts.size)
+    if kind == "focal_index":
+        values, _ = focal_index(counts, w, alpha, gamma)
+    else:
+        check_unit_interval("label_smoothing", label_smoothing)
+        values, _ = _index_log_loss(counts, w, label_smoothing)
+    return {name: v / scale for name, v in values.items()}
+
+
 def best_constant(kind: str, **options) -> np.ndarray:
     """The constant prediction behind the prior baseline: a distribution (C,) for ce/focal_index, the
     probability of a positive per column (columns,) for bce/focal_sigmoid. Takes baselines()' options."""

@@ -21,6 +21,7 @@ import numpy as np
 from .errors import ShapeError
 from .io import Loaded
 from .io.npy import NpyHeader, read_header
+from .io.remote import file_size, is_file, open_binary
 from .io.rows import open_rows
 from .io.text import TABLE_DELIMITERS
 from .losses._common import ROW_OFFSET, Context
@@ -71,17 +72,17 @@ class Plan:
 
 def _describe(path: Any, role: str) -> _Input | None:
     """What streaming needs of one source: its rows' size and, for .npy, its header; None if not streamable."""
-    if not isinstance(path, str) or not os.path.isfile(path):
+    if not isinstance(path, str) or not is_file(path):
         return None
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
-        with open(path, "rb") as fp:
-            h = read_header(fp, option=flag(role), source=path, size=os.fstat(fp.fileno()).st_size)
+        with open_binary(path, flag(role)) as fp:
+            h = read_header(fp, option=flag(role), source=path, size=file_size(path, flag(role)))
         if h.fortran or not h.shape:
             return None
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h)
     if ext in TABLE_DELIMITERS:
-        with open(path, "rb") as fp:
+        with open_binary(path, flag(role)) as fp:
             first = fp.readline(1 << 20)
         sep = TABLE_DELIMITERS[ext]
         cells = len(first.split(sep.encode())) if sep else len(first.split())
@@ -124,7 +125,7 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: boo
             out.whole[name] = sources[name]
     if any(i.header is None for i in out.inputs) and not _has_pandas():
         return None
-    if not force and sum(os.path.getsize(i.path) for i in out.inputs) < STREAM_MIN_BYTES:
+    if not force and sum(file_size(i.path, flag(i.role)) or 0 for i in out.inputs) < STREAM_MIN_BYTES:
         return None
     return out
 

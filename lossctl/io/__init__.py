@@ -14,12 +14,14 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
+from .remote import is_url, local_copy, open_whole, read_bytes
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
 FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth", ".safetensors", ".parquet",
            ".arrow", ".feather", ".jsonl", ".ndjson")
 SUPPORTED = (".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], .safetensors[:key], "
-             ".parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key], '-' (stdin) or an inline JSON literal")
+             ".parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key], '-' (stdin) or an inline JSON literal; "
+             "files as local paths or URLs (s3://, gs://, az://, http(s)://, hf://)")
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,12 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     ext = _check_path(path, option)
     if ext in READERS:
         reader = READERS[ext]
-        return Loaded(reader.array(path, key, option), path, reader.binary)
+        with local_copy(path, option) as copy:
+            return Loaded(reader.array(copy, key, option), path, reader.binary)
     if ext == ".npy":
         return Loaded(load_npy_path(path, option=option), path, True)
     if ext == ".npz":
-        with open(path, "rb") as fp:
+        with open_whole(path, option) as fp:
             return Loaded(load_npz(fp, option=option, source=path, key=key), path, True)
     if ext in (".pt", ".pth"):
         obj = load_pt(path, option=option)
@@ -153,9 +156,10 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         return _json_bundle(obj, "<stdin>"), False
     ext = _check_path(source, option)
     if ext in READERS:
-        return READERS[ext].bundle(source), READERS[ext].binary
+        with local_copy(source, option) as copy:
+            return READERS[ext].bundle(copy), READERS[ext].binary
     if ext == ".npz":
-        with open(source, "rb") as fp:
+        with open_whole(source, option) as fp:
             out = load_npz(fp, option=option, source=source, key=None)
         return (out if isinstance(out, dict) else {"": out}), True
     if ext in (".pt", ".pth"):
@@ -202,10 +206,23 @@ def load_pt(path: str, *, option: str):
     A dict may hold other plain values beside its tensors (an epoch, a note); they stay Python objects here
     and are refused only when picked as an array.
     """
+    with open_whole(path, option) as fp:  # a remote file is fetched whole; torch.load reads the file object
+        head = fp.read(4)
+        fp.seek(0)
+        obj = _torch_load(fp, option=option, path=path, head=head)
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return _tensor_to_numpy(obj, option, path)
+    if isinstance(obj, dict):
+        return {str(k): _tensor_to_numpy(v, option, f"{path}:{k}") if isinstance(v, torch.Tensor) else v
+                for k, v in obj.items()}
+    raise InputError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors", option=option, source=path)
+
+
+def _torch_load(target, *, option: str, path: str, head: bytes):
     import pickle
 
-    with open(path, "rb") as fp:
-        head = fp.read(4)
     if not head:
         raise InputError("the file is empty", option=option, source=path)
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
@@ -214,7 +231,7 @@ def load_pt(path: str, *, option: str):
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(target, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         why = next((ln for ln in lines if "global" in ln.lower()), None)
@@ -231,12 +248,7 @@ def load_pt(path: str, *, option: str):
         msg = str(exc).strip().splitlines()
         raise InputError(f"not a readable .pt file ({msg[0][:160] if msg else type(exc).__name__})",
                          option=option, source=path) from None
-    if isinstance(obj, torch.Tensor):
-        return _tensor_to_numpy(obj, option, path)
-    if isinstance(obj, dict):
-        return {str(k): _tensor_to_numpy(v, option, f"{path}:{k}") if isinstance(v, torch.Tensor) else v
-                for k, v in obj.items()}
-    raise InputError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors", option=option, source=path)
+    return obj
 
 
 def _as_numbers(value, *, option: str, source: str) -> np.ndarray:
@@ -259,10 +271,16 @@ def _tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
 
 
 def _check_path(path: str, option: str) -> str:
+    if is_url(path):  # whether it exists is asked when it is read: one request, not two
+        return _check_ext(path, option)
     if not os.path.exists(path):
         raise InputError("no such file (and not an inline JSON literal)", option=option, source=path)
     if os.path.isdir(path):
         raise InputError("is a directory, not a file", option=option, source=path)
+    return _check_ext(path, option)
+
+
+def _check_ext(path: str, option: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise InputError(f"unknown format {ext or '(no extension)'}; supported: {SUPPORTED}",
@@ -271,11 +289,7 @@ def _check_path(path: str, option: str) -> str:
 
 
 def _read_bytes(path: str, option: str) -> bytes:
-    try:
-        with open(path, "rb") as fp:
-            return fp.read()
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", option=option, source=path) from None
+    return read_bytes(path, option)
 
 
 def read_stdin(option: str) -> bytes:

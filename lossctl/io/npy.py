@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -11,6 +10,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import InputError
+from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 16  # numpy refuses headers past 10 KiB unless told; a header of numbers is far smaller
@@ -107,8 +107,9 @@ def read_npy(fp: BinaryIO, *, option: str, source: str, size: int | None = None)
 
 
 def load_npy_path(path: str, *, option: str) -> np.ndarray:
-    with open(path, "rb") as fp:
-        return read_npy(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
+    """An .npy file, local or remote (a URL: read front to back through fsspec)."""
+    with open_binary(path, option) as fp, reading(path, option):
+        return read_npy(fp, option=option, source=path, size=file_size(path, option))
 
 
 def load_npy_bytes(data: bytes, *, option: str, source: str) -> np.ndarray:

@@ -6,13 +6,16 @@ count toward RSS). A text-table reader parses chunks with pandas' C engine when 
 
 from __future__ import annotations
 
+import io
 import os
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import InputError
 from . import READERS, split_key
 from .npy import NpyHeader, read_header
+from .remote import file_size, open_binary, reading
 from .text import (
     HEADER_PEEK_ROWS,
     TABLE_DELIMITERS,
@@ -27,15 +30,17 @@ from .text import (
 
 class NpyRows:
     """Rows of a C-ordered .npy file. `read(n)` returns a view into one of `buffers` buffers, used in turn: a
-    chunk stays valid until `buffers - 1` more have been read."""
+    chunk stays valid until `buffers - 1` more have been read.
 
-    def __init__(self, path: str, option: str, header: NpyHeader, step: int, buffers: int = 2):
+    `fp`: the file (local, or remote through fsspec) positioned just past the header, read front to back only;
+    closed by close()."""
+
+    def __init__(self, fp: BinaryIO, path: str, option: str, header: NpyHeader, step: int, buffers: int = 2):
         self.path, self.option, self.header = path, option, header
         self.dtype = header.dtype
         self.rows = header.shape[0]
         self.total_bytes = header.nbytes
-        self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
-        self._fp.seek(header.offset)
+        self._fp = fp
         self._buffers = [np.empty((step, *header.shape[1:]), header.dtype) for _ in range(max(buffers, 2))]
         self._slot = 0
         self._done = 0
@@ -44,7 +49,8 @@ class NpyRows:
         n = min(n, self.rows - self._done)
         view = self._buffers[self._slot][:n]
         self._slot = (self._slot + 1) % len(self._buffers)
-        got = self._fp.readinto(memoryview(view).cast("B")) if n else 0
+        with reading(self.path, self.option):
+            got = self._fp.readinto(memoryview(view).cast("B")) if n else 0
         if got != view.nbytes:
             raise InputError(f"truncated at row {self._done}: the file ended early", option=self.option,
                              source=self.path)
@@ -72,8 +78,8 @@ class CsvRows:
 
         check_header(header)
         self.path, self.option = path, option
-        self.total_bytes = os.path.getsize(path)
-        with open(path, encoding="utf-8-sig", errors="replace") as fp:
+        self.total_bytes = file_size(path, option)
+        with io.TextIOWrapper(open_binary(path, option), encoding="utf-8-sig", errors="replace") as fp:
             head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
         if not head:
             raise InputError("the file is empty", option=option, source=path)
@@ -82,7 +88,7 @@ class CsvRows:
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
         self._first_line = head[int(self.header)][0]
-        self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
+        self._fp = open_binary(path, option)  # closed by close()
         self._reader = pd.read_csv(self._fp, sep=pandas_sep(delimiter), header=None, skiprows=self._first_line - 1,
                                    engine="c", chunksize=1 << 14, encoding="utf-8-sig", comment="#")
         self._pending: np.ndarray | None = None
@@ -156,11 +162,17 @@ def open_rows(source: str, option: str, step: int, header: str = "auto", buffers
     path, key = split_key(source)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
-        with open(path, "rb") as fp:
-            npy = read_header(fp, option=option, source=path, size=os.fstat(fp.fileno()).st_size)
+        fp = open_binary(path, option)
+        try:
+            with reading(path, option):
+                npy = read_header(fp, option=option, source=path, size=file_size(path, option))
+        except BaseException:
+            fp.close()
+            raise
         if npy.fortran or not npy.shape:
+            fp.close()
             return None
-        return NpyRows(path, option, npy, step, buffers)
+        return NpyRows(fp, path, option, npy, step, buffers)
     if ext in TABLE_DELIMITERS:
         try:
             import pandas  # noqa: F401

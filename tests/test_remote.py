@@ -1,0 +1,265 @@
+"""Sources given as URLs, read through fsspec: http(s) from a local http.server thread, s3 from moto's
+ThreadedMotoServer (in a child process, so that the memory test measures lossctl alone), all on 127.0.0.1.
+Every remote result is held to the same files computed locally, bit for bit."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lossctl
+from lossctl import stream
+from lossctl.errors import InputError
+from lossctl.io import remote
+
+pytest.importorskip("fsspec")
+pytest.importorskip("aiohttp")
+
+N, C = 40, 5
+
+
+def write_formats(folder: Path, seed: int = 0) -> None:
+    """The same logits and targets in every format lossctl reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal((N, C)), rng.integers(0, C, N)
+    np.save(folder / "x.npy", x)
+    np.save(folder / "t.npy", t)
+    np.savez(folder / "b.npz", logits=x, target=t)
+    torch.save({"logits": torch.from_numpy(x), "target": torch.from_numpy(t)}, folder / "b.pt")
+    (folder / "x.csv").write_text("\n".join(",".join(repr(v) for v in row) for row in x.tolist()) + "\n")
+    (folder / "t.csv").write_text("\n".join(map(str, t.tolist())) + "\n")
+    (folder / "t.json").write_text(json.dumps(t.tolist()))
+    save_file({"logits": x, "target": t}, str(folder / "b.safetensors"))
+    pq.write_table(pa.table({"logits": pa.array(list(x)), "target": t}), folder / "b.parquet")
+    (folder / "b.jsonl").write_text("".join(json.dumps({"logits": a, "target": b}) + "\n"
+                                            for a, b in zip(x.tolist(), t.tolist(), strict=True)))
+
+
+CASES = {  # name: (sources with {} for the folder or URL, --from bundle)
+    "npy": ({"logits": "{}/x.npy", "target": "{}/t.npy"}, None),
+    "csv+json": ({"logits": "{}/x.csv", "target": "{}/t.json"}, None),
+    "npz": ({"logits": "{}/b.npz:logits", "target": "{}/b.npz:target"}, None),
+    "npz-from": ({}, "{}/b.npz"),
+    "pt": ({"logits": "{}/b.pt:logits", "target": "{}/b.pt:target"}, None),
+    "pt-from": ({}, "{}/b.pt"),
+    "safetensors": ({"logits": "{}/b.safetensors:logits", "target": "{}/b.safetensors:target"}, None),
+    "safetensors-from": ({}, "{}/b.safetensors"),
+    "parquet": ({"logits": "{}/b.parquet:logits", "target": "{}/b.parquet:target"}, None),
+    "jsonl-from": ({}, "{}/b.jsonl"),
+}
+
+
+def same_as_local(base: str, folder: Path, case: str, **kw) -> None:
+    sources, bundle = CASES[case]
+    got = lossctl.compute("ce", **{k: v.format(base) for k, v in sources.items()},
+                          bundle=bundle and bundle.format(base), **kw)
+    want = lossctl.compute("ce", **{k: v.format(folder) for k, v in sources.items()},
+                           bundle=bundle and bundle.format(folder), **kw)
+    assert got.to_dict() == want.to_dict()  # the value and the float64 partial sums, bit for bit
+    if case == "npy":  # and the local run is torch's number
+        x, t = np.load(folder / "x.npy"), np.load(folder / "t.npy")
+        assert want.value == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(),
+                                           rel=1e-12)
+
+
+# --- http(s) -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    """A folder served over http by Python's own server (which ignores range requests, as many servers do)."""
+    folder = tmp_path_factory.mktemp("web")
+    write_formats(folder)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_http_sources_equal_the_local_files(web, case):
+    folder, base = web
+    same_as_local(base, folder, case)
+
+
+@pytest.mark.parametrize("files", [("x.npy", "t.npy"), ("x.csv", "t.csv")])
+def test_http_streams_in_chunks_as_a_local_file_does(web, monkeypatch, files):
+    folder, base = web
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 256)  # a few rows a chunk: many chunks, in order
+    got = lossctl.compute("ce", logits=f"{base}/{files[0]}", target=f"{base}/{files[1]}", stream=True)
+    want = lossctl.compute("ce", logits=str(folder / files[0]), target=str(folder / files[1]), stream=True)
+    assert any("streamed in 7 chunks" in n for n in got.notes)
+    assert got.to_dict() == want.to_dict()
+
+
+def test_http_cli_output_and_errors(web, cli):
+    folder, base = web
+    got = cli("ce", "--logits", f"{base}/x.npy", "--target", f"{base}/t.npy", "-f", "plain")
+    assert got.stdout == cli("ce", "--logits", folder / "x.npy", "--target", folder / "t.npy", "-f", "plain").stdout
+    ran = cli("ce", "--logits", f"{base}/nothere.npy", "--target", f"{base}/t.npy", code=2)
+    assert ran.stderr == f"lossctl: error: --logits ({base}/nothere.npy): no such file\n"
+    ran = cli("ce", "--logits", f"{base}/x*.npy", "--target", f"{base}/t.npy", code=2)
+    assert ran.stderr == ("lossctl: error: --logits: a glob cannot match http:// URLs (a web server gives no "
+                          "listing); give each URL\n")
+
+
+# --- s3 ------------------------------------------------------------------------------------------------------
+
+MOTO = """
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print("ready", flush=True)
+sys.stdin.read()
+server.stop()
+"""
+BUCKET = "lossctl-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """moto's S3 on 127.0.0.1; s3fs finds it and the fake credentials where it finds real ones: the environment."""
+    s3fs = pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", MOTO, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            mp.delenv(key, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")  # botocore's own endpoint setting
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            s3fs.S3FileSystem.clear_instance_cache()
+            fs = s3fs.S3FileSystem()
+            fs.mkdir(BUCKET)
+            folder = tmp_path_factory.mktemp("s3")
+            write_formats(folder)
+            fs.put([str(p) for p in folder.iterdir()], f"{BUCKET}/formats/")
+            yield fs, folder
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
+            proc.stdin.close()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("case", ["npy", "csv+json", "npz", "pt", "safetensors", "parquet", "jsonl-from"])
+def test_s3_sources_equal_the_local_files(s3, case):
+    fs, folder = s3
+    same_as_local(f"s3://{BUCKET}/formats", folder, case)
+
+
+def test_s3_glob_over_shards_equals_the_local_run(s3, cli, tmp_path):
+    fs, _ = s3
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        np.save(tmp_path / f"logits_{i:02d}.npy", rng.standard_normal((N, C)).astype(np.float32))
+        np.save(tmp_path / f"target_{i:02d}.npy", rng.integers(0, C, N))
+    fs.put([str(p) for p in sorted(tmp_path.iterdir())], f"{BUCKET}/shards/")
+    url = f"s3://{BUCKET}/shards"
+    got = json.loads(cli("ce", "--logits", f"{url}/logits_*.npy", "--target", f"{url}/target_*.npy",
+                         "-f", "json").stdout)
+    want = json.loads(cli("ce", "--logits", f"{tmp_path}/logits_*.npy", "--target", f"{tmp_path}/target_*.npy",
+                          "-f", "json").stdout)
+    assert [f.pop("file") for f in got["files"]] == [f"{url}/logits_{i:02d}.npy" for i in range(4)]
+    assert [f.pop("file") for f in want["files"]] == [f"{tmp_path}/logits_{i:02d}.npy" for i in range(4)]
+    assert got == want
+    ran = cli("ce", "--logits", f"{url}/nomatch_*.npy", "--target", f"{url}/target_*.npy", code=2)
+    assert ran.stderr == f"lossctl: error: --logits ({url}/nomatch_*.npy): the pattern matches no file\n"
+
+
+def test_s3_big_npy_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
+    fs, _ = s3
+    rows = 1 << 18
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "big.npy", rng.standard_normal((rows, 16)).astype(np.float32))  # 16 MiB
+    np.save(tmp_path / "big_t.npy", rng.integers(0, 16, rows).astype(np.int32))  # 1 MiB
+    fs.put([str(tmp_path / "big.npy"), str(tmp_path / "big_t.npy")], f"{BUCKET}/big/")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 256 << 10)
+    monkeypatch.setattr(remote, "BLOCK_BYTES", 256 << 10)
+    url = f"s3://{BUCKET}/big"
+    want = lossctl.compute("ce", logits=str(tmp_path / "big.npy"), target=str(tmp_path / "big_t.npy"), stream=True,
+                           threads=1)
+    tracemalloc.start()
+    try:
+        got = lossctl.compute("ce", logits=f"{url}/big.npy", target=f"{url}/big_t.npy", stream=True, threads=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.to_dict() == want.to_dict()
+    assert any("streamed in 64 chunks" in n for n in got.notes)
+    assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB held to stream a 17 MiB file"
+
+
+def test_remote_reads_import_fsspec_only_when_a_url_is_given():
+    probe = ("import sys, lossctl; lossctl.compute('ce', logits='examples/logits.npy', target='examples/targets.npy');"
+             "print('fsspec' in sys.modules)")
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("url, package", [("gs://bucket/x.npy", "gcsfs"), ("az://container/x.npy", "adlfs"),
+                                          ("hf://datasets/org/data/x.npy", "huggingface_hub")])
+def test_a_missing_file_system_package_is_named(url, package):
+    try:
+        __import__(package)
+        pytest.skip(f"{package} is installed")
+    except ImportError:
+        pass
+    with pytest.raises(InputError) as err:
+        lossctl.compute("ce", logits=url, target="[0]")
+    scheme = url.split(":")[0]
+    assert str(err.value) == f"--logits ({url}): reading {scheme}:// URLs needs {package}: pip install {package}"
+
+
+def test_missing_fsspec_names_the_extra(cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+    ran = cli("ce", "--logits", "s3://bucket/x.npy", "--target", "[0]", code=2)
+    assert ran.stderr == ("lossctl: error: --logits (s3://bucket/x.npy): reading s3:// URLs needs fsspec: "
+                          "pip install 'lossctl[remote]'\n")
+
+
+def test_remote_shards_on_a_local_cluster(web, cli):
+    pytest.importorskip("distributed")
+    folder, base = web
+    args = ["ce", "--logits", f"{base}/x.npy", "--logits", f"{base}/x.csv", "--target", f"{base}/t.npy",
+            "--target", f"{base}/t.json", "-f", "json"]
+    t0 = time.monotonic()
+    got = json.loads(cli(*args, "--scheduler", "local:2").stdout)
+    assert got == json.loads(cli(*args).stdout)
+    assert time.monotonic() - t0 < 30
