@@ -9,6 +9,7 @@ chunk size does not depend on the thread count, so the total has the same bits w
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -166,7 +167,12 @@ class _Totals:
 
 
 class Chunks:
-    """Reads aligned chunks of rows from every streamed input, in the calling thread."""
+    """Aligned chunks of rows from every streamed input.
+
+    Local .npy files are read at their offsets (`at`), each chunk by the thread that computes it, into that
+    thread's own buffers; other sources (text tables, remote files) are read front to back (`read`), in the
+    calling thread, into a ring of `buffers` reused buffers.
+    """
 
     def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int, header: str):
         self.step, self.start = step, 0
@@ -176,16 +182,32 @@ class Chunks:
             stack.callback(self.readers[i.role].close)
         self.total_bytes = sum(r.total_bytes for r in self.readers.values())
         self.shape_tail: dict[str, tuple[int, ...]] = {}
+        self.random_access = all(getattr(r, "random_access", False) for r in self.readers.values())
+        if self.random_access:
+            self.rows = self._same_rows({role: r.rows for role, r in self.readers.items()}, 0)
+            self.shape_tail = {role: tuple(r.header.shape[1:]) for role, r in self.readers.items()}
+        self._local = threading.local()
+
+    def _same_rows(self, lengths: dict[str, int], start: int) -> int:
+        if len(set(lengths.values())) > 1:
+            desc = ", ".join(f"{flag(r)} {start + n}" for r, n in lengths.items())
+            raise ShapeError(f"the files have different numbers of rows (at least: {desc})",
+                             option=flag(list(lengths)[-1]))
+        return next(iter(lengths.values()))
 
     def read(self) -> dict[str, np.ndarray]:
         chunk = {role: r.read(self.step) for role, r in self.readers.items()}
-        lengths = {role: len(a) for role, a in chunk.items()}
-        if len(set(lengths.values())) > 1:
-            desc = ", ".join(f"{flag(r)} {self.start + n}" for r, n in lengths.items())
-            raise ShapeError(f"the files have different numbers of rows (at least: {desc})",
-                             option=flag(list(lengths)[-1]))
+        self._same_rows({role: len(a) for role, a in chunk.items()}, self.start)
         self.shape_tail = {r: a.shape[1:] for r, a in chunk.items()}
         return chunk
+
+    def at(self, start: int) -> dict[str, np.ndarray]:
+        """The chunk of rows from `start`, read by the calling thread into buffers of its own."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {role: np.empty((self.step, *r.header.shape[1:]), r.dtype)
+                                             for role, r in self.readers.items()}
+        return {role: r.read_at(start, self.step, buffers[role]) for role, r in self.readers.items()}
 
     def position(self) -> int:
         return sum(r.position() for r in self.readers.values())
@@ -221,26 +243,57 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
     totals = _Totals()
     with ExitStack() as stack:
         chunks = Chunks(p, stack, step, buffers=threads + 2, header=st.header)
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
-        pending: deque[Future] = deque()
-
-        def collect() -> None:  # the oldest chunk's partial, so they add up in chunk order
-            totals.add(*pending.popleft().result())
-            if progress is not None:
-                progress(chunks.position() if pending else chunks.total_bytes, chunks.total_bytes)
-
-        while True:
-            chunk = chunks.read()
-            n = len(next(iter(chunk.values())))
-            if n == 0:
-                break
-            pending.append(pool.submit(work, chunk, chunks.start))
-            chunks.start += n
-            while len(pending) > threads:  # at most `threads` chunks in flight, plus the one being read
-                collect()
-        while pending:
-            collect()
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads)) if threads > 1 else None
+        runner = _InOrder(pool, threads, totals, chunks, progress)
+        for job in _jobs(chunks, work):
+            runner.submit(job)
+        runner.finish()
     return _streamed_result(spec, st, totals, chunks, others, ctx, step, threads, final)
+
+
+def _jobs(chunks: Chunks, work):
+    """One callable per chunk, in file order: local .npy chunks are read by the thread that computes them."""
+    if chunks.random_access:
+        for start in range(0, chunks.rows, chunks.step):
+            chunks.start = min(start + chunks.step, chunks.rows)
+            yield lambda start=start: work(chunks.at(start), start)
+        return
+    while True:
+        start, chunk = chunks.start, chunks.read()
+        n = len(next(iter(chunk.values())))
+        if n == 0:
+            return
+        chunks.start += n
+        yield lambda chunk=chunk, start=start: work(chunk, start)
+
+
+class _InOrder:
+    """Runs chunk jobs inline (one thread: it reads and computes) or on the pool, with at most `threads` chunks in
+    flight, and adds their results in chunk order, so the total does not depend on the thread count."""
+
+    def __init__(self, pool, threads: int, totals: _Totals, chunks: Chunks, progress: Progress | None):
+        self.pool, self.threads, self.totals, self.chunks, self.progress = pool, threads, totals, chunks, progress
+        self.pending: deque[Future] = deque()
+
+    def submit(self, job) -> None:
+        if self.pool is None:
+            self._add(job())
+            return
+        self.pending.append(self.pool.submit(job))
+        while len(self.pending) > self.threads:
+            self._add(self.pending.popleft().result())
+
+    def finish(self) -> None:
+        while self.pending:
+            self._add(self.pending.popleft().result())
+
+    def _add(self, result) -> None:
+        self.totals.add(*result)
+        if self.progress is not None:
+            c = self.chunks
+            done = c.position() if not c.random_access else min(self.totals.chunks * c.step, c.rows) * \
+                c.total_bytes // max(c.rows, 1)
+            self.progress(done if self.pending or not c.random_access else c.total_bytes, c.total_bytes)
 
 
 def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chunks, others: dict[str, Loaded],

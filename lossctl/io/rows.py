@@ -60,6 +60,26 @@ class NpyRows:
     def position(self) -> int:
         return self._done * (self.total_bytes // max(self.rows, 1))
 
+    @property
+    def random_access(self) -> bool:
+        """A local file: any rows can be read at their offset, from any thread (os.preadv releases the GIL)."""
+        try:
+            self._fp.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return False
+        return hasattr(os, "preadv")
+
+    def read_at(self, start: int, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows [start, start + n) read at their offset into `out` (or a new array), without moving the file."""
+        n = max(0, min(n, self.rows - start))
+        view = (out if out is not None else np.empty((n, *self.header.shape[1:]), self.dtype))[:n]
+        row_bytes = self.total_bytes // max(self.rows, 1)
+        got = os.preadv(self._fp.fileno(), [memoryview(view).cast("B")], self.header.offset + start * row_bytes) \
+            if n else 0
+        if got != view.nbytes:
+            raise InputError(f"truncated at row {start}: the file ended early", option=self.option, source=self.path)
+        return view
+
     def close(self) -> None:
         self._fp.close()
 
