@@ -188,6 +188,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     DATA.mkdir(exist_ok=True)
+    # Measure what an installed lossctl does: its modules compiled once (PYTHONDONTWRITEBYTECODE, set on some
+    # machines, would otherwise make every run compile them again).
+    subprocess.run([PY, "-m", "compileall", "-q", str(HERE.parent / "lossctl")], check=True)
     lines = ["| target | lossctl | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
     start, torch_t = startup_rows(args.repeat)
     big, values = big_rows(args.repeat, args.quick)

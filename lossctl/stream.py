@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ShapeError
-from .io import Loaded
+from .io import Loaded, split_key
 from .io.npy import NpyHeader, read_header
 from .io.remote import file_size, is_file, open_binary
 from .io.rows import open_rows
@@ -52,15 +52,18 @@ Progress = Callable[[int, int], None]
 @dataclass
 class _Input:
     role: str
-    path: str
+    path: str  # the source as given: a path, FILE:KEY (Parquet, Arrow, JSON Lines) or a URL
     row_bytes: int  # bytes of one row as computed, to size the chunks
     header: NpyHeader | None  # .npy only
+    columns: int = 1  # values per row of a table (text, Parquet list column, JSON Lines list)
+    dtype: np.dtype = np.dtype(np.float64)  # the float dtype it is read in
+    binary: bool = False  # keeps its float dtype under --dtype auto, as the same file read whole does
 
     @property
     def ndim(self) -> int:
         if self.header is not None:
             return len(self.header.shape)
-        return 2 if self.row_bytes > 8 else 1  # a CSV: one column is a vector
+        return 2 if self.columns > 1 else 1  # a table: one column is a vector
 
 
 @dataclass
@@ -71,9 +74,12 @@ class Plan:
     whole: dict[str, Any]
 
 
-def _describe(path: Any, role: str) -> _Input | None:
+def _describe(source: Any, role: str) -> _Input | None:
     """What streaming needs of one source: its rows' size and, for .npy, its header; None if not streamable."""
-    if not isinstance(path, str) or not is_file(path):
+    if not isinstance(source, str):
+        return None
+    path, key = split_key(source)
+    if not is_file(path):
         return None
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
@@ -81,14 +87,32 @@ def _describe(path: Any, role: str) -> _Input | None:
             h = read_header(fp, option=flag(role), source=path, size=file_size(path, flag(role)))
         if h.fortran or not h.shape:
             return None
-        return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h)
+        return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext in TABLE_DELIMITERS:
         with open_binary(path, flag(role)) as fp:
             first = fp.readline(1 << 20)
         sep = TABLE_DELIMITERS[ext]
         cells = len(first.split(sep.encode())) if sep else len(first.split())
-        return _Input(role, path, max(cells, 1) * 8, None)
-    return None
+        return _Input(role, path, max(cells, 1) * 8, None, columns=cells)
+    return _describe_rows(source, role, ext)
+
+
+def _describe_rows(source: str, role: str, ext: str) -> _Input | None:
+    """Parquet/Arrow (by record batch) and JSON Lines (a chunk of lines at a time): one row tells the width."""
+    from .io import READERS
+
+    if ext not in READERS or READERS[ext].rows_name is None or not os.path.isfile(split_key(source)[0]):
+        return None  # remote files of these formats are copied and read whole (see io.remote)
+    reader = open_rows(source, flag(role), 1)
+    try:
+        first = reader.read(1)
+        rows = getattr(reader, "rows", None) or max(reader.total_bytes // 64, 1)
+    finally:
+        reader.close()
+    columns = int(np.prod(first.shape[1:])) if first.ndim > 1 else 1
+    dtype = first.dtype if first.dtype.kind == "f" else np.dtype(np.float64)
+    return _Input(role, source, max(reader.total_bytes // max(rows, 1), columns * dtype.itemsize, 1), None,
+                  columns=max(columns, 2) if first.ndim > 1 else 1, dtype=dtype, binary=READERS[ext].binary)
 
 
 def _fits(item: _Input, head: _Input, index_target: bool) -> str:
@@ -124,9 +148,11 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: boo
             out.inputs.append(item)
         else:
             out.whole[name] = sources[name]
-    if any(i.header is None for i in out.inputs) and not _has_pandas():
-        return None
-    if not force and sum(file_size(i.path, flag(i.role)) or 0 for i in out.inputs) < STREAM_MIN_BYTES:
+    tables = [i for i in out.inputs if os.path.splitext(split_key(i.path)[0])[1].lower() in TABLE_DELIMITERS]
+    if tables and not _has_pandas():
+        return None  # text tables stream through pandas' chunked reader
+    size = sum(file_size(split_key(i.path)[0], flag(i.role)) or 0 for i in out.inputs)
+    if not force and size < STREAM_MIN_BYTES:
         return None
     return out
 
@@ -219,8 +245,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
     others = {role: load_source(src, flag(role), header=st.header) for role, src in p.whole.items()
               if src is not None}
     step = max(1, CHUNK_BYTES // p.inputs[0].row_bytes)
-    probe = {i.role: Loaded(np.empty(0, i.header.dtype if i.header else np.float64), i.path, i.header is not None)
-             for i in p.inputs}
+    probe = {i.role: Loaded(np.empty(0, i.dtype), i.path, i.binary) for i in p.inputs}
     ctx = Context(dtype=compute_dtype(spec, {**probe, **others}, dtype), device=st.device, reduction=st.reduction,
                   backend=backend)
     check_finite(spec, others)

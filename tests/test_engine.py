@@ -286,3 +286,23 @@ def test_choices_show_in_help(cli):
                   "<auto|index|prob|logits>", "<cpu|cuda|mps|auto>", "<auto|numpy|torch>"):
         assert shown in out, shown
     assert "--install-completion" in cli("--help").stdout
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_parquet_and_json_lines_stream_by_batch_as_npy_does(tmp_path, monkeypatch, fmt):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 2000)
+    x, t = RNG.standard_normal((301, 7)).astype(np.float32), RNG.integers(0, 7, 301)
+    path = tmp_path / f"s.{fmt}"
+    if fmt == "parquet":
+        pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table({"logits": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 7),
+                                 "target": pa.array(t)}), path)
+    else:
+        path.write_text("".join(json.dumps({"logits": r.tolist(), "target": int(y)}) + "\n"
+                                for r, y in zip(x.astype(np.float64), t, strict=True)))
+    kw = {"logits": f"{path}:logits", "target": f"{path}:target"}
+    parts, whole = lossctl.compute("ce", stream=True, **kw), lossctl.compute("ce", stream=False, **kw)
+    assert any(n.startswith("streamed in") for n in parts.notes) and parts.dtype == whole.dtype
+    np.testing.assert_allclose(parts.value, whole.value, rtol=1e-12)
+    x64 = torch.from_numpy(x).double() if fmt == "jsonl" else torch.from_numpy(x)
+    np.testing.assert_allclose(parts.value, float(F.cross_entropy(x64, torch.from_numpy(t))), rtol=2e-6)
