@@ -18,6 +18,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .errors import EXIT_CHECK_FAILED, LossctlError, UsageError
@@ -31,8 +32,42 @@ COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header"
           "partials", "stream", "class_axis", "by_class", "worst", "expect", "rtol", "atol", "scheduler",
           "scheduler_timeout")
 
+class LossesGroup(TyperGroup):
+    """The root command group. A loss's command is built only when it is run or completed; --help lists the losses
+    from their specs without building their commands (Typer converts one in a few milliseconds; all of them were
+    most of --help's time)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*(spec.name for spec in all_specs()), *super().list_commands(ctx)]
+
+    def get_command(self, ctx, name: str):
+        if name in LOSS_NAMES:
+            return single_loss_command(name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in LOSS_NAMES:
+                rows.append((name, short_help(get_loss(name).summary, limit)))
+            elif (cmd := super().get_command(ctx, name)) is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def short_help(text: str, limit: int) -> str:
+    """The first sentence, cut at a word to fit `limit` characters, as Click shortens a command's help."""
+    first = text.split(". ")[0].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[: max(limit - 3, 0)].rsplit(" ", 1)[0] + "..."
+
+
 app = typer.Typer(
-    name="lossctl", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+    name="lossctl", cls=LossesGroup, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Compute PyTorch losses from files, exactly as torch.nn does.",
 )
@@ -277,14 +312,6 @@ LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases
 def loss_function(name: str):
     """The command function of one loss (by name or alias), built when first asked for."""
     return loss_command(get_loss(name))
-
-
-def register_losses(app: typer.Typer) -> None:
-    """Every loss as a command of `app` (aliases hidden); only the full app, for --help and completion, needs all."""
-    for spec in all_specs():
-        app.command(spec.name, rich_help_panel="Losses", epilog=SOURCE_HELP)(loss_function(spec.name))
-        for alias in spec.aliases:
-            app.command(alias, hidden=True)(loss_function(spec.name))
 
 
 @functools.cache
@@ -556,7 +583,6 @@ def grad_cmd(
 
 @functools.cache
 def root_command():
-    register_losses(app)
     return typer.main.get_command(app)
 
 
