@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -306,3 +307,15 @@ def test_parquet_and_json_lines_stream_by_batch_as_npy_does(tmp_path, monkeypatc
     np.testing.assert_allclose(parts.value, whole.value, rtol=1e-12)
     x64 = torch.from_numpy(x).double() if fmt == "jsonl" else torch.from_numpy(x)
     np.testing.assert_allclose(parts.value, float(F.cross_entropy(x64, torch.from_numpy(t))), rtol=2e-6)
+
+
+def test_shell_completion_offers_commands_options_and_choices():
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_LOSSCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        proc = subprocess.run([sys.executable, "-m", "lossctl"], env=env, capture_output=True, text=True, cwd=ROOT,
+                              timeout=60)
+        return proc.stdout.split()
+
+    assert {"ce", "check", "calibration"} <= set(complete("lossctl c", 1))
+    assert "--reduction" in complete("lossctl ce --red", 2)
+    assert complete("lossctl ce --reduction ", 3) == ["mean", "sum", "none"]

@@ -10,25 +10,29 @@ same functions, computed by torch).
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from ._common import QUIET
-from .classification import (
-    bce_logits,
-    bce_probs,
-    cross_entropy_index,
-    cross_entropy_prob,
-    focal_index,
-    focal_sigmoid,
-    log_softmax,
-)
-from .distance import cosine_embedding, cosine_similarity, pairwise_distance
-from .divergence import entropy, js, kl_div
-from .regression import huber, l1, mse, smooth_l1
+from .classification import log_softmax
 
-__all__ = ["bce_logits", "bce_probs", "cosine_embedding", "cosine_similarity", "cross_entropy_index",
-           "cross_entropy_prob", "entropy", "focal_index", "focal_sigmoid", "huber", "js", "kl_div", "l1", "log",
-           "log_softmax", "mse", "pairwise_distance", "smooth_l1", "softmax"]
+# Each family's module is imported when one of its kernels is first asked for: a run imports only its own.
+_FAMILY = {name: family for family, names in {
+    "classification": ("bce_logits", "bce_probs", "cross_entropy_index", "cross_entropy_prob", "focal_index",
+                       "focal_sigmoid"),
+    "distance": ("cosine_embedding", "cosine_similarity", "pairwise_distance"),
+    "divergence": ("entropy", "js", "kl_div"),
+    "regression": ("huber", "l1", "mse", "smooth_l1"),
+}.items() for name in names}
+
+__all__ = sorted([*_FAMILY, "log", "log_softmax", "softmax"])
+
+
+def __getattr__(name: str):
+    if name in _FAMILY:
+        return getattr(importlib.import_module(f"{__name__}.{_FAMILY[name]}"), name)
+    raise AttributeError(name)
 
 
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
