@@ -15,6 +15,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def _realistic_dir() -> Path:
+    """../shared/data/realistic beside the checkout (CI lays shared/ there), or where $LOSSCTL_SHARED points."""
+    roots = [Path(os.environ["LOSSCTL_SHARED"])] if "LOSSCTL_SHARED" in os.environ else []
+    roots += [p / "shared" for p in ROOT.parents]
+    return next((r / "data" / "realistic" for r in roots if (r / "data" / "realistic").is_dir()),
+                ROOT.parent / "shared" / "data" / "realistic")
+
+
+REALISTIC = _realistic_dir()  # outputs of real models (see its README)
+
 # lossctl sums in float64 while torch sums float32 in float32, so float32 results agree only to ~1e-6 relative.
 TOL = {np.dtype(np.float32): {"rtol": 2e-5, "atol": 2e-6}, np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-13}}
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, tol
+from conftest import REALISTIC, ROOT, tol
 
 from lossctl.calibration import (
     CalibrationPartial,
@@ -238,14 +237,11 @@ def test_realistic_data_matches_torchmetrics(name, task, form, norm):
 
 
 def realistic(name: str) -> Path:
-    """The shared realistic data sets, beside the main checkout (or where $LOSSCTL_SHARED points)."""
-    roots = [Path(os.environ["LOSSCTL_SHARED"])] if "LOSSCTL_SHARED" in os.environ else []
-    roots += [p / "shared" for p in ROOT.parents]
-    for root in roots:
-        path = root / "data" / "realistic" / f"{name}.npz"
-        if path.exists():
-            return path
-    pytest.skip(f"{name}.npz not found")
+    """The shared realistic data sets (conftest.REALISTIC)."""
+    path = REALISTIC / f"{name}.npz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return path
 
 
 def test_inputs_are_validated():

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save, tol
+from conftest import REALISTIC, save, tol
 
 from lossctl import stream
 
 pytest.importorskip("torchmetrics")
 
-DATA = Path("/work/shared/data/realistic")
+DATA = REALISTIC
 F32 = tol(np.float32)  # torchmetrics bins float32 confidences and sums in float32
 NORMS = ("l1", "l2", "max")
 KEYS = {"l1": "ece", "l2": "rmsce", "max": "mce"}

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import save, tol
+from conftest import REALISTIC, save, tol
 from test_registry import CASES, Case, tensors
 
 from lossctl import checks
@@ -185,7 +185,7 @@ def test_grad_help_lists_the_loss_options(cli):
 # --- the gradient identity of lossctl check -----------------------------------------------------------------
 
 def _digits(tmp_path: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
-    path = Path("/work/shared/data/realistic/digits_logreg.npz")
+    path = REALISTIC / "digits_logreg.npz"
     if not path.exists():
         pytest.skip(f"{path} is not here")
     with np.load(path) as z:

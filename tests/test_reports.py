@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import REALISTIC, ROOT
 
 import lossctl
 from lossctl import stream
 
-REALISTIC = ROOT.parent / "shared" / "data" / "realistic"
 pytestmark = pytest.mark.skipif(not REALISTIC.exists(), reason="../shared/data/realistic is not beside the project")
 
 

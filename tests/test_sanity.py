@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REALISTIC
 
 from lossctl.errors import ShapeError, UsageError, ValueRangeError
 from lossctl.sanity import (
@@ -35,7 +36,6 @@ from lossctl.sanity import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-REALISTIC = Path("/work/shared/data/realistic")
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
