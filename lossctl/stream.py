@@ -12,7 +12,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,7 +267,11 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
     totals = _Totals()
     with ExitStack() as stack:
         chunks = Chunks(p, stack, step, buffers=threads + 2, header=st.header)
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads)) if threads > 1 else None
+        pool = None
+        if threads > 1:
+            from concurrent.futures import ThreadPoolExecutor  # a streamed run only
+
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
         runner = _InOrder(pool, threads, totals, chunks, progress)
         for job in _jobs(chunks, work):
             runner.submit(job)
@@ -298,7 +301,7 @@ class _InOrder:
 
     def __init__(self, pool, threads: int, totals: _Totals, chunks: Chunks, progress: Progress | None):
         self.pool, self.threads, self.totals, self.chunks, self.progress = pool, threads, totals, chunks, progress
-        self.pending: deque[Future] = deque()
+        self.pending: deque = deque()  # concurrent.futures.Future, in chunk order
 
     def submit(self, job) -> None:
         if self.pool is None:

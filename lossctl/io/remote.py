@@ -14,8 +14,6 @@ import glob
 import io
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -167,6 +165,9 @@ def local_copy(path: str, option: str) -> Iterator[str]:
         yield path
         return
     ext = os.path.splitext(path)[1]
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="lossctl-", ignore_cleanup_errors=True) as tmp:
         copy = os.path.join(tmp, "copy" + ext)
         with open_binary(path, option) as src, open(copy, "wb") as dst, reading(path, option):

@@ -30,14 +30,19 @@ def _named_constant(name: str) -> float:
     return _Named(name.replace("Infinity", "inf"))
 
 
+FAST_JSON_CHARS = 1 << 16  # from here orjson (when installed) pays for its import; see benchmarks/parsers.py
+
+
 def parse_json(text: str, *, option: str, source: str):
     if not text.strip():
         raise InputError("the file is empty" if source not in ("literal", "<stdin>") else "empty input",
                          option=option, source=source)
-    try:
-        import orjson  # optional: several times faster on big files
-    except ImportError:
-        orjson = None
+    orjson = None
+    if len(text) >= FAST_JSON_CHARS:  # small text: the standard library's json is already imported
+        try:
+            import orjson  # optional: several times faster on big files
+        except ImportError:
+            pass
     if orjson is not None:
         try:
             return orjson.loads(text)
