@@ -183,7 +183,7 @@ CASES = [
     ("json-1e999", ce("{d}/overflow.json"), None, ["--logits", "overflow.json", "[0, 1]", "inf"]),
     ("csv-1e999", ce("{d}/overflow.csv"), None, ["--logits", "overflow.csv", "row 2, column 2", "overflows"]),
     ("literal-1e999", ce("[[1.0, 1e999]]"), None, ["--logits", "literal", "[0, 1]", "inf"]),
-    ("json-bigint", ce("[[1.0, 2.0]]", "{d}/bigint.json"), None, ["--target", "bigint.json", "out of range"]),
+    ("json-bigint", ce("[[1.0, 2.0]]", "{d}/bigint.json"), None, ["--target", "bigint.json", "int64"]),
     ("csv-bigint", ce("[[1.0, 2.0]]", "{d}/bigint.csv"), None, ["--target", "bigint.csv", "row 1", "int64"]),
     ("literal-bad-json", ce("[[1.0, 2.0]"), None, ["--logits", "literal", "invalid JSON"]),
     # --- paths
