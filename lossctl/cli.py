@@ -256,15 +256,20 @@ def _cluster_params() -> list[inspect.Parameter]:
 def loss_command(spec: LossSpec):
     """A Typer command for one spec: an option per array role and per loss option, then the common ones."""
     params = _array_params(spec) + _option_params(spec) + _common_params(spec)
+    return typed_command(params, lambda kw: _run_loss(spec, kw), f"{spec.summary} ({spec.torch_name})",
+                         spec.name.replace("-", "_"))
+
+
+def typed_command(params: list[inspect.Parameter], run, doc: str, name: str):
+    """A function Typer reads as a command with these parameters; its body runs `run(kwargs)`, errors as one line."""
 
     @handles_errors
     def command(**kw: Any) -> None:
-        _run_loss(spec, kw)
+        run(kw)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = f"{spec.summary} ({spec.torch_name})"
-    command.__name__ = spec.name.replace("-", "_")
+    command.__doc__, command.__name__ = doc, name
     return command
 
 
@@ -530,15 +535,9 @@ def grad_command(spec: LossSpec):
             "(one key per input, named as its option).")], None),
     ]
 
-    @handles_errors
-    def command(**kw: Any) -> None:
-        _run_grad(spec, kw)
-
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = f"d loss / d input of {spec.name} ({spec.torch_name}), by torch autograd."
-    command.__name__ = "grad_" + spec.name.replace("-", "_")
-    return command
+    return typed_command(params, lambda kw: _run_grad(spec, kw),
+                         f"d loss / d input of {spec.name} ({spec.torch_name}), by torch autograd.",
+                         "grad_" + spec.name.replace("-", "_"))
 
 
 def _run_grad(spec: LossSpec, kw: dict[str, Any]) -> None:

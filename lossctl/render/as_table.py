@@ -74,16 +74,21 @@ def _(obj: Result):
 
         summary = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.summary.items())
         parts += [Text("per-sample losses: " + summary), Text("\n".join(histogram_lines(obj.values)))]
-    values = np.asarray(obj.values)
-    v = Table(title=Text(f"values ({obj.unit})" if obj.unit else "values"))
+    title = f"values ({obj.unit})" if obj.unit else "values"
+    return Group(*parts, index_table(title, "value", np.asarray(obj.values), "use --format csv or plain for all"))
+
+
+def index_table(title: str, column: str, values: np.ndarray, more: str) -> Table:
+    """One row per element, [index] and value, up to TABLE_ROWS; then how to see the rest."""
+    v = Table(title=Text(title))
     v.add_column("index")
-    v.add_column("value", justify="right")
+    v.add_column(column, justify="right")
     for n, idx in enumerate(np.ndindex(values.shape)):
         if n == TABLE_ROWS:
-            v.add_row("…", Text(f"{values.size - TABLE_ROWS} more: use --format csv or plain for all"))
+            v.add_row("…", Text(f"{values.size - TABLE_ROWS} more: {more}"))
             break
         v.add_row(Text(str(list(idx))), Text(number(values[idx])))
-    return Group(*parts, v)
+    return v
 
 
 @render.register
@@ -210,13 +215,5 @@ def _(obj: GradientResult):
         t.add_row(Text("warning", style="bold yellow"), Text(warning, style="yellow"))
     tables = [t]
     for role, g in obj.gradients.items():
-        v = Table(title=Text(f"d loss / d {role}"))
-        v.add_column("index")
-        v.add_column("gradient", justify="right")
-        for n, idx in enumerate(np.ndindex(g.shape)):
-            if n == TABLE_ROWS:
-                v.add_row("…", Text(f"{g.size - TABLE_ROWS} more: use --format csv or plain, or -o FILE.npy"))
-                break
-            v.add_row(Text(str(list(idx))), Text(number(g[idx])))
-        tables.append(v)
+        tables.append(index_table(f"d loss / d {role}", "gradient", g, "use --format csv or plain, or -o FILE.npy"))
     return Group(*tables)
