@@ -308,7 +308,9 @@ class _InOrder:
             self._add(job())
             return
         self.pending.append(self.pool.submit(job))
-        while len(self.pending) > self.threads:
+        # a chunk read at its offset lands in the buffers of the thread that runs it, so queueing more costs no
+        # memory and keeps every thread busy; chunks read here are held until computed, so at most one per thread
+        while len(self.pending) > (2 * self.threads if self.chunks.random_access else self.threads):
             self._add(self.pending.popleft().result())
 
     def finish(self) -> None:
