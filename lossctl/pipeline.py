@@ -125,12 +125,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def backend_for(spec: LossSpec, st: Settings, sources: Mapping[str, Any] = {}) -> str:  # noqa: B006
+def backend_for(spec: LossSpec, st: Settings, sources: Mapping[str, Any] | None = None) -> str:
     """auto: the NumPy kernel where the loss has one, on the CPU, with no .pt input (reading it needs torch)."""
     if st.backend != "auto":
         return st.backend
     torch_file = any(isinstance(v, str) and split_key(v)[0].lower().endswith((".pt", ".pth"))
-                     for v in sources.values())
+                     for v in (sources or {}).values())
     return "numpy" if "numpy" in spec.backends and st.device == "cpu" and not torch_file else "torch"
 
 
