@@ -8,8 +8,10 @@ and `merge` adds such documents, so any engine that maps a command over shards c
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -81,13 +83,37 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     if st.reduction == "none":
         values = np.concatenate([np.asarray(r.values).reshape(-1) for r in results])
     first = results[0]
+    report, found = merged_reports(spec, st, results)
     merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
                          weighted=first.weighted, warnings=[], constants=first.constants, final=final,
                          backend="+".join(sorted({r.backend for r in results})),
                          notes=[f"exact total over {len(results)} files: their partial sums added, then divided"],
-                         values=values)
+                         values=values, report=report, baselines=found)
     warnings = [w for r in results for w in r.warnings]
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
+
+
+def merged_reports(spec: LossSpec, st: Settings, results: list[Result]):
+    """The files' report sums added (class counts, per-class sums, worst-K heaps), and the baselines of the whole
+    where the class counts determine them."""
+    parts, rows = [], 0
+    for r in results:  # a file's worst entries are indexed as rows of the files taken together
+        if r.report is not None:
+            per_row = math.prod((r.shapes.get("target") or [1])[1:])
+            worst = r.report.worst.shifted(rows, per_row) if r.report.worst is not None and rows else None
+            parts.append(replace(r.report, worst=worst) if worst is not None else r.report)
+        rows += (r.shapes.get("target") or [1])[0]
+    if not parts:
+        return None, None
+    report = parts[0]
+    for part in parts[1:]:
+        report = report + part
+    found = None
+    if st.details and spec.baseline and st.reduction == "mean":
+        from .reports import baselines_from_counts
+
+        found = baselines_from_counts(spec.baseline, report, results[0].class_weight, st.options, st.scale)
+    return report, found
 
 
 def evaluate_sets(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, scheduler: str | None = None,

@@ -332,11 +332,13 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
         from .reports import baselines_in_memory
 
         found = baselines_in_memory(spec.baseline, arrays, st.options, st.scale)
-    return make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
-                       shapes={name: list(item.array.shape) for name, item in loaded.items()},
-                       warnings=out.warnings, notes=out.notes, final=final, backend=backend,
-                       constants=fingerprints(spec, arrays), report=report, baselines=found,
-                       values=as_numpy(out.values) if st.reduction == "none" else None)
+    result = make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
+                         shapes={name: list(item.array.shape) for name, item in loaded.items()},
+                         warnings=out.warnings, notes=out.notes, final=final, backend=backend,
+                         constants=fingerprints(spec, arrays), report=report, baselines=found,
+                         values=as_numpy(out.values) if st.reduction == "none" else None)
+    result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
+    return result
 
 
 def run_report(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings, out: LossOutput, first_row: int
@@ -432,6 +434,7 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
     """Baselines, breakdowns and the per-sample summary onto the result."""
     from .reports import finish_reports
 
+    result.report = report
     transform = (lambda v: post(v, partial)[0]) if post is not None else None
     reps = finish_reports(result.value, result.values if st.details else None, found, report, transform)
     result.baselines, result.by_class, result.worst, result.summary = (reps.baselines, reps.by_class, reps.worst,

@@ -37,6 +37,10 @@ class Result:
     by_class: list[dict[str, Any]] | None = None  # --by-class
     worst: list[dict[str, Any]] | None = None  # --worst K
     summary: dict[str, Any] | None = None  # reduction none: count, mean, min, p50, p90, p99, max
+    # What a total over many files or shards needs to add up the reports (not shown): their mergeable sums
+    # (reports.ReportPartial) and the per-class weight the baselines are computed with.
+    report: Any = field(default=None, repr=False)
+    class_weight: Any = field(default=None, repr=False)
 
     @property
     def signature(self) -> str:

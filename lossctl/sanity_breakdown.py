@@ -141,6 +141,16 @@ class WorstK:
         elif item[:2] > self._heap[0][:2]:
             heapq.heapreplace(self._heap, item)
 
+    def shifted(self, rows: int, per_row: int) -> WorstK:
+        """The same entries for a file that follows `rows` rows of `per_row` targets each: its indices become those
+        of the files taken together, as a total over many files reports them."""
+        out = WorstK(self.k, ignore_index=self.ignore_index)
+        for rank, neg_flat, loss, index, t, pred, p_t in self._heap:
+            out._heap.append((rank, neg_flat - rows * per_row, loss, (index[0] + rows, *index[1:]) if index else
+                              index, t, pred, p_t))
+        heapq.heapify(out._heap)
+        return out
+
     def __add__(self, other: WorstK) -> WorstK:
         merged = WorstK(min(self.k, other.k), ignore_index=self.ignore_index)
         for item in self._heap + other._heap:

@@ -336,18 +336,20 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
     shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
     found, rep = None, totals.report
+    weight = others["weight"].array if "weight" in others else None
     if st.details and spec.baseline and st.reduction == "mean":
         from .reports import baselines_from_counts
 
-        weight = others["weight"].array if "weight" in others else None
         found = baselines_from_counts(spec.baseline, rep, weight, st.options, st.scale)
         if found is None:
             notes.append("baselines: a streamed run computes them for class-index targets only (from the class "
                          "counts); these need every target in memory (--no-stream)")
-    return make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
-                       weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
-                       final=final, backend=ctx.backend, report=rep, baselines=found,
-                       constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
+    result = make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
+                         weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
+                         final=final, backend=ctx.backend, report=rep, baselines=found,
+                         constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
+    result.class_weight = weight
+    return result
 
 
 def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",

@@ -259,3 +259,20 @@ def test_reports_are_offered_only_where_they_apply(cli):
     assert "--by-class" in cli("ce", "--help").stdout and "--by-class" not in cli("mse", "--help").stdout
     assert "--class-axis" in cli("nll", "--help").stdout and "--class-axis" not in cli("kl", "--help").stdout
     assert Path(ROOT / "README.md").read_text().count("## Sanity checks") == 1
+
+
+def test_reports_over_many_files_are_those_of_the_files_together(cli, tmp_path):
+    d = realistic("digits_logreg")
+    x, t = d["logits"].astype(np.float64), d["target"]
+    for i, rows in enumerate((slice(0, 200), slice(200, 540))):
+        np.save(tmp_path / f"x{i}.npy", x[rows])
+        np.save(tmp_path / f"t{i}.npy", t[rows])
+    data = json.loads(cli("ce", "--logits", str(tmp_path / "x*.npy"), "--target", str(tmp_path / "t*.npy"),
+                          "--by-class", "--worst", "5", "--label-smoothing", "0.1", "-f", "json").stdout)["total"]
+    whole = lossctl.compute("ce", logits=x, target=t, by_class=True, worst=5, label_smoothing=0.1)
+    for k, b in whole.baselines.items():
+        assert data["baselines"][k]["value"] == pytest.approx(b["value"], rel=1e-12)
+    losses = F.cross_entropy(T(x), T(t), reduction="none", label_smoothing=0.1).numpy()
+    assert [w["index"][0] for w in data["worst"]] == np.argsort(-losses, kind="stable")[:5].tolist()
+    assert sum(r["share"] for r in data["by_class"]) == pytest.approx(1.0, rel=1e-12)
+    assert [r["count"] for r in data["by_class"]] == np.bincount(t, minlength=10).tolist()
