@@ -93,6 +93,9 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
 
     if result.value is None:
         raise UsageError("needs a reduced loss (mean, sum or batchmean), not --reduction none", option="--expect")
+    for option, tol in (("--rtol", rtol), ("--atol", atol)):
+        if tol is not None and not tol >= 0:
+            raise UsageError(f"must be >= 0; got {tol}", option=option)
     d_rtol, d_atol = EXPECT_TOLERANCE.get(result.dtype.split("+")[0], EXPECT_TOLERANCE["float32"])
     rtol, atol = (d_rtol if rtol is None else rtol), (d_atol if atol is None else atol)
     got, diff = result.value, abs(result.value - expect)

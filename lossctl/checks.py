@@ -213,9 +213,11 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     x_np, t_np = arrays.get("logits", arrays.get("probs")), arrays["target"]
     check_nonempty("probs" if probs_given else "logits", x_np)
     tol = _tolerances(ctx.dtype, atol, rtol)
-    is_index = t_np.dtype.kind in "iu" or (t_np.ndim == x_np.ndim - 1 and np.all(t_np == np.round(t_np)))
     multi = not probs_given and x_np.ndim >= 2
     binary = probs_given or x_np.ndim == 1 or (x_np.ndim == 2 and x_np.shape[1] == 2)
+    # whole-number floats are class indices (or 0/1 labels) where their shape says so, as the losses read them
+    index_shape = t_np.ndim == x_np.ndim - 1 or (binary and t_np.shape == x_np.shape[:1])
+    is_index = t_np.dtype.kind in "iu" or (index_shape and bool(np.all(t_np == np.round(t_np))))
     found: dict[str, CheckResult] = {}
     if multi and is_index:
         found.update((c.name, c) for c in _index_checks(x_np, t_np, ctx, tol))

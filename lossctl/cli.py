@@ -87,6 +87,9 @@ FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named a
 HeaderOpt = Annotated[choice("auto", "yes", "no"), typer.Option(
     "--header", help="Whether text tables (CSV, TSV, whitespace) start with a header row; auto: a row of words, or "
     "pandas' default 0,1,...,C-1 above non-integer data.")]
+CLASS_AXIS = inspect.Parameter("class_axis", inspect.Parameter.KEYWORD_ONLY, default=1, annotation=Annotated[
+    int, typer.Option("--class-axis", help="The axis of the logits that holds the classes: torch's 1, or -1 for the "
+                      "classes-last (N, L, C) layout Hugging Face models give.")])
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
@@ -210,9 +213,7 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
                                                          "JSON, for `lossctl merge`.")], False),
     ]
     if spec.class_roles:
-        params.append(_param("class_axis", Annotated[int, typer.Option(
-            "--class-axis", help="The axis of the logits that holds the classes: torch's 1, or -1 for the "
-            "classes-last (N, L, C) layout Hugging Face models give.")], 1))
+        params.append(CLASS_AXIS)
     if spec.report is not None:
         params += [
             _param("by_class", Annotated[bool, typer.Option("--by-class", help="Per class: count, mean loss, share "
@@ -223,10 +224,10 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
     params += [
         _param("expect", Annotated[float | None, typer.Option("--expect", help="Exit 1 when the loss is not this "
                "value (within --rtol/--atol), for CI jobs that pin the loss of a fixed batch.")], None),
-        _param("rtol", Annotated[float | None, typer.Option("--rtol", help="For --expect [default: 1e-5 float32, "
-               "1e-9 float64].")], None),
-        _param("atol", Annotated[float | None, typer.Option("--atol", help="For --expect [default: 1e-6 float32, "
-               "1e-12 float64].")], None),
+        _param("rtol", Annotated[float | None, typer.Option("--rtol", min=0.0, help="For --expect [default: 1e-5 "
+               "float32, 1e-9 float64].")], None),
+        _param("atol", Annotated[float | None, typer.Option("--atol", min=0.0, help="For --expect [default: 1e-6 "
+               "float32, 1e-12 float64].")], None),
     ]
     if spec.stream is not None:
         params += [
@@ -518,7 +519,7 @@ def _print_partial(doc: dict[str, Any]) -> None:
 
 # --- gradients -------------------------------------------------------------------------------------------------
 
-GRAD_COMMON = ("reduction", "dtype", "header", "from_")
+GRAD_COMMON = ("reduction", "dtype", "header", "from_", "class_axis")
 
 
 def grad_command(spec: LossSpec):
@@ -533,7 +534,7 @@ def grad_command(spec: LossSpec):
         _param("output", Annotated[str | None, typer.Option(
             "--output", "-o", metavar="FILE", help="Write the gradients to FILE instead: .npy (one input) or .npz "
             "(one key per input, named as its option).")], None),
-    ]
+    ] + ([CLASS_AXIS] if spec.class_roles else [])
 
     return typed_command(params, lambda kw: _run_grad(spec, kw),
                          f"d loss / d input of {spec.name} ({spec.torch_name}), by torch autograd.",
@@ -545,7 +546,7 @@ def _run_grad(spec: LossSpec, kw: dict[str, Any]) -> None:
 
     fmt, output = kw.pop("format"), kw.pop("output")
     sources = {r.name: kw.pop(r.name) for r in spec.roles}
-    common = {k: kw.pop(k) for k in GRAD_COMMON}
+    common = {k: kw.pop(k) for k in GRAD_COMMON if k in kw}
     result = gradient_files(spec.name, sources, kw, bundle=common.pop("from_"), **common)
     if output is None:
         emit(result, fmt)

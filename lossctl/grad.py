@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ComputeError, UsageError
 from .losses._common import Context
-from .pipeline import check_denominator, check_finite, compute_output, gather, settings
+from .pipeline import check_denominator, check_finite, compute_output, gather, move_class_axis, settings
 from .reduce import LossOutput, partial_of
 from .registry import LossSpec, flag, resolve
 from .result import GradientResult
@@ -57,14 +57,18 @@ def _leaves(arrays: Mapping[str, np.ndarray], roles: list[str], dtype: np.dtype)
 
 def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mapping[str, Any], *,
                      reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-                     header: str = "auto") -> GradientResult:
-    """Load the sources whole, run the loss with leaf tensors for its float inputs, and backpropagate."""
+                     header: str = "auto", class_axis: int = 1) -> GradientResult:
+    """Load the sources whole, run the loss with leaf tensors for its float inputs, and backpropagate.
+
+    class_axis: where the class scores hold their classes (-1: classes last); their gradient comes back in the same
+    layout as the input."""
     if dtype not in DTYPES:
         raise UsageError(f"must be one of {', '.join(DTYPES)}; got {dtype!r}", option="--dtype")
-    st = settings(spec, options, reduction=reduction, backend="torch", header=header)
+    st = settings(spec, options, reduction=reduction, backend="torch", header=header, class_axis=class_axis)
     loaded = gather(spec, sources, bundle, header)
     check_finite(spec, loaded)
-    arrays = {name: item.array for name, item in loaded.items()}
+    original = {name: item.array for name, item in loaded.items()}
+    arrays = move_class_axis(spec, original, st)
     roles = differentiated(spec, arrays)
     if not roles:
         raise UsageError(f"{spec.name} has no input to differentiate", option=flag(spec.roles[0].name))
@@ -86,9 +90,15 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
         raise ComputeError(f"{spec.name}: {flag(missing[0])} did not reach torch's graph; no gradient to give")
     return GradientResult(
         loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(np.dtype(dtype)),
-        value=float(loss.detach()), gradients={r: leaves[r].grad.numpy() for r in roles},
-        shapes={name: list(a.shape) for name, a in arrays.items()}, options=dict(st.options),
+        value=float(loss.detach()), gradients={r: _as_given(leaves[r].grad.numpy(), original[r], arrays[r], st)
+                                               for r in roles},
+        shapes={name: list(a.shape) for name, a in original.items()}, options=dict(st.options),
         warnings=list(dict.fromkeys(out.warnings)), notes=list(dict.fromkeys(notes)))
+
+
+def _as_given(grad: np.ndarray, given: np.ndarray, computed: np.ndarray, st) -> np.ndarray:
+    """A gradient in the layout its input was given in (--class-axis moved the classes to axis 1 to compute)."""
+    return np.moveaxis(grad, 1, st.class_axis) if computed.shape != given.shape else grad
 
 
 def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
@@ -108,7 +118,7 @@ def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64",
 
 def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: Mapping[str, Any], *,
                    reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-                   header: str = "auto") -> GradientResult:
+                   header: str = "auto", class_axis: int = 1) -> GradientResult:
     """What `lossctl grad NAME` computes: one source per array (the options repeat as the loss command's do, but a
     gradient is of one set of inputs)."""
     spec = get_loss(name)
@@ -117,7 +127,8 @@ def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: 
         if values is not None and len(values) > 1:
             raise UsageError(f"a gradient is of one set of inputs; got {len(values)} sources", option=flag(role))
         single[role] = values[0] if values else None
-    return gradient_sources(spec, single, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header)
+    return gradient_sources(spec, single, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
+                            class_axis=class_axis)
 
 
 def save_gradients(result: GradientResult, path: str | Path) -> Path:

@@ -332,13 +332,21 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
         from .reports import baselines_in_memory
 
         found = baselines_in_memory(spec.baseline, arrays, st.options, st.scale)
+    values = as_numpy(out.values) if st.reduction == "none" else None
     result = make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
                          shapes={name: list(item.array.shape) for name, item in loaded.items()},
                          warnings=out.warnings, notes=out.notes, final=final, backend=backend,
-                         constants=fingerprints(spec, arrays), report=report, baselines=found,
-                         values=as_numpy(out.values) if st.reduction == "none" else None)
+                         constants=fingerprints(spec, arrays), report=report, baselines=found, values=values,
+                         kept=_not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
     result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
     return result
+
+
+def _not_ignored(values, target, ignore_index):
+    """Per-target values without the targets --ignore-index removes (they cost 0 and are no samples)."""
+    if values is None or target is None or ignore_index is None or np.shape(target) != np.shape(values):
+        return None
+    return values[np.asarray(target) != ignore_index]
 
 
 def run_report(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings, out: LossOutput, first_row: int
@@ -396,12 +404,13 @@ def _checked_warnings(st: Settings, partial: Partial, warnings: list[str]) -> li
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
                 shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
                 backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True,
-                report: ReportPartial | None = None, baselines: dict[str, float] | None = None) -> Result:
+                report: ReportPartial | None = None, baselines: dict[str, float] | None = None, kept=None) -> Result:
     """Assemble a Result: apply --strict to the warnings, check and describe the denominator, divide, post-process.
 
     final: False for one file of many, or a partial to be merged: its denominator may be 0 (every target
     ignored) as long as the total's is not, so only the total is checked.
     report, baselines: the reports' mergeable sums, and the baselines when they were computed from whole arrays.
+    kept: reduction none's values without the ignored targets, for the per-sample summary.
     """
     if st.reduction != "none" and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
@@ -425,18 +434,19 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         result.value, note = post(result.value, partial)
         result.notes.append(note)
     if st.details or report is not None:
-        attach_reports(result, spec, st, report, baselines, post, partial)
+        attach_reports(result, spec, st, report, baselines, post, partial, values if kept is None else kept)
     return result
 
 
 def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportPartial | None,
-                   found: dict[str, float] | None, post, partial: Partial) -> None:
-    """Baselines, breakdowns and the per-sample summary onto the result."""
+                   found: dict[str, float] | None, post, partial: Partial, kept=None) -> None:
+    """Baselines, breakdowns and the per-sample summary (of `kept`: the values of the targets not ignored) onto
+    the result."""
     from .reports import finish_reports
 
     result.report = report
     transform = (lambda v: post(v, partial)[0]) if post is not None else None
-    reps = finish_reports(result.value, result.values if st.details else None, found, report, transform)
-    result.baselines, result.by_class, result.worst, result.summary = (reps.baselines, reps.by_class, reps.worst,
-                                                                         reps.summary)
+    reps = finish_reports(result.value, kept if st.details else None, found, report, transform)
+    result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst
+    result.summary, result.histogram = reps.summary, reps.histogram
     result.notes += reps.notes

@@ -223,6 +223,7 @@ class Reports:
     by_class: list[dict] | None = None
     worst: list[dict] | None = None
     summary: dict | None = None
+    histogram: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -246,5 +247,7 @@ def finish_reports(value: float | None, values, found: dict[str, float] | None, 
     if rep is not None and rep.worst is not None:
         out.worst = rep.worst.rows()
     if values is not None:
-        out.summary = loss_summary(values)
+        from .sanity_summary import histogram_lines
+
+        out.summary, out.histogram = loss_summary(values), histogram_lines(values)
     return out

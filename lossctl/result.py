@@ -37,6 +37,7 @@ class Result:
     by_class: list[dict[str, Any]] | None = None  # --by-class
     worst: list[dict[str, Any]] | None = None  # --worst K
     summary: dict[str, Any] | None = None  # reduction none: count, mean, min, p50, p90, p99, max
+    histogram: list[str] | None = None  # reduction none: the per-sample losses, as text for a terminal
     # What a total over many files or shards needs to add up the reports (not shown): their mergeable sums
     # (reports.ReportPartial) and the per-class weight the baselines are computed with.
     report: Any = field(default=None, repr=False)

@@ -230,3 +230,10 @@ def test_check_errors_name_probs_and_bundle_weight_is_noted(cli, tmp_path):
     want = F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y).double(), reduction="none")
     np.testing.assert_allclose([r["bce"] for r in bce["rows"]], want.numpy(), rtol=1e-12)
     assert any("weight given is not used" in n for n in bce["notes"])
+
+
+def test_binary_identity_takes_whole_number_float_labels(cli):
+    for target in ("[1.0, 0.0]", "[1, 0]"):
+        res = cli("check", "--probs", "[0.7, 0.2]", "--target", target, "-f", "json")
+        checks = {c["check"]: c for c in json.loads(res.stdout)["checks"]}
+        assert checks["bce-nll"]["skipped"] is None and checks["bce-nll"]["ok"]

@@ -238,3 +238,17 @@ def test_check_fails_on_a_wrong_closed_form(cli, tmp_path, monkeypatch):
     assert "ce-grad\tFAIL" in out
     rows = checks.gradient_rows(torch.ones(2, 3), torch.ones(2, 3) * (1 + 1e-3), 1e-5, 1e-5)
     assert [r.ok for r in rows] == [False, False]
+
+
+def test_grad_takes_classes_last_logits_and_gives_their_layout(cli, tmp_path):
+    path = REALISTIC / "gpt2_init.npz"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    with np.load(path) as z:
+        x = torch.tensor(z["logits_nlc"], dtype=torch.float64, requires_grad=True)
+        t = torch.from_numpy(z["labels_nl"])
+    torch.nn.functional.cross_entropy(x.permute(0, 2, 1), t).backward()
+    out = tmp_path / "g.npy"
+    cli("grad", "ce", "--logits", f"{path}:logits_nlc", "--target", f"{path}:labels_nl", "--class-axis", "-1",
+        "-o", out)
+    np.testing.assert_allclose(np.load(out), x.grad.numpy(), rtol=1e-10, atol=1e-15)

@@ -276,3 +276,25 @@ def test_reports_over_many_files_are_those_of_the_files_together(cli, tmp_path):
     assert [w["index"][0] for w in data["worst"]] == np.argsort(-losses, kind="stable")[:5].tolist()
     assert sum(r["share"] for r in data["by_class"]) == pytest.approx(1.0, rel=1e-12)
     assert [r["count"] for r in data["by_class"]] == np.bincount(t, minlength=10).tolist()
+
+
+def test_summary_leaves_out_ignored_targets(cli):
+    path = REALISTIC / "gpt2_init.npz"
+    data = json.loads(cli("ce", "--logits", f"{path}:logits_nlc", "--target", f"{path}:labels_nl", "--class-axis",
+                          "-1", "--reduction", "none", "-f", "json").stdout)
+    d = realistic("gpt2_init")
+    labels = T(d["labels_nl"])
+    losses = F.cross_entropy(T(d["logits_nlc"]).permute(0, 2, 1), labels, reduction="none")[labels != -100].numpy()
+    assert data["summary"]["count"] == losses.size == 108
+    assert data["summary"]["mean"] == pytest.approx(float(F.cross_entropy(T(d["logits_nlc"]).permute(0, 2, 1),
+                                                                          labels)), rel=2e-6)
+    assert data["summary"]["min"] == pytest.approx(float(losses.min()), rel=2e-6)
+
+
+def test_expect_refuses_negative_tolerances(cli):
+    args = ["ce", "--logits", "[[1.0, 2.0]]", "--target", "[0]", "--expect", "1.3"]
+    for option in ("--atol", "--rtol"):
+        res = cli(*args, option, "-1", code=2)
+        assert option in res.stderr and len(res.stderr.splitlines()) == 1
+    with pytest.raises(lossctl.errors.UsageError, match="--atol"):
+        lossctl.api.expectation(lossctl.compute("ce", logits=[[1.0, 2.0]], target=[0]), 1.3, atol=-1.0)

@@ -70,10 +70,8 @@ def _(obj: Result):
     if obj.values is None:
         return Group(*parts) if len(parts) > 1 else parts[0]
     if obj.summary is not None:
-        from ..sanity_summary import histogram_lines
-
         summary = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.summary.items())
-        parts += [Text("per-sample losses: " + summary), Text("\n".join(histogram_lines(obj.values)))]
+        parts += [Text("per-sample losses: " + summary), Text("\n".join(obj.histogram or []))]
     title = f"values ({obj.unit})" if obj.unit else "values"
     return Group(*parts, index_table(title, "value", np.asarray(obj.values), "use --format csv or plain for all"))
 
