@@ -54,7 +54,10 @@ def histogram_lines(values, bins: int = 10, width: int = 40) -> list[str]:
     finite = v[np.isfinite(v)]
     lines = []
     if finite.size:
-        counts, edges = np.histogram(finite, bins=bins)
+        try:
+            counts, edges = np.histogram(finite, bins=bins)
+        except ValueError:  # a range too narrow for `bins` finite-sized bins (values equal to the last ulps)
+            counts, edges = np.array([finite.size]), np.array([finite.min(), finite.max()])
         labels = [f"{e:.4g}" for e in edges]
         left, right = max(map(len, labels[:-1])), max(map(len, labels[1:]))
         top = int(counts.max())

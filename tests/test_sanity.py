@@ -517,3 +517,11 @@ def test_sanity_modules_do_not_import_torch():
     code = "import sys, lossctl.sanity; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_histogram_of_values_too_close_for_bins_is_one_bin():
+    values = np.array([1.0, np.nextafter(1.0, 2.0), 1.0])
+    with pytest.raises(ValueError):
+        np.histogram(values, bins=10)  # numpy's own refusal, which the histogram must not pass on
+    (line,) = histogram_lines(values, bins=10)
+    assert line.endswith(" 3")
