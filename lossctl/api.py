@@ -12,8 +12,8 @@ from .errors import UsageError
 from .pipeline import settings
 from .reports import Wants
 from .result import MultiResult, Result
+from .route import evaluate
 from .specs import get_loss
-from .stream import evaluate
 
 __all__ = ["calibrate", "check", "compute", "compute_files", "decompose", "expectation", "merge_files"]
 

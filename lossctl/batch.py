@@ -7,7 +7,6 @@ and `merge` adds such documents, so any engine that maps a command over shards c
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -23,8 +22,8 @@ from .pipeline import Settings, make_result
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
+from .route import evaluate
 from .specs import get_loss
-from .stream import evaluate
 
 PARTIAL_KIND = "lossctl-partial"
 
@@ -119,7 +118,7 @@ def merged_reports(spec: LossSpec, st: Settings, results: list[Result]):
 def evaluate_sets(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, scheduler: str | None = None,
                   scheduler_timeout: float | None = None, **kwargs: Any) -> list[Result]:
     """Each set's Result in file order: here one after another, or as tasks on a Dask cluster (kwargs:
-    stream.evaluate's). Either way run_many adds the same partials in the same order."""
+    route.evaluate's). Either way run_many adds the same partials in the same order."""
     if scheduler is None:
         if scheduler_timeout is not None:
             raise UsageError("applies only with --scheduler", option="--scheduler-timeout")
@@ -157,6 +156,8 @@ def load_partials(path: str, kinds: tuple[str, ...] = (PARTIAL_KIND,)) -> list[d
             text = fp.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ({exc})", option="merge", source=path) from None
+    import json  # merge only
+
     try:
         docs = [json.loads(text)]
     except ValueError:

@@ -39,6 +39,7 @@ from .io import Loaded
 from .losses._common import ROW_OFFSET, check_choice
 from .pipeline import HEADERS, Settings, call_loss, check_finite, compute_dtype, gather
 from .registry import LossSpec, Role, Streaming, flag
+from .route import stream_plan
 
 PARTIAL_KIND = "lossctl-calibration-partial"
 BINNINGS = ("uniform", "quantile")
@@ -136,7 +137,7 @@ def _plan(sources: Mapping[str, Any], cs: CalibrationSettings, stream: bool | No
     if bundle is not None or stream is False:
         return None
     st = Settings("mean", {}, threads=cs.threads, header=cs.header)
-    return streaming.plan(CALIBRATION, sources, st, force=bool(stream))
+    return stream_plan(CALIBRATION, sources, st, stream)
 
 
 def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progress=None) -> CalibrationSums:

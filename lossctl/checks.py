@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .command_results import CheckReport, CheckResult, CheckRow
 from .errors import UsageError
 from .losses._common import (
     Context,
@@ -27,7 +28,6 @@ from .losses._common import (
 )
 from .losses.classification import split_classes, target_kind_of
 from .pipeline import check_finite, compute_dtype, gather, resolve_options
-from .result import CheckReport, CheckResult, CheckRow
 from .specs import get_loss
 
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-5), np.dtype(np.float64): (1e-10, 1e-10)}

@@ -396,8 +396,8 @@ def list_cmd(
     format: FormatOpt = "auto",
 ) -> None:
     """List every loss: name, aliases, torch equivalent, arrays, options and meaning."""
+    from .command_results import Catalog
     from .registry import describe_spec
-    from .result import Catalog
     from .specs import list_losses
 
     emit(Catalog([describe_spec(get_loss(n)) for n in list_losses(pattern)]), format)

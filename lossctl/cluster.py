@@ -2,7 +2,7 @@
 
 `--scheduler tcp://HOST:PORT` connects to a running scheduler; `local` or `local:N` starts a LocalCluster of N
 worker processes for the run. A task carries the loss's name, one set's sources (file paths, URLs or literals,
-never their data) and the validated settings; its worker runs `stream.evaluate(..., final=False)` and returns the
+never their data) and the validated settings; its worker runs `route.evaluate(..., final=False)` and returns the
 Result. The client puts the Results back in file order and `batch.run_many` adds their float64 partial sums in
 that order, so the total has the same bits as the same files computed locally. A worker that dies is replaced
 and its task rerun by Dask; a LossctlError raised on a worker comes back as itself. dask is imported here only,
@@ -20,11 +20,11 @@ from typing import Any
 
 from .errors import ClusterError, LossctlError, UsageError
 from .io import looks_literal
-from .pipeline import Settings
+from .pipeline import Progress, Settings
 from .registry import LossSpec
 from .result import Result
+from .route import evaluate
 from .specs import get_loss
-from .stream import Progress, evaluate
 
 LOCAL_WORKERS = 2  # `--scheduler local`
 DEFAULT_TIMEOUT = 10.0  # seconds to reach the scheduler (or start the local cluster)
@@ -121,7 +121,7 @@ def evaluate_set(name: str, sources: Mapping[str, Any], st: Settings, kwargs: Ma
 def evaluate_on_cluster(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, scheduler: str,
                         timeout: float | None = None, progress: Progress | None = None, **kwargs: Any
                         ) -> list[Result]:
-    """Each set's Result in file order, each computed as one task on the cluster (kwargs: stream.evaluate's)."""
+    """Each set's Result in file order, each computed as one task on the cluster (kwargs: route.evaluate's)."""
     sent = [{role: portable(v) for role, v in s.items()} for s in sets]
     given = [v for s in sets for v in s.values()]
     if kwargs.get("bundle") is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .result import Explanation
+from .command_results import Explanation
 from .specs import get_loss
 
 
@@ -60,7 +60,7 @@ def value_steps(values, samples: int, unit: str) -> list:
     """The first per-sample (or per-element) values, as torch gives them with reduction='none'."""
     import numpy as np
 
-    from .result import Step
+    from .command_results import Step
 
     values = np.asarray(values)
     if values.ndim == 0:

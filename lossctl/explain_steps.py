@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .command_results import Step
 from .kernels import cross_entropy_index, cross_entropy_prob, log_softmax
 from .losses.classification import split_classes, target_kind_of
-from .result import Step
 
 SHOWN_CLASSES = 8
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from .command_results import GradientResult
 from .errors import ComputeError, UsageError
 from .losses._common import Context
 from .pipeline import check_denominator, check_finite, compute_output, gather, move_class_axis, settings
 from .reduce import LossOutput, partial_of
 from .registry import LossSpec, flag, resolve
-from .result import GradientResult
 from .specs import get_loss
 
 # Arrays torch takes as data, not as what the loss is a function of: targets, class or element weights, lengths.

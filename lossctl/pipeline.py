@@ -13,9 +13,8 @@ files; `checks` and `explain` build on the same run. A loss's particulars live i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,11 +33,12 @@ BACKEND_CHOICES = ("auto", "numpy", "torch")
 DEVICES = ("cpu", "cuda", "mps", "auto")
 HEADERS = ("auto", "yes", "no")
 
+Progress = Callable[[int, int], None]  # a streamed run's (bytes done, bytes in all)
+
 
 # --- settings ------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The validated settings of one loss computation, shared by the in-memory, streamed and many-file paths."""
 
     reduction: str

@@ -32,7 +32,9 @@ def resolve(path: str | Callable[..., Any] | None) -> Callable[..., Any] | None:
     return getattr(importlib.import_module(module), func)
 
 
-@dataclass(frozen=True)
+# The spec classes compare by identity (eq=False): each spec is built once, at import, and a generated __eq__
+# and __hash__ would only cost start-up time.
+@dataclass(frozen=True, eq=False)
 class Role:
     """One array the loss reads, e.g. `logits`. Roles sharing a `group` are alternatives: exactly one is given."""
 
@@ -48,7 +50,7 @@ class Role:
         return flag(self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Opt:
     """A scalar option with torch's default; `type` is one of float, int, bool, str."""
 
@@ -63,7 +65,7 @@ class Opt:
         return flag(self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Streaming:
     """How a loss streams a big file: chunks of rows (a batch axis is needed) or of elements.
 
@@ -82,7 +84,7 @@ class Streaming:
         return self.when is None or self.when(options, ndim)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LossSpec:
     """Everything particular to one loss.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,8 +22,7 @@ from .sanity_lint import lint_log_probs_are_probs, lint_logits_are_probs, lint_n
 # are computed: a plain run prints one number and needs only the lints.
 
 
-@dataclass(frozen=True)
-class Wants:
+class Wants(NamedTuple):
     """The breakdowns asked for: --by-class, --worst K."""
 
     by_class: bool = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +26,8 @@ from .io.rows import open_rows
 from .io.text import TABLE_DELIMITERS
 from .losses._common import ROW_OFFSET, Context
 from .pipeline import (
+    Progress,
     Settings,
-    backend_for,
     check_finite,
     compute_dtype,
     compute_output,
@@ -36,17 +36,12 @@ from .pipeline import (
     make_result,
     move_class_axis,
     run_report,
-    run_sources,
 )
 from .reduce import Partial, partial_of
 from .registry import LossSpec, flag
 from .result import Result
 
-STREAM_MIN_BYTES = 64 << 20  # smaller inputs are read whole: one pass is faster than the bookkeeping
 CHUNK_BYTES = 4 << 20  # a chunk of a few MiB amortises the per-chunk work and stays near the cache
-
-Progress = Callable[[int, int], None]
-
 
 @dataclass
 class _Input:
@@ -71,6 +66,11 @@ class Plan:
 
     inputs: list[_Input]
     whole: dict[str, Any]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in the files that stream (0 for a remote file whose server does not say)."""
+        return sum(file_size(split_key(i.path)[0], flag(i.role)) or 0 for i in self.inputs)
 
 
 def _describe(source: Any, role: str) -> _Input | None:
@@ -124,8 +124,8 @@ def _fits(item: _Input, head: _Input, index_target: bool) -> str:
     return ""  # shapes disagree: the in-memory path reports the mismatch with both shapes
 
 
-def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool = False) -> Plan | None:
-    """What to stream, or None when one in-memory pass serves better (or the inputs do not allow streaming)."""
+def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | None:
+    """What to stream, or None when the inputs do not allow streaming (route.evaluate weighs the size)."""
     if spec.stream is None or st.reduction == "none":
         return None
     given = [r for r in spec.roles if sources.get(r.name) is not None]
@@ -150,9 +150,6 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: boo
     tables = [i for i in out.inputs if os.path.splitext(split_key(i.path)[0])[1].lower() in TABLE_DELIMITERS]
     if tables and not _has_pandas():
         return None  # text tables stream through pandas' chunked reader
-    size = sum(file_size(split_key(i.path)[0], flag(i.role)) or 0 for i in out.inputs)
-    if not force and size < STREAM_MIN_BYTES:
-        return None
     return out
 
 
@@ -350,19 +347,3 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
                          constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
     result.class_weight = weight
     return result
-
-
-def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
-             bundle: str | None = None, stream: bool | None = None, progress: Progress | None = None,
-             final: bool = True) -> Result:
-    """One loss over one set of sources: streamed in chunks when big files allow it, else in memory.
-
-    stream: None decides by size, True streams whenever the inputs allow it, False never streams.
-    final: False when this result is one part of a total (see pipeline.make_result).
-    """
-    if bundle is None and stream is not False:
-        planned = plan(spec, sources, st, force=bool(stream))
-        if planned is not None:
-            return run_stream(spec, planned, st, dtype=dtype, backend=backend_for(spec, st, sources),
-                              progress=progress, final=final)
-    return run_sources(spec, sources, st, dtype=dtype, bundle=bundle, final=final)

@@ -108,8 +108,8 @@ def test_progress_callback_reports_every_chunk(tmp_path, monkeypatch):
     np.save(tmp_path / "t.npy", t)
     seen = []
     from lossctl.pipeline import settings
+    from lossctl.route import evaluate
     from lossctl.specs import get_loss
-    from lossctl.stream import evaluate
 
     spec = get_loss("ce")
     r = evaluate(spec, {"logits": str(tmp_path / "x.npy"), "target": str(tmp_path / "t.npy")},

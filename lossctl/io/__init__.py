@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,8 +24,7 @@ SUPPORTED = (".npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key], .safet
              "files as local paths or URLs (s3://, gs://, az://, http(s)://, hf://)")
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(NamedTuple):
     """An array and where it came from; `binary` sources keep their float dtype under --dtype auto.
 
     `header`: True when a text table's header row was skipped, False for a table read without one, None for
@@ -38,8 +37,7 @@ class Loaded:
     header: bool | None = None
 
 
-@dataclass(frozen=True)
-class Reader:
+class Reader(NamedTuple):
     """One format family, its module imported only when a file of its format is read.
 
     In lossctl.io.<module>: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -16,8 +15,7 @@ MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 16  # numpy refuses headers past 10 KiB unless told; a header of numbers is far smaller
 
 
-@dataclass(frozen=True)
-class NpyHeader:
+class NpyHeader(NamedTuple):
     shape: tuple[int, ...]
     dtype: np.dtype
     fortran: bool

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -37,8 +36,10 @@ def parse_json(text: str, *, option: str, source: str):
     if not text.strip():
         raise InputError("the file is empty" if source not in ("literal", "<stdin>") else "empty input",
                          option=option, source=source)
+    import json  # here, not at the top: a run on binary files never reads JSON
+
     orjson = None
-    if len(text) >= FAST_JSON_CHARS:  # small text: the standard library's json is already imported
+    if len(text) >= FAST_JSON_CHARS:  # small text: the standard library's json is faster to import
         try:
             import orjson  # optional: several times faster on big files
         except ImportError:
@@ -104,6 +105,8 @@ def _json_shape(obj, *, option: str, source: str) -> tuple[int, ...]:
                 )
             stack.extend((child, (*pos, i)) for i, child in enumerate(node))
         elif isinstance(node, bool) or not isinstance(node, (int, float)):
+            import json
+
             what = "a list" if isinstance(node, list) else json.dumps(node)[:40]
             raise InputError(f"non-numeric value {what} at index {list(pos)}", option=option, source=source)
     return tuple(shape)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -13,8 +12,7 @@ from ..errors import ShapeError, UsageError, ValueRangeError
 from ..registry import flag
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """How to compute: the float dtype (numpy), the backend ("numpy" or "torch"), the torch device and the
     reduction asked for (some notes depend on it).
 
@@ -27,7 +25,7 @@ class Context:
     device: str = "cpu"
     reduction: str = "mean"
     backend: str = "torch"
-    leaf: Callable[[np.ndarray], Any] | None = field(default=None, compare=False)
+    leaf: Callable[[np.ndarray], Any] | None = None
 
     def kernels(self):
         """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""

@@ -1,4 +1,4 @@
-"""Data -> text for stdout, one module per output format, each dispatched on the data's type.
+"""Data -> text for stdout, one module per output format, each dispatched on the data's type (by its name).
 
 `as_plain`, `as_json`, `as_csv`: strings for pipelines; `as_table`: a Rich renderable for people. Every format
 handles every kind of data lossctl produces (Result, MultiResult, CheckResult, CheckReport, Catalog,
@@ -8,6 +8,7 @@ Explanation); nothing here prints: only the CLI writes to the terminal.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 FORMATS = ("auto", "table", "json", "csv", "plain")
@@ -22,3 +23,20 @@ def render(obj: Any, fmt: str):
 def number(x: float) -> str:
     """repr precision, the shortest text that reads back as the same float."""
     return repr(float(x))
+
+
+def by_type_name(handlers: dict[str, Callable[[Any], Any]], fmt: str) -> Callable[[Any], Any]:
+    """A renderer that hands each object to the handler named after its type.
+
+    By name rather than by class (functools.singledispatch) so that no renderer imports the classes it renders:
+    a loss run then never builds the check, list, explain, grad and calibration result classes, whose creation
+    (dataclasses) costs start-up time.
+    """
+
+    def render(obj: Any) -> Any:
+        handler = handlers.get(type(obj).__name__)
+        if handler is None:
+            raise TypeError(f"no {fmt} form for {type(obj).__name__}")
+        return handler(obj)
+
+    return render

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from functools import singledispatch
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..calibration_result import CalibrationFiles, CalibrationResult
-from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
-from . import number
+from . import by_type_name, number
+
+if TYPE_CHECKING:
+    from ..calibration_result import CalibrationFiles, CalibrationResult
+    from ..command_results import Catalog, CheckReport, CheckResult, Explanation, GradientResult
+    from ..result import MultiResult, Result
 
 
 def _table(header: list[str], rows) -> str:
@@ -25,13 +28,7 @@ def _value(r: Result) -> str:
     return number(r.value) if r.value is not None else ""
 
 
-@singledispatch
-def render(obj) -> str:
-    raise TypeError(f"no CSV form for {type(obj).__name__}")
-
-
-@render.register
-def _(obj: Result) -> str:
+def _result(obj: Result) -> str:
     if obj.values is not None:
         values = np.asarray(obj.values)
         return _table([*(f"i{d}" for d in range(values.ndim)), "value"],
@@ -41,8 +38,7 @@ def _(obj: Result) -> str:
                     obj.dtype, obj.backend]])
 
 
-@render.register
-def _(obj: MultiResult) -> str:
+def _multi_result(obj: MultiResult) -> str:
     if obj.total.values is not None:
         return render(obj.total)  # reduction none: every value, files in order, as plain prints them
     rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype]
@@ -50,28 +46,24 @@ def _(obj: MultiResult) -> str:
     return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype"], rows)
 
 
-@render.register
-def _(obj: CheckResult) -> str:
+def _check_result(obj: CheckResult) -> str:
     return _table(["sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"],
                   ([r.label, number(r.left), *(number(r.extra[k]) for k in obj.columns), number(r.right),
                     number(r.residual), r.ok] for r in obj.rows))
 
 
-@render.register
-def _(obj: CheckReport) -> str:
+def _check_report(obj: CheckReport) -> str:
     return _table(["check", "ok", "passed", "total", "max_residual", "skipped"],
                   ([c.name, c.ok, c.passed, len(c.rows), number(c.max_residual), c.skipped or ""] for c in obj))
 
 
-@render.register
-def _(obj: Catalog) -> str:
+def _catalog(obj: Catalog) -> str:
     return _table(["name", "aliases", "torch", "arrays", "options", "summary"],
                   ([r["name"], " ".join(r["aliases"]), r["torch"], " ".join(r["arrays"]),
                     " ".join(f"{k}={v}" for k, v in r["options"].items()), r["summary"]] for r in obj.rows))
 
 
-@render.register
-def _(expl: Explanation) -> str:
+def _explanation(expl: Explanation) -> str:
     rows = [["formula", "", expl.formula], ["denominator", "", expl.denominator]]
     rows += [["trap", "", t] for t in expl.traps]
     rows += [["step", s.label, f"{k} = {v}"] for s in expl.steps for k, v in s.lines]
@@ -88,13 +80,11 @@ def _cell(x) -> str:
     return "" if x is None else str(x) if isinstance(x, int) else number(x)
 
 
-@render.register
-def _(obj: CalibrationResult) -> str:
+def _calibration_result(obj: CalibrationResult) -> str:
     return _table(list(BIN_COLUMNS), ([_cell(b[k]) for k in BIN_COLUMNS] for b in obj.bins))
 
 
-@render.register
-def _(obj: CalibrationFiles) -> str:
+def _calibration_files(obj: CalibrationFiles) -> str:
     rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count]
             for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
     return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count"], rows)
@@ -102,10 +92,22 @@ def _(obj: CalibrationFiles) -> str:
 
 # --- gradients -----------------------------------------------------------------------------------------------
 
-@render.register
-def _(obj: GradientResult) -> str:
+def _gradient_result(obj: GradientResult) -> str:
     # One row per element: the input's role, its index (padded to the input with the most axes), the gradient.
     ndim = max(np.ndim(g) for g in obj.gradients.values())
     rows = ([role, *idx, *([""] * (ndim - len(idx))), number(g[idx])]
             for role, g in obj.gradients.items() for idx in np.ndindex(g.shape))
     return _table(["input", *(f"i{d}" for d in range(ndim)), "gradient"], rows)
+
+
+render = by_type_name({
+    "Result": _result,
+    "MultiResult": _multi_result,
+    "CheckResult": _check_result,
+    "CheckReport": _check_report,
+    "Catalog": _catalog,
+    "Explanation": _explanation,
+    "CalibrationResult": _calibration_result,
+    "CalibrationFiles": _calibration_files,
+    "GradientResult": _gradient_result,
+}, "CSV")

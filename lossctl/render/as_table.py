@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from functools import singledispatch
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..calibration_result import CalibrationFiles, CalibrationResult
-from ..result import Catalog, CheckReport, CheckResult, Explanation, GradientResult, MultiResult, Result
-from . import number
+from . import by_type_name, number
 from .as_plain import render as plain
 
 TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
 
+if TYPE_CHECKING:
+    from ..calibration_result import CalibrationFiles, CalibrationResult
+    from ..command_results import Catalog, CheckReport, CheckResult, Explanation, GradientResult
+    from ..result import MultiResult, Result
+
 
 def _verdict(ok: bool, text: str | None = None) -> Text:
     return Text(text or ("ok" if ok else "FAIL"), style="green" if ok else "bold red")
-
-
-@singledispatch
-def render(obj):
-    raise TypeError(f"no table form for {type(obj).__name__}")
 
 
 def _fields(obj: Result) -> Table:
@@ -58,8 +56,7 @@ def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table
     return t
 
 
-@render.register
-def _(obj: Result):
+def _result(obj: Result):
     parts = [_fields(obj)]
     if obj.by_class is not None:
         parts.append(_rows_table("by class", obj.by_class, ("class", "count", "loss", "share", "accuracy",
@@ -89,8 +86,7 @@ def index_table(title: str, column: str, values: np.ndarray, more: str) -> Table
     return v
 
 
-@render.register
-def _(obj: MultiResult):
+def _multi_result(obj: MultiResult):
     t = Table(title=Text(f"lossctl {obj.total.loss}  ({obj.total.torch_name}), {len(obj.results)} files"))
     for name in ("file", "value", "denominator"):
         t.add_column(name, justify="right" if name == "value" else "left")
@@ -102,8 +98,7 @@ def _(obj: MultiResult):
     return Group(t, Text(f"dtype {total.dtype}; backend {total.backend}; " + "; ".join(total.notes)))
 
 
-@render.register
-def _(obj: CheckResult):
+def _check_result(obj: CheckResult):
     t = Table(title=Text(f"{obj.statement}"))
     for name in ("sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"):
         t.add_column(name, justify="left" if name == "sample" else "right")
@@ -118,8 +113,7 @@ def _(obj: CheckResult):
     return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes))
 
 
-@render.register
-def _(obj: CheckReport):
+def _check_report(obj: CheckReport):
     t = Table(title=Text("lossctl check: the tutorial's identities"))
     for name in ("check", "statement", "result", "max residual", "tolerance"):
         t.add_column(name)
@@ -131,8 +125,7 @@ def _(obj: CheckReport):
     return t
 
 
-@render.register
-def _(obj: Catalog):
+def _catalog(obj: Catalog):
     t = Table(title=Text("lossctl losses"))
     for name in ("name", "torch", "arrays", "options", "meaning"):
         t.add_column(name)
@@ -143,8 +136,7 @@ def _(obj: Catalog):
     return t
 
 
-@render.register
-def _(expl: Explanation):
+def _explanation(expl: Explanation):
     return Text(plain(expl))  # an explanation is prose: the plain text is its terminal form
 
 
@@ -157,8 +149,7 @@ def _cell(x, fmt: str = ".6f") -> Text:
     return Text("-" if x is None else format(x, fmt))
 
 
-@render.register
-def _(obj: CalibrationResult):
+def _calibration_result(obj: CalibrationResult):
     from ..calibration import reliability_lines
 
     t = Table(title=Text(f"lossctl calibration  ({obj.task})"), show_header=False)
@@ -183,8 +174,7 @@ def _(obj: CalibrationResult):
     return Group(t, b, Text("\n".join(reliability_lines(obj, width=30)), no_wrap=True, overflow="crop"))
 
 
-@render.register
-def _(obj: CalibrationFiles):
+def _calibration_files(obj: CalibrationFiles):
     t = Table(title=Text(f"lossctl calibration  ({obj.total.task}), {len(obj.results)} files"))
     for name in ("file", NORM_NAMES[obj.total.norm], "count"):
         t.add_column(name, justify="left" if name == "file" else "right")
@@ -197,8 +187,7 @@ def _(obj: CalibrationFiles):
 
 # --- gradients -----------------------------------------------------------------------------------------------
 
-@render.register
-def _(obj: GradientResult):
+def _gradient_result(obj: GradientResult):
     t = Table(title=Text(f"lossctl grad {obj.loss}  ({obj.torch_name})"), show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
@@ -215,3 +204,16 @@ def _(obj: GradientResult):
     for role, g in obj.gradients.items():
         tables.append(index_table(f"d loss / d {role}", "gradient", g, "use --format csv or plain, or -o FILE.npy"))
     return Group(*tables)
+
+
+render = by_type_name({
+    "Result": _result,
+    "MultiResult": _multi_result,
+    "CheckResult": _check_result,
+    "CheckReport": _check_report,
+    "Catalog": _catalog,
+    "Explanation": _explanation,
+    "CalibrationResult": _calibration_result,
+    "CalibrationFiles": _calibration_files,
+    "GradientResult": _gradient_result,
+}, "table")

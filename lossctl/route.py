@@ -1,0 +1,68 @@
+"""One loss over one set of sources: streamed in chunks when big files allow it, else in memory.
+
+The choice is made here so that a small input never imports the streaming machinery (`lossctl.stream`): a
+source can only stream if it is a file, and only a file of at least STREAM_MIN_BYTES is worth it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .io import split_key
+from .io.remote import is_url
+from .pipeline import Progress, Settings, backend_for, run_sources
+from .registry import LossSpec
+from .result import Result
+
+if TYPE_CHECKING:
+    from .stream import Plan
+
+STREAM_MIN_BYTES = 64 << 20  # smaller inputs are read whole: one pass is faster than the bookkeeping
+
+def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
+             bundle: str | None = None, stream: bool | None = None, progress: Progress | None = None,
+             final: bool = True) -> Result:
+    """One loss over one set of sources: streamed in chunks when big files allow it, else in memory.
+
+    stream: None decides by size, True streams whenever the inputs allow it, False never streams.
+    final: False when this result is one part of a total (see pipeline.make_result).
+    """
+    planned = stream_plan(spec, sources, st, stream) if bundle is None else None
+    if planned is not None:
+        from .stream import run_stream
+
+        return run_stream(spec, planned, st, dtype=dtype, backend=backend_for(spec, st, sources),
+                          progress=progress, final=final)
+    return run_sources(spec, sources, st, dtype=dtype, bundle=bundle, final=final)
+
+
+def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream: bool | None) -> Plan | None:
+    """What to stream (stream.plan), or None to read the sources whole; `stream` as in evaluate."""
+    if stream is False or not _may_stream(spec, sources, st, force=bool(stream)):
+        return None
+    from .stream import plan
+
+    planned = plan(spec, sources, st)
+    if planned is None or not (stream or planned.nbytes >= STREAM_MIN_BYTES):
+        return None
+    return planned
+
+
+def _may_stream(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool) -> bool:
+    """Whether streaming is worth planning: the loss streams, and a batched source is a big (or remote) file."""
+    if spec.stream is None or st.reduction == "none":
+        return False
+    if force:
+        return True
+    size = 0
+    for role in spec.roles:
+        source = sources.get(role.name)
+        if not (role.batched and isinstance(source, str)):
+            continue
+        path = split_key(source)[0]
+        if is_url(path):
+            return True  # its size is the server's to say: the plan asks
+        size += os.path.getsize(path) if os.path.isfile(path) else 0
+    return size >= STREAM_MIN_BYTES
