@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # everything (makes ~1.1 GiB of data under benchmarks/data/)
     python benchmarks/run.py --quick    # skips the CSV file
+    python benchmarks/run.py --part startup   # only the start-up rows (or --part big)
 
 Prints a Markdown table (the one in the README). Times are the median wall time of --repeat runs of a
 fresh process; peak memory is the child's maximum RSS as the kernel reports it (wait4). Not a test:
@@ -11,6 +12,7 @@ machines are noisy, so targets are shown, never asserted.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -186,14 +188,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the CSV file")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--part", choices=("all", "startup", "big"), default="all", help="measure only these rows")
     args = ap.parse_args()
     DATA.mkdir(exist_ok=True)
     # Measure what an installed lossctl does: its modules compiled once (PYTHONDONTWRITEBYTECODE, set on some
     # machines, would otherwise make every run compile them again).
     subprocess.run([PY, "-m", "compileall", "-q", str(HERE.parent / "lossctl")], check=True)
     lines = ["| target | lossctl | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
-    start, torch_t = startup_rows(args.repeat)
-    big, values = big_rows(args.repeat, args.quick)
+    start, torch_t = startup_rows(args.repeat) if args.part != "big" else ([], math.nan)
+    big, values = big_rows(args.repeat, args.quick) if args.part != "startup" else ([], "")
     print("\n".join(lines + start + big))
     print(f"\n`import torch`: {torch_t:.3f} s. {values}. Machine: {os.cpu_count()} cores, "
           f"{shutil.disk_usage(DATA).free // 2**30} GiB disk free, Python {sys.version.split()[0]}.")

@@ -240,6 +240,42 @@ def test_kernel_losses_run_with_torch_unimportable():
         np.testing.assert_allclose(got, ref.value if ref.value is not None else ref.values, rtol=1e-12)
 
 
+def test_a_small_run_imports_only_what_it_uses(tmp_path):
+    """Start-up is a target (issue 9): a loss over small .npy files must not import the streaming engine, JSON,
+    or the other commands' result classes; a big file and the other commands still find them."""
+    np.save(tmp_path / "x.npy", RNG.standard_normal((4, 3)).astype(np.float32))
+    np.save(tmp_path / "t.npy", np.array([0, 2, 1, 1]))
+    probe = ("import contextlib, io, sys\nfrom lossctl.cli import main\n"
+             "sys.argv = ['lossctl', 'ce', '--logits', sys.argv[1], '--target', sys.argv[2], '-f', 'plain']\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        main()\n"
+             "    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('lossctl.stream', 'lossctl.command_results', 'lossctl.calibration_result',"
+             " 'json', 'torch', 'rich') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "x.npy"), str(tmp_path / "t.npy")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_big_files_stream_by_size_small_ones_do_not(tmp_path, monkeypatch):
+    from lossctl import route
+
+    x = RNG.standard_normal((300, 5)).astype(np.float32)
+    t = RNG.integers(0, 5, 300)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    size = (tmp_path / "x.npy").stat().st_size + (tmp_path / "t.npy").stat().st_size
+    ref = float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)))
+    runs = {}
+    for limit in (size + 1, size):  # just above the files' size: in memory; at it: streamed
+        monkeypatch.setattr(route, "STREAM_MIN_BYTES", limit)
+        runs[limit] = lossctl.compute("ce", logits=str(tmp_path / "x.npy"), target=str(tmp_path / "t.npy"))
+    assert not any("streamed" in n for n in runs[size + 1].notes)
+    assert any("streamed" in n for n in runs[size].notes)
+    for r in runs.values():
+        assert r.value == pytest.approx(ref, rel=1e-6)
+
+
 def _cli_kwargs(args: list[str]) -> dict:
     pairs = dict(zip(args[::2], args[1::2], strict=True))
     return {k[2:].replace("-", "_"): (v if k != "--reduction" else v) for k, v in pairs.items()}

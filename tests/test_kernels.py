@@ -132,6 +132,33 @@ def test_cross_entropy_masked_logits(dtype, eps):
     np.testing.assert_array_equal(denom, [1, 1, 1, 0, 0])
 
 
+def test_cross_entropy_float32_rows_outside_exps_range_equal_torch():
+    """The float32 (N, C) path sums exp(x) without subtracting each row's max; rows where that sum under- or
+    overflows, or holds +inf, nan or only -inf, are recomputed the torch way. Each kind of row, beside ordinary
+    ones, against torch."""
+    rows = [[0.5, -1.0, 2.0, 0.0], [100.0, 99.0, 0.0, -3.0], [-100.0, -101.0, -130.0, -99.5],
+            [88.0, -88.0, 0.0, 1.0], [-INF, -INF, -INF, -INF], [INF, 0.0, 1.0, 2.0], [math.nan, 0.0, 1.0, 2.0],
+            [1e30, -1e30, 0.0, 5.0], [-60.0, -61.0, -62.0, -80.0], [0.0, -INF, -INF, 3.0], [3.0, 2.0, 1.0, 0.0]]
+    x = np.array(rows, dtype=np.float32)
+    t = np.array([2, 0, 3, 1, 0, 1, 1, 1, 0, 1, 0])
+    values, _ = kc.cross_entropy_index(x, t)
+    close(values, F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
+    assert np.isposinf(values[9]) and np.isnan(values[4:7]).all()
+
+
+def test_cross_entropy_float32_many_classes_and_blocks_equal_torch(rng, monkeypatch):
+    """A GPT-2-sized vocabulary (one row is several blocks of the exp temporary) and confident rows, whose loss is
+    a small difference of large numbers; and many rows split into blocks of a few rows."""
+    x = (rng.standard_normal((6, 50257)) * 3).astype(np.float32)
+    x[0, 7] = 40.0  # a confident row: the loss is about exp(-30)
+    t = np.array([7, 1, 2, 3, 4, 5])
+    values, _ = kc.cross_entropy_index(x, t)
+    close(values, F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
+    monkeypatch.setattr(kc, "BLOCK_BYTES", 64)  # 4 rows of 4 classes a block
+    x, t = rand(rng, (37, 4), np.float32), rng.integers(0, 4, 37)
+    close(kc.cross_entropy_index(x, t)[0], F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_zero_weight_on_masked_target_is_nan(dtype):
     x = np.array([[0.0, -INF, 1.0]], dtype=dtype)
