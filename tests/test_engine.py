@@ -276,6 +276,21 @@ def test_big_files_stream_by_size_small_ones_do_not(tmp_path, monkeypatch):
         assert r.value == pytest.approx(ref, rel=1e-6)
 
 
+def test_the_entry_points_run_the_cli_and_leave_library_users_gc_alone():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "lossctl"]
+    assert ep.value == "lossctl.__main__:run"
+    proc = subprocess.run([sys.executable, "-m", "lossctl", "ce", "--logits", "[[2.0, 0.5]]", "--target", "[1]",
+                           "-f", "plain"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == pytest.approx(float(F.cross_entropy(torch.tensor([[2.0, 0.5]]), torch.tensor([1]))))
+    probe = "import gc; t = gc.get_threshold(); import lossctl; lossctl.compute('mse', input=[1.0], target=[2.0]); " \
+            "print(gc.get_threshold() == t)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60).stdout.strip() == "True"
+
+
 def _cli_kwargs(args: list[str]) -> dict:
     pairs = dict(zip(args[::2], args[1::2], strict=True))
     return {k[2:].replace("-", "_"): (v if k != "--reduction" else v) for k, v in pairs.items()}
