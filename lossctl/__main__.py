@@ -1,9 +1,14 @@
 """`python -m lossctl` and the `lossctl` command (pyproject's entry point is `lossctl.__main__:run`)."""
 
 import gc
+import os
 
 
 def run() -> None:
+    # lossctl runs its own pool over a big file's chunks (--threads); BLAS threads inside each would only
+    # oversubscribe the cores (none of its kernels leans on BLAS), and OpenBLAS starting one per core is about
+    # 10 ms of numpy's import. A value the user set is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # A command is a short process whose objects (modules, the CLI, the arrays' wrappers) live until it exits:
     # collect them rarely, as mypy's main does, rather than every 700 allocations. Imports are most of a small
     # run, and the collections during them cost about 7 ms of its 0.14 s (benchmarks/run.py).

@@ -289,6 +289,14 @@ def test_the_entry_points_run_the_cli_and_leave_library_users_gc_alone():
             "print(gc.get_threshold() == t)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
                           timeout=60).stdout.strip() == "True"
+    probe = "import os, sys; sys.argv = ['lossctl', '--version']; from lossctl.__main__ import run\n" \
+            "try:\n    run()\nexcept SystemExit:\n    pass\nprint(os.environ['OPENBLAS_NUM_THREADS'])"
+    for given, seen in ((None, "1"), ("3", "3")):  # one BLAS thread unless the user says otherwise
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        env.update({"OPENBLAS_NUM_THREADS": given} if given else {})
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env,
+                             timeout=60).stdout.split()
+        assert out[-1] == seen, out
 
 
 def _cli_kwargs(args: list[str]) -> dict:
