@@ -21,11 +21,15 @@ def class_axis(x: np.ndarray) -> int:
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """log p = (x - max) - log(sum(exp(x - max))) along `axis`, torch's CPU formula; x's shape and dtype.
 
+    float32 (N, C) rows take logsumexp_rows (x - log(sum(exp(x))), the same within float32 rounding).
     A fully -inf row gives nan (its max is -inf and -inf - -inf is nan), as torch does; so does a row holding +inf.
     A 0-d input is one class: its log-probability is 0, as torch gives.
     """
     if x.ndim == 0:  # NumPy turns 0-d results into scalars, which the in-place steps below cannot write to
         return log_softmax(x.reshape(1), 0).reshape(())
+    if _rows_path(x, axis):
+        with np.errstate(**QUIET):
+            return np.subtract(x, logsumexp_rows(x).astype(x.dtype)[:, None])
     with np.errstate(**QUIET):
         m = np.max(x, axis=axis, keepdims=True)
         z = np.subtract(x, m)
@@ -52,7 +56,7 @@ def logsumexp_rows(x: np.ndarray) -> np.ndarray:
     exp(x) directly: float32 logits of a real model lie well inside exp's range, where the two agree to float32
     rounding. Rows outside it (a sum that underflows or overflows, +inf, nan, all -inf) are computed again the
     torch way, so they give what torch gives. The log is taken in float64, so the sum's float32 rounding is the
-    only error. Half the passes over the data of the shifted formula: a big file's CE is bound by them.
+    only error. Half the passes over the data of the shifted formula, which bound a big file's CE and KL.
     """
     n, c = x.shape
     lse = np.empty(n, np.float64)
@@ -73,9 +77,14 @@ def logsumexp_rows(x: np.ndarray) -> np.ndarray:
     return lse
 
 
+def _rows_path(x: np.ndarray, axis: int) -> bool:
+    """Whether logsumexp_rows serves: float32 (N, C) logits in rows, classes along axis 1 (a big file's chunks)."""
+    return x.dtype == np.float32 and x.ndim == 2 and axis % 2 == 1 and x.flags.c_contiguous and x.size > 0
+
+
 def _picked_log_softmax(x: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
     """log_softmax(x)[idx] along `axis` without keeping the whole log_softmax: one temporary of x's size."""
-    if x.dtype == np.float32 and x.ndim == 2 and axis == 1 and x.flags.c_contiguous and x.size:
+    if _rows_path(x, axis):
         picked = np.take_along_axis(x, idx, axis=1).astype(np.float64)
         with np.errstate(**QUIET):
             picked -= logsumexp_rows(x)[:, None]
