@@ -144,6 +144,8 @@ def test_cross_entropy_float32_rows_outside_exps_range_equal_torch():
     values, _ = kc.cross_entropy_index(x, t)
     close(values, F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
     assert np.isposinf(values[9]) and np.isnan(values[4:7]).all()
+    close(kc.log_softmax(x, 1), torch.log_softmax(T(x), dim=1), np.float32)
+    close(kc.log_softmax(x, -1), torch.log_softmax(T(x), dim=-1), np.float32)
 
 
 def test_cross_entropy_float32_many_classes_and_blocks_equal_torch(rng, monkeypatch):
