@@ -78,16 +78,17 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     total = Partial()
     for r in results:
         total = total + r.partial
-    values = None
-    if st.reduction == "none":
+    values = kept = None
+    if st.reduction == "none":  # every value, in file order; the summary reads those of the targets not ignored
         values = np.concatenate([np.asarray(r.values).reshape(-1) for r in results])
+        kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
     report, found = merged_reports(spec, st, results)
     merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
                          weighted=first.weighted, warnings=[], constants=first.constants, final=final,
                          backend="+".join(sorted({r.backend for r in results})),
                          notes=[f"exact total over {len(results)} files: their partial sums added, then divided"],
-                         values=values, report=report, baselines=found)
+                         values=values, kept=kept, report=report, baselines=found)
     warnings = [w for r in results for w in r.warnings]
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
 

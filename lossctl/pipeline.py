@@ -423,7 +423,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         backend=backend_label(backend) if backend in ("numpy", "torch") else backend,
     )
     if st.reduction == "none":
-        result.values = values
+        result.values, result.kept = values, values if kept is None else kept
     else:
         result.value = finish(partial, st.reduction)
     post = resolve(spec.post)
@@ -431,7 +431,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         result.value, note = post(result.value, partial)
         result.notes.append(note)
     if st.details or report is not None:
-        attach_reports(result, spec, st, report, baselines, post, partial, values if kept is None else kept)
+        attach_reports(result, spec, st, report, baselines, post, partial, result.kept)
     return result
 
 

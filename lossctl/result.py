@@ -40,9 +40,11 @@ class Result:
     summary: dict[str, Any] | None = None  # reduction none: count, mean, min, p50, p90, p99, max
     histogram: list[str] | None = None  # reduction none: the per-sample losses, as text for a terminal
     # What a total over many files or shards needs to add up the reports (not shown): their mergeable sums
-    # (reports.ReportPartial) and the per-class weight the baselines are computed with.
+    # (reports.ReportPartial), the per-class weight the baselines are computed with, and the values the
+    # per-sample summary reads.
     report: Any = field(default=None, repr=False)
     class_weight: Any = field(default=None, repr=False)
+    kept: Any = field(default=None, repr=False)  # reduction none: the values of the targets not ignored
 
     @property
     def signature(self) -> str:

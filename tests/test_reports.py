@@ -291,6 +291,26 @@ def test_summary_leaves_out_ignored_targets(cli):
     assert data["summary"]["min"] == pytest.approx(float(losses.min()), rel=2e-6)
 
 
+def test_summary_over_many_files_leaves_out_ignored_targets(cli, tmp_path):
+    """GPT-2's padded batch split in two files: the total's summary counts the targets not ignored, as one file's
+    does, and its statistics are those of torch's per-target losses."""
+    d = realistic("gpt2_init")
+    logits, labels = d["logits_nlc"], d["labels_nl"]
+    half = len(logits) // 2
+    for i, part in enumerate((slice(0, half), slice(half, None))):
+        np.save(tmp_path / f"x{i}.npy", logits[part])
+        np.save(tmp_path / f"t{i}.npy", labels[part])
+    data = json.loads(cli("ce", "--logits", str(tmp_path / "x*.npy"), "--target", str(tmp_path / "t*.npy"),
+                          "--class-axis", "-1", "--reduction", "none", "-f", "json").stdout)
+    t = T(labels)
+    losses = F.cross_entropy(T(logits).permute(0, 2, 1), t, reduction="none")[t != -100].numpy()
+    summary = data["total"]["summary"]
+    assert summary["count"] == losses.size == 108
+    assert summary["mean"] == pytest.approx(float(losses.astype(np.float64).mean()), rel=2e-6)
+    assert summary["min"] == pytest.approx(float(losses.min()), rel=2e-6)
+    assert len(data["total"]["values"]) == labels.size  # every value is still printed, ignored ones as 0
+
+
 def test_expect_refuses_negative_tolerances(cli):
     args = ["ce", "--logits", "[[1.0, 2.0]]", "--target", "[0]", "--expect", "1.3"]
     for option in ("--atol", "--rtol"):
