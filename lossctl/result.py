@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: `lossctl list` and `explain` render without importing numpy
+if TYPE_CHECKING:  # annotations only
     import numpy as np
 
     from .reduce import Partial

@@ -45,13 +45,16 @@ def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream
     from .stream import plan
 
     planned = plan(spec, sources, st)
-    if planned is None or not (stream or planned.nbytes >= STREAM_MIN_BYTES):
+    if planned is None:
+        return None
+    if stream is None and planned.nbytes < STREAM_MIN_BYTES:  # by size: only the files that would stream count
         return None
     return planned
 
 
 def _may_stream(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool) -> bool:
-    """Whether streaming is worth planning: the loss streams, and a batched source is a big (or remote) file."""
+    """Whether streaming is worth planning: the loss streams, and its batched sources are big files together (or
+    one is remote). An upper bound of stream_plan's test, read from the file sizes alone, without lossctl.stream."""
     if spec.stream is None or st.reduction == "none":
         return False
     if force:

@@ -125,7 +125,7 @@ def _fits(item: _Input, head: _Input, index_target: bool) -> str:
 
 
 def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | None:
-    """What to stream, or None when the inputs do not allow streaming (route.evaluate weighs the size)."""
+    """What to stream, or None when the inputs do not allow streaming (route.stream_plan weighs the size)."""
     if spec.stream is None or st.reduction == "none":
         return None
     given = [r for r in spec.roles if sources.get(r.name) is not None]

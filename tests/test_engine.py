@@ -299,6 +299,17 @@ def test_the_entry_points_run_the_cli_and_leave_library_users_gc_alone():
         assert out[-1] == seen, out
 
 
+def test_a_subclass_renders_as_its_base():
+    from lossctl.render import render
+    from lossctl.result import Result
+
+    r = lossctl.compute("mse", input=[1.0, 2.0], target=[0.0, 0.0])
+    mine = type("Mine", (Result,), {})(**{f: getattr(r, f) for f in r.__dataclass_fields__})
+    assert render(mine, "plain") == render(r, "plain") == repr((1.0 + 4.0) / 2)
+    with pytest.raises(TypeError, match="no plain form for object"):
+        render(object(), "plain")
+
+
 def _cli_kwargs(args: list[str]) -> dict:
     pairs = dict(zip(args[::2], args[1::2], strict=True))
     return {k[2:].replace("-", "_"): (v if k != "--reduction" else v) for k, v in pairs.items()}

@@ -138,14 +138,22 @@ def test_cross_entropy_float32_rows_outside_exps_range_equal_torch():
     ones, against torch."""
     rows = [[0.5, -1.0, 2.0, 0.0], [100.0, 99.0, 0.0, -3.0], [-100.0, -101.0, -130.0, -99.5],
             [88.0, -88.0, 0.0, 1.0], [-INF, -INF, -INF, -INF], [INF, 0.0, 1.0, 2.0], [math.nan, 0.0, 1.0, 2.0],
-            [1e30, -1e30, 0.0, 5.0], [-60.0, -61.0, -62.0, -80.0], [0.0, -INF, -INF, 3.0], [3.0, 2.0, 1.0, 0.0]]
+            [1e30, -1e30, 0.0, 5.0], [-60.0, -61.0, -62.0, -80.0], [0.0, -INF, -INF, 3.0], [3.0, 2.0, 1.0, 0.0],
+            [1000.0, 1000.0, 1000.0, 999.0], [3e38, 3e38, 3e38, 3e38], [80.0, 80.0, 79.5, 80.0]]
     x = np.array(rows, dtype=np.float32)
-    t = np.array([2, 0, 3, 1, 0, 1, 1, 1, 0, 1, 0])
+    t = np.array([2, 0, 3, 1, 0, 1, 1, 1, 0, 1, 0, 3, 2, 1])
     values, _ = kc.cross_entropy_index(x, t)
     close(values, F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
     assert np.isposinf(values[9]) and np.isnan(values[4:7]).all()
-    close(kc.log_softmax(x, 1), torch.log_softmax(T(x), dim=1), np.float32)
-    close(kc.log_softmax(x, -1), torch.log_softmax(T(x), dim=-1), np.float32)
+
+
+@pytest.mark.parametrize("shift", [0.0, 50.0, 300.0, 1e4, 1e6, -300.0])
+def test_cross_entropy_float32_shifted_logits_equal_torch(rng, shift):
+    """Logits far from 0 (a shift torch's max subtraction removes): torch's values within float32 tolerance."""
+    x = (rng.standard_normal((64, 10)) * 2 + shift).astype(np.float32)
+    t = rng.integers(0, 10, 64)
+    values, _ = kc.cross_entropy_index(x, t)
+    close(values, F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
 
 
 def test_cross_entropy_float32_many_classes_and_blocks_equal_torch(rng, monkeypatch):

@@ -21,15 +21,11 @@ def class_axis(x: np.ndarray) -> int:
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """log p = (x - max) - log(sum(exp(x - max))) along `axis`, torch's CPU formula; x's shape and dtype.
 
-    float32 (N, C) rows take logsumexp_rows (x - log(sum(exp(x))), the same within float32 rounding).
     A fully -inf row gives nan (its max is -inf and -inf - -inf is nan), as torch does; so does a row holding +inf.
     A 0-d input is one class: its log-probability is 0, as torch gives.
     """
     if x.ndim == 0:  # NumPy turns 0-d results into scalars, which the in-place steps below cannot write to
         return log_softmax(x.reshape(1), 0).reshape(())
-    if _rows_path(x, axis):
-        with np.errstate(**QUIET):
-            return np.subtract(x, logsumexp_rows(x).astype(x.dtype)[:, None])
     with np.errstate(**QUIET):
         m = np.max(x, axis=axis, keepdims=True)
         z = np.subtract(x, m)
@@ -44,51 +40,21 @@ def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
 # The float32 rows path below exponentiates a block of rows at a time into a temporary of about this size, so that
 # the temporary stays in the core's cache between the exp and the sum.
 BLOCK_BYTES = 1 << 20
-# A row whose sum of exp(x) is below this (or is not finite) is computed again with torch's max-shifted formula:
-# above it, every term within 40 of the row's largest is a normal float32, and the rest weigh under 1e-13.
+# Rows whose sum of exp(x) is below this (or not finite) take torch's max-shifted formula instead. Above it, the
+# row's largest term is at least e^-40 / C, so for up to a million classes every term that counts against
+# float32's precision (within 30 of the largest) is a normal float32 number.
 _MIN_ROW_SUM = float(np.exp(-40.0))
-
-
-def logsumexp_rows(x: np.ndarray) -> np.ndarray:
-    """log(sum(exp(x))) of each row of a C-contiguous float32 (N, C) array, as float64 of shape (N).
-
-    Unlike torch, which subtracts each row's maximum first (a pass to find it and one to subtract it), this sums
-    exp(x) directly: float32 logits of a real model lie well inside exp's range, where the two agree to float32
-    rounding. Rows outside it (a sum that underflows or overflows, +inf, nan, all -inf) are computed again the
-    torch way, so they give what torch gives. The log is taken in float64, so the sum's float32 rounding is the
-    only error. Half the passes over the data of the shifted formula, which bound a big file's CE and KL.
-    """
-    n, c = x.shape
-    lse = np.empty(n, np.float64)
-    step = max(1, BLOCK_BYTES // max(c * x.itemsize, 1))
-    buf = np.empty((min(step, n), c), x.dtype)
-    with np.errstate(**QUIET):
-        for start in range(0, n, step):
-            block = x[start:start + step]
-            e = np.exp(block, out=buf[:len(block)])
-            lse[start:start + len(block)] = np.einsum("ij->i", e)  # one pass, in float32, as torch sums
-        redo = np.flatnonzero(~(np.isfinite(lse) & (lse >= _MIN_ROW_SUM)))
-        np.log(lse, out=lse)
-        if redo.size:
-            rows = x[redo]
-            m = np.max(rows, axis=1, keepdims=True)
-            shifted = np.exp(rows - m).sum(axis=1, keepdims=True)
-            lse[redo] = (m + np.log(shifted)).reshape(-1)
-    return lse
-
-
-def _rows_path(x: np.ndarray, axis: int) -> bool:
-    """Whether logsumexp_rows serves: float32 (N, C) logits in rows, classes along axis 1 (a big file's chunks)."""
-    return x.dtype == np.float32 and x.ndim == 2 and axis % 2 == 1 and x.flags.c_contiguous and x.size > 0
 
 
 def _picked_log_softmax(x: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
     """log_softmax(x)[idx] along `axis` without keeping the whole log_softmax: one temporary of x's size."""
-    if _rows_path(x, axis):
-        picked = np.take_along_axis(x, idx, axis=1).astype(np.float64)
-        with np.errstate(**QUIET):
-            picked -= logsumexp_rows(x)[:, None]
-        return picked.astype(np.float32)
+    if x.dtype == np.float32 and x.ndim == 2 and axis == 1 and x.flags.c_contiguous and x.size:
+        return _picked_log_softmax_rows(x, idx)
+    return _picked_log_softmax_shifted(x, idx, axis)
+
+
+def _picked_log_softmax_shifted(x: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
+    """torch's formula, (x_y - max) - log(sum(exp(x - max))), in x's dtype."""
     with np.errstate(**QUIET):
         m = np.max(x, axis=axis, keepdims=True)
         e = np.subtract(x, m)
@@ -100,6 +66,33 @@ def _picked_log_softmax(x: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray
         picked -= m
         picked -= s
     return picked
+
+
+def _picked_log_softmax_rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """_picked_log_softmax of C-contiguous float32 (N, C) logits, the shape of a big file's chunks: x_y - lse.
+
+    Unlike torch, which subtracts each row's maximum first (a pass to find it and one to subtract it), this sums
+    exp(x) directly, a block of rows at a time, takes the log and x_y - log(sum) in float64, and rounds once to
+    float32. float32 logits of a real model lie well inside exp's range, where the two agree to float32 rounding;
+    rows outside it (a sum that underflows or overflows, +inf, nan, all -inf) take torch's formula, so they give
+    what torch gives. Half the passes over the data of the shifted formula, which bound a big file's CE.
+    """
+    n, c = x.shape
+    sums = np.empty(n, np.float64)
+    step = max(1, BLOCK_BYTES // max(c * x.itemsize, 1))
+    buf = np.empty((min(step, n), c), x.dtype)
+    with np.errstate(**QUIET):
+        for start in range(0, n, step):
+            block = x[start:start + step]
+            e = np.exp(block, out=buf[:len(block)])
+            sums[start:start + len(block)] = np.einsum("ij->i", e)  # one pass, in float32, as torch sums
+        picked = np.take_along_axis(x, idx, axis=1).astype(np.float64)
+        picked -= np.log(sums)[:, None]
+        redo = np.flatnonzero(~(np.isfinite(sums) & (sums >= _MIN_ROW_SUM)))
+        out = picked.astype(np.float32)
+        if redo.size:
+            out[redo] = _picked_log_softmax_shifted(x[redo], idx[redo], 1)
+    return out
 
 
 def _index_parts(target: np.ndarray, weight: np.ndarray | None, ignore_index: int, dtype: np.dtype, axis: int):

@@ -34,9 +34,10 @@ def by_type_name(handlers: dict[str, Callable[[Any], Any]], fmt: str) -> Callabl
     """
 
     def render(obj: Any) -> Any:
-        handler = handlers.get(type(obj).__name__)
-        if handler is None:
-            raise TypeError(f"no {fmt} form for {type(obj).__name__}")
-        return handler(obj)
+        for cls in type(obj).__mro__:  # a subclass renders as its nearest rendered base
+            handler = handlers.get(cls.__name__)
+            if handler is not None:
+                return handler(obj)
+        raise TypeError(f"no {fmt} form for {type(obj).__name__}")
 
     return render
