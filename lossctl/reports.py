@@ -36,13 +36,14 @@ class ReportPartial:
     counts: np.ndarray | None = None  # kept index targets per class: a streamed run's baselines need no more
     by_class: Any = None  # sanity_breakdown.ByClassPartial
     worst: Any = None  # sanity_breakdown.WorstK
+    sums: Any = None  # the baselines' sums of other targets: sanity_baselines.LabelSums or ProbSums
 
     def __add__(self, other: ReportPartial) -> ReportPartial:
         def add(a, b):
             return b if a is None else a if b is None else a + b
 
         return ReportPartial(add(self.counts, other.counts), add(self.by_class, other.by_class),
-                             add(self.worst, other.worst))
+                             add(self.worst, other.worst), add(self.sums, other.sums))
 
 
 # --- lints ---------------------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def index_report(arrays: dict, options: dict, out, wants: Wants, first_row: int)
     """CE, NLL, perplexity, multi-class focal with class-index targets: class counts, and the breakdowns asked."""
     x, t = _first(arrays, "logits", "log_probs", "probs"), arrays.get("target")
     if not _is_index_target(t, x, options):
-        return ReportPartial()
+        return ReportPartial(sums=_prob_sums(arrays, options)) if t is not None and x is not None else ReportPartial()
     n_classes, ignore = x.shape[0 if x.ndim == 1 else 1], options.get("ignore_index", -100)
     t = t.astype(np.int64) if t.dtype.kind == "f" else t
     keep = t != ignore
@@ -143,19 +144,33 @@ def index_report(arrays: dict, options: dict, out, wants: Wants, first_row: int)
     return rep
 
 
+def _prob_sums(arrays: dict, options: dict):
+    """CE with probability targets (or target logits): the sums its baselines read."""
+    from .sanity_baselines import prob_sums
+
+    _, opts = _baseline_options("ce", arrays, options)
+    return prob_sums(opts["target"], opts["n_classes"], weight=opts["weight"],
+                     label_smoothing=opts["label_smoothing"])
+
+
 def label_report(arrays: dict, options: dict, out, wants: Wants, first_row: int) -> ReportPartial:
-    """BCE and sigmoid focal: per label column (the last axis), and the worst elements."""
+    """BCE and sigmoid focal: the sums their baselines read, per label column (the last axis), and the worst
+    elements."""
     x, y = _first(arrays, "logits", "probs"), arrays.get("target")
     if options.get("target_kind") == "index" or (y is not None and y.dtype.kind in "iu" and _is_index_target(y, x)):
         return index_report(arrays, options, out, wants, first_row)  # multi-class focal
-    if not (wants.by_class or wants.worst) or x is None:
+    if y is None or x is None:
         return ReportPartial()
+    from .sanity_baselines import label_sums
+
+    rep = ReportPartial(sums=label_sums(y, arrays.get("pos_weight"), arrays.get("weight")))
+    if not (wants.by_class or wants.worst):
+        return rep
     from .sanity_breakdown import ByClassPartial, WorstK
 
     p = np.asarray(arrays["probs"], np.float64) if arrays.get("probs") is not None else \
         1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
     losses = as_numpy(out.values)
-    rep = ReportPartial()
     if wants.by_class:
         rep.by_class = ByClassPartial.of_labels(losses, y, p)
     if wants.worst:
@@ -203,15 +218,24 @@ def baselines_in_memory(kind: str, arrays: dict, options: dict, scale: float) ->
 
 def baselines_from_counts(kind: str, rep: ReportPartial | None, weight, options: dict, scale: float
                           ) -> dict[str, float] | None:
-    """CE's (and multi-class focal's) baselines depend on index targets only through their class counts, so a
-    streamed run's are exact, in O(C) memory; None where they need more (BCE, sigmoid focal, probability targets)."""
-    from .sanity_baselines import baselines_of_counts
+    """The baselines of a streamed or many-file run, from the report's sums alone (O(classes) memory): class
+    counts for index targets (CE, multi-class focal), ProbSums for CE's probability targets, LabelSums for BCE and
+    sigmoid focal. None where those do not determine them (sigmoid focal with soft labels)."""
+    from .sanity_baselines import baselines_of_counts, baselines_of_label_sums, baselines_of_prob_sums
 
-    if kind not in ("ce", "focal") or rep is None or rep.counts is None:
+    alpha, gamma = options.get("alpha", 0.25), options.get("gamma", 2.0)
+    if rep is None:
         return None
-    return baselines_of_counts("ce" if kind == "ce" else "focal_index", rep.counts, weight=weight,
-                               label_smoothing=options.get("label_smoothing", 0.0), alpha=options.get("alpha", 0.25),
-                               gamma=options.get("gamma", 2.0), scale=scale)
+    if rep.counts is not None and kind in ("ce", "focal"):
+        return baselines_of_counts("ce" if kind == "ce" else "focal_index", rep.counts, weight=weight,
+                                   label_smoothing=options.get("label_smoothing", 0.0), alpha=alpha, gamma=gamma,
+                                   scale=scale)
+    if rep.sums is None:
+        return None
+    if kind == "ce":
+        return baselines_of_prob_sums(rep.sums, scale=scale)
+    return baselines_of_label_sums("bce" if kind == "bce" else "focal_sigmoid", rep.sums, alpha=alpha, gamma=gamma,
+                                   scale=scale)
 
 
 @dataclass

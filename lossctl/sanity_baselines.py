@@ -29,13 +29,14 @@ so a class that no target has gets prior probability 0 (logit -inf), which costs
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import ShapeError, UsageError, ValueRangeError
 from .losses._common import check_classes, check_range, check_unit_interval, check_weight
 from .registry import flag
-from .sanity_focal import focal_index, focal_sigmoid
+from .sanity_focal import focal_index, focal_sigmoid, focal_sigmoid_counts
 
 KINDS = ("ce", "bce", "focal_sigmoid", "focal_index")
 AT_CHANCE_RTOL = 0.01
@@ -114,7 +115,7 @@ def _solve(kind: str, *, target, n_classes=None, weight=None, ignore_index=-100,
             return focal_index(counts, w, alpha, gamma)
         check_unit_interval("label_smoothing", label_smoothing)
         if target_kind == "prob":
-            return _prob_log_loss(*_prob_rows(target, n_classes, w, label_smoothing))
+            return _prob_log_loss(prob_sums(target, n_classes, weight=weight, label_smoothing=label_smoothing))
         if target_kind != "index":
             raise UsageError(f"must be index or prob; got {target_kind!r}", option="--target-kind")
         return _index_log_loss(_class_counts(target, n_classes, ignore_index), w, label_smoothing)
@@ -126,7 +127,22 @@ def _solve(kind: str, *, target, n_classes=None, weight=None, ignore_index=-100,
         if gamma < 0:
             raise UsageError(f"must be >= 0; got {gamma}", option="--gamma")
         return focal_sigmoid(label_columns(y), alpha, gamma)
-    return _bce(y, _broadcast("pos_weight", pos_weight, y.shape), _broadcast("weight", bce_weight, y.shape))
+    return _bce(label_sums(y, pos_weight, bce_weight))
+
+
+def baselines_of_label_sums(kind: str, sums: LabelSums, *, alpha: float = 0.25, gamma: float = 2.0,
+                            scale: float = 1.0) -> dict[str, float] | None:
+    """baselines() of "bce" or "focal_sigmoid" from LabelSums, so a streamed or many-file run needs O(columns)
+    memory for them; None for sigmoid focal with soft labels, whose prior needs every label."""
+    if sums.elements == 0:
+        raise ValueRangeError("is empty: there is no baseline", option="--target")
+    if kind == "focal_sigmoid":
+        if sums.soft:
+            return None
+        values, _ = focal_sigmoid_counts(sums.positives, sums.rows, alpha, gamma)
+    else:
+        values, _ = _bce(sums)
+    return {name: v / scale for name, v in values.items()}
 
 
 def _class_weight(weight, n_classes: int) -> np.ndarray:
@@ -169,6 +185,36 @@ def _index_log_loss(counts: np.ndarray, w: np.ndarray, eps: float):
     return values, prior
 
 
+@dataclass
+class ProbSums:
+    """What CE's baselines read of probability targets, as sums that add up over chunks and files: the marginal
+    a_c = sum_n b_{n,c}, the samples (torch's mean divides by them) and the floor's numerator."""
+
+    marginal: np.ndarray
+    samples: float
+    floor: float
+
+    def __add__(self, other: ProbSums) -> ProbSums:
+        if self.marginal.shape != other.marginal.shape:
+            raise ShapeError(f"classes differ: {self.marginal.size} and {other.marginal.size}", option="--target")
+        return ProbSums(self.marginal + other.marginal, self.samples + other.samples, self.floor + other.floor)
+
+
+def prob_sums(target: np.ndarray, n_classes: int, *, weight=None, label_smoothing: float = 0.0) -> ProbSums:
+    """ProbSums of probability targets (C) or (N, C, d...), classes on axis 1, with CE's class weight and
+    label smoothing."""
+    check_unit_interval("label_smoothing", label_smoothing)
+    rows, samples = _prob_rows(np.asarray(target), n_classes, _class_weight(weight, n_classes), label_smoothing)
+    floor = -float(_xlogx_ratio(rows, rows.sum(axis=1, keepdims=True)).sum())
+    return ProbSums(rows.sum(axis=0), samples, floor)
+
+
+def baselines_of_prob_sums(sums: ProbSums, *, scale: float = 1.0) -> dict[str, float]:
+    """baselines() of CE with probability targets from their ProbSums."""
+    values, _ = _prob_log_loss(sums)
+    return {name: v / scale for name, v in values.items()}
+
+
 def _prob_rows(target: np.ndarray, n_classes: int, w: np.ndarray, eps: float):
     """One coefficient row per sample for probability targets; torch's mean divides by the samples, unweighted."""
     q = target.astype(np.float64)
@@ -198,11 +244,10 @@ def _from_marginal(a: np.ndarray, denom: float):
         return values, a / total
 
 
-def _prob_log_loss(rows: np.ndarray, denom: float):
-    """uniform, prior and floor of L(P) = sum_n sum_c rows_{n,c} (-log p_{n,c}) / denom."""
-    values, prior = _from_marginal(rows.sum(axis=0), denom)
-    per_row = -_xlogx_ratio(rows, rows.sum(axis=1, keepdims=True)).sum(axis=1)
-    values["floor"] = float(per_row.sum()) / denom
+def _prob_log_loss(sums: ProbSums):
+    """uniform, prior and floor of L(P) = sum_n sum_c b_{n,c} (-log p_{n,c}) / D, from their sums."""
+    values, prior = _from_marginal(sums.marginal, sums.samples)
+    values["floor"] = sums.floor / sums.samples
     return values, prior
 
 
@@ -217,17 +262,53 @@ def _broadcast(role: str, arr, shape: tuple[int, ...]) -> np.ndarray:
                          option=flag(role)) from None
 
 
-def _bce(y: np.ndarray, pw: np.ndarray, w: np.ndarray):
+@dataclass
+class LabelSums:
+    """What BCE's and sigmoid focal's baselines read of 0/1 (or soft) labels, per label column, as sums that add up
+    over the chunks of a stream or the files of a run: a_j and b_j (BCE's weighted positive and negative mass),
+    the positives (labels equal to 1), the rows and elements, the floor's numerator and whether a label is soft."""
+
+    pos_mass: np.ndarray
+    neg_mass: np.ndarray
+    positives: np.ndarray
+    rows: int
+    elements: int
+    floor: float
+    soft: bool
+
+    def __add__(self, other: LabelSums) -> LabelSums:
+        if self.pos_mass.shape != other.pos_mass.shape:
+            raise ShapeError(f"label columns differ: {self.pos_mass.size} and {other.pos_mass.size}",
+                             option="--target")
+        return LabelSums(self.pos_mass + other.pos_mass, self.neg_mass + other.neg_mass,
+                         self.positives + other.positives, self.rows + other.rows, self.elements + other.elements,
+                         self.floor + other.floor, self.soft or other.soft)
+
+
+def label_sums(y: np.ndarray, pos_weight=None, weight=None) -> LabelSums:
+    """LabelSums of labels y in [0, 1] (any shape; the last axis holds the columns) with BCE's weight and
+    pos_weight broadcast to them."""
+    y = np.asarray(y, dtype=np.float64)
+    check_range("target", y, 0.0, 1.0, "binary targets must be in [0, 1]")
+    pw, w = _broadcast("pos_weight", pos_weight, y.shape), _broadcast("weight", weight, y.shape)
     a, b = label_columns(w * pw * y), label_columns(w * (1.0 - y))
-    col_a, col_b = a.sum(axis=0), b.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = col_a / (col_a + col_b)
+    soft = bool(np.any((y > 0) & (y < 1)))
+    both = a + b
+    floor = -float((_xlogx_ratio(a, both) + _xlogx_ratio(b, both)).sum()) if soft else 0.0
+    return LabelSums(a.sum(axis=0), b.sum(axis=0), (label_columns(y) == 1).sum(axis=0).astype(np.float64),
+                     a.shape[0], y.size, floor, soft)
+
+
+def _bce(sums: LabelSums):
+    col_a, col_b = sums.pos_mass, sums.neg_mass
     col_total = col_a + col_b
-    values = {"uniform": math.log(2.0) * float(col_total.sum()) / y.size,
-              "prior": -float((_xlogx_ratio(col_a, col_total) + _xlogx_ratio(col_b, col_total)).sum()) / y.size}
-    if np.any((y > 0) & (y < 1)):
-        both = a + b
-        values["floor"] = -float((_xlogx_ratio(a, both) + _xlogx_ratio(b, both)).sum()) / y.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = col_a / col_total
+    values = {"uniform": math.log(2.0) * float(col_total.sum()) / sums.elements,
+              "prior": -float((_xlogx_ratio(col_a, col_total) + _xlogx_ratio(col_b, col_total)).sum())
+              / sums.elements}
+    if sums.soft:
+        values["floor"] = sums.floor / sums.elements
     return values, p
 
 

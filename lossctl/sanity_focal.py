@@ -78,12 +78,21 @@ def _focal_simplex_minimiser(a: np.ndarray, gamma: float) -> np.ndarray:
 def focal_sigmoid(cols: np.ndarray, alpha: float, gamma: float):
     """Sigmoid focal (torchvision): mean over elements of alpha_t (1 - p_t)^gamma BCE; prior per column of the
     (rows, columns) targets."""
-    pos, neg = _alpha_pair(alpha)
     if np.all((cols == 0) | (cols == 1)):  # 0/1 labels: a column's cost needs only its two counts
-        n_pos = cols.sum(axis=0)
-        labels, mult = np.array([[1.0], [0.0]]), np.stack([n_pos, len(cols) - n_pos])
-    else:
-        labels, mult = cols, np.ones_like(cols)
+        return focal_sigmoid_counts(cols.sum(axis=0), len(cols), alpha, gamma)
+    return _focal_sigmoid(cols, np.ones_like(cols), cols.size, alpha, gamma)
+
+
+def focal_sigmoid_counts(positives: np.ndarray, rows: int, alpha: float, gamma: float):
+    """focal_sigmoid of 0/1 labels from each column's count of positives among `rows`: all a stream needs."""
+    positives = np.asarray(positives, dtype=np.float64)
+    return _focal_sigmoid(np.array([[1.0], [0.0]]), np.stack([positives, rows - positives]), rows * positives.size,
+                          alpha, gamma)
+
+
+def _focal_sigmoid(labels: np.ndarray, mult: np.ndarray, elements: int, alpha: float, gamma: float):
+    """uniform and prior of sum over rows of mult * focal(constant logit z per column; labels) / elements."""
+    pos, neg = _alpha_pair(alpha)
 
     def cost(z: np.ndarray) -> np.ndarray:  # per-column summed loss of the constant logits z (columns,)
         logp, log1mp = -np.logaddexp(0, -z), -np.logaddexp(0, z)
@@ -93,9 +102,10 @@ def focal_sigmoid(cols: np.ndarray, alpha: float, gamma: float):
         alpha_t = pos * labels + neg * (1 - labels)
         return (mult * alpha_t * np.power(1 - p_t, gamma) * bce).sum(axis=0)
 
-    uniform = float(cost(np.zeros(cols.shape[1])).sum()) / cols.size
-    z = _golden_min(cost, cols.shape[1])
-    return {"uniform": uniform, "prior": float(cost(z).sum()) / cols.size}, 1 / (1 + np.exp(-z))
+    columns = mult.shape[1]
+    uniform = float(cost(np.zeros(columns)).sum()) / elements
+    z = _golden_min(cost, columns)
+    return {"uniform": uniform, "prior": float(cost(z).sum()) / elements}, 1 / (1 + np.exp(-z))
 
 
 def _golden_min(cost, n: int, lo: float = -60.0, hi: float = 60.0, steps: int = 100) -> np.ndarray:

@@ -339,8 +339,8 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
 
         found = baselines_from_counts(spec.baseline, rep, weight, st.options, st.scale)
         if found is None:
-            notes.append("baselines: a streamed run computes them for class-index targets only (from the class "
-                         "counts); these need every target in memory (--no-stream)")
+            notes.append("baselines: a streamed run has them from sums of the targets (class counts, probability "
+                         "and label sums); sigmoid focal with soft labels needs every label in memory (--no-stream)")
     result = make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
                          weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
                          final=final, backend=ctx.backend, report=rep, baselines=found,

@@ -164,14 +164,14 @@ def test_every_streamable_loss_gives_the_same_result_streamed_and_in_memory(tmp_
         assert parts.warnings == whole.warnings
         assert own_notes(parts) == own_notes(whole)
         assert parts.denominator == whole.denominator and parts.backend == whole.backend
-        if parts.baselines:  # class-index targets: a streamed run's baselines come from its class counts
+        if parts.baselines:  # a streamed run's baselines come from sums of its targets
             for k, b in whole.baselines.items():
                 np.testing.assert_allclose(parts.baselines[k]["value"], b["value"], rtol=1e-9)
 
 
 def own_notes(result) -> list[str]:
-    """The loss's notes; a streamed run adds how it streamed, and has baselines only for class-index targets
-    (from their class counts: the others need every target in memory), so the note of a loss at chance too."""
+    """The loss's notes; a streamed run adds how it streamed, and lacks baselines only for soft-label sigmoid focal
+    (they need every label in memory), so the note of a loss at chance too."""
     reports = ("streamed in", "baselines:", "the loss is at or above chance")
     return [n for n in result.notes if not n.startswith(reports)]
 

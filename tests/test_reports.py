@@ -100,6 +100,101 @@ def test_streamed_baselines_equal_in_memory(tmp_path, monkeypatch):
         assert parts.baselines[k]["value"] == pytest.approx(whole.baselines[k]["value"], rel=1e-12)
 
 
+def _bce_references(x, y, weight=None, pos_weight=None) -> dict[str, float]:
+    """BCE's baselines as torch's loss of the predictions they name: zero logits; each column's best constant
+    logit log(A_j / B_j) (A_j = sum w pw y, B_j = sum w (1 - y)); each element's own best logit log(pw y / (1 - y))."""
+    y64, shape = T(y).double(), y.shape
+    w = torch.ones(shape, dtype=torch.float64) if weight is None else T(weight).double().expand(shape)
+    pw = torch.ones(shape, dtype=torch.float64) if pos_weight is None else T(pos_weight).double().expand(shape)
+    columns = shape[-1] if len(shape) > 1 else 1  # a 1-D target is one column
+    a, b = (w * pw * y64).reshape(-1, columns).sum(0), (w * (1 - y64)).reshape(-1, columns).sum(0)
+
+    def bce(z):
+        return float(F.binary_cross_entropy_with_logits(z.expand(shape), y64, weight=w, pos_weight=pw))
+    out = {"uniform": bce(torch.zeros(shape, dtype=torch.float64)), "prior": bce(torch.log(a / b))}
+    if ((y > 0) & (y < 1)).any():
+        out["floor"] = bce(torch.log(pw * y64 / (1 - y64)))
+    return out
+
+
+def test_bce_baselines_of_a_stream_and_of_many_files_are_torchs(tmp_path, monkeypatch, cli):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 160)  # 40 rows a chunk: 5 chunks of the 171
+    b = realistic("breast_cancer_logreg")
+    x, y = b["logits"].astype(np.float32), b["target"].astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    want = _bce_references(x, y, pos_weight=np.array([2.0]))
+    r = lossctl.compute("bce", logits=str(tmp_path / "x.npy"), target=str(tmp_path / "y.npy"), pos_weight=[2.0],
+                        stream=True)
+    assert any(n.startswith("streamed in 5 chunks") for n in r.notes)
+    assert set(r.baselines) == set(want) == {"uniform", "prior"}
+    for k, v in want.items():
+        assert r.baselines[k]["value"] == pytest.approx(v, rel=1e-9)
+    for i, rows in enumerate((slice(0, 80), slice(80, None))):  # the same data as two files
+        np.save(tmp_path / f"x{i}.npy", x[rows])
+        np.save(tmp_path / f"y{i}.npy", y[rows])
+    total = json.loads(cli("bce", "--logits", str(tmp_path / "x?.npy"), "--target", str(tmp_path / "y?.npy"),
+                           "--pos-weight", "[2.0]", "-f", "json").stdout)["total"]
+    for k, v in want.items():
+        assert total["baselines"][k]["value"] == pytest.approx(v, rel=1e-9)
+
+
+def test_bce_baselines_of_soft_labels_with_weights_streamed_are_torchs(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 240)  # 20 rows of 3 float32 columns a chunk
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((300, 3)).astype(np.float32), rng.uniform(0.05, 0.95, (300, 3)).astype(np.float32)
+    w, pw = np.array([1.0, 0.5, 2.0], np.float32), np.array([3.0, 1.0, 0.25], np.float32)
+    for name, arr in (("x", x), ("y", y), ("w", w)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    r = lossctl.compute("bce", logits=str(tmp_path / "x.npy"), target=str(tmp_path / "y.npy"),
+                        weight=str(tmp_path / "w.npy"), pos_weight=pw, stream=True)
+    assert any(n.startswith("streamed in 15 chunks") for n in r.notes)
+    want = _bce_references(x, y, weight=w, pos_weight=pw)
+    assert set(r.baselines) == set(want) == {"uniform", "prior", "floor"}
+    for k, v in want.items():
+        assert r.baselines[k]["value"] == pytest.approx(v, rel=1e-9)
+
+
+def test_ce_baselines_of_probability_targets_streamed_are_torchs(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 2000)  # 50 rows of 10 float32 logits a chunk
+    d = realistic("digits_logreg")
+    x = d["logits"].astype(np.float32)
+    q = torch.softmax(T(x[::-1].copy()).double() / 3, 1).numpy().astype(np.float32)  # soft targets
+    w, eps = np.linspace(0.5, 2.0, 10).astype(np.float32), 0.1
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "q.npy", q)
+    r = lossctl.compute("ce", logits=str(tmp_path / "x.npy"), target=str(tmp_path / "q.npy"), weight=w,
+                        label_smoothing=eps, stream=True)
+    assert any(n.startswith("streamed in") for n in r.notes)
+    q64, w64 = T(q).double(), T(w).double()
+    b = w64 * ((1 - eps) * q64 + eps / 10)  # the coefficient of -log p_c in each row of torch's loss
+
+    def ce(logits):
+        return float(F.cross_entropy(logits.expand(q64.shape), q64, weight=w64, label_smoothing=eps))
+    want = {"uniform": ce(torch.zeros(10, dtype=torch.float64)), "prior": ce(torch.log(b.sum(0) / b.sum())),
+            "floor": ce(torch.log(b / b.sum(1, keepdim=True)))}
+    for k, v in want.items():
+        assert r.baselines[k]["value"] == pytest.approx(v, rel=1e-9)
+
+
+def test_focal_over_many_files_has_baselines_for_0_1_labels_only(tmp_path, cli):
+    b = realistic("breast_cancer_logreg")
+    x, y = b["logits"].astype(np.float32), b["target"].astype(np.float32)
+    whole = lossctl.compute("focal", logits=x, target=y)
+    for i, rows in enumerate((slice(0, 80), slice(80, None))):
+        np.save(tmp_path / f"x{i}.npy", x[rows])
+        np.save(tmp_path / f"y{i}.npy", y[rows])
+        np.save(tmp_path / f"s{i}.npy", np.clip(y[rows], 0.1, 0.9))  # soft labels
+    total = json.loads(cli("focal", "--logits", str(tmp_path / "x?.npy"), "--target", str(tmp_path / "y?.npy"),
+                           "-f", "json").stdout)["total"]
+    assert set(total["baselines"]) == set(whole.baselines) == {"uniform", "prior"}
+    for k, v in whole.baselines.items():  # the whole's are held to torchvision's formula in test_sanity.py
+        assert total["baselines"][k]["value"] == pytest.approx(v["value"], rel=1e-9)
+    soft = json.loads(cli("focal", "--logits", str(tmp_path / "x?.npy"), "--target", str(tmp_path / "s?.npy"),
+                          "-f", "json").stdout)["total"]
+    assert "baselines" not in soft
+
+
 # --- lints -----------------------------------------------------------------------------------------------------
 
 def test_probabilities_passed_as_logits_are_named(cli):
