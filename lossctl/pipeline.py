@@ -326,9 +326,11 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
     report = run_report(spec, arrays, st, out, 0)
     found = None
     if st.details and spec.baseline and st.reduction == "mean":
-        from .reports import baselines_in_memory
+        from .reports import baselines_from_counts, baselines_in_memory
 
-        found = baselines_in_memory(spec.baseline, arrays, st.options, st.scale)
+        # from the report's sums, as a stream does, where they determine the baselines; else from the arrays
+        found = baselines_from_counts(spec.baseline, report, arrays.get("weight"), st.options, st.scale) or \
+            baselines_in_memory(spec.baseline, arrays, st.options, st.scale)
     values = as_numpy(out.values) if st.reduction == "none" else None
     result = make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
                          shapes={name: list(item.array.shape) for name, item in loaded.items()},
