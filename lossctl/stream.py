@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ShapeError
 from .io import Loaded, split_key
 from .io.npy import NpyHeader, read_header
-from .io.remote import file_size, is_file, open_binary
+from .io.remote import file_size, is_file, is_url, open_binary
 from .io.rows import open_rows
 from .io.text import TABLE_DELIMITERS
 from .losses._common import ROW_OFFSET, Context
@@ -100,8 +100,10 @@ def _describe_rows(source: str, role: str, ext: str) -> _Input | None:
     """Parquet/Arrow (by record batch) and JSON Lines (a chunk of lines at a time): one row tells the width."""
     from .io import READERS
 
-    if ext not in READERS or READERS[ext].rows_name is None or not os.path.isfile(split_key(source)[0]):
-        return None  # remote files of these formats are copied and read whole (see io.remote)
+    path = split_key(source)[0]
+    if ext not in READERS or READERS[ext].rows_name is None or not (os.path.isfile(path) or (
+            READERS[ext].remote and is_url(path))):
+        return None  # remote Parquet/Arrow files are copied and read whole (see io.remote)
     reader = open_rows(source, flag(role), 1)
     try:
         first = reader.read(1)

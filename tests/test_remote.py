@@ -63,6 +63,7 @@ CASES = {  # name: (sources with {} for the folder or URL, --from bundle)
     "safetensors-from": ({}, "{}/b.safetensors"),
     "parquet": ({"logits": "{}/b.parquet:logits", "target": "{}/b.parquet:target"}, None),
     "jsonl-from": ({}, "{}/b.jsonl"),
+    "jsonl": ({"logits": "{}/b.jsonl:logits", "target": "{}/b.jsonl:target"}, None),
 }
 
 
@@ -105,13 +106,14 @@ def test_http_sources_equal_the_local_files(web, case):
     same_as_local(base, folder, case)
 
 
-@pytest.mark.parametrize("files", [("x.npy", "t.npy"), ("x.csv", "t.csv")])
+@pytest.mark.parametrize("files", [("x.npy", "t.npy"), ("x.csv", "t.csv"), ("b.jsonl:logits", "b.jsonl:target")])
 def test_http_streams_in_chunks_as_a_local_file_does(web, monkeypatch, files):
     folder, base = web
     monkeypatch.setattr(stream, "CHUNK_BYTES", 256)  # a few rows a chunk: many chunks, in order
     got = lossctl.compute("ce", logits=f"{base}/{files[0]}", target=f"{base}/{files[1]}", stream=True)
     want = lossctl.compute("ce", logits=str(folder / files[0]), target=str(folder / files[1]), stream=True)
-    assert any("streamed in 7 chunks" in n for n in got.notes)
+    chunks = [n for n in got.notes if n.startswith("streamed in")]
+    assert chunks and chunks == [n for n in want.notes if n.startswith("streamed in")]
     assert got.to_dict() == want.to_dict()
 
 
@@ -222,6 +224,29 @@ def test_s3_big_npy_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
     assert got.to_dict() == want.to_dict()
     assert any("streamed in 64 chunks" in n for n in got.notes)
     assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB held to stream a 17 MiB file"
+
+
+def test_s3_big_jsonl_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
+    """JSON Lines are read front to back, so a remote file streams as a local one does, without a local copy."""
+    fs, _ = s3
+    rng = np.random.default_rng(6)
+    x, t = rng.standard_normal((40000, 8)).round(6), rng.integers(0, 8, 40000)
+    with open(tmp_path / "big.jsonl", "w") as f:
+        f.writelines(json.dumps({"logits": a, "target": b}) + "\n" for a, b in zip(x.tolist(), t.tolist(), strict=True))
+    size = (tmp_path / "big.jsonl").stat().st_size
+    fs.put(str(tmp_path / "big.jsonl"), f"{BUCKET}/big/big.jsonl")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64 << 10)
+    monkeypatch.setattr(remote, "BLOCK_BYTES", 256 << 10)
+    url = f"s3://{BUCKET}/big/big.jsonl"
+    tracemalloc.start()
+    try:
+        got = lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target", stream=True, threads=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.value == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(), rel=1e-12)
+    assert any(n.startswith("streamed in") for n in got.notes)
+    assert peak < size / 1.5, f"{peak / 2**20:.1f} MiB held to stream a {size / 2**20:.1f} MiB file"  # 2.2 seen
 
 
 def test_remote_reads_import_fsspec_only_when_a_url_is_given():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -41,7 +42,8 @@ class Reader(NamedTuple):
     """One format family, its module imported only when a file of its format is read.
 
     In lossctl.io.<module>: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from,
-    and `rows` (if any) is its row reader class for streaming.
+    and `rows` (if any) is its row reader class for streaming. A reader that reads front to back (`remote`) takes
+    URLs itself, so a remote file streams; the others are given a local copy of a remote file.
     """
 
     module: str
@@ -49,6 +51,7 @@ class Reader(NamedTuple):
     bundle_name: str
     binary: bool  # binary sources keep their float dtype under --dtype auto
     rows_name: str | None = None
+    remote: bool = False
 
     def _get(self, name: str):
         import importlib
@@ -78,7 +81,8 @@ def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
 register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True))
 register_reader((".parquet", ".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,
                                                            rows_name="ArrowRows"))
-register_reader((".jsonl", ".ndjson"), Reader("jsonl", "read_key", "read_keys", binary=False, rows_name="JsonlRows"))
+register_reader((".jsonl", ".ndjson"), Reader("jsonl", "read_key", "read_keys", binary=False, rows_name="JsonlRows",
+                                               remote=True))
 
 
 def split_key(source: str) -> tuple[str, str | None]:
@@ -120,8 +124,8 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     ext = _check_path(path, option)
     if ext in READERS:
         reader = READERS[ext]
-        with local_copy(path, option) as copy:
-            return Loaded(reader.array(copy, key, option), path, reader.binary)
+        with (nullcontext(path) if reader.remote else local_copy(path, option)) as local:
+            return Loaded(reader.array(local, key, option), path, reader.binary)
     if ext == ".npy":
         return Loaded(load_npy_path(path, option=option), path, True)
     if ext == ".npz":
@@ -154,8 +158,9 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         return _json_bundle(obj, "<stdin>"), False
     ext = _check_path(source, option)
     if ext in READERS:
-        with local_copy(source, option) as copy:
-            return READERS[ext].bundle(copy), READERS[ext].binary
+        reader = READERS[ext]
+        with (nullcontext(source) if reader.remote else local_copy(source, option)) as local:
+            return reader.bundle(local), reader.binary
     if ext == ".npz":
         with open_whole(source, option) as fp:
             out = load_npz(fp, option=option, source=source, key=None)

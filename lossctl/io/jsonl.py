@@ -8,13 +8,13 @@ the first line that holds numbers) or a bare number or list of numbers. A field 
 from __future__ import annotations
 
 import json
-import os
 from itertools import chain
 
 import numpy as np
 
 from ..errors import InputError
 from .common import one_name
+from .remote import file_size, open_binary, reading
 
 EXTS = (".jsonl", ".ndjson")
 CHUNK_LINES = 1 << 14  # lines parsed per chunk when a whole file is read
@@ -66,8 +66,8 @@ class JsonlRows:
 
     def __init__(self, path: str, option: str, key: str | None, step: int = CHUNK_LINES, *, bundle: bool = False):
         self.path, self.option = path, option
-        self.total_bytes = os.path.getsize(path)
-        self._fp = open(path, "rb")  # noqa: SIM115  closed by close()
+        self.total_bytes = file_size(path, option) or 0  # 0: a server that does not say
+        self._fp = open_binary(path, option)  # a local file or a URL, read front to back; closed by close()
         self._line = 0
         self._widths: dict[str | None, tuple[int | None, int]] = {}  # key -> (C or None, the line that set it)
         try:
@@ -88,7 +88,8 @@ class JsonlRows:
     def _lines(self, n: int) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
         while len(out) < n:
-            raw = self._fp.readline(MAX_LINE + 1)
+            with reading(self.path, self.option):  # a remote file system's failure is one line naming the URL
+                raw = self._fp.readline(MAX_LINE + 1)
             if not raw:
                 break
             self._line += 1
