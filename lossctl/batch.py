@@ -84,10 +84,13 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
     report, found = merged_reports(spec, st, results)
+    notes = [f"exact total over {len(results)} files: their partial sums added, then divided"]
+    if found is None and st.details and spec.baseline and st.reduction == "mean":
+        notes.append("baselines: the files' targets do not determine them together (their classes or label "
+                     "columns differ, or sigmoid focal's labels are soft)")
     merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
                          weighted=first.weighted, warnings=[], constants=first.constants, final=final,
-                         backend="+".join(sorted({r.backend for r in results})),
-                         notes=[f"exact total over {len(results)} files: their partial sums added, then divided"],
+                         backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
     warnings = [w for r in results for w in r.warnings]
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))

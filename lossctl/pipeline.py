@@ -353,7 +353,8 @@ def run_report(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings, o
     """The spec's report of one run or chunk: class counts, and the breakdowns asked for."""
     if spec.report is None or not (st.details or st.wants.by_class or st.wants.worst):
         return None
-    return resolve(spec.report)(dict(arrays), st.options, out, st.wants, first_row)
+    baselines = st.details and spec.baseline is not None and st.reduction == "mean"
+    return resolve(spec.report)(dict(arrays), st.options, out, st.wants, first_row, baselines=baselines)
 
 
 def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",

@@ -33,7 +33,7 @@ class Wants(NamedTuple):
 class ReportPartial:
     """Mergeable report sums of one chunk, file or shard."""
 
-    counts: np.ndarray | None = None  # kept index targets per class: a streamed run's baselines need no more
+    counts: Any = None  # kept index targets per class (ndarray): a streamed run's baselines need no more
     by_class: Any = None  # sanity_breakdown.ByClassPartial
     worst: Any = None  # sanity_breakdown.WorstK
     sums: Any = None  # the baselines' sums of other targets: sanity_baselines.LabelSums or ProbSums
@@ -42,8 +42,24 @@ class ReportPartial:
         def add(a, b):
             return b if a is None else a if b is None else a + b
 
-        return ReportPartial(add(self.counts, other.counts), add(self.by_class, other.by_class),
-                             add(self.worst, other.worst), add(self.sums, other.sums))
+        return ReportPartial(_add_sums(self.counts, other.counts), add(self.by_class, other.by_class),
+                             add(self.worst, other.worst), _add_sums(self.sums, other.sums))
+
+
+# Sums of files whose classes (or label columns) differ: each file's loss stands, but the whole has no baseline.
+MIXED = "mixed"
+
+
+def _add_sums(a, b):
+    if a is None or b is None:
+        return b if a is None else a
+    if a is MIXED or b is MIXED or _width(a) != _width(b):
+        return MIXED
+    return a + b
+
+
+def _width(sums) -> tuple[int, ...]:
+    return sums.shape if isinstance(sums, np.ndarray) else sums.width
 
 
 # --- lints ---------------------------------------------------------------------------------------------------
@@ -115,15 +131,19 @@ def _log_probs(arrays: dict) -> np.ndarray:
     return log_softmax(x, 0 if x.ndim == 1 else 1)
 
 
-def index_report(arrays: dict, options: dict, out, wants: Wants, first_row: int) -> ReportPartial:
-    """CE, NLL, perplexity, multi-class focal with class-index targets: class counts, and the breakdowns asked."""
+def index_report(arrays: dict, options: dict, out, wants: Wants, first_row: int, *, baselines: bool = True
+                 ) -> ReportPartial:
+    """CE, NLL, perplexity, multi-class focal with class-index targets: class counts, and the breakdowns asked.
+    baselines: whether to add up what the baselines read (reduction mean, for a table or JSON)."""
     x, t = _first(arrays, "logits", "log_probs", "probs"), arrays.get("target")
     if not _is_index_target(t, x, options):
-        return ReportPartial(sums=_prob_sums(arrays, options)) if t is not None and x is not None else ReportPartial()
+        if not baselines or t is None or x is None:
+            return ReportPartial()
+        return ReportPartial(sums=_prob_sums(arrays, options))
     n_classes, ignore = x.shape[0 if x.ndim == 1 else 1], options.get("ignore_index", -100)
     t = t.astype(np.int64) if t.dtype.kind == "f" else t
     keep = t != ignore
-    rep = ReportPartial(counts=np.bincount(t[keep].reshape(-1), minlength=n_classes))
+    rep = ReportPartial(counts=np.bincount(t[keep].reshape(-1), minlength=n_classes) if baselines else None)
     if not (wants.by_class or wants.worst):
         return rep
     from .sanity_breakdown import ByClassPartial, WorstK
@@ -153,17 +173,18 @@ def _prob_sums(arrays: dict, options: dict):
                      label_smoothing=opts["label_smoothing"])
 
 
-def label_report(arrays: dict, options: dict, out, wants: Wants, first_row: int) -> ReportPartial:
-    """BCE and sigmoid focal: the sums their baselines read, per label column (the last axis), and the worst
-    elements."""
+def label_report(arrays: dict, options: dict, out, wants: Wants, first_row: int, *, baselines: bool = True
+                 ) -> ReportPartial:
+    """BCE and sigmoid focal: the sums their baselines read (when `baselines`), per label column (the last axis),
+    and the breakdowns asked."""
     x, y = _first(arrays, "logits", "probs"), arrays.get("target")
     if options.get("target_kind") == "index" or (y is not None and y.dtype.kind in "iu" and _is_index_target(y, x)):
-        return index_report(arrays, options, out, wants, first_row)  # multi-class focal
+        return index_report(arrays, options, out, wants, first_row, baselines=baselines)  # multi-class focal
     if y is None or x is None:
         return ReportPartial()
     from .sanity_baselines import label_sums
 
-    rep = ReportPartial(sums=label_sums(y, arrays.get("pos_weight"), arrays.get("weight")))
+    rep = ReportPartial(sums=label_sums(y, arrays.get("pos_weight"), arrays.get("weight")) if baselines else None)
     if not (wants.by_class or wants.worst):
         return rep
     from .sanity_breakdown import ByClassPartial, WorstK
@@ -224,7 +245,7 @@ def baselines_from_counts(kind: str, rep: ReportPartial | None, weight, options:
     from .sanity_baselines import baselines_of_counts, baselines_of_label_sums, baselines_of_prob_sums
 
     alpha, gamma = options.get("alpha", 0.25), options.get("gamma", 2.0)
-    if rep is None:
+    if rep is None or rep.counts is MIXED or rep.sums is MIXED:
         return None
     if rep.counts is not None and kind in ("ce", "focal"):
         return baselines_of_counts("ce" if kind == "ce" else "focal_index", rep.counts, weight=weight,

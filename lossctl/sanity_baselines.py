@@ -194,9 +194,11 @@ class ProbSums:
     samples: float
     floor: float
 
+    @property
+    def width(self) -> tuple[int, ...]:
+        return self.marginal.shape
+
     def __add__(self, other: ProbSums) -> ProbSums:
-        if self.marginal.shape != other.marginal.shape:
-            raise ShapeError(f"classes differ: {self.marginal.size} and {other.marginal.size}", option="--target")
         return ProbSums(self.marginal + other.marginal, self.samples + other.samples, self.floor + other.floor)
 
 
@@ -205,7 +207,7 @@ def prob_sums(target: np.ndarray, n_classes: int, *, weight=None, label_smoothin
     label smoothing."""
     check_unit_interval("label_smoothing", label_smoothing)
     rows, samples = _prob_rows(np.asarray(target), n_classes, _class_weight(weight, n_classes), label_smoothing)
-    floor = -float(_xlogx_ratio(rows, rows.sum(axis=1, keepdims=True)).sum())
+    floor = 0.0 - float(_xlogx_ratio(rows, rows.sum(axis=1, keepdims=True)).sum())
     return ProbSums(rows.sum(axis=0), samples, floor)
 
 
@@ -240,7 +242,7 @@ def _from_marginal(a: np.ndarray, denom: float):
     total = a.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         values = {"uniform": math.log(len(a)) * float(total) / denom,
-                  "prior": -float(_xlogx_ratio(a, total).sum()) / denom}
+                  "prior": (0.0 - float(_xlogx_ratio(a, total).sum())) / denom}
         return values, a / total
 
 
@@ -276,10 +278,11 @@ class LabelSums:
     floor: float
     soft: bool
 
+    @property
+    def width(self) -> tuple[int, ...]:
+        return self.pos_mass.shape
+
     def __add__(self, other: LabelSums) -> LabelSums:
-        if self.pos_mass.shape != other.pos_mass.shape:
-            raise ShapeError(f"label columns differ: {self.pos_mass.size} and {other.pos_mass.size}",
-                             option="--target")
         return LabelSums(self.pos_mass + other.pos_mass, self.neg_mass + other.neg_mass,
                          self.positives + other.positives, self.rows + other.rows, self.elements + other.elements,
                          self.floor + other.floor, self.soft or other.soft)
@@ -290,11 +293,18 @@ def label_sums(y: np.ndarray, pos_weight=None, weight=None) -> LabelSums:
     pos_weight broadcast to them."""
     y = np.asarray(y, dtype=np.float64)
     check_range("target", y, 0.0, 1.0, "binary targets must be in [0, 1]")
-    pw, w = _broadcast("pos_weight", pos_weight, y.shape), _broadcast("weight", weight, y.shape)
-    a, b = label_columns(w * pw * y), label_columns(w * (1.0 - y))
+    a, b = y, 1.0 - y  # w * pw * y and w * (1 - y), with w and pw multiplied in only where given
+    if weight is not None:
+        w = _broadcast("weight", weight, y.shape)
+        a, b = a * w, np.multiply(b, w, out=b)
+    if pos_weight is not None:
+        a = a * _broadcast("pos_weight", pos_weight, y.shape)
+    a, b = label_columns(a), label_columns(b)
     soft = bool(np.any((y > 0) & (y < 1)))
-    both = a + b
-    floor = -float((_xlogx_ratio(a, both) + _xlogx_ratio(b, both)).sum()) if soft else 0.0
+    floor = 0.0
+    if soft:
+        both = a + b
+        floor = 0.0 - float((_xlogx_ratio(a, both) + _xlogx_ratio(b, both)).sum())
     return LabelSums(a.sum(axis=0), b.sum(axis=0), (label_columns(y) == 1).sum(axis=0).astype(np.float64),
                      a.shape[0], y.size, floor, soft)
 
@@ -305,7 +315,7 @@ def _bce(sums: LabelSums):
     with np.errstate(divide="ignore", invalid="ignore"):
         p = col_a / col_total
     values = {"uniform": math.log(2.0) * float(col_total.sum()) / sums.elements,
-              "prior": -float((_xlogx_ratio(col_a, col_total) + _xlogx_ratio(col_b, col_total)).sum())
+              "prior": (0.0 - float((_xlogx_ratio(col_a, col_total) + _xlogx_ratio(col_b, col_total)).sum()))
               / sums.elements}
     if sums.soft:
         values["floor"] = sums.floor / sums.elements

@@ -195,6 +195,28 @@ def test_focal_over_many_files_has_baselines_for_0_1_labels_only(tmp_path, cli):
     assert "baselines" not in soft
 
 
+def test_files_of_different_widths_add_up_without_a_baseline(tmp_path, cli):
+    """Each file's loss stands whatever its number of classes or label columns; only the baselines of the whole
+    are undetermined, which the total says (rather than failing, or a traceback as merging class counts did)."""
+    rng = np.random.default_rng(8)
+    x3, x4 = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    y3, y4 = (rng.random((6, 3)) > 0.5).astype(np.float32), (rng.random((5, 4)) > 0.5).astype(np.float32)
+    t3, t4 = rng.integers(0, 3, 6), rng.integers(0, 4, 5)
+    for name, arr in (("xa", x3), ("xb", x4), ("ya", y3), ("yb", y4), ("ta", t3), ("tb", t4)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    files = {"bce": ("x?.npy", "y?.npy"), "ce": ("x?.npy", "t?.npy")}
+    refs = {"bce": (F.binary_cross_entropy_with_logits, (y3, y4)), "ce": (F.cross_entropy, (t3, t4))}
+    for loss, (xs, ts) in files.items():
+        fn, (ta, tb) = refs[loss]
+        parts = [fn(T(x), T(t), reduction="sum").item() for x, t in ((x3, ta), (x4, tb))]
+        for reduction, want in (("sum", sum(parts)), ("mean", sum(parts) / (ta.size + tb.size))):
+            total = json.loads(cli(loss, "--logits", str(tmp_path / xs), "--target", str(tmp_path / ts),
+                                   "--reduction", reduction, "-f", "json").stdout)["total"]
+            assert total["value"] == pytest.approx(want, rel=1e-6)
+            assert "baselines" not in total
+            assert any(n.startswith("baselines: the files' targets") for n in total["notes"]) == (reduction == "mean")
+
+
 # --- lints -----------------------------------------------------------------------------------------------------
 
 def test_probabilities_passed_as_logits_are_named(cli):

@@ -1,9 +1,9 @@
 """Sources with a URL scheme (s3://, gs://, az://, http(s)://, hf://, ...) read through fsspec, an optional dependency.
 
 The functions here take a local path or a URL alike, so a reader need not care where its bytes come from: whole
-reads fetch the file in one request, `open_binary` gives a file read front to back (the .npy and text row readers
-stream from it in bounded memory), and readers that need a local path (memory-mapped .safetensors, Parquet/Arrow,
-JSON Lines) get a temporary copy. Credentials come from each file system's usual places (environment variables,
+reads fetch the file in one request, `open_binary` gives a file read front to back (the .npy, text and JSON Lines
+row readers stream from it in bounded memory), and readers that need a local path (memory-mapped .safetensors,
+Parquet/Arrow) get a temporary copy. Credentials come from each file system's usual places (environment variables,
 config files, instance metadata); lossctl never takes them as options nor prints them.
 """
 
