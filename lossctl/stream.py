@@ -102,8 +102,8 @@ def _describe_rows(source: str, role: str, ext: str) -> _Input | None:
 
     path = split_key(source)[0]
     if ext not in READERS or READERS[ext].rows_name is None or not (os.path.isfile(path) or (
-            READERS[ext].remote and is_url(path))):
-        return None  # remote Parquet/Arrow files are copied and read whole (see io.remote)
+            is_url(path) and READERS[ext].takes(path))):
+        return None  # the other remote files are copied and read whole (see io.Reader.remote)
     reader = open_rows(source, flag(role), 1)
     try:
         first = reader.read(1)

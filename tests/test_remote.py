@@ -250,6 +250,35 @@ def test_s3_big_jsonl_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
     assert peak < size / 1.5, f"{peak / 2**20:.1f} MiB held to stream a {size / 2**20:.1f} MiB file"  # 2.2 seen
 
 
+def test_s3_parquet_streams_by_row_group_in_bounded_memory(s3, monkeypatch, tmp_path):
+    """Parquet is read at offsets (its footer, then a row group at a time), so a file on S3 streams without a local
+    copy; over http, which need not serve ranges, it is still copied first (the web cases above)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, _ = s3
+    rng = np.random.default_rng(7)
+    x, t = rng.standard_normal((60000, 8)), rng.integers(0, 8, 60000)
+    pq.write_table(pa.table({"logits": pa.array(list(x)), "target": t}), tmp_path / "big.parquet",
+                   row_group_size=5000)
+    fs.put(str(tmp_path / "big.parquet"), f"{BUCKET}/big/big.parquet")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64 << 10)
+    monkeypatch.setattr(remote, "BLOCK_BYTES", 256 << 10)
+    url = f"s3://{BUCKET}/big/big.parquet"
+    peaks = {}
+    for streamed in (True, False):
+        tracemalloc.start()
+        try:
+            got = lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target", stream=streamed, threads=1)
+            peaks[streamed] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert got.value == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(),
+                                          rel=1e-12)
+        assert any(n.startswith("streamed in") for n in got.notes) == streamed
+    assert peaks[True] < peaks[False] / 3, peaks
+
+
 def test_remote_reads_import_fsspec_only_when_a_url_is_given():
     probe = ("import sys, lossctl; lossctl.compute('ce', logits='examples/logits.npy', target='examples/targets.npy');"
              "print('fsspec' in sys.modules)")

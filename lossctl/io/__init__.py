@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
-from .remote import is_url, local_copy, open_whole, read_bytes
+from .remote import is_url, local_copy, open_whole, read_bytes, seekable
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
 FORMATS = (".npy", ".npz", ".json", ".csv", ".tsv", ".txt", ".dat", ".pt", ".pth", ".safetensors", ".parquet",
@@ -42,8 +42,9 @@ class Reader(NamedTuple):
     """One format family, its module imported only when a file of its format is read.
 
     In lossctl.io.<module>: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from,
-    and `rows` (if any) is its row reader class for streaming. A reader that reads front to back (`remote`) takes
-    URLs itself, so a remote file streams; the others are given a local copy of a remote file.
+    and `rows` (if any) is its row reader class for streaming. `remote` says which URLs the reader opens itself (so
+    that a remote file streams): "any" (it reads front to back), "seekable" (it reads at offsets: remote.seekable
+    URLs), or "" (none); other URLs are copied to a local file first.
     """
 
     module: str
@@ -51,7 +52,11 @@ class Reader(NamedTuple):
     bundle_name: str
     binary: bool  # binary sources keep their float dtype under --dtype auto
     rows_name: str | None = None
-    remote: bool = False
+    remote: str = ""
+
+    def takes(self, path: str) -> bool:
+        """Whether this reader opens `path` itself (a local path, or a URL of a kind it reads)."""
+        return not is_url(path) or self.remote == "any" or (self.remote == "seekable" and seekable(path))
 
     def _get(self, name: str):
         import importlib
@@ -79,10 +84,12 @@ def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
 
 
 register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True))
-register_reader((".parquet", ".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,
-                                                           rows_name="ArrowRows"))
+register_reader((".parquet",), Reader("arrow", "read_column", "read_columns", binary=True, rows_name="ArrowRows",
+                                      remote="seekable"))
+register_reader((".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,
+                                               rows_name="ArrowRows"))
 register_reader((".jsonl", ".ndjson"), Reader("jsonl", "read_key", "read_keys", binary=False, rows_name="JsonlRows",
-                                               remote=True))
+                                               remote="any"))
 
 
 def split_key(source: str) -> tuple[str, str | None]:
@@ -124,7 +131,7 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     ext = _check_path(path, option)
     if ext in READERS:
         reader = READERS[ext]
-        with (nullcontext(path) if reader.remote else local_copy(path, option)) as local:
+        with (nullcontext(path) if reader.takes(path) else local_copy(path, option)) as local:
             return Loaded(reader.array(local, key, option), path, reader.binary)
     if ext == ".npy":
         return Loaded(load_npy_path(path, option=option), path, True)
@@ -159,7 +166,7 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
     ext = _check_path(source, option)
     if ext in READERS:
         reader = READERS[ext]
-        with (nullcontext(source) if reader.remote else local_copy(source, option)) as local:
+        with (nullcontext(source) if reader.takes(source) else local_copy(source, option)) as local:
             return reader.bundle(local), reader.binary
     if ext == ".npz":
         with open_whole(source, option) as fp:

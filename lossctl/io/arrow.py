@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from .common import numeric, one_name, require
+from .remote import file_size, is_url, open_random
 
 EXTS = (".parquet", ".arrow", ".feather")
 BROKEN = (OSError, ValueError, TypeError, NotImplementedError)  # pyarrow's errors subclass these
@@ -48,13 +49,38 @@ def _open_ipc(pa, path: str):
             raise exc from None  # neither: the file format's complaint is the one that says what is wrong
 
 
+def _parquet(path: str, option: str, *, streamed: bool = False):
+    """(pq.ParquetFile, its closer): of a local path, memory-mapped, or of a seekable URL, read a block at a time.
+    streamed: read a remote file a column chunk at a time (pyarrow's pre-buffering would read every row group
+    at once), in reads of at most 1 MiB."""
+    import pyarrow.parquet as pq
+
+    if not is_url(path):
+        pf = pq.ParquetFile(path, memory_map=True)
+        return pf, pf.close
+    fp = open_random(path, option)
+    try:
+        pf = pq.ParquetFile(fp, pre_buffer=not streamed, buffer_size=(1 << 20) if streamed else 0)
+    except BaseException:
+        fp.close()
+        raise
+
+    def close() -> None:
+        pf.close()
+        fp.close()
+
+    return pf, close
+
+
 def schema_of(path: str, option: str):
     pa = _pyarrow(path, option)
     try:
         if path.lower().endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            return pq.read_schema(path, memory_map=True)
+            pf, close = _parquet(path, option)
+            try:
+                return pf.schema_arrow
+            finally:
+                close()
         return _open_ipc(pa, path).schema
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
@@ -65,11 +91,9 @@ def batches(path: str, column: str, step: int, option: str) -> tuple[int, Iterat
     pa = _pyarrow(path, option)
     try:
         if path.lower().endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path, memory_map=True)
+            pf, close = _parquet(path, option, streamed=True)
             chunks = (b.column(0) for b in pf.iter_batches(batch_size=step, columns=[column]))
-            return pf.metadata.num_rows, chunks, pf.close
+            return pf.metadata.num_rows, chunks, close
         reader = _open_ipc(pa, path)
         if isinstance(reader, pa.ipc.RecordBatchFileReader):
             # Mapped, a batch costs only its metadata until its column is converted: counting rows is cheap.
@@ -166,11 +190,12 @@ def _read_table(path: str, columns: list[str], option: str):
     pa = _pyarrow(path, option)
     try:
         if path.lower().endswith(".parquet"):
-            import pyarrow.parquet as pq
-
             # Not pq.read_table: it goes through pyarrow.dataset, which imports pandas.
-            with pq.ParquetFile(path, memory_map=True) as pf:
+            pf, close = _parquet(path, option)
+            try:
                 return pf.read(columns=columns, use_pandas_metadata=False)
+            finally:
+                close()
         return _open_ipc(pa, path).read_all().select(columns)
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
@@ -190,7 +215,7 @@ class ArrowRows:
         value = t.value_type if is_list(t) else t
         self.dtype = numeric(np.empty(0, value.to_pandas_dtype()), option=option, source=path).dtype
         self.path, self.option = path, option
-        self.total_bytes = os.path.getsize(path)
+        self.total_bytes = file_size(path, option) or 0
         self.rows, self._batches, self._close = batches(path, self.column, step, option)
         self._pending: np.ndarray | None = None
         self._width: int | None = None

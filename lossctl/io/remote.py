@@ -2,8 +2,9 @@
 
 The functions here take a local path or a URL alike, so a reader need not care where its bytes come from: whole
 reads fetch the file in one request, `open_binary` gives a file read front to back (the .npy, text and JSON Lines
-row readers stream from it in bounded memory), and readers that need a local path (memory-mapped .safetensors,
-Parquet/Arrow) get a temporary copy. Credentials come from each file system's usual places (environment variables,
+row readers stream from it in bounded memory), `open_random` a file read at any offset (Parquet from s3, gs, az
+or hf), and readers that need a local path (memory-mapped .safetensors, Arrow IPC/Feather, Parquet over http) get
+a temporary copy. Credentials come from each file system's usual places (environment variables,
 config files, instance metadata); lossctl never takes them as options nor prints them.
 """
 
@@ -115,6 +116,18 @@ def open_binary(path: str, option: str) -> BinaryIO:
     with reading(path, option):
         # Buffered as a local file is: readline(limit), peek; big reads go straight through to the remote file.
         return io.BufferedReader(fs.open(inner, "rb", block_size=block), buffer_size=1 << 16)
+
+
+def seekable(url: str) -> bool:
+    """Whether a URL's file system reads at any offset (range requests); http(s) servers need not, so never here."""
+    return is_url(url) and scheme(url) not in UNLISTABLE
+
+
+def open_random(path: str, option: str) -> BinaryIO:
+    """A remote file to read at any offset (a seekable URL: see seekable), fetching BLOCK_BYTES at a time."""
+    fs, inner = filesystem(path, option)
+    with reading(path, option):
+        return fs.open(inner, "rb", block_size=BLOCK_BYTES)
 
 
 def file_size(path: str, option: str) -> int | None:
