@@ -25,19 +25,28 @@ def number(x: float) -> str:
     return repr(float(x))
 
 
-def by_type_name(handlers: dict[str, Callable[[Any], Any]], fmt: str) -> Callable[[Any], Any]:
-    """A renderer that hands each object to the handler named after its type.
+class ByTypeName:
+    """A renderer that hands each object to the handler registered for its type's name, as functools.singledispatch
+    does for its class: `render = ByTypeName("plain")`, then `@render.register("Result")` on each handler.
 
-    By name rather than by class (functools.singledispatch) so that no renderer imports the classes it renders:
-    a loss run then never builds the check, list, explain, grad and calibration result classes, whose creation
-    (dataclasses) costs start-up time.
+    By name rather than by class so that no renderer imports the classes it renders: a loss run then never builds
+    the check, list, explain, grad and calibration result classes, whose creation (dataclasses) costs start-up time.
     """
 
-    def render(obj: Any) -> Any:
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.handlers: dict[str, Callable[[Any], Any]] = {}
+
+    def register(self, type_name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+        def add(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            self.handlers[type_name] = handler
+            return handler
+
+        return add
+
+    def __call__(self, obj: Any) -> Any:
         for cls in type(obj).__mro__:  # a subclass renders as its nearest rendered base
-            handler = handlers.get(cls.__name__)
+            handler = self.handlers.get(cls.__name__)
             if handler is not None:
                 return handler(obj)
-        raise TypeError(f"no {fmt} form for {type(obj).__name__}")
-
-    return render
+        raise TypeError(f"no {self.fmt} form for {type(obj).__name__}")

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import by_type_name, number
+from . import ByTypeName, number
 
 if TYPE_CHECKING:
     from ..calibration_result import CalibrationFiles, CalibrationResult
     from ..command_results import Catalog, CheckReport, CheckResult, Explanation, GradientResult
     from ..result import MultiResult, Result
+
+render = ByTypeName("CSV")
 
 
 def _table(header: list[str], rows) -> str:
@@ -28,6 +30,7 @@ def _value(r: Result) -> str:
     return number(r.value) if r.value is not None else ""
 
 
+@render.register("Result")
 def _result(obj: Result) -> str:
     if obj.values is not None:
         values = np.asarray(obj.values)
@@ -38,6 +41,7 @@ def _result(obj: Result) -> str:
                     obj.dtype, obj.backend]])
 
 
+@render.register("MultiResult")
 def _multi_result(obj: MultiResult) -> str:
     if obj.total.values is not None:
         return render(obj.total)  # reduction none: every value, files in order, as plain prints them
@@ -46,23 +50,27 @@ def _multi_result(obj: MultiResult) -> str:
     return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype"], rows)
 
 
+@render.register("CheckResult")
 def _check_result(obj: CheckResult) -> str:
     return _table(["sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"],
                   ([r.label, number(r.left), *(number(r.extra[k]) for k in obj.columns), number(r.right),
                     number(r.residual), r.ok] for r in obj.rows))
 
 
+@render.register("CheckReport")
 def _check_report(obj: CheckReport) -> str:
     return _table(["check", "ok", "passed", "total", "max_residual", "skipped"],
                   ([c.name, c.ok, c.passed, len(c.rows), number(c.max_residual), c.skipped or ""] for c in obj))
 
 
+@render.register("Catalog")
 def _catalog(obj: Catalog) -> str:
     return _table(["name", "aliases", "torch", "arrays", "options", "summary"],
                   ([r["name"], " ".join(r["aliases"]), r["torch"], " ".join(r["arrays"]),
                     " ".join(f"{k}={v}" for k, v in r["options"].items()), r["summary"]] for r in obj.rows))
 
 
+@render.register("Explanation")
 def _explanation(expl: Explanation) -> str:
     rows = [["formula", "", expl.formula], ["denominator", "", expl.denominator]]
     rows += [["trap", "", t] for t in expl.traps]
@@ -80,10 +88,12 @@ def _cell(x) -> str:
     return "" if x is None else str(x) if isinstance(x, int) else number(x)
 
 
+@render.register("CalibrationResult")
 def _calibration_result(obj: CalibrationResult) -> str:
     return _table(list(BIN_COLUMNS), ([_cell(b[k]) for k in BIN_COLUMNS] for b in obj.bins))
 
 
+@render.register("CalibrationFiles")
 def _calibration_files(obj: CalibrationFiles) -> str:
     rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count]
             for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
@@ -92,6 +102,7 @@ def _calibration_files(obj: CalibrationFiles) -> str:
 
 # --- gradients -----------------------------------------------------------------------------------------------
 
+@render.register("GradientResult")
 def _gradient_result(obj: GradientResult) -> str:
     # One row per element: the input's role, its index (padded to the input with the most axes), the gradient.
     ndim = max(np.ndim(g) for g in obj.gradients.values())
@@ -99,15 +110,3 @@ def _gradient_result(obj: GradientResult) -> str:
             for role, g in obj.gradients.items() for idx in np.ndindex(g.shape))
     return _table(["input", *(f"i{d}" for d in range(ndim)), "gradient"], rows)
 
-
-render = by_type_name({
-    "Result": _result,
-    "MultiResult": _multi_result,
-    "CheckResult": _check_result,
-    "CheckReport": _check_report,
-    "Catalog": _catalog,
-    "Explanation": _explanation,
-    "CalibrationResult": _calibration_result,
-    "CalibrationFiles": _calibration_files,
-    "GradientResult": _gradient_result,
-}, "CSV")

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from . import by_type_name, number
+from . import ByTypeName, number
 from .as_plain import render as plain
 
 TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ..calibration_result import CalibrationFiles, CalibrationResult
     from ..command_results import Catalog, CheckReport, CheckResult, Explanation, GradientResult
     from ..result import MultiResult, Result
+
+render = ByTypeName("table")
 
 
 def _verdict(ok: bool, text: str | None = None) -> Text:
@@ -56,6 +58,7 @@ def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table
     return t
 
 
+@render.register("Result")
 def _result(obj: Result):
     parts = [_fields(obj)]
     if obj.by_class is not None:
@@ -86,6 +89,7 @@ def index_table(title: str, column: str, values: np.ndarray, more: str) -> Table
     return v
 
 
+@render.register("MultiResult")
 def _multi_result(obj: MultiResult):
     t = Table(title=Text(f"lossctl {obj.total.loss}  ({obj.total.torch_name}), {len(obj.results)} files"))
     for name in ("file", "value", "denominator"):
@@ -98,6 +102,7 @@ def _multi_result(obj: MultiResult):
     return Group(t, Text(f"dtype {total.dtype}; backend {total.backend}; " + "; ".join(total.notes)))
 
 
+@render.register("CheckResult")
 def _check_result(obj: CheckResult):
     t = Table(title=Text(f"{obj.statement}"))
     for name in ("sample", obj.left_name, *obj.columns, obj.right_name, "residual", "ok"):
@@ -113,6 +118,7 @@ def _check_result(obj: CheckResult):
     return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes))
 
 
+@render.register("CheckReport")
 def _check_report(obj: CheckReport):
     t = Table(title=Text("lossctl check: the tutorial's identities"))
     for name in ("check", "statement", "result", "max residual", "tolerance"):
@@ -125,6 +131,7 @@ def _check_report(obj: CheckReport):
     return t
 
 
+@render.register("Catalog")
 def _catalog(obj: Catalog):
     t = Table(title=Text("lossctl losses"))
     for name in ("name", "torch", "arrays", "options", "meaning"):
@@ -136,6 +143,7 @@ def _catalog(obj: Catalog):
     return t
 
 
+@render.register("Explanation")
 def _explanation(expl: Explanation):
     return Text(plain(expl))  # an explanation is prose: the plain text is its terminal form
 
@@ -149,6 +157,7 @@ def _cell(x, fmt: str = ".6f") -> Text:
     return Text("-" if x is None else format(x, fmt))
 
 
+@render.register("CalibrationResult")
 def _calibration_result(obj: CalibrationResult):
     from ..calibration import reliability_lines
 
@@ -174,6 +183,7 @@ def _calibration_result(obj: CalibrationResult):
     return Group(t, b, Text("\n".join(reliability_lines(obj, width=30)), no_wrap=True, overflow="crop"))
 
 
+@render.register("CalibrationFiles")
 def _calibration_files(obj: CalibrationFiles):
     t = Table(title=Text(f"lossctl calibration  ({obj.total.task}), {len(obj.results)} files"))
     for name in ("file", NORM_NAMES[obj.total.norm], "count"):
@@ -187,6 +197,7 @@ def _calibration_files(obj: CalibrationFiles):
 
 # --- gradients -----------------------------------------------------------------------------------------------
 
+@render.register("GradientResult")
 def _gradient_result(obj: GradientResult):
     t = Table(title=Text(f"lossctl grad {obj.loss}  ({obj.torch_name})"), show_header=False)
     t.add_column("field", style="bold")
@@ -205,15 +216,3 @@ def _gradient_result(obj: GradientResult):
         tables.append(index_table(f"d loss / d {role}", "gradient", g, "use --format csv or plain, or -o FILE.npy"))
     return Group(*tables)
 
-
-render = by_type_name({
-    "Result": _result,
-    "MultiResult": _multi_result,
-    "CheckResult": _check_result,
-    "CheckReport": _check_report,
-    "Catalog": _catalog,
-    "Explanation": _explanation,
-    "CalibrationResult": _calibration_result,
-    "CalibrationFiles": _calibration_files,
-    "GradientResult": _gradient_result,
-}, "table")
