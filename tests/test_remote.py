@@ -204,6 +204,15 @@ def test_s3_glob_over_shards_equals_the_local_run(s3, cli, tmp_path):
     assert ran.stderr == f"lossctl: error: --logits ({url}/nomatch_*.npy): the pattern matches no file\n"
 
 
+def traced(compute):
+    """compute()'s result and the peak of memory traced (tracemalloc) while it ran."""
+    tracemalloc.start()
+    try:
+        return compute(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_s3_big_npy_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
     fs, _ = s3
     rows = 1 << 18
@@ -216,12 +225,8 @@ def test_s3_big_npy_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
     url = f"s3://{BUCKET}/big"
     want = lossctl.compute("ce", logits=str(tmp_path / "big.npy"), target=str(tmp_path / "big_t.npy"), stream=True,
                            threads=1)
-    tracemalloc.start()
-    try:
-        got = lossctl.compute("ce", logits=f"{url}/big.npy", target=f"{url}/big_t.npy", stream=True, threads=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = traced(lambda: lossctl.compute("ce", logits=f"{url}/big.npy", target=f"{url}/big_t.npy",
+                                               stream=True, threads=1))
     assert got.to_dict() == want.to_dict()
     assert any("streamed in 64 chunks" in n for n in got.notes)
     assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB held to stream a 17 MiB file"
@@ -239,12 +244,8 @@ def test_s3_big_jsonl_streams_in_bounded_memory(s3, monkeypatch, tmp_path):
     monkeypatch.setattr(stream, "CHUNK_BYTES", 64 << 10)
     monkeypatch.setattr(remote, "BLOCK_BYTES", 256 << 10)
     url = f"s3://{BUCKET}/big/big.jsonl"
-    tracemalloc.start()
-    try:
-        got = lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target", stream=True, threads=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = traced(lambda: lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target", stream=True,
+                                               threads=1))
     assert got.value == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(), rel=1e-12)
     assert any(n.startswith("streamed in") for n in got.notes)
     assert peak < size / 1.5, f"{peak / 2**20:.1f} MiB held to stream a {size / 2**20:.1f} MiB file"  # 2.2 seen
@@ -267,12 +268,8 @@ def test_s3_parquet_streams_by_row_group_in_bounded_memory(s3, monkeypatch, tmp_
     url = f"s3://{BUCKET}/big/big.parquet"
     peaks = {}
     for streamed in (True, False):
-        tracemalloc.start()
-        try:
-            got = lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target", stream=streamed, threads=1)
-            peaks[streamed] = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        got, peaks[streamed] = traced(lambda streamed=streamed: lossctl.compute(
+            "ce", logits=f"{url}:logits", target=f"{url}:target", stream=streamed, threads=1))
         assert got.value == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(),
                                           rel=1e-12)
         assert any(n.startswith("streamed in") for n in got.notes) == streamed
