@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 STREAM_MIN_BYTES = 64 << 20  # smaller inputs are read whole: one pass is faster than the bookkeeping
 
+
 def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype: str = "auto",
              bundle: str | None = None, stream: bool | None = None, progress: Progress | None = None,
              final: bool = True) -> Result:

@@ -43,6 +43,7 @@ from .result import Result
 
 CHUNK_BYTES = 8 << 20  # each chunk costs some Python work (checks, reports, sums): 8 MiB makes that small
 
+
 @dataclass
 class _Input:
     role: str
@@ -127,9 +128,8 @@ def _fits(item: _Input, head: _Input, index_target: bool) -> str:
 
 
 def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | None:
-    """What to stream, or None when the inputs do not allow streaming (route.stream_plan weighs the size)."""
-    if spec.stream is None or st.reduction == "none":
-        return None
+    """What to stream, or None when the inputs do not allow streaming. route.stream_plan calls it once the loss
+    and reduction allow streaming, and weighs the size."""
     given = [r for r in spec.roles if sources.get(r.name) is not None]
     described = {r.name: _describe(sources[r.name], r.name) for r in given if r.batched}
     primary = next((r.name for r in given if r.batched), None)

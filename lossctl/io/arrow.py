@@ -72,39 +72,32 @@ def _parquet(path: str, option: str, *, streamed: bool = False):
     return pf, close
 
 
-def schema_of(path: str, option: str):
-    pa = _pyarrow(path, option)
-    try:
-        if path.lower().endswith(".parquet"):
-            pf, close = _parquet(path, option)
-            try:
-                return pf.schema_arrow
-            finally:
-                close()
-        return _open_ipc(pa, path).schema
-    except BROKEN as exc:
-        raise _unreadable(path, exc, option) from None
-
-
-def batches(path: str, column: str, step: int, option: str) -> tuple[int, Iterator, Callable[[], None]]:
-    """(rows, the chunks of one column read lazily, a closer): by row group and batch, or by IPC batch."""
+def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, int, Iterator, Callable[[], None]]:
+    """(the column `choose(schema)` names, rows, its chunks read lazily, a closer): by row group and batch, or by
+    IPC batch. The file is opened once: its schema, then its batches."""
     pa = _pyarrow(path, option)
     try:
         if path.lower().endswith(".parquet"):
             pf, close = _parquet(path, option, streamed=True)
+            try:
+                column = choose(pf.schema_arrow)
+            except BaseException:
+                close()
+                raise
             chunks = (b.column(0) for b in pf.iter_batches(batch_size=step, columns=[column]))
-            return pf.metadata.num_rows, chunks, close
+            return column, pf.metadata.num_rows, chunks, close
         reader = _open_ipc(pa, path)
+        column = choose(reader.schema)
         if isinstance(reader, pa.ipc.RecordBatchFileReader):
             # Mapped, a batch costs only its metadata until its column is converted: counting rows is cheap.
             rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
             chunks = (reader.get_batch(i).column(column) for i in range(reader.num_record_batches))
-            return rows, chunks, lambda: None
+            return column, rows, chunks, lambda: None
         # The stream format has no index of its batches; read from the map, its buffers are not copied.
         table = reader.read_all().select([column])
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
-    return table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), reader.close
+    return column, table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), reader.close
 
 
 def is_list(t) -> bool:
@@ -169,34 +162,43 @@ def _no_nulls(col, where: str, first_row: int, *, option: str, source: str, per_
 
 def read_column(path: str, key: str | None, option: str) -> np.ndarray:
     """`FILE.parquet[:COLUMN]` (or .arrow, .feather): one column, or the only one."""
-    schema = schema_of(path, option)
     hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
-    name = one_name(schema.names, key, what="column", hint=hint, option=option, source=path)
-    return to_numpy(_read_table(path, [name], option).column(name), name, option=option, source=path)
+
+    def choose(schema) -> list[str]:
+        return [one_name(schema.names, key, what="column", hint=hint, option=option, source=path)]
+
+    table = _read_table(path, choose, option)
+    name = table.column_names[0]
+    return to_numpy(table.column(name), name, option=option, source=path)
 
 
 def read_columns(path: str) -> dict[str, np.ndarray]:
     """`--from FILE.parquet`: every column of numbers or lists of numbers, by name; other columns are left out."""
-    schema = schema_of(path, "--from")
-    names = [f.name for f in schema if is_numbers(f.type)]
-    if not names:
-        raise InputError(f"holds no column of numbers (it holds: {', '.join(schema.names) or 'nothing'})",
-                         option="--from", source=path)
-    table = _read_table(path, names, "--from")
-    return {n: to_numpy(table.column(n), n, option="--from", source=path) for n in names}
+
+    def choose(schema) -> list[str]:
+        names = [f.name for f in schema if is_numbers(f.type)]
+        if not names:
+            raise InputError(f"holds no column of numbers (it holds: {', '.join(schema.names) or 'nothing'})",
+                             option="--from", source=path)
+        return names
+
+    table = _read_table(path, choose, "--from")
+    return {n: to_numpy(table.column(n), n, option="--from", source=path) for n in table.column_names}
 
 
-def _read_table(path: str, columns: list[str], option: str):
+def _read_table(path: str, choose: Callable, option: str):
+    """The columns `choose(schema)` names, read whole; the file is opened once."""
     pa = _pyarrow(path, option)
     try:
         if path.lower().endswith(".parquet"):
             # Not pq.read_table: it goes through pyarrow.dataset, which imports pandas.
             pf, close = _parquet(path, option)
             try:
-                return pf.read(columns=columns, use_pandas_metadata=False)
+                return pf.read(columns=choose(pf.schema_arrow), use_pandas_metadata=False)
             finally:
                 close()
-        return _open_ipc(pa, path).read_all().select(columns)
+        reader = _open_ipc(pa, path)
+        return reader.read_all().select(choose(reader.schema))
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
 
@@ -205,21 +207,25 @@ class ArrowRows:
     """Rows of one column of a Parquet or Arrow IPC file, converted a record batch at a time."""
 
     def __init__(self, path: str, option: str, key: str | None, step: int):
-        schema = schema_of(path, option)
-        hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
-        self.column = one_name(schema.names, key, what="column", hint=hint, option=option, source=path)
-        t = schema.field(self.column).type
-        if not is_numbers(t):
-            raise InputError(f"column {self.column!r} holds {t}, not numbers or lists of numbers", option=option,
-                             source=path)
-        value = t.value_type if is_list(t) else t
-        self.dtype = numeric(np.empty(0, value.to_pandas_dtype()), option=option, source=path).dtype
         self.path, self.option = path, option
+        self.column, self.rows, self._batches, self._close = batches(path, lambda schema: self._choose(schema, key),
+                                                                     step, option)
         self.total_bytes = file_size(path, option) or 0
-        self.rows, self._batches, self._close = batches(path, self.column, step, option)
         self._pending: np.ndarray | None = None
         self._width: int | None = None
         self._done = self._parsed = 0
+
+    def _choose(self, schema, key: str | None) -> str:
+        """The column to read (KEY, or the only one), which must hold numbers; sets the dtype they read as."""
+        hint = f"FILE{os.path.splitext(self.path)[1]}:COLUMN"
+        column = one_name(schema.names, key, what="column", hint=hint, option=self.option, source=self.path)
+        t = schema.field(column).type
+        if not is_numbers(t):
+            raise InputError(f"column {column!r} holds {t}, not numbers or lists of numbers", option=self.option,
+                             source=self.path)
+        value = t.value_type if is_list(t) else t
+        self.dtype = numeric(np.empty(0, value.to_pandas_dtype()), option=self.option, source=self.path).dtype
+        return column
 
     def read(self, n: int) -> np.ndarray:
         parts, have = [], 0
