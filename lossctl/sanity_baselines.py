@@ -254,9 +254,7 @@ def _prob_log_loss(sums: ProbSums):
 
 
 def _broadcast(role: str, arr, shape: tuple[int, ...]) -> np.ndarray:
-    """BCE's weight or pos_weight at the target's shape (1 where not given); pos_weight lines up with the last axis."""
-    if arr is None:
-        return np.ones(shape)
+    """BCE's weight or pos_weight at the target's shape; pos_weight lines up with the last axis."""
     try:
         return np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
     except ValueError:
