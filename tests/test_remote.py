@@ -34,6 +34,7 @@ N, C = 40, 5
 def write_formats(folder: Path, seed: int = 0) -> None:
     """The same logits and targets in every format lossctl reads."""
     import pyarrow as pa
+    import pyarrow.feather as feather
     import pyarrow.parquet as pq
     from safetensors.numpy import save_file
 
@@ -48,6 +49,10 @@ def write_formats(folder: Path, seed: int = 0) -> None:
     (folder / "t.json").write_text(json.dumps(t.tolist()))
     save_file({"logits": x, "target": t}, str(folder / "b.safetensors"))
     pq.write_table(pa.table({"logits": pa.array(list(x)), "target": t}), folder / "b.parquet")
+    feather.write_feather(pa.table({"logits": pa.array(list(x)), "target": t}), folder / "b.feather")  # lz4
+    with pa.ipc.new_stream(str(folder / "b.arrow"), pa.schema([("logits", pa.list_(pa.float64())),
+                                                               ("target", pa.int64())])) as w:  # the stream format
+        w.write_table(pa.table({"logits": pa.array(list(x)), "target": t}))
     (folder / "b.jsonl").write_text("".join(json.dumps({"logits": a, "target": b}) + "\n"
                                             for a, b in zip(x.tolist(), t.tolist(), strict=True)))
 
@@ -62,6 +67,9 @@ CASES = {  # name: (sources with {} for the folder or URL, --from bundle)
     "safetensors": ({"logits": "{}/b.safetensors:logits", "target": "{}/b.safetensors:target"}, None),
     "safetensors-from": ({}, "{}/b.safetensors"),
     "parquet": ({"logits": "{}/b.parquet:logits", "target": "{}/b.parquet:target"}, None),
+    "feather": ({"logits": "{}/b.feather:logits", "target": "{}/b.feather:target"}, None),
+    "feather-from": ({}, "{}/b.feather"),
+    "arrow-stream": ({"logits": "{}/b.arrow:logits", "target": "{}/b.arrow:target"}, None),
     "jsonl-from": ({}, "{}/b.jsonl"),
     "jsonl": ({"logits": "{}/b.jsonl:logits", "target": "{}/b.jsonl:target"}, None),
 }
@@ -82,20 +90,52 @@ def same_as_local(base: str, folder: Path, case: str, **kw) -> None:
 
 # --- http(s) -------------------------------------------------------------------------------------------------
 
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+class ServesRanges(Quiet):
+    """Python's file server, answering `Range: bytes=a-b` with those bytes (206), as most file hosts do."""
+
+    def do_GET(self) -> None:
+        asked = self.headers.get("Range", "")
+        if not asked.startswith("bytes="):
+            return super().do_GET()
+        data = Path(self.translate_path(self.path)).read_bytes()
+        first, _, last = asked[6:].partition("-")
+        begin, end = int(first), min(int(last or len(data) - 1), len(data) - 1) + 1
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {begin}-{end - 1}/{len(data)}")
+        self.send_header("Content-Length", str(end - begin))
+        self.end_headers()
+        self.wfile.write(data[begin:end])
+
+
+def serve(folder: Path, handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    """A folder served over http by Python's own server (which ignores range requests, as many servers do)."""
+    """A folder served over http by Python's own server (which ignores range requests, as some servers do)."""
     folder = tmp_path_factory.mktemp("web")
     write_formats(folder)
+    server, base = serve(folder, Quiet)
+    yield folder, base
+    server.shutdown()
+    server.server_close()
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+@pytest.fixture(scope="module")
+def ranged_web(tmp_path_factory):
+    """The same files from a server that serves byte ranges."""
+    folder = tmp_path_factory.mktemp("ranged")
+    write_formats(folder)
+    server, base = serve(folder, ServesRanges)
+    yield folder, base
     server.shutdown()
     server.server_close()
 
@@ -116,6 +156,29 @@ def test_http_streams_in_chunks_as_a_local_file_does(web, monkeypatch, files):
     assert chunks == [n for n in want.notes if n.startswith("streamed in")]
     assert int(chunks[0].split()[2]) > 5  # many chunks, read in order
     assert got.to_dict() == want.to_dict()
+
+
+@pytest.mark.parametrize("case", ["parquet", "feather", "feather-from", "arrow-stream", "safetensors",
+                                  "safetensors-from"])
+def test_http_files_read_at_offsets_where_the_server_serves_ranges(web, ranged_web, monkeypatch, case):
+    """Parquet, Arrow IPC and .safetensors are read at offsets from a server that serves byte ranges; from one
+    that does not, they are copied to a temporary file first. Either way the result is the local file's."""
+    import lossctl.io
+
+    copies = []
+    monkeypatch.setattr(lossctl.io, "local_copy", lambda path, option: copies.append(path) or remote.local_copy(
+        path, option))
+    for (folder, base), ranges in ((ranged_web, True), (web, False)):
+        copies.clear()
+        assert remote.serves_ranges(f"{base}/b.parquet") is ranges
+        same_as_local(base, folder, case)
+        if ranges and case in ("parquet", "feather", "arrow-stream"):  # and streamed, a record batch at a time
+            sources = {k: v.format(base) for k, v in CASES[case][0].items()}
+            got = lossctl.compute("ce", **sources, stream=True).to_dict()
+            want = lossctl.compute("ce", **{k: v.format(folder) for k, v in CASES[case][0].items()}).to_dict()
+            assert got.pop("notes")[0].startswith("streamed in")  # (its chunks sized from the first rows read)
+            assert got == {k: v for k, v in want.items() if k != "notes"}
+        assert bool(copies) is not ranges, copies
 
 
 def test_http_cli_output_and_errors(web, cli):
@@ -179,7 +242,8 @@ def s3(tmp_path_factory):
             proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize("case", ["npy", "csv+json", "npz", "pt", "safetensors", "parquet", "jsonl-from"])
+@pytest.mark.parametrize("case", ["npy", "csv+json", "npz", "pt", "safetensors", "parquet", "feather", "feather-from",
+                                  "arrow-stream", "jsonl-from"])
 def test_s3_sources_equal_the_local_files(s3, case):
     fs, folder = s3
     same_as_local(f"s3://{BUCKET}/formats", folder, case)
@@ -315,3 +379,77 @@ def test_remote_shards_on_a_local_cluster(web, cli):
     got = json.loads(cli(*args, "--scheduler", "local:2").stdout)
     assert got == json.loads(cli(*args).stdout)
     assert time.monotonic() - t0 < 30
+
+
+def counting_opens(monkeypatch, module) -> list[int]:
+    """The bytes of each range request that files `module` opens with remote.open_random fetch, as a list."""
+    fetched: list[int] = []
+
+    def counting(path, option):
+        fp = remote.open_random(path, option)
+        fetch = fp.cache.fetcher  # what fsspec's read-ahead cache calls for each range request
+        fp.cache.fetcher = lambda start, end: fetched.append(end - start) or fetch(start, end)
+        return fp
+
+    monkeypatch.setattr(module, "open_random", counting)
+    monkeypatch.setattr(remote, "BLOCK_BYTES", 64 << 10)  # what each request may fetch beyond what is asked
+    return fetched
+
+
+def test_s3_arrow_ipc_fetches_only_the_columns_read(s3, monkeypatch, tmp_path):
+    """An Arrow IPC / Feather file on S3 is read at offsets: its footer, then only the chosen columns' buffers, a
+    record batch at a time when it streams, so a wide column beside the ones read is never fetched."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    from lossctl.io import arrow
+
+    fs, _ = s3
+    rng = np.random.default_rng(8)
+    x, t = rng.standard_normal((40000, 8)), rng.integers(0, 8, 40000)
+    other = rng.standard_normal((40000, 64))  # 20 MiB that no run reads
+    table = pa.table({"logits": pa.array(list(x)), "target": t, "embedding": pa.array(list(other))})
+    feather.write_feather(table, tmp_path / "wide.feather", compression="uncompressed", chunksize=5000)
+    fs.put(str(tmp_path / "wide.feather"), f"{BUCKET}/big/wide.feather")
+    size = (tmp_path / "wide.feather").stat().st_size
+    fetched = counting_opens(monkeypatch, arrow)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64 << 10)
+    url = f"s3://{BUCKET}/big/wide.feather"
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item()
+    for streamed in (True, False):
+        fetched.clear()
+        got = lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target", stream=streamed, threads=1)
+        assert got.value == pytest.approx(want, rel=1e-12)
+        assert any(n.startswith("streamed in") for n in got.notes) == streamed
+        assert 0 < sum(fetched) < size / 3, f"{sum(fetched) / 2**20:.1f} MiB fetched of a {size / 2**20:.1f} MiB file"
+
+
+def test_s3_safetensors_fetches_its_header_and_the_tensors_read(s3, monkeypatch, tmp_path):
+    """A .safetensors file on S3 is read at offsets: its header, then each tensor read, never the others' bytes;
+    bfloat16 widens as it does from a local file, and a damaged header is the local file's error, naming the URL."""
+    from safetensors.torch import save_file
+
+    from lossctl.io import safetensors
+
+    fs, _ = s3
+    rng = np.random.default_rng(9)
+    x, t = rng.standard_normal((2000, 10)), rng.integers(0, 10, 2000)
+    save_file({"logits": torch.from_numpy(x), "target": torch.from_numpy(t), "hidden": torch.zeros(2000, 768),
+               "half": torch.from_numpy(x).to(torch.bfloat16)}, str(tmp_path / "out.safetensors"))
+    (tmp_path / "bad.safetensors").write_bytes((10**6).to_bytes(8, "little") + b"{}")
+    fs.put([str(tmp_path / "out.safetensors"), str(tmp_path / "bad.safetensors")], f"{BUCKET}/st/")
+    size = (tmp_path / "out.safetensors").stat().st_size
+    fetched = counting_opens(monkeypatch, safetensors)
+    url = f"s3://{BUCKET}/st/out.safetensors"
+    got = lossctl.compute("ce", logits=f"{url}:logits", target=f"{url}:target")
+    assert got.value == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(), rel=1e-12)
+    assert 0 < sum(fetched) < size / 10, f"{sum(fetched)} bytes fetched of a {size}-byte file"
+    half = lossctl.compute("ce", logits=f"{url}:half", target=f"{url}:target")
+    assert half.to_dict() == lossctl.compute("ce", logits=f"{tmp_path}/out.safetensors:half",
+                                             target=f"{tmp_path}/out.safetensors:target").to_dict()
+    bundle = lossctl.compute("ce", bundle=url)  # every tensor fetched; the roles take theirs by name
+    assert bundle.value == got.value
+    with pytest.raises(InputError) as err:
+        lossctl.compute("ce", logits=f"s3://{BUCKET}/st/bad.safetensors", target="[0]")
+    assert str(err.value) == (f"--logits (s3://{BUCKET}/st/bad.safetensors): truncated: the header claims 1000000 "
+                              "bytes but only 2 follow its length")

@@ -83,11 +83,12 @@ def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
         READERS[ext] = reader
 
 
-register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True))
+register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True,
+                                          remote="seekable"))
 register_reader((".parquet",), Reader("arrow", "read_column", "read_columns", binary=True, rows_name="ArrowRows",
                                       remote="seekable"))
 register_reader((".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,
-                                               rows_name="ArrowRows"))
+                                               rows_name="ArrowRows", remote="seekable"))
 register_reader((".jsonl", ".ndjson"), Reader("jsonl", "read_key", "read_keys", binary=False, rows_name="JsonlRows",
                                                remote="any"))
 

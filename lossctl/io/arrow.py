@@ -36,15 +36,32 @@ def _pyarrow(path: str, option: str):
     return pa
 
 
-def _open_ipc(pa, path: str):
-    """An IPC file reader (random access), or a stream reader where the file holds the stream format."""
-    source = pa.memory_map(path)
+def _ipc(pa, path: str, choose: Callable, option: str):
+    """(a reader of the columns `choose(schema)` names, their names, a closer), from the IPC file format (random
+    access) or the stream format. A local file is memory-mapped; a seekable URL is read at offsets, and only the
+    chosen columns' bytes are fetched (pyarrow's included_fields)."""
+    source = pa.memory_map(path) if not is_url(path) else open_random(path, option)
     try:
-        return pa.ipc.open_file(source)
+        schema = _open_ipc(pa, source).schema
+        picked = choose(schema)
+        names = [picked] if isinstance(picked, str) else picked
+        fields = [schema.get_field_index(n) for n in names]
+        return _open_ipc(pa, source, fields if -1 not in fields else None), names, source.close
+    except BaseException:
+        source.close()
+        raise
+
+
+def _open_ipc(pa, source, fields: list[int] | None = None):
+    """An IPC file reader, or a stream reader where the file holds the stream format; `fields`: read only these."""
+    options = pa.ipc.IpcReadOptions(included_fields=fields) if fields else None
+    try:
+        source.seek(0)
+        return pa.ipc.open_file(source, options=options)
     except pa.ArrowInvalid as exc:
         try:
             source.seek(0)
-            return pa.ipc.open_stream(source)
+            return pa.ipc.open_stream(source, options=options)
         except pa.ArrowInvalid:
             raise exc from None  # neither: the file format's complaint is the one that says what is wrong
 
@@ -72,7 +89,8 @@ def _parquet(path: str, option: str, *, streamed: bool = False):
     return pf, close
 
 
-def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, int, Iterator, Callable[[], None]]:
+def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, int | None, Iterator,
+                                                                        Callable[[], None]]:
     """(the column `choose(schema)` names, rows, its chunks read lazily, a closer): by row group and batch, or by
     IPC batch. The file is opened once: its schema, then its batches."""
     pa = _pyarrow(path, option)
@@ -86,18 +104,18 @@ def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, i
                 raise
             chunks = (b.column(0) for b in pf.iter_batches(batch_size=step, columns=[column]))
             return column, pf.metadata.num_rows, chunks, close
-        reader = _open_ipc(pa, path)
-        column = choose(reader.schema)
+        reader, (column,), close = _ipc(pa, path, choose, option)
         if isinstance(reader, pa.ipc.RecordBatchFileReader):
-            # Mapped, a batch costs only its metadata until its column is converted: counting rows is cheap.
-            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-            chunks = (reader.get_batch(i).column(column) for i in range(reader.num_record_batches))
-            return column, rows, chunks, lambda: None
+            n = reader.num_record_batches
+            # Mapped, a batch costs only its metadata until its column is converted: counting rows is cheap. A
+            # remote file's batches would be fetched twice to count them, so its rows are counted as they come.
+            rows = sum(reader.get_batch(i).num_rows for i in range(n)) if not is_url(path) else None
+            return column, rows, (reader.get_batch(i).column(column) for i in range(n)), close
         # The stream format has no index of its batches; read from the map, its buffers are not copied.
         table = reader.read_all().select([column])
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
-    return column, table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), reader.close
+    return column, table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), close
 
 
 def is_list(t) -> bool:
@@ -197,8 +215,11 @@ def _read_table(path: str, choose: Callable, option: str):
                 return pf.read(columns=choose(pf.schema_arrow), use_pandas_metadata=False)
             finally:
                 close()
-        reader = _open_ipc(pa, path)
-        return reader.read_all().select(choose(reader.schema))
+        reader, names, close = _ipc(pa, path, choose, option)
+        try:
+            return reader.read_all().select(names)
+        finally:
+            close()
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
 
@@ -258,6 +279,9 @@ class ArrowRows:
         return arr
 
     def position(self) -> int:
+        """Bytes read, estimated from the rows read (where rows are counted as they come: the values read)."""
+        if self.rows is None:
+            return min(self._done * (self._width or 1) * self.dtype.itemsize, self.total_bytes)
         return self._done * self.total_bytes // max(self.rows, 1)
 
     def close(self) -> None:

@@ -2,15 +2,16 @@
 
 The functions here take a local path or a URL alike, so a reader need not care where its bytes come from: whole
 reads fetch the file in one request, `open_binary` gives a file read front to back (the .npy, text and JSON Lines
-row readers stream from it in bounded memory), `open_random` a file read at any offset (Parquet from s3, gs, az
-or hf), and readers that need a local path (memory-mapped .safetensors, Arrow IPC/Feather, Parquet over http) get
-a temporary copy. Credentials come from each file system's usual places (environment variables,
+row readers stream from it in bounded memory), `open_random` a file read at any offset (Parquet, Arrow IPC/Feather
+and .safetensors from s3, gs, az, hf, or a web server that serves byte ranges), and where a web server does not,
+those readers get a temporary copy. Credentials come from each file system's usual places (environment variables,
 config files, instance metadata); lossctl never takes them as options nor prints them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import io
 import os
@@ -119,8 +120,23 @@ def open_binary(path: str, option: str) -> BinaryIO:
 
 
 def seekable(url: str) -> bool:
-    """Whether a URL's file system reads at any offset (range requests); http(s) servers need not, so never here."""
-    return is_url(url) and scheme(url) not in UNLISTABLE
+    """Whether a URL's file system reads at any offset (range requests); an http(s) server is asked (serves_ranges)."""
+    if not is_url(url):
+        return False
+    return scheme(url) not in UNLISTABLE or serves_ranges(url)
+
+
+@functools.lru_cache(maxsize=64)
+def serves_ranges(url: str) -> bool:
+    """Whether the web server behind an http(s) URL answers a range request with that range, as most file hosts
+    do (Python's own http.server does not): one request for the file's last byte, its answer remembered."""
+    try:
+        fs, inner = filesystem(url, "")
+        with fs.open(inner, "rb", block_size=BLOCK_BYTES) as fp:
+            fetch = getattr(fp, "_fetch_range", None)  # a file of unknown size is a stream: no ranges
+            return fetch is not None and bool(fp.size) and len(fetch(fp.size - 1, fp.size)) == 1
+    except Exception:  # noqa: BLE001  no ranges (fsspec's ValueError), or any failure: read front to back instead
+        return False
 
 
 def open_random(path: str, option: str) -> BinaryIO:

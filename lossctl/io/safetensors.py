@@ -1,8 +1,11 @@
-"""Reading .safetensors without torch, through the safetensors package's NumPy interface (memory-mapped).
+"""Reading .safetensors without torch: a local file through the safetensors package's NumPy interface
+(memory-mapped), a file on a seekable URL (s3, gs, az, hf) by range requests for its header and then only for the
+tensors read.
 
 The header (8-byte little-endian length, a JSON object {name: {dtype, shape, data_offsets}}, then the data) is
-checked here against the file's size before the package sees it, so a hostile header costs no allocation.
-NumPy has no bfloat16: BF16 tensors are read as raw uint16 and widened to float32 here.
+checked here against the file's size before the package sees it, so a hostile header costs no allocation; a remote
+tensor's bytes are read at the offsets this check passed. NumPy has no bfloat16: BF16 tensors are read as raw
+uint16 and widened to float32 here.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import numpy as np
 
 from ..errors import InputError
 from .common import numeric, one_name, require
+from .remote import is_url, open_random, reading
 
 EXT = ".safetensors"
 MAX_HEADER = 100_000_000  # the safetensors package's own cap
 ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "U32": 4, "I32": 4, "U64": 8, "I64": 8,
             "F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+# The NumPy dtype of each (little-endian, as the format stores every number); BF16's bits are read as uint16.
+NUMPY = {"BOOL": "?", "U8": "u1", "I8": "i1", "U16": "<u2", "I16": "<i2", "U32": "<u4", "I32": "<i4", "U64": "<u8",
+         "I64": "<i8", "F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
 
 
 @dataclass(frozen=True)
@@ -39,30 +46,35 @@ class Header:
 
 
 def read_header(path: str, *, option: str) -> Header:
-    """The validated header: its length, JSON, dtypes, shapes and offsets all checked against the file's size."""
-    size = os.path.getsize(path)
+    """The validated header of a local file: see parse_header."""
     with open(path, "rb") as fp:
-        raw_len = fp.read(8)
-        if len(raw_len) < 8:
-            why = "the file is empty" if not raw_len else "truncated: too short to hold a .safetensors header"
-            raise InputError(why, option=option, source=path)
-        (hlen,) = struct.unpack("<Q", raw_len)
-        if hlen > MAX_HEADER:
-            raise InputError(f"malformed .safetensors header: it claims {hlen} bytes (more than {MAX_HEADER} "
-                             "is refused)", option=option, source=path)
-        if 8 + hlen > size:
-            raise InputError(f"truncated: the header claims {hlen} bytes but only {size - 8} follow its length",
-                             option=option, source=path)
-        raw = fp.read(hlen)
+        return parse_header(fp, os.path.getsize(path), option=option, source=path)
+
+
+def parse_header(fp, size: int, *, option: str, source: str) -> Header:
+    """The header of the file `fp` (at its start) of `size` bytes: its length, JSON, dtypes, shapes and offsets
+    all checked against the size."""
+    raw_len = fp.read(8)
+    if len(raw_len) < 8:
+        why = "the file is empty" if not raw_len else "truncated: too short to hold a .safetensors header"
+        raise InputError(why, option=option, source=source)
+    (hlen,) = struct.unpack("<Q", raw_len)
+    if hlen > MAX_HEADER:
+        raise InputError(f"malformed .safetensors header: it claims {hlen} bytes (more than {MAX_HEADER} "
+                         "is refused)", option=option, source=source)
+    if 8 + hlen > size:
+        raise InputError(f"truncated: the header claims {hlen} bytes but only {size - 8} follow its length",
+                         option=option, source=source)
+    raw = fp.read(hlen)
     try:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise InputError(f"malformed .safetensors header (not JSON: {why})", option=option, source=path) from None
+        raise InputError(f"malformed .safetensors header (not JSON: {why})", option=option, source=source) from None
     if not isinstance(obj, dict):
-        raise InputError("malformed .safetensors header (not a JSON object)", option=option, source=path)
+        raise InputError("malformed .safetensors header (not a JSON object)", option=option, source=source)
     data = size - 8 - hlen
-    tensors = {name: _tensor_info(name, entry, data, option=option, source=path)
+    tensors = {name: _tensor_info(name, entry, data, option=option, source=source)
                for name, entry in obj.items() if name != "__metadata__"}
     return Header(tensors, 8 + hlen)
 
@@ -94,20 +106,42 @@ def _tensor_info(name: str, entry, data: int, *, option: str, source: str) -> Te
 
 
 def _read(path: str, header: Header, name: str, safe, *, option: str) -> np.ndarray:
+    """A tensor of a local file: from the package's mapped file (`safe`), BF16 from the file's bytes."""
     info = header.tensors[name]
     where = f"{path}:{name}"
     if info.dtype not in ITEMSIZE:
         raise InputError(f"unsupported dtype {info.dtype} (need numbers)", option=option, source=where)
     if info.dtype == "BF16":
-        # bfloat16 is the top half of a float32: shifting its bits up 16 places gives the same value exactly.
         bits = np.fromfile(path, dtype="<u2", count=math.prod(info.shape), offset=header.offset + info.begin)
-        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(info.shape)
+        return _decode(bits, info)
     try:
         arr = safe.get_tensor(name)
     except Exception as exc:  # noqa: BLE001  the package reports damage with its own error types
         raise InputError(f"not a readable .safetensors file ({_first_line(exc)})", option=option,
                          source=where) from None
     return numeric(arr, option=option, source=where)
+
+
+def _decode(data: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """A tensor from its bytes (their length already checked against its shape and dtype by parse_header)."""
+    if info.dtype == "BF16":
+        # bfloat16 is the top half of a float32: shifting its bits up 16 places gives the same value exactly.
+        bits = data.view("<u2")
+        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(info.shape)
+    return data.view(NUMPY[info.dtype]).reshape(info.shape)
+
+
+def _read_remote(fp, url: str, header: Header, name: str, *, option: str) -> np.ndarray:
+    """A tensor of a remote file: its bytes alone, read at their offset."""
+    info = header.tensors[name]
+    where = f"{url}:{name}"
+    if info.dtype not in ITEMSIZE:
+        raise InputError(f"unsupported dtype {info.dtype} (need numbers)", option=option, source=where)
+    data = np.empty(info.end - info.begin, np.uint8)
+    fp.seek(header.offset + info.begin)
+    if fp.readinto(data) != data.size:
+        raise InputError(f"truncated: tensor {name!r} ends early", option=option, source=where)
+    return numeric(_decode(data, info), option=option, source=where)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -125,17 +159,31 @@ def _open(path: str, option: str):
                          source=path) from None
 
 
+def _remote(url: str, names, option: str) -> dict[str, np.ndarray]:
+    """The tensors `names(header)` picks from a file on a seekable URL: its header, then each tensor's bytes."""
+    with open_random(url, option) as fp, reading(url, option):  # a network failure is one line naming the URL
+        header = parse_header(fp, fp.size, option=option, source=url)
+        return {name: _read_remote(fp, url, header, name, option=option) for name in names(header)}
+
+
 def read_tensor(path: str, key: str | None, option: str) -> np.ndarray:
     """`FILE.safetensors[:KEY]`: the tensor named `key`, or the only one."""
+
+    def names(header: Header) -> list[str]:
+        return [one_name(list(header.tensors), key, what="tensor", hint="FILE.safetensors:KEY", option=option,
+                         source=path)]
+
+    if is_url(path):
+        return next(iter(_remote(path, names, option).values()))
     header, opened = _open(path, option)
     with opened as safe:
-        name = one_name(list(header.tensors), key, what="tensor", hint="FILE.safetensors:KEY", option=option,
-                        source=path)
-        return _read(path, header, name, safe, option=option)
+        return _read(path, header, names(header)[0], safe, option=option)
 
 
 def read_tensors(path: str) -> dict[str, np.ndarray]:
     """`--from FILE.safetensors`: every tensor, by name."""
+    if is_url(path):
+        return _remote(path, lambda header: list(header.tensors), "--from")
     header, opened = _open(path, "--from")
     with opened as safe:
         return {name: _read(path, header, name, safe, option="--from") for name in header.tensors}
