@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InputError, UsageError
 from .io import looks_literal
 from .io.remote import expand_glob, has_glob
-from .pipeline import Settings, make_result
+from .pipeline import Settings, make_result, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
@@ -83,9 +83,9 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         values = np.concatenate([np.asarray(r.values).reshape(-1) for r in results])
         kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
-    report, found = merged_reports(spec, st, results)
+    report, found = merged_reports(spec, st, results, total)
     notes = [f"exact total over {len(results)} files: their partial sums added, then divided"]
-    if found is None and st.details and spec.baseline and st.reduction == "mean":
+    if found is None and wants_baselines(spec, st, total):
         notes.append("baselines: the files' targets do not determine them together (their classes or label "
                      "columns differ, or sigmoid focal's labels are soft)")
     merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
@@ -96,7 +96,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
 
 
-def merged_reports(spec: LossSpec, st: Settings, results: list[Result]):
+def merged_reports(spec: LossSpec, st: Settings, results: list[Result], total: Partial):
     """The files' report sums added (class counts, per-class sums, worst-K heaps), and the baselines of the whole
     where the class counts determine them."""
     parts, rows = [], 0
@@ -112,7 +112,7 @@ def merged_reports(spec: LossSpec, st: Settings, results: list[Result]):
     for part in parts[1:]:
         report = report + part
     found = None
-    if st.details and spec.baseline and st.reduction == "mean":
+    if wants_baselines(spec, st, total):
         from .reports import baselines_from_counts
 
         found = baselines_from_counts(spec.baseline, report, results[0].class_weight, st.options, st.scale)

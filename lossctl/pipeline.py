@@ -325,7 +325,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
     partial = partial_of(out, st.reduction)
     report = run_report(spec, arrays, st, out, 0)
     found = None
-    if st.details and spec.baseline and st.reduction == "mean":
+    if wants_baselines(spec, st, partial):
         from .reports import baselines_from_counts, baselines_in_memory
 
         # from the report's sums, as a stream does, where they determine the baselines; else from the arrays
@@ -366,6 +366,13 @@ def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dty
 
 # --- result assembly -----------------------------------------------------------------------------------------
 
+def wants_baselines(spec: LossSpec, st: Settings, partial: Partial) -> bool:
+    """Whether a run reports its baselines: a mean, shown as a table or JSON, that has a denominator (where it has
+    none, every target ignored or class weights summing to 0, check_denominator says so, or one file of many
+    adds nothing to the total's)."""
+    return bool(st.details and spec.baseline and st.reduction == "mean" and partial.denominator != 0)
+
+
 def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
     """torch's mean over nothing is 0/0 = nan; say why instead of printing nan."""
     if reduction != "mean" or partial.denominator != 0 or partial.count == 0:
@@ -373,8 +380,10 @@ def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
     if partial.ignored == partial.count:
         raise ValueRangeError(f"all {partial.count} {unit} equal --ignore-index: the mean has no denominator "
                               "(torch returns nan here); use --reduction sum or check the targets", option="--target")
-    raise ValueRangeError("the targets' class weights sum to 0: the weighted mean has no denominator "
-                          "(torch returns nan here)", option="--weight")
+    # torch divides the weighted sum by 0: nan where that sum is 0 too (all weights 0), else an infinity
+    gives = "nan" if partial.total == 0 else "±inf"
+    raise ValueRangeError(f"the targets' class weights sum to 0: the weighted mean has no denominator (torch returns "
+                          f"{gives} here)", option="--weight")
 
 
 def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:

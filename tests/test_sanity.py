@@ -525,3 +525,55 @@ def test_histogram_of_values_too_close_for_bins_is_one_bin():
         np.histogram(values, bins=10)  # numpy's own refusal, which the histogram must not pass on
     (line,) = histogram_lines(values, bins=10)
     assert line.endswith(" 3")
+
+
+# --- a mean with no denominator: one clear refusal whatever the output format; baselines never raise there ---
+
+NO_DENOMINATOR = {  # torch's value for each, and the line lossctl gives instead
+    "all ignored": ({"target": [-100, -100]}, "nan",
+                    "--target: all 2 targets equal --ignore-index: the mean has no denominator (torch returns nan "
+                    "here); use --reduction sum or check the targets"),
+    "zero weights": ({"target": [1, -100], "weight": [1.0, 0.0, 2.0, 0.5]}, "nan",
+                     "--weight: the targets' class weights sum to 0: the weighted mean has no denominator (torch "
+                     "returns nan here)"),
+    "weights cancel": ({"target": [0, 1], "weight": [1.0, -1.0, 0.0, 0.0]}, "inf",
+                       "--weight: the targets' class weights sum to 0: the weighted mean has no denominator (torch "
+                       "returns ±inf here)"),
+}
+
+
+@pytest.mark.parametrize("case", list(NO_DENOMINATOR))
+def test_a_mean_without_denominator_is_one_refusal_in_every_format(cli, case):
+    import lossctl
+
+    given, torch_gives, line = NO_DENOMINATOR[case]
+    x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 5.0]])
+    kw = {"weight": t64(np.array(given["weight"]))} if "weight" in given else {}
+    want = F.cross_entropy(t64(x), torch.tensor(given["target"]), **kw).item()
+    assert math.isnan(want) if torch_gives == "nan" else math.isinf(want)
+    args = ["--logits", json.dumps(x.tolist())] + [a for k, v in given.items() for a in (f"--{k}", json.dumps(v))]
+    for fmt in ("table", "json", "plain", "csv"):
+        assert cli("ce", *args, "-f", fmt, code=2).stderr == f"lossctl: error: {line}\n"
+    with pytest.raises(ValueRangeError) as err:  # the library says the same, not a ZeroDivisionError
+        lossctl.compute("ce", logits=x, **{k: np.array(v) for k, v in given.items()})
+    assert str(err.value) == line
+
+
+def test_one_file_of_many_with_every_target_ignored_adds_nothing(cli, tmp_path):
+    """Its own mean is torch's nan; the total is the mean over the other files' targets, with their baselines."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 3))
+    t = np.array([0, 1, 2, 1, -100, -100, -100, -100])
+    for i in range(2):
+        np.save(tmp_path / f"x_{i}.npy", x[4 * i:4 * i + 4])
+        np.save(tmp_path / f"t_{i}.npy", t[4 * i:4 * i + 4])
+    out = json.loads(cli("ce", "--logits", f"{tmp_path}/x_*.npy", "--target", f"{tmp_path}/t_*.npy", "-f",
+                         "json").stdout)
+    assert math.isnan(F.cross_entropy(t64(x[4:]), torch.from_numpy(t[4:])).item())
+    assert out["files"][1]["value"] == "nan"  # JSON has no NaN: lossctl writes it as a string
+    total = out["total"]
+    assert total["value"] == pytest.approx(F.cross_entropy(t64(x), torch.from_numpy(t)).item(), rel=1e-12)
+    counts = np.bincount(t[t >= 0], minlength=3)
+    assert total["baselines"]["uniform"]["value"] == pytest.approx(math.log(3), rel=1e-12)
+    assert total["baselines"]["prior"]["value"] == pytest.approx(-(counts / 4 * np.log(counts / 4)).sum(),
+                                                                 rel=1e-12)
