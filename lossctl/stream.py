@@ -36,6 +36,7 @@ from .pipeline import (
     make_result,
     move_class_axis,
     run_report,
+    wants_baselines,
 )
 from .reduce import Partial, partial_of
 from .registry import LossSpec, flag
@@ -143,8 +144,8 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | Non
         if name == primary:
             continue
         how = _fits(item, head, spec.stream.index_target) if item is not None else ""
-        if not how:
-            return None
+        if not how or (how == "whole" and name == "target"):
+            return None  # a target is never broadcast: the in-memory path names the mismatch with whole shapes
         if how == "rows":
             out.inputs.append(item)
         else:
@@ -336,7 +337,7 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
     found, rep = None, totals.report
     weight = others["weight"].array if "weight" in others else None
-    if st.details and spec.baseline and st.reduction == "mean":
+    if wants_baselines(spec, st, totals.partial):
         from .reports import baselines_from_counts
 
         found = baselines_from_counts(spec.baseline, rep, weight, st.options, st.scale)

@@ -83,6 +83,8 @@ def shards(name: str, folder: Path, n: int = SHARDS, seed: int = 0) -> dict[str,
             add("--logits", i, x), add("--target", i, rng.integers(0, 2, (N, C)).astype(np.float32))
         elif name == "entropy":
             add("--logits", i, x)
+        elif name in ("mse", "l1", "huber", "smooth-l1"):
+            add("--input", i, x), add("--target", i, rng.standard_normal((N, C)).astype(np.float32))
         else:
             raise AssertionError(f"no shard case for streamed loss {name}")
     return out

@@ -139,6 +139,28 @@ def test_bce_and_entropy_streamed_equal_torch(tmp_path, reduction):
     close(got, float(h.mean() if reduction == "mean" else h.sum()), np.float32)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("shape", [(N, C), (N,), (N, 3, C)])
+@pytest.mark.parametrize("loss, fn, opts", [("mse", F.mse_loss, {}), ("l1", F.l1_loss, {}),
+                                            ("huber", F.huber_loss, {"delta": 0.5}),
+                                            ("smooth-l1", F.smooth_l1_loss, {"beta": 0.3})])
+def test_regression_losses_streamed_equal_torch(tmp_path, reduction, shape, loss, fn, opts):
+    x, y = logits(np.float32, shape), logits(np.float32, shape)
+    files = {"input": save(tmp_path, "x", x), "target": save(tmp_path, "y", y)}
+    got = streamed(loss, files, reduction=reduction, threads=2, **opts).value
+    close(got, torch_value(fn, reduction, torch.from_numpy(x), torch.from_numpy(y), **opts), np.float32)
+
+
+def test_a_streamed_target_of_another_shape_is_the_whole_arrays_error(tmp_path):
+    """torch would broadcast (N, 1) against (N); lossctl refuses, naming the whole arrays' shapes, not a chunk's."""
+    files = {"input": save(tmp_path, "x", logits(np.float32, (N, 1))), "target": save(tmp_path, "y", logits(
+        np.float32, (N,)))}
+    for stream_it in (False, True):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute("mse", stream=stream_it, **files)
+        assert f"shape ({N},) does not match --input ({N}, 1)" in str(err.value)
+
+
 def test_stream_error_names_the_whole_arrays_position(tmp_path):
     x = logits()
     x[29, 2] = np.nan

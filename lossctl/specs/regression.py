@@ -1,20 +1,21 @@
 """Specs of the regression losses; the compute functions live in lossctl.losses.regression."""
 
-from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, register_loss
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 INPUT = Role("input", "Predictions, any shape.")
 TARGET = Role("target", "Targets, the input's shape.")
 ELEMENTWISE = "the number of elements"
+BY_ELEMENTS = Streaming("elements")  # a chunk of rows of the input beside the same rows of the target
 
 register_loss(LossSpec(
-    name="l1", backends=NUMPY_AND_TORCH, torch_name="torch.nn.L1Loss",
+    name="l1", backends=NUMPY_AND_TORCH, stream=BY_ELEMENTS, torch_name="torch.nn.L1Loss",
     summary="Mean absolute error |x - y|, elementwise.",
     formula="loss_i = |x_i - y_i|", roles=(INPUT, TARGET),
     compute="lossctl.losses.regression:l1", denominator=ELEMENTWISE,
 ))
 
 register_loss(LossSpec(
-    name="mse", backends=NUMPY_AND_TORCH, torch_name="torch.nn.MSELoss",
+    name="mse", backends=NUMPY_AND_TORCH, stream=BY_ELEMENTS, torch_name="torch.nn.MSELoss",
     summary="Mean squared error (x - y)^2, elementwise.",
     formula="loss_i = (x_i - y_i)^2", roles=(INPUT, TARGET),
     compute="lossctl.losses.regression:mse", denominator=ELEMENTWISE,
@@ -22,7 +23,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="huber", backends=NUMPY_AND_TORCH, torch_name="torch.nn.HuberLoss",
+    name="huber", backends=NUMPY_AND_TORCH, stream=BY_ELEMENTS, torch_name="torch.nn.HuberLoss",
     summary="Quadratic below --delta, linear above: 0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta).",
     formula="d = x - y; loss_i = 0.5 d^2 if |d| < delta; delta * (|d| - 0.5 * delta) otherwise",
     roles=(INPUT, TARGET),
@@ -32,7 +33,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="smooth-l1", backends=NUMPY_AND_TORCH, torch_name="torch.nn.SmoothL1Loss",
+    name="smooth-l1", backends=NUMPY_AND_TORCH, stream=BY_ELEMENTS, torch_name="torch.nn.SmoothL1Loss",
     summary="0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta; beta = 0 is L1.",
     formula="d = x - y; loss_i = 0.5 d^2 / beta if |d| < beta; |d| - 0.5 * beta otherwise",
     roles=(INPUT, TARGET),
