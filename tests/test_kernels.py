@@ -169,6 +169,19 @@ def test_cross_entropy_float32_many_classes_and_blocks_equal_torch(rng, monkeypa
     close(kc.cross_entropy_index(x, t)[0], F.cross_entropy(T(x), T(t), reduction="none"), np.float32)
 
 
+def test_cross_entropy_float32_where_torchs_own_sum_drops_terms_is_the_exact_value():
+    """100,000 classes, the target 17 above the rest: each other term (e^-17) is under half a float32 step of a
+    running sum near 1, which torch's float32 kernel drops, so its number depends on its CPU's vector width. The
+    kernel's pairwise sum keeps them: it equals torch's float64 value within float32 tolerance, in every layout
+    (the (N, C) rows path and the shifted path of a 1-d input). README: "Which engine computes"."""
+    x = np.zeros((2, 100_000), np.float32)
+    x[0, 0], x[1, 5] = 17.0, 18.0
+    t = np.array([0, 5])
+    exact = F.cross_entropy(T(x).double(), T(t), reduction="none").numpy()
+    close(kc.cross_entropy_index(x, t)[0], exact, np.float32)
+    close(kc.cross_entropy_index(x[0], np.array(0))[0], exact[0], np.float32)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_zero_weight_on_masked_target_is_nan(dtype):
     x = np.array([[0.0, -INF, 1.0]], dtype=dtype)

@@ -76,6 +76,8 @@ def _picked_log_softmax_rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     float32. float32 logits of a real model lie well inside exp's range, where the two agree to float32 rounding;
     rows outside it (a sum that underflows or overflows, +inf, nan, all -inf) take torch's formula, so they give
     what torch gives. Half the passes over the data of the shifted formula, which bound a big file's CE.
+    Where torch's float32 running sum drops terms under half its step (many classes far below the largest), its
+    number is the less exact; NumPy's pairwise sum keeps them (README: "Which engine computes").
     """
     n, c = x.shape
     sums = np.empty(n, np.float64)
