@@ -2,6 +2,8 @@
 
 import gc
 import os
+import sys
+import warnings
 
 
 def run() -> None:
@@ -13,6 +15,11 @@ def run() -> None:
     # collect them rarely, as mypy's main does, rather than every 700 allocations. Imports are most of a small
     # run, and the collections during them cost about 7 ms of its 0.14 s (benchmarks/run.py).
     gc.set_threshold(100_000, 50, 100)
+    # stderr carries lossctl's own lines: its warnings say what an overflow or a nan means for the loss, so
+    # NumPy's and torch's Python warnings (overflow in a sum, a deprecated pickle protocol) are not repeated
+    # there. -W or PYTHONWARNINGS still turn them on.
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
     from .cli import main
 
     main()

@@ -92,8 +92,21 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
                          weighted=first.weighted, warnings=[], constants=first.constants, final=final,
                          backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
-    warnings = [w for r in results for w in r.warnings]
+    warnings = [w for r in results for w in r.warnings] + _empty_means(st, results, labels)
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
+
+
+def _empty_means(st: Settings, results: list[Result], labels: list[str]) -> list[str]:
+    """A file whose mean has no denominator (every target ignored, or its weights sum to 0) shows torch's nan for
+    itself; say so, and that it adds nothing to the total's denominator."""
+    out = []
+    for label, r in zip(labels, results, strict=True):
+        p = r.partial
+        if st.reduction == "mean" and p.denominator == 0 and p.count > 0:
+            why = "every target is --ignore-index" if p.ignored == p.count else "its targets' class weights sum to 0"
+            out.append(f"{label}: its mean has no denominator ({why}): it shows torch's nan, and the total counts "
+                       "nothing of it")
+    return out
 
 
 def merged_reports(spec: LossSpec, st: Settings, results: list[Result], total: Partial):

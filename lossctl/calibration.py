@@ -228,9 +228,12 @@ def calibration_partial(confidence, correct, *, bins: int = 15, edges=None,
                               np.bincount(index, weights=correct.astype(np.float64), minlength=slots), binning)
 
 
+MAX_BINS = 100_000  # each bin is a table row and four float64 sums; more than this is a mistake, not a diagram
+
+
 def _check_bins(bins: int) -> None:
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise UsageError(f"must be a whole number >= 1; got {bins!r}", option="--bins")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= MAX_BINS:
+        raise UsageError(f"must be a whole number from 1 to {MAX_BINS}; got {bins!r}", option="--bins")
 
 
 def _checked_edges(edges: np.ndarray) -> np.ndarray:

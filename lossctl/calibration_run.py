@@ -37,7 +37,7 @@ from .calibration_result import CalibrationFiles, CalibrationResult
 from .errors import InputError, ShapeError, StrictWarningError, UsageError
 from .io import Loaded
 from .losses._common import ROW_OFFSET, check_choice
-from .pipeline import HEADERS, Settings, call_loss, check_finite, compute_dtype, gather
+from .pipeline import HEADERS, Settings, call_loss, check_finite, check_threads, compute_dtype, gather
 from .registry import LossSpec, Role, Streaming, flag
 from .route import stream_plan
 
@@ -78,8 +78,7 @@ def calibration_settings(*, bins: int = 15, norm: str = "l1", binning: str = "un
     check_choice("binning", binning, BINNINGS)
     check_choice("task", task, TASKS)
     check_choice("header", header, HEADERS)
-    if threads is not None and threads < 1:
-        raise UsageError(f"must be at least 1; got {threads}", option="--threads")
+    check_threads(threads)
     return CalibrationSettings(bins, norm, binning, task, strict, threads, header)
 
 

@@ -235,8 +235,8 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
                 "--stream/--no-stream", show_default=False,
                 help="Stream .npy (and CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")], None),
             _param("threads", Annotated[int | None, typer.Option(
-                "--threads", min=1, show_default=False,
-                help="Threads computing streamed chunks [default: the machine's cores].")], None),
+                "--threads", show_default=False,
+                help="Threads computing streamed chunks, 1 to 256 [default: the machine's cores].")], None),
         ]
     return params + _cluster_params()
 
@@ -467,7 +467,7 @@ def calibration_cmd(
                                                 "p(class 1), shape (N). One of the input group.")] = None,
     target: Annotated[CalSourceOpt, typer.Option("--target", metavar="SOURCE",
                                                  help="Class indices (N), or 0/1 of the scores' shape.")] = None,
-    bins: Annotated[int, typer.Option("--bins", help="Number of bins.")] = 15,
+    bins: Annotated[int, typer.Option("--bins", help="Number of bins, 1 to 100000.")] = 15,
     norm: Annotated[choice("l1", "l2", "max"), typer.Option(
         "--norm", help="The value reported: l1 (ECE), l2 (RMSCE) or max (MCE).")] = "l1",
     binning: Annotated[choice("uniform", "quantile"), typer.Option(
@@ -484,9 +484,9 @@ def calibration_cmd(
                                            "`lossctl merge`.")] = False,
     stream: Annotated[bool | None, typer.Option("--stream/--no-stream", show_default=False, help="Stream .npy (and "
                       "CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, show_default=False,
-                                                help="Threads binning streamed chunks [default: the machine's "
-                                                "cores].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", show_default=False,
+                                                help="Threads binning streamed chunks, 1 to 256 [default: the "
+                                                "machine's cores].")] = None,
 ) -> None:
     """Calibration error (ECE, RMSCE, MCE) and the reliability table, as torchmetrics computes them."""
     from .calibration_run import calibrate_files, calibration_document, calibration_settings

@@ -28,7 +28,13 @@ from .specs import get_loss
 
 LOCAL_WORKERS = 2  # `--scheduler local`
 DEFAULT_TIMEOUT = 10.0  # seconds to reach the scheduler (or start the local cluster)
+MAX_TIMEOUT = 86400.0
 OPTION = "--scheduler"
+
+
+def max_local_workers() -> int:
+    """Each local worker is a Python process of about 100 MiB: more than 4 per core only costs memory."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def parse_scheduler(address: str) -> int | str:
@@ -38,9 +44,10 @@ def parse_scheduler(address: str) -> int | str:
         return LOCAL_WORKERS
     if address.startswith("local:"):
         n = address[len("local:"):]
-        if not n.isdigit() or int(n) < 1:
-            raise UsageError(f"local:N takes a number of worker processes, at least 1; got {address!r}",
-                             option=OPTION)
+        most = max_local_workers()
+        if not n.isdigit() or not 1 <= int(n) <= most:
+            raise UsageError(f"local:N takes a number of worker processes from 1 to {most} (4 per core here); got "
+                             f"{address!r}", option=OPTION)
         return int(n)
     if not address:
         raise UsageError("give a scheduler address (tcp://HOST:PORT) or local[:N]", option=OPTION)
@@ -72,8 +79,9 @@ def _quiet_logs() -> Iterator[None]:
 def connect(address: str, timeout: float | None = None) -> Iterator[Any]:
     """A dask.distributed Client for `address` (see parse_scheduler), closed (with its local cluster) on exit."""
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-    if not timeout > 0:
-        raise UsageError(f"must be a number of seconds above 0; got {timeout}", option="--scheduler-timeout")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise UsageError(f"must be a number of seconds above 0, at most {MAX_TIMEOUT:g} (a day); got {timeout}",
+                         option="--scheduler-timeout")
     target = parse_scheduler(address)
     distributed = _distributed()
     import dask

@@ -72,8 +72,7 @@ def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | Non
         raise UsageError(f"{spec.name} has no NumPy kernel; torch computes it (--backend torch or auto)",
                          option="--backend")
     _choose("--header", header, HEADERS)
-    if threads is not None and threads < 1:
-        raise UsageError(f"must be at least 1; got {threads}", option="--threads")
+    check_threads(threads)
     device = resolve_device(device)
     if backend == "numpy" and device != "cpu":
         raise UsageError(f"the NumPy kernels compute on the CPU; --device {device} needs --backend torch",
@@ -105,8 +104,26 @@ def resolve_options(spec: LossSpec, options: Mapping[str, Any]) -> dict[str, Any
         opt = known[name]
         if opt.choices:
             _choose(opt.flag, value, opt.choices)
-        out[name] = opt.type(value)
+        out[name] = _checked_number(opt, opt.type(value))
     return out
+
+
+def _checked_number(opt, value):
+    """NaN is never an option's value (torch refuses some, computes nan from others); integers fit int64 as torch's
+    do. Infinities pass: some options take them (pairwise-distance's --p inf), the loss's own checks refuse the rest."""
+    if isinstance(value, float) and math.isnan(value):
+        raise UsageError("must be a number; got nan", option=opt.flag)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise UsageError(f"must fit in a 64-bit integer; got {value}", option=opt.flag)
+    return value
+
+
+MAX_THREADS = 256  # each thread holds its chunk's buffers (about 10 MiB): more only costs memory
+
+
+def check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"must be from 1 to {MAX_THREADS}; got {threads}", option="--threads")
 
 
 def resolve_device(device: str) -> str:
@@ -220,8 +237,9 @@ def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> n
     return np.dtype(np.float64)
 
 
-def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded]) -> None:
-    """NaN is never a loss input; +inf never; -inf only where it means something (masked logits, log 0)."""
+def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: np.dtype | None = None) -> None:
+    """NaN is never a loss input; +inf never; -inf only where it means something (masked logits, log 0).
+    dtype: the compute dtype; a finite value it cannot hold (1e39 under --dtype float32) is refused too."""
     for role in spec.roles:
         item = loaded.get(role.name)
         if item is None or item.array.dtype.kind != "f" or item.array.size == 0:
@@ -229,15 +247,39 @@ def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded]) -> None:
         arr = item.array
         # Cheap passes in the common case: the max propagates NaN and shows +inf, the min shows -inf (a max or
         # min costs a quarter of a sum); only a failing array takes the slower look for the first bad value.
-        if np.isfinite(arr.max()) and (role.neg_inf_ok or np.isfinite(arr.min())):
+        hi = arr.max()
+        lo = arr.min() if not role.neg_inf_ok or _narrows(arr, dtype) else None
+        if np.isfinite(hi) and (role.neg_inf_ok or np.isfinite(lo)):
+            _check_fits(role, item, dtype, hi, lo)
             continue
         bad = np.isnan(arr) | np.isposinf(arr) | (np.isneginf(arr) if not role.neg_inf_ok else False)
         idx = np.flatnonzero(bad)
         if idx.size:
-            pos = position(arr, idx[0]) if role.batched else [int(i) for i in np.unravel_index(idx[0], arr.shape)]
-            raise ValueRangeError(f"{arr.flat[idx[0]]} at index {pos} ({item.source}); inputs must be finite"
-                                  + ("" if not role.neg_inf_ok else " (-inf is allowed, as a mask)"),
+            raise ValueRangeError(f"{arr.flat[idx[0]]} at index {_where(role, arr, idx[0])} ({item.source}); inputs "
+                                  "must be finite" + ("" if not role.neg_inf_ok else " (-inf is allowed, as a mask)"),
                                   option=role.flag)
+
+
+def _narrows(arr: np.ndarray, dtype: np.dtype | None) -> bool:
+    return dtype is not None and np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize < arr.dtype.itemsize
+
+
+def _check_fits(role, item: Loaded, dtype: np.dtype | None, hi, lo) -> None:
+    """A finite value past the compute dtype's largest would become inf when cast: refuse it, naming it."""
+    arr = item.array
+    if not _narrows(arr, dtype):
+        return
+    top = float(np.finfo(dtype).max)
+    if hi <= top and (lo is None or not np.isfinite(lo) or lo >= -top):
+        return
+    with np.errstate(invalid="ignore"):
+        idx = np.flatnonzero(np.isfinite(arr) & (np.abs(arr) > top))
+    raise ValueRangeError(f"{arr.flat[idx[0]]} at index {_where(role, arr, idx[0])} ({item.source}) does not fit "
+                          f"{np.dtype(dtype).name} (its largest is {top:.4g}); use --dtype float64", option=role.flag)
+
+
+def _where(role, arr: np.ndarray, i: int) -> list[int]:
+    return position(arr, i) if role.batched else [int(j) for j in np.unravel_index(i, arr.shape)]
 
 
 def row_mismatch_hint(loaded: Mapping[str, Loaded]) -> str | None:
@@ -314,7 +356,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
     backend = backend or backend_for(spec, st)
     ctx = Context(dtype=compute_dtype(spec, loaded, dtype), device=st.device, reduction=st.reduction,
                   backend=backend)
-    check_finite(spec, loaded)
+    check_finite(spec, loaded, ctx.dtype)
     arrays = move_class_axis(spec, {n: item.array for n, item in loaded.items()}, st)
     try:
         out = compute_output(spec, arrays, st, ctx, loaded)

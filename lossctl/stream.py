@@ -247,17 +247,17 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
     probe = {i.role: Loaded(np.empty(0, i.dtype), i.path, i.binary) for i in p.inputs}
     ctx = Context(dtype=compute_dtype(spec, {**probe, **others}, dtype), device=st.device, reduction=st.reduction,
                   backend=backend)
-    check_finite(spec, others)
+    check_finite(spec, others, ctx.dtype)
     paths = {i.role: i.path for i in p.inputs}
     threads = st.threads or os.cpu_count() or 1
 
     def work(chunk: dict[str, np.ndarray], start: int):
         token = ROW_OFFSET.set(start)  # errors name rows of the whole file
         try:
+            check_finite(spec, {r: Loaded(a, paths[r], True) for r, a in chunk.items()}, ctx.dtype)
             chunk = {r: (a.astype(ctx.dtype) if a.dtype.kind == "f" and a.dtype != ctx.dtype else a)
                      for r, a in chunk.items()}
             named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
-            check_finite(spec, named)
             arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
             out = compute_output(spec, arrays, st, ctx, named)
             return partial_of(out, st.reduction), out, run_report(spec, arrays, st, out, start)

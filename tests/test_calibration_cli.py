@@ -241,7 +241,8 @@ def test_quantile_bins_hold_equal_counts(cli, cancer):
 
 def test_usage_errors(cli, cancer):
     base = ("calibration", "--probs", cancer["probs"], "--target", cancer["target"])
-    assert "--bins: must be a whole number >= 1" in cli(*base, "--bins", "0", code=2).stderr
+    assert "--bins: must be a whole number from 1 to 100000; got 0" in cli(*base, "--bins", "0", code=2).stderr
+    assert "got 100001" in cli(*base, "--bins", "100001", code=2).stderr
     assert "--norm" in cli(*base, "--norm", "l3", code=2).stderr
     assert "--plot" in cli(*base, "--plot", "x.png", "--partials", code=2).stderr
     assert "--plot: writes .png or .svg files" in cli(*base, "--plot", "x.jpg", code=2).stderr

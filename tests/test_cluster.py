@@ -244,12 +244,20 @@ def test_an_unreachable_scheduler_is_one_line_within_the_timeout(cli, tmp_path):
     assert ran.stderr == f"lossctl: error: --scheduler: no Dask scheduler answered at {address} within 1 s\n"
 
 
+MOST = 4 * (os.cpu_count() or 1)
+
+
 @pytest.mark.parametrize("extra, message", [
-    (["--scheduler", "local:0"], "--scheduler: local:N takes a number of worker processes, at least 1; got 'local:0'"),
+    (["--scheduler", "local:0"], f"--scheduler: local:N takes a number of worker processes from 1 to {MOST} (4 per "
+                                 "core here); got 'local:0'"),
+    (["--scheduler", f"local:{MOST + 1}"], f"--scheduler: local:N takes a number of worker processes from 1 to "
+                                           f"{MOST} (4 per core here); got 'local:{MOST + 1}'"),
     (["--scheduler", "nohost"], "--scheduler: not a scheduler address (missing port number in address 'nohost'); "
                                 "give tcp://HOST:PORT or local[:N]"),
     (["--scheduler", "local", "--scheduler-timeout", "0"], "--scheduler-timeout: must be a number of seconds "
-                                                           "above 0; got 0.0"),
+                                                           "above 0, at most 86400 (a day); got 0.0"),
+    (["--scheduler", "local", "--scheduler-timeout", "1e308"], "--scheduler-timeout: must be a number of seconds "
+                                                               "above 0, at most 86400 (a day); got 1e+308"),
     (["--scheduler-timeout", "3"], "--scheduler-timeout: applies only with --scheduler"),
 ])
 def test_scheduler_usage_errors(cli, extra, message):

@@ -577,3 +577,7 @@ def test_one_file_of_many_with_every_target_ignored_adds_nothing(cli, tmp_path):
     assert total["baselines"]["uniform"]["value"] == pytest.approx(math.log(3), rel=1e-12)
     assert total["baselines"]["prior"]["value"] == pytest.approx(-(counts / 4 * np.log(counts / 4)).sum(),
                                                                  rel=1e-12)
+    ran = cli("ce", "--logits", f"{tmp_path}/x_*.npy", "--target", f"{tmp_path}/t_*.npy", "-f", "plain")
+    assert ran.stdout.splitlines()[1] == "nan"
+    assert ran.stderr == (f"lossctl: warning: {tmp_path}/x_1.npy: its mean has no denominator (every target is "
+                          "--ignore-index): it shows torch's nan, and the total counts nothing of it\n")

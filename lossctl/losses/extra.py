@@ -97,5 +97,6 @@ def perplexity(value: float, partial) -> tuple[float, str]:
     note = f"perplexity = exp(mean cross entropy) = exp({partial.total:.6g} / {partial.denominator:.6g})"
     if hasattr(value, "exp"):
         return value.exp(), note
-    ppl = math.exp(value) if value < 709.0 else math.inf  # past ln(max float) torch.exp gives inf too
+    # past ln(max float) torch.exp gives inf too; exp(nan) is nan, as torch's
+    ppl = math.exp(value) if value < 709.0 else math.nan if math.isnan(value) else math.inf
     return ppl, note

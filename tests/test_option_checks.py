@@ -1,0 +1,93 @@
+"""Option values and edge results a reviewer found mishandled: each is one clear line (exit 2) or torch's number."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lossctl
+from lossctl.errors import UsageError
+
+X2 = "[[1.0, 2.0], [3.0, 1.0]]"
+
+
+@pytest.mark.parametrize("args, line", [
+    (["smooth-l1", "--input", "[1.0, 2.0]", "--target", "[1.5, 2.0]", "--beta", "nan"],
+     "--beta: must be a number; got nan"),
+    (["cosine-similarity", "--x1", "[[1.0, 2.0]]", "--x2", "[[2.0, 1.0]]", "--eps", "nan"],
+     "--eps: must be a number; got nan"),
+    (["focal", "--logits", X2, "--target", "[0, 1]", "--alpha", "nan"], "--alpha: must be a number; got nan"),
+    (["focal", "--logits", X2, "--target", "[0, 1]", "--gamma", "nan"], "--gamma: must be a number; got nan"),
+    (["ce", "--logits", X2, "--target", "[0, 1]", "--ignore-index", str(2**64)],
+     f"--ignore-index: must fit in a 64-bit integer; got {2**64}"),
+])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_nan_and_out_of_range_options_are_refused_on_both_backends(cli, args, line, backend):
+    assert cli(*args, "--backend", backend, code=2).stderr == f"lossctl: error: {line}\n"
+
+
+def test_an_infinite_option_where_torch_takes_one_still_computes(cli):
+    got = cli("pairwise-distance", "--x1", "[[1.0, 2.0]]", "--x2", "[[1.5, 2.0]]", "--p", "inf", "-f", "plain")
+    want = F.pairwise_distance(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.5, 2.0]]), p=math.inf).item()
+    assert float(got.stdout) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("threads", ["0", "257", "100000"])
+def test_threads_are_bounded(cli, threads):
+    for cmd in (["ce", "--logits", "examples/logits.npy", "--target", "examples/targets.npy"],
+                ["calibration", "--logits", "examples/logits.npy", "--target", "examples/targets.npy"]):
+        ran = cli(*cmd, "--stream", "--threads", threads, code=2)
+        assert ran.stderr == f"lossctl: error: --threads: must be from 1 to 256; got {threads}\n"
+    with pytest.raises(UsageError):
+        lossctl.compute("ce", logits=X2, target="[0, 1]", threads=int(threads))
+
+
+def test_bins_are_bounded(cli):
+    ran = cli("calibration", "--logits", "examples/logits.npy", "--target", "examples/targets.npy", "--bins",
+              "99999999999999999999", code=2)
+    assert ran.stderr.startswith("lossctl: error: --bins: must be a whole number from 1 to 100000; got ")
+
+
+def test_perplexity_of_a_nan_cross_entropy_is_nan_as_torch_gives(cli):
+    x, t = torch.tensor([-math.inf, 1.0]), torch.tensor([0.0, 1.0])
+    assert math.isnan(torch.exp(F.cross_entropy(x, t)).item())
+    ran = cli("perplexity", "--logits", "[-Infinity, 1.0]", "--target", "[0, 1]", "-f", "plain")
+    assert ran.stdout == "nan\n" and "the result is nan" in ran.stderr
+
+
+@pytest.mark.parametrize("value", ["1e39", "-1e39"])
+def test_a_value_the_compute_dtype_cannot_hold_is_refused_not_made_inf(cli, value):
+    ran = cli("ce", "--logits", f"[[{value}, 0.0]]", "--target", "[1]", "--dtype", "float32", code=2)
+    assert ran.stderr == (f"lossctl: error: --logits: {float(value):g} at index [0, 0] (literal) does not fit "
+                          "float32 (its largest is 3.403e+38); use --dtype float64\n")
+    got = cli("ce", "--logits", f"[[{value}, 0.0]]", "--target", "[1]", "--dtype", "float64", "-f", "plain")
+    want = F.cross_entropy(torch.tensor([[float(value), 0.0]], dtype=torch.float64), torch.tensor([1])).item()
+    assert float(got.stdout) == pytest.approx(want, rel=1e-12)
+
+
+def test_a_streamed_chunk_that_float32_cannot_hold_names_its_row(tmp_path, monkeypatch):
+    import numpy as np
+
+    from lossctl import stream
+
+    x = np.random.default_rng(0).standard_normal((300, 4))
+    x[250, 3] = 5e38
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", np.zeros(300, np.int64))
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 1000)
+    with pytest.raises(lossctl.errors.ValueRangeError) as err:
+        lossctl.compute("ce", logits=str(tmp_path / "x.npy"), target=str(tmp_path / "t.npy"), dtype="float32",
+                        stream=True)
+    assert str(err.value).startswith("--logits: 5e+38 at index [250, 3] (")
+
+
+def test_numpy_and_torch_python_warnings_stay_off_stderr(cli):
+    """An overflow in a sum is lossctl's one warning line, not NumPy's RuntimeWarning as well."""
+    ran = cli("l1", "--input", "[1e308, 1e308]", "--target", "[-1e308, -1e308]", "-f", "plain")
+    assert ran.stdout == "inf\n"
+    assert torch.nn.functional.l1_loss(torch.tensor([1e308] * 2, dtype=torch.float64),
+                                       torch.tensor([-1e308] * 2, dtype=torch.float64)).item() == math.inf
+    assert ran.stderr.startswith("lossctl: warning: the result is inf") and ran.stderr.count("\n") == 1
