@@ -332,6 +332,36 @@ def test_pt_dict_with_metadata_still_reads_its_tensors(files):
     assert float(result.stdout) == pytest.approx(np.log(3.0))
 
 
+def test_pt_tensors_numpy_cannot_hold_are_one_line(tmp_path):
+    """Sparse, meta and quantized tensors are refused by name; float8 widens to float32 exactly, as bfloat16 does;
+    a raw pickle's refusal says what torch's weights-only loader objected to, without its UserWarning."""
+    import pickle
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates quantized tensors
+        odd = {"sparse": (x.to_sparse(), "a sparse_coo tensor; save it dense (tensor.to_dense())"),
+               "meta": (torch.zeros(4, 3, device="meta"), "a meta tensor: it has a shape but no values"),
+               "quantized": (torch.quantize_per_tensor(x, 0.1, 0, torch.qint8),
+                             "a qint8 tensor, which NumPy cannot hold (need integers, bool or floats)")}
+    for name, (tensor, why) in odd.items():
+        torch.save({"logits": tensor}, tmp_path / f"{name}.pt")
+        ran = run_cli(*ce(f"{tmp_path}/{name}.pt:logits", TARGET), code=2)
+        assert ran.stderr == f"lossctl: error: --logits ({tmp_path}/{name}.pt:logits): {why}\n"
+    f8 = x.to(torch.float8_e4m3fn)
+    torch.save({"logits": f8}, tmp_path / "f8.pt")
+    got = run_cli(*ce(f"{tmp_path}/f8.pt:logits", "[0, 1, 2, 0]", "--format", "plain"))
+    assert float(got.stdout) == pytest.approx(F.cross_entropy(f8.float(), torch.tensor([0, 1, 2, 0])).item(),
+                                              rel=1e-6)
+    (tmp_path / "raw.pt").write_bytes(pickle.dumps(print, protocol=4))
+    ran = run_cli(*ce(f"{tmp_path}/raw.pt", TARGET), code=2)
+    assert ran.stderr.count("\n") == 1 and "weights-only loader refused it" in ran.stderr, ran.stderr
+
+
 # --- soft problems: a warning and exit 0; --strict makes them exit 2
 
 SOFT = [

@@ -453,3 +453,13 @@ def test_s3_safetensors_fetches_its_header_and_the_tensors_read(s3, monkeypatch,
         lossctl.compute("ce", logits=f"s3://{BUCKET}/st/bad.safetensors", target="[0]")
     assert str(err.value) == (f"--logits (s3://{BUCKET}/st/bad.safetensors): truncated: the header claims 1000000 "
                               "bytes but only 2 follow its length")
+
+
+@pytest.mark.parametrize("url, why", [
+    ("http://127.0.0.1:1/x.npy", "cannot read (ClientConnectorError: Cannot connect to host 127.0.0.1:1"),
+    ("ftp://127.0.0.1:1/x.npy", "cannot reach the server (ConnectionRefusedError: "),
+])
+def test_an_unreachable_server_is_one_line_not_no_such_file(cli, url, why):
+    ran = cli("ce", "--logits", url, "--target", "[0]", code=2)
+    assert ran.stderr.startswith(f"lossctl: error: --logits ({url}): {why}") and ran.stderr.count("\n") == 1, \
+        ran.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from contextlib import nullcontext
 from typing import NamedTuple
 
@@ -242,13 +243,15 @@ def _torch_load(target, *, option: str, path: str, head: bytes):
     import torch
 
     try:
-        obj = torch.load(target, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on old pickle protocols: the refusal below says enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(target, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         why = next((ln for ln in lines if "global" in ln.lower()), None)
         if why is None:
-            detail = next((ln for ln in lines if "Unpickler error" in ln), lines[0] if lines else "")
-            raise InputError(f"not a readable .pt file ({detail[:160]})", option=option, source=path) from None
+            raise InputError(f"not a readable .pt file ({_unpickler_detail(lines)[:160]})", option=option,
+                             source=path) from None
         found = re.search(r"GLOBAL ([\w.]+)", why)
         what = f"a {found.group(1)}" if found else "more than tensors"
         raise InputError(
@@ -260,6 +263,16 @@ def _torch_load(target, *, option: str, path: str, head: bytes):
         raise InputError(f"not a readable .pt file ({msg[0][:160] if msg else type(exc).__name__})",
                          option=option, source=path) from None
     return obj
+
+
+def _unpickler_detail(lines: list[str]) -> str:
+    """What torch's weights-only unpickler objected to: the words after "WeightsUnpickler error:" (on its line or
+    the next), else its first line."""
+    for i, ln in enumerate(lines):
+        if "Unpickler error" in ln:
+            rest = ln.split("error:", 1)[-1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return f"torch's weights-only loader refused it: {rest}" if rest else ln
+    return lines[0] if lines else "torch's weights-only loader refused it"
 
 
 def _as_numbers(value, *, option: str, source: str) -> np.ndarray:
@@ -274,11 +287,20 @@ def _as_numbers(value, *, option: str, source: str) -> np.ndarray:
 def _tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
     import torch
 
+    if t.layout != torch.strided:
+        raise InputError(f"a {str(t.layout).removeprefix('torch.')} tensor; save it dense (tensor.to_dense())",
+                         option=option, source=source)
+    if t.is_meta:
+        raise InputError("a meta tensor: it has a shape but no values", option=option, source=source)
     if t.is_complex():
         raise InputError("complex tensors are not supported", option=option, source=source)
-    if t.dtype in (torch.bfloat16, torch.float16):
-        t = t.float()  # numpy has no bfloat16; float32 holds both exactly
-    return t.detach().cpu().contiguous().numpy()
+    if t.is_floating_point() and t.element_size() < 4:
+        t = t.float()  # numpy has no bfloat16 or float8; float32 holds them (and float16) exactly
+    try:
+        return t.detach().cpu().contiguous().numpy()
+    except (TypeError, RuntimeError):  # quantized and other dtypes NumPy has no counterpart for
+        raise InputError(f"a {str(t.dtype).removeprefix('torch.')} tensor, which NumPy cannot hold (need "
+                         "integers, bool or floats)", option=option, source=source) from None
 
 
 def _check_path(path: str, option: str) -> str:

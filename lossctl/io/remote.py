@@ -56,6 +56,9 @@ def filesystem(url: str, option: str) -> tuple[Any, str]:
         raise InputError(f"reading {proto}:// URLs needs {package}: {how}", option=option, source=url) from None
     except ValueError as exc:  # Protocol not known
         raise InputError(f"no file system for {proto}:// ({_first_line(exc)})", option=option, source=url) from None
+    except Exception as exc:  # noqa: BLE001  some file systems connect as they start (ftp, sftp): their errors vary
+        raise InputError(f"cannot reach the server ({type(exc).__name__}: {_first_line(exc)})", option=option,
+                         source=url) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -74,7 +77,11 @@ def reading(url: str, option: str) -> Iterator[None]:
         yield
     except LossctlError:
         raise
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        cause = exc.__cause__  # fsspec's http answers any failure to reach a server with FileNotFoundError
+        if cause is not None and not isinstance(cause, FileNotFoundError) and "404" not in str(cause):
+            raise InputError(f"cannot read ({type(cause).__name__}: {_first_line(cause)})", option=option,
+                             source=url) from None
         raise InputError("no such file", option=option, source=url) from None
     except PermissionError as exc:
         raise InputError(f"access denied ({_first_line(exc)}); credentials come from the file system's usual "
