@@ -243,6 +243,27 @@ def test_csv_streamed_in_chunks_equals_torch(tmp_path, monkeypatch, header):
     close(r.value, float(want), np.float64)
 
 
+@pytest.mark.parametrize("bad", ["0.1,,0.3", "0.1,0.2", "0.1,0.2,0.3,0.4", "0.1,oops,0.3", "nan,0.2,0.3",
+                                 "0.1,0.2,NaN"])
+@pytest.mark.parametrize("rows", [20, 40_000])
+def test_csv_streamed_errors_are_the_whole_reads(tmp_path, bad, rows):
+    """An empty cell, a short or long row, a word, a written nan: the same line streamed as read whole (a header
+    and comment lines above the data, so that rows are counted as lines of the file)."""
+    pytest.importorskip("pandas")
+    lines = ["a,b,c", "# a comment", *["0.1,0.2,0.3"] * rows]
+    lines[2 + rows * 3 // 4] = bad
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "t.csv").write_text("\n".join(["1"] * rows) + "\n")
+    files = {"logits": str(tmp_path / "x.csv"), "target": str(tmp_path / "t.csv")}
+    errors = []
+    for stream_it in (True, False):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute("ce", stream=stream_it, **files)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+    assert f"row {3 + rows * 3 // 4}" in errors[0] or f"index [{rows * 3 // 4}," in errors[0], errors[0]
+
+
 # 20 rows fit one pandas chunk; 40,000 rows span several, so the line must count the chunks before it.
 @pytest.mark.parametrize("rows", [20, 40_000])
 def test_csv_stream_errors_name_row_and_column(tmp_path, rows):

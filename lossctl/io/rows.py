@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import BinaryIO
 
 import numpy as np
@@ -108,6 +109,7 @@ class CsvRows:
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
         self._first_line = head[int(self.header)][0]
+        self._delimiter, self._width = delimiter, len(split_cells(head[int(self.header)][1], delimiter))
         self._fp = open_binary(path, option)  # closed by close()
         self._reader = pd.read_csv(self._fp, sep=pandas_sep(delimiter), header=None, skiprows=self._first_line - 1,
                                    engine="c", chunksize=1 << 14, encoding="utf-8-sig", comment="#")
@@ -141,28 +143,55 @@ class CsvRows:
         except StopIteration:
             return None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            text = str(exc).strip().splitlines()
-            raise InputError(f"cannot parse ({text[-1][:160] if text else type(exc).__name__})", option=self.option,
-                             source=self.path) from None
+            raise self._parse_error(exc) from None
         bad = [c for c in frame.columns if frame[c].dtype.kind not in "iuf"]
         if bad:
             col = bad[0]
-            numeric = pd.to_numeric(frame[col], errors="coerce")
-            row = int(np.flatnonzero(numeric.isna().to_numpy() & frame[col].notna().to_numpy())[0]) \
-                if (numeric.isna() & frame[col].notna()).any() else 0
-            cell = frame[col].iloc[row]
-            line = self._first_line + self._parsed + row
-            raise InputError(f"row {line}, column {int(col) + 1}: {str(cell)[:40]!r} is not a number",
+            wrong = (pd.to_numeric(frame[col], errors="coerce").isna() & frame[col].notna()).to_numpy()
+            line, cells = self._data_line(self._parsed + int(np.flatnonzero(wrong)[0]) if wrong.any() else 0)
+            raise InputError(f"row {line}, column {int(col) + 1}: {cells[int(col)][:40]!r} is not a number",
                              option=self.option, source=self.path)
         arr = frame.to_numpy()
         if arr.dtype.kind == "f" and np.isnan(arr).any():
-            r, c = (int(i) for i in np.argwhere(np.isnan(arr))[0])
-            raise InputError(f"row {self._first_line + self._parsed + r}, column {c + 1}: empty or missing cell "
-                             "(ragged rows?)", option=self.option, source=self.path)
+            self._check_gap(*(int(i) for i in np.argwhere(np.isnan(arr))[0]))
         self._parsed += len(arr)
         if self.dtype is None:
             self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype
         return arr[:, 0] if arr.shape[1] == 1 else arr
+
+    def _check_gap(self, r: int, c: int) -> None:
+        """pandas reads an empty cell, a short row and a written `nan` alike as NaN: the first two are refused as a
+        whole read refuses them; a written nan is returned, for the finiteness check to name as it does there."""
+        line, cells = self._data_line(self._parsed + r)
+        if len(cells) != self._width:
+            raise InputError(f"ragged rows: row {line} has {len(cells)} columns, expected {self._width}",
+                             option=self.option, source=self.path)
+        if not cells[c]:
+            raise InputError(f"row {line}, column {c + 1}: '' is not a number", option=self.option, source=self.path)
+
+    def _parse_error(self, exc: Exception) -> InputError:
+        """pandas' complaint in the words a whole read uses: a long row is a ragged row."""
+        text = str(exc).strip().splitlines()
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text[-1] if text else "")
+        if found:
+            width, line, got = found.groups()
+            return InputError(f"ragged rows: row {line} has {got} columns, expected {width}", option=self.option,
+                              source=self.path)
+        return InputError(f"cannot parse ({text[-1][:160] if text else type(exc).__name__})", option=self.option,
+                          source=self.path)
+
+    def _data_line(self, k: int) -> tuple[int, list[str]]:
+        """(its line in the file, its cells) of data row k, counted from 0 after any header: read from the file
+        again, line by line, on an error path only."""
+        seen = -int(self.header)
+        with io.TextIOWrapper(open_binary(self.path, self.option), encoding="utf-8-sig", errors="replace") as fp:
+            for number, line in enumerate(fp, 1):
+                data = line.split("#", 1)[0]
+                if data.strip():
+                    if seen == k:
+                        return number, split_cells(data, self._delimiter)
+                    seen += 1
+        return 0, []
 
     def position(self) -> int:
         return self._fp.tell()
