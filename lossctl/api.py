@@ -78,8 +78,8 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
                   threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
-    return run_many(spec, pair(spec, expanded), st, dtype=dtype, bundle=bundle, progress=progress, stream=stream,
-                    final=not partials, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
+    return run_many(spec, pair(spec, expanded, st.header), st, dtype=dtype, bundle=bundle, progress=progress,
+                    stream=stream, final=not partials, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
 
 
 EXPECT_TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-9, 1e-12)}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, UsageError
-from .io import looks_literal
+from .io import load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
 from .pipeline import Settings, make_result, wants_baselines
 from .reduce import Partial
@@ -48,15 +48,24 @@ def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
     return out
 
 
-def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None]) -> list[dict[str, Any]]:
-    """Sets of sources, one per file: roles given several files are paired in order; single ones are shared."""
+def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = "auto") -> list[dict[str, Any]]:
+    """Sets of sources, one per file: roles given several files are paired in order; single ones are shared (a
+    shared '-' is read once, with `header`, for every set)."""
     many = {r: v for r, v in sources.items() if v is not None and len(v) > 1}
     counts = {len(v) for v in many.values()}
     if len(counts) > 1:
         desc = ", ".join(f"{flag(r)} has {len(v)}" for r, v in many.items())
         raise UsageError(f"file counts must match to pair them: {desc}", option=flag(next(iter(many))))
     n = counts.pop() if counts else 1
-    return [{r: (v[i] if r in many else (v[0] if v else None)) for r, v in sources.items()} for i in range(n)]
+    readers = [r for r, v in sources.items() for x in v or () if isinstance(x, str) and x == "-"]
+    if len(readers) > 1:
+        raise UsageError(f"only one option may read standard input; {', '.join(map(flag, readers))} all ask for "
+                         "'-'", option=flag(readers[1]))
+    shared = {r: v[0] for r, v in sources.items() if v and r not in many}
+    if n > 1 and readers and readers[0] in shared:
+        role = readers[0]
+        shared[role] = load_array("-", option=flag(role), stdin=read_stdin(flag(role)), header=header)
+    return [{r: (v[i] if r in many else shared.get(r)) for r, v in sources.items()} for i in range(n)]
 
 
 def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype: str = "auto",

@@ -32,6 +32,10 @@ class InputError(LossctlError):
     """A file, literal or stream could not be read as an array."""
 
 
+class MissingKeyError(InputError):
+    """FILE:KEY where the file holds no such key, column or tensor."""
+
+
 class ShapeError(LossctlError):
     """Arrays whose shapes do not fit the loss."""
 

@@ -18,7 +18,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import ComputeError, InputError, LossctlError, StrictWarningError, UsageError, ValueRangeError
+from .errors import (
+    ComputeError,
+    InputError,
+    LossctlError,
+    MissingKeyError,
+    StrictWarningError,
+    UsageError,
+    ValueRangeError,
+)
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key
 from .losses._common import Context, position
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
@@ -186,8 +194,28 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
                 loaded[role] = Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
     for role, value in sources.items():
         loaded[role] = load_source(value, flag(role), stdin, header)
+    if bundle is not None and bundle != "-":
+        loaded.update(_key_read_alone(spec, loaded, bundle, header))
     check_roles(spec, loaded, bundle)
     return loaded
+
+
+def _key_read_alone(spec: LossSpec, loaded: Mapping[str, Loaded], bundle: str, header: str) -> dict[str, Loaded]:
+    """A required role the bundle did not give, read as FILE:KEY: a bundle leaves out keys whose first value
+    holds no numbers (an id, a note, a null), so this says what is wrong with the key, or reads it."""
+    found: dict[str, Loaded] = {}
+    for roles in spec.groups().values():
+        if any(r.name in loaded for r in roles) or not all(r.required for r in roles):
+            continue
+        for r in roles:
+            try:
+                found[r.name] = load_array(f"{bundle}:{r.name}", option="--from", header=header)
+                break
+            except MissingKeyError:
+                continue
+            except UsageError:
+                return found  # a format without keys
+    return found
 
 
 def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str = "auto") -> Loaded:

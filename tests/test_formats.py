@@ -266,3 +266,27 @@ def test_row_readers_stream_in_bounded_memory(tmp_path):
         out = json.loads(proc.stdout)
         assert out["rows"] == len(x)
         assert out["python"] < x.nbytes / 4 and out["arrow"] < x.nbytes / 4, (name, out)
+
+
+def test_a_bundle_key_that_holds_no_numbers_says_why(tmp_path, cli):
+    """--from leaves out keys whose values are not numbers (an id, a note); a role's own key left out that way is
+    read alone, as FILE:KEY is, so the error says what is wrong with it instead of that it is missing."""
+    (tmp_path / "nulls.jsonl").write_text('{"logits": [1, 2], "target": null}\n')
+    ran = cli("ce", "--from", f"{tmp_path}/nulls.jsonl", code=2)
+    assert ran.stderr == (f"lossctl: error: --from ({tmp_path}/nulls.jsonl): line 1, key 'target': null is not a "
+                          "number\n")
+    x, t = np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]]), np.array([2, 0])
+    table = pa.table({"logits": list_column(x), "target": pa.array(t).dictionary_encode()})
+    feather.write_feather(table, tmp_path / "dict.feather")  # Feather keeps the dictionary type
+    ran = cli("ce", "--from", f"{tmp_path}/dict.feather", code=2)
+    assert ran.stderr.startswith(f"lossctl: error: --from ({tmp_path}/dict.feather): column 'target' holds "
+                                 "dictionary<"), ran.stderr
+    (tmp_path / "late.jsonl").write_text('{"logits": [1.0, 2.0, 0.5], "note": "a", "target": 2}\n'
+                                         '{"logits": [0.0, 1.0, 3.0], "note": "b", "target": 0}\n')
+    got = cli("ce", "--from", f"{tmp_path}/late.jsonl", "-f", "plain")  # the note is left out, the rest read
+    assert float(got.stdout) == pytest.approx(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item(),
+                                              rel=1e-12)
+    (tmp_path / "none.jsonl").write_text('{"logits": [1.0, 2.0]}\n')
+    ran = cli("ce", "--from", f"{tmp_path}/none.jsonl", code=2)
+    assert ran.stderr == (f"lossctl: error: --target: ce needs --target (and --from {tmp_path}/none.jsonl has no "
+                          "key target)\n")

@@ -91,3 +91,19 @@ def test_numpy_and_torch_python_warnings_stay_off_stderr(cli):
     assert torch.nn.functional.l1_loss(torch.tensor([1e308] * 2, dtype=torch.float64),
                                        torch.tensor([-1e308] * 2, dtype=torch.float64)).item() == math.inf
     assert ran.stderr.startswith("lossctl: warning: the result is inf") and ran.stderr.count("\n") == 1
+
+
+def test_standard_input_is_read_once(cli):
+    """A '-' shared by several files is read once for all of them; two '-' are refused, as for two options."""
+    import numpy as np
+    from conftest import ROOT
+
+    x, t = np.load(ROOT / "examples/logits.npy"), np.load(ROOT / "examples/targets.npy")
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)).item()
+    got = cli("ce", "--logits", "examples/logits.npy", "--logits", "examples/logits.npy", "--target", "-", "-f",
+              "plain", input=(ROOT / "examples/targets.npy").read_bytes())
+    assert [float(v) for v in got.stdout.split()] == pytest.approx([want] * 3, rel=1e-6)
+    ran = cli("ce", "--logits", "-", "--logits", "-", "--target", "examples/targets.npy", code=2,
+              input=(ROOT / "examples/logits.npy").read_bytes())
+    assert ran.stderr == "lossctl: error: --logits: only one option may read standard input; --logits, --logits all " \
+                         "ask for '-'\n"

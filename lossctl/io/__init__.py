@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, MissingKeyError, UsageError
 from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
 from .remote import is_url, local_copy, open_whole, read_bytes, seekable
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
@@ -207,7 +207,7 @@ def _pick(obj, key: str | None, *, option: str, source: str):
                              option=option, source=source)
         key = next(iter(obj))
     if key not in obj:
-        raise InputError(f"no array named {key!r}; it holds: {', '.join(sorted(map(str, obj)))}",
+        raise MissingKeyError(f"no array named {key!r}; it holds: {', '.join(sorted(map(str, obj)))}",
                          option=option, source=source)
     return obj[key]
 

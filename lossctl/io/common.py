@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MissingKeyError
 
 # The pip extra that brings each optional package, as pyproject.toml names it.
 EXTRAS = {"safetensors": "safetensors", "pyarrow": "parquet"}
@@ -44,5 +44,5 @@ def one_name(names: list[str], key: str | None, *, what: str, hint: str, option:
             raise InputError(f"holds no {what}s", option=option, source=source)
         raise InputError(f"holds several {what}s ({listed}); name one as {hint}", option=option, source=source)
     if key not in names:
-        raise InputError(f"no {what} named {key!r}; it holds: {listed}", option=option, source=source)
+        raise MissingKeyError(f"no {what} named {key!r}; it holds: {listed}", option=option, source=source)
     return key

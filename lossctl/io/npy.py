@@ -8,7 +8,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MissingKeyError
 from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
@@ -140,7 +140,7 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
 
         if key is not None:
             if key not in names:
-                raise InputError(f"no array named {key!r}; it holds: {', '.join(sorted(names)) or 'nothing'}",
+                raise MissingKeyError(f"no array named {key!r}; it holds: {', '.join(sorted(names)) or 'nothing'}",
                                  option=option, source=source)
             return read(key)
         if not names:
