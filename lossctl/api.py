@@ -111,11 +111,12 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
 def merge_files(paths: list[str]):
     """What `lossctl merge` computes: loss partials (`lossctl LOSS --partials`) into the exact loss, or calibration
     partials (`lossctl calibration --partials`) into the exact calibration error; never the two mixed."""
-    from .batch import PARTIAL_KIND, load_partials, merge
+    from .batch import PARTIAL_KIND, load_partials, merge, partial_problem
     from .calibration_run import PARTIAL_KIND as CALIBRATION_KIND
-    from .calibration_run import merge_calibration
+    from .calibration_run import calibration_partial_problem, merge_calibration
 
-    docs = [d for p in paths for d in load_partials(p, kinds=(PARTIAL_KIND, CALIBRATION_KIND))]
+    kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
+    docs = [d for p in paths for d in load_partials(p, kinds=kinds)]
     kinds = {d["kind"] for d in docs}
     if kinds == {CALIBRATION_KIND}:
         return merge_calibration(docs)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 import lossctl
 from lossctl import stream
@@ -177,3 +177,60 @@ def test_paired_weight_files_that_differ_are_refused(shards, tmp_path):
     res = invoke("ce", "--logits", d / "l0.npy", "--logits", d / "l1.npy", "--target", d / "t0.npy",
                  "--target", d / "t1.npy", "--weight", tmp_path / "w0.npy", "--weight", tmp_path / "w1.npy")
     assert res.exit_code == 2 and "--weight" in res.stderr
+
+
+def _partial_file(tmp_path, name, edit):
+    """A partial made by --partials, then edited by hand."""
+    doc = json.loads(invoke("ce", "--logits", ROOT / "examples/logits.npy", "--target", ROOT / "examples/targets.npy",
+                            "--partials").stdout)
+    edit(doc)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+MALFORMED = {  # an edit to a good partial, and what merge says of it
+    "total a string": (lambda d: d["partial"].update(total="abc"), "'partial.total' is a string ('abc'), not a number"),
+    "no partial": (lambda d: d.pop("partial"), "no 'partial'"),
+    "partial a list": (lambda d: d.update(partial=[1, 2]), "'partial' is a list, not an object"),
+    "options a string": (lambda d: d.update(options="x"), "'options' is a string ('x'), not an object"),
+    "count a bool": (lambda d: d["partial"].update(count=True), "'partial.count' is true, not an integer"),
+    "option of a wrong type": (lambda d: d["options"].update(ignore_index="a"),
+                               "'options.ignore_index' is a string ('a'), not an integer"),
+    "unknown option": (lambda d: d["options"].update(foo=1), "--foo: ce has no option --foo"),
+    "unknown reduction": (lambda d: d.update(reduction="max"),
+                          "--reduction: must be one of mean, sum, none for ce; got 'max'"),
+    "negative count": (lambda d: d["partial"].update(total=1.5, count=-1), "'partial' has impossible counts: "
+                       "{'total': 1.5, 'denominator': 8.0, 'count': -1, 'ignored': 0, 'rows': 8}"),
+    "other version": (lambda d: d.update(version=2), "version 2; this lossctl reads version 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_merge_names_the_file_and_what_is_wrong_with_a_malformed_partial(cli, tmp_path, case):
+    edit, problem = MALFORMED[case]
+    path = _partial_file(tmp_path, "p", edit)
+    assert cli("merge", path, code=2).stderr == f"lossctl: error: merge ({path}): not a lossctl partial: {problem}\n"
+
+
+def test_merge_refuses_json_nested_too_deeply(cli, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert cli("merge", path, code=2).stderr == (f"lossctl: error: merge ({path}): not a lossctl partial: its JSON is "
+                                                 "nested too deeply\n")
+
+
+def test_merge_refuses_a_malformed_calibration_partial(cli, tmp_path):
+    res = cli("calibration", "--probs", ROOT / "examples/probs_binary.npy", "--target",
+              ROOT / "examples/targets_binary.csv", "--bins", "5", "--partials")
+    doc = json.loads(res.stdout)
+    for edit, problem in ((lambda d: d.pop("task"), "no 'task'"),
+                          (lambda d: d.update(bins="x"), "'bins' is a string ('x'), not an integer"),
+                          (lambda d: d.update(warnings=5), "'warnings' is an integer (5), not a list"),
+                          (lambda d: d.update(bins=4), "'partial' needs 5 entries in each list ('bins' + 1)")):
+        bad = json.loads(json.dumps(doc))
+        edit(bad)
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps(bad))
+        want = f"lossctl: error: merge ({path}): not a lossctl partial: {problem}\n"
+        assert cli("merge", path, code=2).stderr == want
