@@ -122,4 +122,4 @@ def merge_files(paths: list[str]):
         return merge_calibration(docs)
     if CALIBRATION_KIND in kinds:
         raise UsageError("cannot merge calibration partials with loss partials", option="merge")
-    return merge(docs)
+    return merge(docs, paths)

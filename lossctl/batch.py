@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, LossctlError, UsageError
+from .errors import InputError, LossctlError, UsageError, ValueRangeError
 from .io import looks_literal
 from .io.remote import expand_glob, has_glob
-from .pipeline import Settings, make_result, settings, wants_baselines
+from .pipeline import Settings, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
@@ -268,8 +268,8 @@ def json_type(value: Any) -> str:
     return f"{JSON_NAMES.get(type(value), type(value).__name__)} ({value!r})"
 
 
-def merge(docs: list[dict[str, Any]]) -> Result:
-    """Add partial documents of one loss, reduction and options into the exact total."""
+def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
+    """Add partial documents of one loss, reduction and options into the exact total (sources: their files)."""
     if not docs:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
@@ -283,6 +283,7 @@ def merge(docs: list[dict[str, Any]]) -> Result:
     total = Partial()
     for d in docs:
         total = total + Partial.from_dict(d["partial"])
+    _check_merged_denominator(total, first, sources)
     options = {k: v for k, v in first["options"].items() if k != "base"}
     st = Settings(first["reduction"], options, first["options"].get("base", "e"))
     # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
@@ -291,3 +292,16 @@ def merge(docs: list[dict[str, Any]]) -> Result:
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=[], backend=backends,
                        notes=[f"merged from {len(docs)} partials: sums added, then divided"])
+
+
+def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Sequence[str]) -> None:
+    """A merged mean over nothing is torch's 0/0: say so of the files, not of options this run never had."""
+    if first["reduction"] != "mean" or total.denominator != 0:
+        return
+    missing = missing_denominator(total, "mean", first["unit"])
+    if missing is None or not (first["weighted"] or total.ignored == total.count):  # hand-made sums
+        missing = ("the partials cover nothing" if total.count == 0 else "their denominators sum to 0",
+                   "nan" if total.total == 0 else "±inf")
+    reason, gives = missing
+    raise ValueRangeError(f"the merged mean has no denominator: {reason} (torch returns {gives} here); merge "
+                          "partials made with --reduction sum instead", option="merge", source=", ".join(sources))

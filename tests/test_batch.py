@@ -234,3 +234,29 @@ def test_merge_refuses_a_malformed_calibration_partial(cli, tmp_path):
         path.write_text(json.dumps(bad))
         want = f"lossctl: error: merge ({path}): not a lossctl partial: {problem}\n"
         assert cli("merge", path, code=2).stderr == want
+
+
+def test_merged_mean_without_denominator_names_the_files_not_an_option(cli, tmp_path):
+    """torch's mean over partials whose targets are all ignored, or whose class weights sum to 0, is nan; merge
+    says so of the files it was given (no --target or --weight was)."""
+    x = np.array([[1.0, 2.0, 3.0], [0.5, 0.0, 1.0]])
+    cases = {"ignored": (["--target", "[-100, -100]"], "all 4 targets equal --ignore-index"),
+             "weights": (["--target", "[0, 1]", "--weight", "[0, 0, 1]"], "the targets' class weights sum to 0")}
+    for name, (args, reason) in cases.items():
+        shard = cli("ce", "--logits", json.dumps(x.tolist()), *args, "--partials")
+        path = tmp_path / f"{name}.json"
+        path.write_text(shard.stdout)
+        t, w = np.array(json.loads(args[1])), json.loads(args[3]) if len(args) > 2 else None
+        whole = F.cross_entropy(torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate([t, t])),
+                                weight=None if w is None else torch.tensor(w, dtype=torch.float64))
+        assert torch.isnan(whole)
+        assert cli("merge", path, path, code=2).stderr == (
+            f"lossctl: error: merge ({path}, {path}): the merged mean has no denominator: {reason} (torch returns "
+            "nan here); merge partials made with --reduction sum instead\n")
+
+
+def test_merge_of_hand_made_sums_with_denominator_0(cli, tmp_path):
+    path = _partial_file(tmp_path, "p", lambda d: d["partial"].update(total=2.0, denominator=0))
+    assert cli("merge", path, code=2).stderr == (
+        f"lossctl: error: merge ({path}): the merged mean has no denominator: their denominators sum to 0 (torch "
+        "returns ±inf here); merge partials made with --reduction sum instead\n")
