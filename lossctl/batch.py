@@ -7,7 +7,6 @@ and `merge` adds such documents, so any engine that maps a command over shards c
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -178,6 +177,8 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
 
 
 def _json_documents(text: str, path: str) -> list[Any]:
+    import json  # merge only
+
     try:
         try:
             return [json.loads(text)]
@@ -262,7 +263,7 @@ JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or
 def json_type(value: Any) -> str:
     """A JSON value's type in words, with the value where it is short."""
     if value is None or isinstance(value, bool):
-        return json.dumps(value)
+        return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, (dict, list)):
         return JSON_NAMES[type(value)]
     return f"{JSON_NAMES.get(type(value), type(value).__name__)} ({value!r})"
