@@ -14,8 +14,10 @@ from .reports import Wants
 from .result import MultiResult, Result
 from .route import evaluate
 from .specs import get_loss
+from .tolerance import check_tolerances, close
 
-__all__ = ["calibrate", "check", "compute", "compute_files", "decompose", "expectation", "merge_files"]
+__all__ = ["calibrate", "check", "check_expect", "compute", "compute_files", "decompose", "expectation",
+           "merge_files"]
 
 
 def check(**kwargs: Any):
@@ -85,22 +87,38 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
 EXPECT_TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-9, 1e-12)}
 
 
+def check_expect(name: str, reduction: str | None, *, expect: float | None, rtol: float | None,
+                 atol: float | None, partials: bool = False) -> None:
+    """Refuse --expect, --rtol and --atol where they cannot apply, before anything is read or printed."""
+    check_tolerances(atol=atol, rtol=rtol)
+    if expect is None:
+        return
+    reduction = reduction or get_loss(name).default_reduction
+    if reduction == "none":
+        raise UsageError(f"needs a reduced loss (--reduction mean, sum or batchmean); {name} computes reduction none "
+                         "here", option="--expect")
+    if partials:
+        raise UsageError("a partial is not the loss; check the total that lossctl merge prints", option="--expect")
+
+
 def expectation(result: Result, expect: float, *, rtol: float | None = None, atol: float | None = None
                 ) -> str | None:
     """None when the loss equals `expect` within rtol/atol (defaults by the result's dtype), else the one line
-    that says by how much it is off (--expect, for CI jobs that pin the loss of a fixed batch)."""
+    that says by how much it is off (--expect, for CI jobs that pin the loss of a fixed batch). A non-finite
+    `expect` (inf, -inf, nan) matches only that same value."""
     import math
 
+    check_tolerances(atol=atol, rtol=rtol)
     if result.value is None:
         raise UsageError("needs a reduced loss (mean, sum or batchmean), not --reduction none", option="--expect")
-    for option, tol in (("--rtol", rtol), ("--atol", atol)):
-        if tol is not None and not tol >= 0:
-            raise UsageError(f"must be >= 0; got {tol}", option=option)
     d_rtol, d_atol = EXPECT_TOLERANCE.get(result.dtype.split("+")[0], EXPECT_TOLERANCE["float32"])
     rtol, atol = (d_rtol if rtol is None else rtol), (d_atol if atol is None else atol)
-    got, diff = result.value, abs(result.value - expect)
-    if math.isfinite(got) and diff <= atol + rtol * abs(expect):
+    got = result.value
+    if close(got, expect, atol, rtol, equal_nan=True):
         return None
+    if not (math.isfinite(got) and math.isfinite(expect)):
+        return f"the loss is {got!r}, expected {expect!r} (a non-finite value matches only itself)"
+    diff = abs(got - expect)
     relative = diff / abs(expect) if expect else math.inf
     return (f"the loss is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
             f"atol {atol:g} + rtol {rtol:g} x |expected|)")
@@ -111,14 +129,15 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
 def merge_files(paths: list[str]):
     """What `lossctl merge` computes: loss partials (`lossctl LOSS --partials`) into the exact loss, or calibration
     partials (`lossctl calibration --partials`) into the exact calibration error; never the two mixed."""
-    from .batch import PARTIAL_KIND, load_partials, merge
+    from .batch import PARTIAL_KIND, load_partials, merge, partial_problem
     from .calibration_run import PARTIAL_KIND as CALIBRATION_KIND
-    from .calibration_run import merge_calibration
+    from .calibration_run import calibration_partial_problem, merge_calibration
 
-    docs = [d for p in paths for d in load_partials(p, kinds=(PARTIAL_KIND, CALIBRATION_KIND))]
+    kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
+    docs = [d for p in paths for d in load_partials(p, kinds=kinds)]
     kinds = {d["kind"] for d in docs}
     if kinds == {CALIBRATION_KIND}:
         return merge_calibration(docs)
     if CALIBRATION_KIND in kinds:
         raise UsageError("cannot merge calibration partials with loss partials", option="merge")
-    return merge(docs)
+    return merge(docs, paths)

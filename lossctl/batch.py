@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError, UsageError
+from .errors import InputError, LossctlError, UsageError, ValueRangeError
 from .io import load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
-from .pipeline import Settings, make_result, wants_baselines
+from .pipeline import Settings, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
@@ -175,31 +175,124 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
             "partial": r.partial.to_dict(), "files": files}
 
 
-def load_partials(path: str, kinds: tuple[str, ...] = (PARTIAL_KIND,)) -> list[dict[str, Any]]:
-    """A file of partial documents of the given kinds: one JSON object, a list of them, or one per line."""
+def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] | None = None
+                  ) -> list[dict[str, Any]]:
+    """A file of partial documents of the given kinds: one JSON object, a list of them, or one per line.
+
+    kinds: each kind's check, the one place a document's structure is validated (loss partials by default), so
+    that merge reads only fields of the right types; a document that fails is one error naming the file.
+    """
+    kinds = {PARTIAL_KIND: partial_problem} if kinds is None else kinds
     try:
         with open(path, encoding="utf-8") as fp:
             text = fp.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ({exc})", option="merge", source=path) from None
-    import json  # merge only
-
-    try:
-        docs = [json.loads(text)]
-    except ValueError:
-        try:
-            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError as exc:
-            raise InputError(f"not JSON ({exc})", option="merge", source=path) from None
-    flat = [d for doc in docs for d in (doc if isinstance(doc, list) else [doc])]
+    flat = [d for doc in _json_documents(text, path) for d in (doc if isinstance(doc, list) else [doc])]
     for d in flat:
         if not isinstance(d, dict) or d.get("kind") not in kinds:
             raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)
+        problem = kinds[d["kind"]](d)
+        if problem:
+            raise InputError(f"not a lossctl partial: {problem}", option="merge", source=path)
     return flat
 
 
-def merge(docs: list[dict[str, Any]]) -> Result:
-    """Add partial documents of one loss, reduction and options into the exact total."""
+def _json_documents(text: str, path: str) -> list[Any]:
+    import json  # merge only
+
+    try:
+        try:
+            return [json.loads(text)]
+        except ValueError:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise InputError(f"not JSON ({exc})", option="merge", source=path) from None
+    except RecursionError:
+        raise InputError("not a lossctl partial: its JSON is nested too deeply", option="merge",
+                         source=path) from None
+
+
+# What merge reads of a loss partial: each field's JSON type (a tuple: any of those; None: may be absent or null).
+NUMBER = (int, float)
+SUMS_FIELDS = {"total": NUMBER, "denominator": NUMBER, "count": int, "ignored": int, "rows": int}
+PARTIAL_FIELDS = {"version": int, "loss": str, "reduction": str, "options": dict, "dtype": str,
+                  "backend": (str, None), "unit": str, "weighted": bool, "constants": (dict, None),
+                  "partial": SUMS_FIELDS, "files": (list, None)}
+
+
+def partial_problem(doc: dict[str, Any]) -> str | None:
+    """What makes `doc` not a loss partial that merge can add (a field missing or of the wrong type, a value
+    lossctl never writes), or None."""
+    problem = fields_problem(doc, PARTIAL_FIELDS)
+    if problem:
+        return problem
+    if doc["version"] != 1:
+        return f"version {doc['version']}; this lossctl reads version 1"
+    options = doc["options"]
+    try:
+        spec = get_loss(doc["loss"])
+        known = {"base": str, **{o.name: o.type for o in spec.options}}  # settings() refuses other names
+        for key, value in options.items():
+            want = known.get(key)
+            if value is not None and want and fields_problem({key: value}, {key: NUMBER if want is float else want}):
+                return f"'options.{key}' is {json_type(value)}, not {JSON_NAMES[want]}"
+        if doc["reduction"] == "none":  # partial_document refuses it
+            return "reduction 'none' has no partial sums"
+        settings(spec, {k: v for k, v in options.items() if k != "base"}, reduction=doc["reduction"],
+                 base=options.get("base", "e"))
+    except LossctlError as exc:
+        return str(exc)
+    if any(not isinstance(v, str) for v in (doc.get("constants") or {}).values()):
+        return "'constants' maps each per-class array to its digest, a string"
+    sums = doc["partial"]
+    if min(sums["count"], sums["ignored"], sums["rows"]) < 0 or sums["ignored"] > sums["count"]:
+        return f"'partial' has impossible counts: {sums!r}"
+    return None
+
+
+def fields_problem(doc: Any, fields: Mapping[str, Any], where: str = "") -> str | None:
+    """The first field of `doc` that is missing or not of its JSON type in `fields` (key -> a type, a tuple of
+    types, with None for optional, or a nested mapping of the same form), or None. A bool is never a number."""
+    if not isinstance(doc, dict):
+        return f"{repr(where) if where else 'the document'} is {json_type(doc)}, not an object"
+    for key, want in fields.items():
+        name = f"{where}.{key}" if where else key
+        if isinstance(want, Mapping):
+            problem = fields_problem(doc[key], want, name) if key in doc else f"no {name!r}"
+        else:
+            problem = _type_problem(doc.get(key), want if isinstance(want, tuple) else (want,), name, key in doc)
+        if problem:
+            return problem
+    return None
+
+
+def _type_problem(value: Any, types: tuple, name: str, present: bool) -> str | None:
+    if value is None and None in types:
+        return None
+    if not present:
+        return f"no {name!r}"
+    types = tuple(t for t in types if t is not None)
+    if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+        return None
+    return f"{name!r} is {json_type(value)}, not {JSON_NAMES[NUMBER if set(NUMBER) <= set(types) else types[0]]}"
+
+
+JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "an integer",
+              NUMBER: "a number", float: "a number"}
+
+
+def json_type(value: Any) -> str:
+    """A JSON value's type in words, with the value where it is short."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (dict, list)):
+        return JSON_NAMES[type(value)]
+    return f"{JSON_NAMES.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
+    """Add partial documents of one loss, reduction and options into the exact total (sources: their files)."""
     if not docs:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
@@ -213,6 +306,7 @@ def merge(docs: list[dict[str, Any]]) -> Result:
     total = Partial()
     for d in docs:
         total = total + Partial.from_dict(d["partial"])
+    _check_merged_denominator(total, first, sources)
     options = {k: v for k, v in first["options"].items() if k != "base"}
     st = Settings(first["reduction"], options, first["options"].get("base", "e"))
     # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
@@ -221,3 +315,16 @@ def merge(docs: list[dict[str, Any]]) -> Result:
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=[], backend=backends,
                        notes=[f"merged from {len(docs)} partials: sums added, then divided"])
+
+
+def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Sequence[str]) -> None:
+    """A merged mean over nothing is torch's 0/0: say so of the files, not of options this run never had."""
+    if first["reduction"] != "mean" or total.denominator != 0:
+        return
+    missing = missing_denominator(total, "mean", first["unit"])
+    if missing is None or not (first["weighted"] or total.ignored == total.count):  # hand-made sums
+        missing = ("the partials cover nothing" if total.count == 0 else "their denominators sum to 0",
+                   "nan" if total.total == 0 else "±inf")
+    reason, gives = missing
+    raise ValueRangeError(f"the merged mean has no denominator: {reason} (torch returns {gives} here); merge "
+                          "partials made with --reduction sum instead", option="merge", source=", ".join(sources))

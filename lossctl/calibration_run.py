@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import stream as streaming
-from .batch import expand, pair
+from .batch import expand, fields_problem, pair
 from .calibration import (
     NORMS,
     TASKS,
@@ -34,7 +34,7 @@ from .calibration import (
     uniform_edges,
 )
 from .calibration_result import CalibrationFiles, CalibrationResult
-from .errors import InputError, ShapeError, StrictWarningError, UsageError
+from .errors import InputError, LossctlError, ShapeError, StrictWarningError, UsageError
 from .io import Loaded
 from .losses._common import ROW_OFFSET, check_choice
 from .pipeline import HEADERS, Settings, call_loss, check_finite, check_threads, compute_dtype, gather
@@ -272,6 +272,31 @@ def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *,
     return {"kind": PARTIAL_KIND, "version": 1, "task": sums.task, "norm": cs.norm, "bins": cs.bins,
             "binning": cs.binning, "partial": sums.partial.to_dict(), "warnings": warnings,
             "files": [label for label, _ in labelled] if len(labelled) > 1 else []}
+
+
+# What merge reads of a calibration partial (see lossctl.batch.fields_problem).
+BIN_SUMS_FIELDS = {"edges": list, "count": list, "conf_sum": list, "acc_sum": list, "binning": (str, None)}
+CALIBRATION_FIELDS = {"version": int, "task": str, "norm": str, "bins": int, "binning": str,
+                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None)}
+
+
+def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
+    """What makes `doc` not a calibration partial that merge can add, or None."""
+    problem = fields_problem(doc, CALIBRATION_FIELDS)
+    if problem:
+        return problem
+    if doc["version"] != 1:
+        return f"version {doc['version']}; this lossctl reads version 1"
+    if any(not isinstance(w, str) for w in doc.get("warnings") or []):
+        return "'warnings' is a list of strings"
+    try:
+        calibration_settings(bins=doc["bins"], norm=doc["norm"], binning=doc["binning"], task=doc["task"])
+    except LossctlError as exc:
+        return str(exc)
+    sizes = {len(doc["partial"][k]) for k in ("edges", "count", "conf_sum", "acc_sum")}
+    if sizes != {doc["bins"] + 1}:
+        return f"'partial' needs {doc['bins'] + 1} entries in each list ('bins' + 1)"
+    return None
 
 
 def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:

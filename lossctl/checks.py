@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +28,7 @@ from .losses._common import (
 from .losses.classification import split_classes, target_kind_of
 from .pipeline import check_finite, compute_dtype, gather, resolve_options
 from .specs import get_loss
+from .tolerance import check_tolerances, close
 
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-5), np.dtype(np.float64): (1e-10, 1e-10)}
 DECOMPOSE = "CE = H(target) + KL(target || softmax(logits))"
@@ -40,12 +40,6 @@ CE_GRAD = ("autograd's d CE / d logits = w_y (softmax(x) - onehot(y)) / sum_n w_
 NEEDS = {"ce-nll": "(N, C) logits with class-index targets", "onehot-index": "(N, C) logits with class-index "
          "targets", "bce-nll": "binary data: (N) logits or probabilities, or (N, 2) logits, with 0/1 targets",
          "decompose": "(N, C) logits", "ce-grad": "(N, C) logits with class-index or probability targets"}
-
-
-def _close(a: float, b: float, atol: float, rtol: float) -> bool:
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return a == b  # else |100 - inf| <= rtol * inf would pass: an infinite side matches only itself
-    return abs(a - b) <= atol + rtol * abs(b)
 
 
 def _prepare(sources: Mapping[str, Any], options: Mapping[str, Any], dtype: str, bundle: str | None,
@@ -116,6 +110,7 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
               ignore_index: int = -100, dtype: str = "auto", atol: float | None = None,
               rtol: float | None = None, bundle: str | None = None) -> CheckResult:
     """Per sample: CE, the target's entropy H, KL(target || softmax(logits)), and whether CE = H + KL."""
+    check_tolerances(atol=atol, rtol=rtol)
     arrays, opts, ctx = _prepare({"logits": logits, "target": target, "weight": weight},
                                  {"target_kind": target_kind, "label_smoothing": label_smoothing,
                                   "ignore_index": ignore_index}, dtype, bundle)
@@ -145,14 +140,14 @@ def _decompose_rows(ce, h, kl, keep, shape: tuple[int, ...], atol: float, rtol: 
             continue
         label = str([int(j) for j in np.unravel_index(i, shape)]) if len(shape) > 1 else str(i)
         c, hh, kk = float(ce[i]), float(h[i]), float(kl[i])
-        rows.append(CheckRow(label, c, hh + kk, _close(c, hh + kk, atol, rtol), {"entropy": hh, "kl": kk}))
+        rows.append(CheckRow(label, c, hh + kk, close(c, hh + kk, atol, rtol), {"entropy": hh, "kl": kk}))
     return rows
 
 
 def _per_sample(name: str, statement: str, names: tuple[str, str], left, right, tol: tuple[float, float],
                 dtype: str, notes=()) -> CheckResult:
     left, right = left.reshape(-1).double(), right.reshape(-1).double()
-    rows = [CheckRow(str(i), float(a), float(b), _close(float(a), float(b), *tol))
+    rows = [CheckRow(str(i), float(a), float(b), close(float(a), float(b), *tol))
             for i, (a, b) in enumerate(zip(left, right, strict=True))]
     return CheckResult(name, statement, names[0], names[1], rows, tol[0], tol[1], dtype, list(notes))
 
@@ -205,6 +200,7 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
 
     Data on which no identity applies is a usage error: a check that checked nothing has not passed.
     """
+    check_tolerances(atol=atol, rtol=rtol)
     if (logits is None) == (probs is None) and bundle is None:
         raise UsageError("give one of --logits or --probs", option="--logits")
     arrays, _, ctx = _prepare({"logits": logits, "probs": probs, "target": target, "weight": weight}, {}, dtype,

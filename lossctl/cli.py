@@ -224,9 +224,9 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
     params += [
         _param("expect", Annotated[float | None, typer.Option("--expect", help="Exit 1 when the loss is not this "
                "value (within --rtol/--atol), for CI jobs that pin the loss of a fixed batch.")], None),
-        _param("rtol", Annotated[float | None, typer.Option("--rtol", min=0.0, help="For --expect [default: 1e-5 "
+        _param("rtol", Annotated[float | None, typer.Option("--rtol", help="For --expect [default: 1e-5 "
                "float32, 1e-9 float64].")], None),
-        _param("atol", Annotated[float | None, typer.Option("--atol", min=0.0, help="For --expect [default: 1e-6 "
+        _param("atol", Annotated[float | None, typer.Option("--atol", help="For --expect [default: 1e-6 "
                "float32, 1e-12 float64].")], None),
     ]
     if spec.stream is not None:
@@ -284,11 +284,13 @@ def split_params(spec: LossSpec, kw: dict[str, Any]) -> tuple[dict, dict, dict]:
 
 
 def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
-    from .api import compute_files
+    from .api import check_expect, compute_files
 
     sources, options, common = split_params(spec, kw)
     fmt, partials = resolve_format(common.pop("format")), common.pop("partials")
     expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
+    check_expect(spec.name, common.get("reduction"), expect=expect[0], rtol=expect[1], atol=expect[2],
+                 partials=partials)
     with progress_bar() as progress:
         result = compute_files(spec.name, sources, options, bundle=common.pop("from_"), partials=partials,
                                progress=progress, details=fmt != "plain" and not partials, **common)

@@ -443,17 +443,28 @@ def wants_baselines(spec: LossSpec, st: Settings, partial: Partial) -> bool:
     return bool(st.details and spec.baseline and st.reduction == "mean" and partial.denominator != 0)
 
 
+def missing_denominator(partial: Partial, reduction: str, unit: str) -> tuple[str, str] | None:
+    """Why a mean has no denominator (torch's division by 0) and what torch returns there; None where it has one
+    (or covers nothing at all, which the loaders refuse)."""
+    if reduction != "mean" or partial.denominator != 0 or partial.count == 0:
+        return None
+    if partial.ignored == partial.count:
+        return f"all {partial.count} {unit} equal --ignore-index", "nan"
+    # torch divides the weighted sum by 0: nan where that sum is 0 too (all weights 0), else an infinity
+    return "the targets' class weights sum to 0", "nan" if partial.total == 0 else "±inf"
+
+
 def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
     """torch's mean over nothing is 0/0 = nan; say why instead of printing nan."""
-    if reduction != "mean" or partial.denominator != 0 or partial.count == 0:
+    missing = missing_denominator(partial, reduction, unit)
+    if missing is None:
         return
+    reason, gives = missing
     if partial.ignored == partial.count:
-        raise ValueRangeError(f"all {partial.count} {unit} equal --ignore-index: the mean has no denominator "
-                              "(torch returns nan here); use --reduction sum or check the targets", option="--target")
-    # torch divides the weighted sum by 0: nan where that sum is 0 too (all weights 0), else an infinity
-    gives = "nan" if partial.total == 0 else "±inf"
-    raise ValueRangeError(f"the targets' class weights sum to 0: the weighted mean has no denominator (torch returns "
-                          f"{gives} here)", option="--weight")
+        raise ValueRangeError(f"{reason}: the mean has no denominator (torch returns {gives} here); use --reduction "
+                              "sum or check the targets", option="--target")
+    raise ValueRangeError(f"{reason}: the weighted mean has no denominator (torch returns {gives} here)",
+                          option="--weight")
 
 
 def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 import lossctl
 from lossctl import stream
@@ -177,3 +177,86 @@ def test_paired_weight_files_that_differ_are_refused(shards, tmp_path):
     res = invoke("ce", "--logits", d / "l0.npy", "--logits", d / "l1.npy", "--target", d / "t0.npy",
                  "--target", d / "t1.npy", "--weight", tmp_path / "w0.npy", "--weight", tmp_path / "w1.npy")
     assert res.exit_code == 2 and "--weight" in res.stderr
+
+
+def _partial_file(tmp_path, name, edit):
+    """A partial made by --partials, then edited by hand."""
+    doc = json.loads(invoke("ce", "--logits", ROOT / "examples/logits.npy", "--target", ROOT / "examples/targets.npy",
+                            "--partials").stdout)
+    edit(doc)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+MALFORMED = {  # an edit to a good partial, and what merge says of it
+    "total a string": (lambda d: d["partial"].update(total="abc"), "'partial.total' is a string ('abc'), not a number"),
+    "no partial": (lambda d: d.pop("partial"), "no 'partial'"),
+    "partial a list": (lambda d: d.update(partial=[1, 2]), "'partial' is a list, not an object"),
+    "options a string": (lambda d: d.update(options="x"), "'options' is a string ('x'), not an object"),
+    "count a bool": (lambda d: d["partial"].update(count=True), "'partial.count' is true, not an integer"),
+    "option of a wrong type": (lambda d: d["options"].update(ignore_index="a"),
+                               "'options.ignore_index' is a string ('a'), not an integer"),
+    "unknown option": (lambda d: d["options"].update(foo=1), "--foo: ce has no option --foo"),
+    "unknown reduction": (lambda d: d.update(reduction="max"),
+                          "--reduction: must be one of mean, sum, none for ce; got 'max'"),
+    "negative count": (lambda d: d["partial"].update(total=1.5, count=-1), "'partial' has impossible counts: "
+                       "{'total': 1.5, 'denominator': 8.0, 'count': -1, 'ignored': 0, 'rows': 8}"),
+    "other version": (lambda d: d.update(version=2), "version 2; this lossctl reads version 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_merge_names_the_file_and_what_is_wrong_with_a_malformed_partial(cli, tmp_path, case):
+    edit, problem = MALFORMED[case]
+    path = _partial_file(tmp_path, "p", edit)
+    assert cli("merge", path, code=2).stderr == f"lossctl: error: merge ({path}): not a lossctl partial: {problem}\n"
+
+
+def test_merge_refuses_json_nested_too_deeply(cli, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert cli("merge", path, code=2).stderr == (f"lossctl: error: merge ({path}): not a lossctl partial: its JSON is "
+                                                 "nested too deeply\n")
+
+
+def test_merge_refuses_a_malformed_calibration_partial(cli, tmp_path):
+    res = cli("calibration", "--probs", ROOT / "examples/probs_binary.npy", "--target",
+              ROOT / "examples/targets_binary.csv", "--bins", "5", "--partials")
+    doc = json.loads(res.stdout)
+    for edit, problem in ((lambda d: d.pop("task"), "no 'task'"),
+                          (lambda d: d.update(bins="x"), "'bins' is a string ('x'), not an integer"),
+                          (lambda d: d.update(warnings=5), "'warnings' is an integer (5), not a list"),
+                          (lambda d: d.update(bins=4), "'partial' needs 5 entries in each list ('bins' + 1)")):
+        bad = json.loads(json.dumps(doc))
+        edit(bad)
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps(bad))
+        want = f"lossctl: error: merge ({path}): not a lossctl partial: {problem}\n"
+        assert cli("merge", path, code=2).stderr == want
+
+
+def test_merged_mean_without_denominator_names_the_files_not_an_option(cli, tmp_path):
+    """torch's mean over partials whose targets are all ignored, or whose class weights sum to 0, is nan; merge
+    says so of the files it was given (no --target or --weight was)."""
+    x = np.array([[1.0, 2.0, 3.0], [0.5, 0.0, 1.0]])
+    cases = {"ignored": (["--target", "[-100, -100]"], "all 4 targets equal --ignore-index"),
+             "weights": (["--target", "[0, 1]", "--weight", "[0, 0, 1]"], "the targets' class weights sum to 0")}
+    for name, (args, reason) in cases.items():
+        shard = cli("ce", "--logits", json.dumps(x.tolist()), *args, "--partials")
+        path = tmp_path / f"{name}.json"
+        path.write_text(shard.stdout)
+        t, w = np.array(json.loads(args[1])), json.loads(args[3]) if len(args) > 2 else None
+        whole = F.cross_entropy(torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate([t, t])),
+                                weight=None if w is None else torch.tensor(w, dtype=torch.float64))
+        assert torch.isnan(whole)
+        assert cli("merge", path, path, code=2).stderr == (
+            f"lossctl: error: merge ({path}, {path}): the merged mean has no denominator: {reason} (torch returns "
+            "nan here); merge partials made with --reduction sum instead\n")
+
+
+def test_merge_of_hand_made_sums_with_denominator_0(cli, tmp_path):
+    path = _partial_file(tmp_path, "p", lambda d: d["partial"].update(total=2.0, denominator=0))
+    assert cli("merge", path, code=2).stderr == (
+        f"lossctl: error: merge ({path}): the merged mean has no denominator: their denominators sum to 0 (torch "
+        "returns ±inf here); merge partials made with --reduction sum instead\n")
