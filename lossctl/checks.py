@@ -21,6 +21,7 @@ from .losses._common import (
     check_nonempty,
     check_range,
     check_shape,
+    check_unit_interval,
     check_weight,
     flag,
     floats,
@@ -121,6 +122,7 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
                                   "ignore_index": ignore_index}, dtype, bundle)
     x_np, t_np, w_np = arrays["logits"], arrays["target"], arrays.get("weight")
     check_nonempty("logits", x_np)
+    check_unit_interval("label_smoothing", opts["label_smoothing"])
     axis, n_classes, index_shape = split_classes(x_np)
     check_weight(w_np, n_classes)
     kind = target_kind_of(opts["target_kind"], x_np, t_np, index_shape)

@@ -153,6 +153,19 @@ def test_decompose_refuses_bad_targets():
         lossctl.decompose(logits=[[1.0, 2.0], [0.0, 1.0]], target=[0, 1, 1])
 
 
+@pytest.mark.parametrize("eps", ["5", "-0.1", "1.5"])
+def test_decompose_refuses_label_smoothing_outside_the_unit_interval(cli, eps):
+    """decompose refuses what ce refuses (torch raises a RuntimeError above 1): one line, exit 2."""
+    if float(eps) > 1:
+        with pytest.raises(RuntimeError, match="label_smoothing"):
+            F.cross_entropy(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]), label_smoothing=float(eps))
+    for cmd in ("decompose", "ce"):
+        res = cli(cmd, "--logits", "[[1.0, 2.0]]", "--target", "[[0.5, 0.5]]", "--label-smoothing", eps, code=2)
+        assert res.stderr == f"lossctl: error: --label-smoothing: must be in [0, 1]; got {float(eps)}\n"
+    with pytest.raises(LossctlError, match="--label-smoothing"):
+        lossctl.decompose(logits=[[1.0, 2.0]], target=[1], label_smoothing=float(eps))
+
+
 # --- lossctl check -------------------------------------------------------------------------------------------
 
 
