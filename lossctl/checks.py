@@ -28,7 +28,8 @@ from .losses._common import (
     ints,
 )
 from .losses.classification import split_classes, target_kind_of
-from .pipeline import check_finite, compute_dtype, gather, resolve_options
+from .pipeline import check_denominator, check_finite, compute_dtype, gather, resolve_options
+from .reduce import Partial
 from .specs import get_loss
 
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-5), np.dtype(np.float64): (1e-10, 1e-10)}
@@ -276,6 +277,9 @@ def ce_gradient_check(x_np, t_np, w_np, is_index: bool, ctx: Context, tol) -> Ch
         t = ints(t_np, "target", ctx)
         q = torch.movedim(F.one_hot(t, n_classes).to(x.dtype), -1, axis)
         denominator = w[t].sum() if w is not None else t.numel()
+        if w is not None:  # weights summing to 0 over the targets: refused as `lossctl ce` refuses them
+            total = float(F.cross_entropy(x.detach(), t, weight=w, reduction="sum"))
+            check_denominator(Partial(total, float(denominator), t.numel()), "mean", "targets")
     else:
         t = q = floats(t_np, ctx)
         denominator = x.numel() // n_classes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +251,19 @@ def test_binary_identity_takes_whole_number_float_labels(cli):
         res = cli("check", "--probs", "[0.7, 0.2]", "--target", target, "-f", "json")
         checks = {c["check"]: c for c in json.loads(res.stdout)["checks"]}
         assert checks["bce-nll"]["skipped"] is None and checks["bce-nll"]["ok"]
+
+
+@pytest.mark.parametrize(("weight", "torch_gives"), [("[0, 0, 0, 0]", "nan"), ("[3, -1, 0, 0]", "±inf")])
+def test_check_refuses_class_weights_summing_to_zero_as_ce_does(cli, weight, torch_gives):
+    """The gradient identity divides by sum_n w_{y_n}: where that is 0 torch's mean is nan or an infinity."""
+    root = Path(__file__).resolve().parents[1] / "examples"
+    x, y = np.load(root / "logits.npy"), np.load(root / "targets.npy")
+    w = np.array(json.loads(weight), dtype=x.dtype)
+    assert w[y].sum() == 0
+    got = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y).long(), weight=torch.from_numpy(w))
+    assert np.isnan(float(got)) if torch_gives == "nan" else np.isinf(float(got))
+    args = ("--logits", root / "logits.npy", "--target", root / "targets.npy", "--weight", weight)
+    want = (f"lossctl: error: --weight: the targets' class weights sum to 0: the weighted mean has no denominator "
+            f"(torch returns {torch_gives} here)\n")
+    assert cli("check", *args, code=2).stderr == want
+    assert cli("ce", *args, code=2).stderr == want
