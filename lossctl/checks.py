@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .command_results import CheckReport, CheckResult, CheckRow
-from .errors import UsageError
+from .errors import UsageError, ValueRangeError
 from .losses._common import (
     Context,
     check_classes,
@@ -139,6 +139,9 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
     w = floats(w_np, ctx) if w_np is not None else None
     notes: list[str] = []
     ce, q, keep = _target_distribution(x, t_np, kind, opts, axis, n_classes, w, ctx, notes)
+    if keep is not None and not bool(keep.any()):  # as ce refuses the mean of nothing; a check of nothing never passes
+        raise ValueRangeError(f"all {keep.numel()} targets equal --ignore-index: no sample is left to check; check "
+                              "the targets or --ignore-index", option="--target")
     h, kl = _entropy_and_kl(x, q, w, axis, opts["label_smoothing"], n_classes, notes)
     atol, rtol = _tolerances(ctx.dtype, atol, rtol)
     rows = _decompose_rows(ce.reshape(-1).double(), h, kl, keep, index_shape if x_np.ndim > 1 else (), atol, rtol)

@@ -336,3 +336,20 @@ def test_decompose_probability_target_nan_only_where_torch_gives_nan():
     assert [r.ok for r in res.rows] == [False, True, True]
     assert np.isnan(res.rows[0].residual) and res.rows[2].residual == 0.0
     assert any("nan on 1 of 3 rows (0)" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_decompose_refuses_every_target_ignored(cli, ignore_index):
+    """Nothing left to check is an input error, as ce's mean of nothing is (torch's mean there is nan)."""
+    x, y = np.zeros((3, 4)), [ignore_index] * 3
+    torch_mean = F.cross_entropy(torch.from_numpy(x), torch.tensor(y), ignore_index=ignore_index)
+    assert np.isnan(torch_mean.item())
+    args = ("--logits", json.dumps(x.tolist()), "--target", json.dumps(y), "--ignore-index", str(ignore_index))
+    res = cli("decompose", *args, code=2)
+    assert res.stdout == "" and res.stderr == ("lossctl: error: --target: all 3 targets equal --ignore-index: no "
+                                               "sample is left to check; check the targets or --ignore-index\n")
+    assert cli("ce", *args, code=2).stderr.startswith("lossctl: error: --target: all 3 targets equal --ignore-index")
+    with pytest.raises(LossctlError, match="no sample is left"):
+        lossctl.decompose(logits=x, target=y, ignore_index=ignore_index)
+    kept = lossctl.decompose(logits=x, target=[ignore_index, 1, ignore_index], ignore_index=ignore_index)
+    assert [r.label for r in kept.rows] == ["1"] and kept.ok and kept.rows[0].left == pytest.approx(np.log(4))
