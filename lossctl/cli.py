@@ -425,7 +425,8 @@ def explain_cmd(
                          option="explain")
     first = {role: (v[0] if v else None) for role, v in sources.items()}
     emit(explain_data(spec.name, first, options, reduction=common.get("reduction"), dtype=common["dtype"],
-                      base=common.get("base", "e"), bundle=common.get("from_"), samples=samples), format)
+                      base=common.get("base", "e"), bundle=common.get("from_"), samples=samples,
+                      class_axis=common.get("class_axis", 1)), format)
 
 
 def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:
