@@ -392,7 +392,7 @@ def check_cmd(
 @app.command("list")
 @handles_errors
 def list_cmd(
-    pattern: Annotated[str | None, typer.Argument(help="Only names matching this glob.")] = None,
+    pattern: Annotated[str | None, typer.Argument(help="Only losses whose name or an alias matches this glob.")] = None,
     format: FormatOpt = "auto",
 ) -> None:
     """List every loss: name, aliases, torch equivalent, arrays, options and meaning."""
