@@ -13,20 +13,22 @@ from typing import Any
 import numpy as np
 
 from .command_results import CheckReport, CheckResult, CheckRow
-from .errors import UsageError
+from .errors import UsageError, ValueRangeError
 from .losses._common import (
     Context,
     check_classes,
     check_nonempty,
     check_range,
     check_shape,
+    check_unit_interval,
     check_weight,
     flag,
     floats,
     ints,
 )
 from .losses.classification import split_classes, target_kind_of
-from .pipeline import check_finite, compute_dtype, gather, resolve_options
+from .pipeline import check_denominator, check_finite, compute_dtype, gather, resolve_options
+from .reduce import Partial
 from .specs import get_loss
 from .tolerance import check_tolerances, close
 
@@ -37,6 +39,8 @@ ONEHOT = "CE(logits, one_hot(index)) = CE(logits, index)"
 BCE_NLL = "BCE(p, y) = NLL(log[1 - p, p], y)"
 CE_GRAD = ("autograd's d CE / d logits = w_y (softmax(x) - onehot(y)) / sum_n w_{y_n}; probability targets: "
            "(softmax(x) - q) / N")
+KL_ZERO_NOTE = ("KL counts 0 where the target is 0, as H does (0 log 0 = 0, scipy's rel_entr): torch's kl_div "
+                "gives nan there when the logit is -inf (0 * -inf), so `lossctl kl` does")
 NEEDS = {"ce-nll": "(N, C) logits with class-index targets", "onehot-index": "(N, C) logits with class-index "
          "targets", "bce-nll": "binary data: (N) logits or probabilities, or (N, 2) logits, with 0/1 targets",
          "decompose": "(N, C) logits", "ce-grad": "(N, C) logits with class-index or probability targets"}
@@ -99,6 +103,11 @@ def _entropy_and_kl(x, q, w, axis: int, eps: float, n_classes: int, notes: list)
     logp = torch.log_softmax(_rows_last(x, axis), dim=-1)
     h_terms = torch.special.entr(q)  # -q log q with 0 log 0 = 0, torch's convention
     kl_terms = F.kl_div(logp, q, reduction="none")
+    zero_mass = (q == 0) & kl_terms.isnan()
+    if bool(zero_mass.any()):
+        # kl_div computes q log q - q log p, so q = 0 at a -inf logit (a mask) is 0 * -inf = nan
+        kl_terms = kl_terms.masked_fill(zero_mass, 0.0)
+        notes.append(KL_ZERO_NOTE)
     if w is not None:
         h_terms, kl_terms = h_terms * w, kl_terms * w
         notes.append("class weights: CE_w = sum_c w_c q_c (-log p_c) is not H + KL; the form that holds scales "
@@ -116,6 +125,7 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
                                   "ignore_index": ignore_index}, dtype, bundle)
     x_np, t_np, w_np = arrays["logits"], arrays["target"], arrays.get("weight")
     check_nonempty("logits", x_np)
+    check_unit_interval("label_smoothing", opts["label_smoothing"])
     axis, n_classes, index_shape = split_classes(x_np)
     check_weight(w_np, n_classes)
     kind = target_kind_of(opts["target_kind"], x_np, t_np, index_shape)
@@ -124,9 +134,13 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
     w = floats(w_np, ctx) if w_np is not None else None
     notes: list[str] = []
     ce, q, keep = _target_distribution(x, t_np, kind, opts, axis, n_classes, w, ctx, notes)
+    if keep is not None and not bool(keep.any()):  # as ce refuses the mean of nothing; a check of nothing never passes
+        raise ValueRangeError(f"all {keep.numel()} targets equal --ignore-index: no sample is left to check; check "
+                              "the targets or --ignore-index", option="--target")
     h, kl = _entropy_and_kl(x, q, w, axis, opts["label_smoothing"], n_classes, notes)
     atol, rtol = _tolerances(ctx.dtype, atol, rtol)
     rows = _decompose_rows(ce.reshape(-1).double(), h, kl, keep, index_shape if x_np.ndim > 1 else (), atol, rtol)
+    notes += _masked_nan_notes(ce.reshape(-1), h + kl) if kind != "index" else []
     if keep is not None and not bool(keep.all()):
         notes.append(f"{int((~keep).sum())} targets equal --ignore-index and are left out")
     return CheckResult("decompose", DECOMPOSE, "ce", "entropy+kl", rows, atol, rtol, str(ctx.dtype), notes,
@@ -165,10 +179,24 @@ def _index_checks(x_np, t_np, ctx: Context, tol) -> list[CheckResult]:
     ce = F.cross_entropy(x, t, reduction="none")
     nll = F.nll_loss(torch.log_softmax(x, dim=axis), t, reduction="none")
     onehot = torch.movedim(F.one_hot(t, n_classes).to(x.dtype), -1, axis)
+    ce_onehot = F.cross_entropy(x, onehot, reduction="none")
     dt = str(ctx.dtype)
     return [_per_sample("ce-nll", CE_NLL, ("ce", "nll"), ce, nll, tol, dt),
-            _per_sample("onehot-index", ONEHOT, ("ce_onehot", "ce_index"),
-                        F.cross_entropy(x, onehot, reduction="none"), ce, tol, dt)]
+            _per_sample("onehot-index", ONEHOT, ("ce_onehot", "ce_index"), ce_onehot, ce, tol, dt,
+                        _masked_nan_notes(ce_onehot, ce, "; the index form never reads that class"))]
+
+
+def _masked_nan_notes(torch_side, other, why: str = "") -> list[str]:
+    """Why torch's probability-target CE is nan where the other side is not: the identity fails in torch, and
+    lossctl says so rather than change torch's number."""
+    bad = (torch_side.isnan() & ~other.isnan()).reshape(-1)
+    if not bool(bad.any()):
+        return []
+    n = int(bad.sum())
+    rows = ", ".join(str(int(i)) for i in bad.nonzero().reshape(-1)[:5]) + (", ..." if n > 5 else "")
+    return [f"torch's CE with probability targets is nan on {n} of {bad.numel()} rows ({rows}): it multiplies "
+            f"before it sums, so a -inf logit (a mask) where the target is 0 gives 0 * -inf = nan{why}; "
+            "`lossctl ce` with these targets gives the same nan"]
 
 
 def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResult:
@@ -270,6 +298,9 @@ def ce_gradient_check(x_np, t_np, w_np, is_index: bool, ctx: Context, tol) -> Ch
         t = ints(t_np, "target", ctx)
         q = torch.movedim(F.one_hot(t, n_classes).to(x.dtype), -1, axis)
         denominator = w[t].sum() if w is not None else t.numel()
+        if w is not None:  # weights summing to 0 over the targets: refused as `lossctl ce` refuses them
+            total = float(F.cross_entropy(x.detach(), t, weight=w, reduction="sum"))
+            check_denominator(Partial(total, float(denominator), t.numel()), "mean", "targets")
     else:
         t = q = floats(t_np, ctx)
         denominator = x.numel() // n_classes

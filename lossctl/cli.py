@@ -394,7 +394,7 @@ def check_cmd(
 @app.command("list")
 @handles_errors
 def list_cmd(
-    pattern: Annotated[str | None, typer.Argument(help="Only names matching this glob.")] = None,
+    pattern: Annotated[str | None, typer.Argument(help="Only losses whose name or an alias matches this glob.")] = None,
     format: FormatOpt = "auto",
 ) -> None:
     """List every loss: name, aliases, torch equivalent, arrays, options and meaning."""
@@ -427,7 +427,8 @@ def explain_cmd(
                          option="explain")
     first = {role: (v[0] if v else None) for role, v in sources.items()}
     emit(explain_data(spec.name, first, options, reduction=common.get("reduction"), dtype=common["dtype"],
-                      base=common.get("base", "e"), bundle=common.get("from_"), samples=samples), format)
+                      base=common.get("base", "e"), bundle=common.get("from_"), samples=samples,
+                      class_axis=common.get("class_axis", 1)), format)
 
 
 def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:

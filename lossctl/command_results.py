@@ -20,7 +20,8 @@ class CheckRow:
 
     @property
     def residual(self) -> float:
-        return abs(self.left - self.right)
+        # equal infinities agree (inf - inf would be nan); nan on either side stays nan
+        return 0.0 if self.left == self.right else abs(self.left - self.right)
 
 
 @dataclass
@@ -49,7 +50,10 @@ class CheckResult:
 
     @property
     def max_residual(self) -> float:
-        return max((r.residual for r in self.rows), default=0.0)
+        residuals = [r.residual for r in self.rows]
+        if any(r != r for r in residuals):  # a nan residual is the worst, not skipped by max's comparisons
+            return float("nan")
+        return max(residuals, default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -31,26 +31,29 @@ def explain(name: str) -> Explanation:
 
 def explain_data(name: str, sources: dict[str, Any], options: dict[str, Any] | None = None, *,
                  reduction: str | None = None, dtype: str = "auto", base: str = "e", bundle: str | None = None,
-                 samples: int = 3) -> Explanation:
-    """The explanation plus the computation on the given arrays: first `samples` samples, then the reduction."""
-    from .pipeline import gather, run_loaded, settings
+                 samples: int = 3, class_axis: int = 1) -> Explanation:
+    """The explanation plus the computation on the given arrays: first `samples` samples, then the reduction.
+
+    class_axis: where the logits hold their classes, as `lossctl NAME --class-axis` takes it (-1: classes last)."""
+    from .pipeline import gather, move_class_axis, run_loaded, settings
     from .registry import resolve
 
     spec = get_loss(name)
     expl = explain(spec.name)
     loaded = gather(spec, sources, bundle)
-    st = settings(spec, options or {}, reduction=reduction, base=base)
+    st = settings(spec, options or {}, reduction=reduction, base=base, class_axis=class_axis)
     result = run_loaded(spec, loaded, st, dtype)
     expl.warnings = list(result.warnings)
     unit = f" {result.unit}" if result.unit else ""
     steps = resolve(spec.explain_steps)
     if steps is not None:
-        expl.steps, expl.totals = steps({k: v.array for k, v in loaded.items()}, result.options, samples)
+        arrays = move_class_axis(spec, {k: v.array for k, v in loaded.items()}, st)
+        expl.steps, expl.totals = steps(arrays, result.options, samples)
         if base != "e":
             expl.totals.append(("base", f"{base}: the nats above are divided by ln {base}"))
     elif "none" in spec.reductions:
         per = result if st.reduction == "none" else run_loaded(
-            spec, loaded, settings(spec, options or {}, reduction="none", base=base), dtype)
+            spec, loaded, settings(spec, options or {}, reduction="none", base=base, class_axis=class_axis), dtype)
         expl.steps = value_steps(per.values, samples, unit)
     expl.totals += _reduction_lines(result, unit)
     return expl

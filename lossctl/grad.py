@@ -88,12 +88,26 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
     missing = [r for r in roles if leaves[r].grad is None]
     if missing:
         raise ComputeError(f"{spec.name}: {flag(missing[0])} did not reach torch's graph; no gradient to give")
+    gradients = {r: _as_given(leaves[r].grad.numpy(), original[r], arrays[r], st) for r in roles}
     return GradientResult(
         loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(np.dtype(dtype)),
-        value=float(loss.detach()), gradients={r: _as_given(leaves[r].grad.numpy(), original[r], arrays[r], st)
-                                               for r in roles},
+        value=float(loss.detach()), gradients=gradients,
         shapes={name: list(a.shape) for name, a in original.items()}, options=dict(st.options),
-        warnings=list(dict.fromkeys(out.warnings)), notes=list(dict.fromkeys(notes)))
+        warnings=list(dict.fromkeys([*out.warnings, *nonfinite_warnings(gradients)])),
+        notes=list(dict.fromkeys(notes)))
+
+
+def nonfinite_warnings(gradients: Mapping[str, np.ndarray]) -> list[str]:
+    """One warning per input whose gradient holds nan or +-inf: torch's own numbers, kept, but never shown bare."""
+    warnings = []
+    for role, g in gradients.items():
+        nan, inf = int(np.isnan(g).sum()), int(np.isinf(g).sum())
+        if nan or inf:
+            kinds = " and ".join(f"{n} {k}" for n, k in ((nan, "nan"), (inf, "±inf")) if n)
+            warnings.append(f"d loss / d {flag(role)}: {nan + inf} of {g.size} elements are not finite ({kinds}) as "
+                            "torch autograd computes them: an input at the edge of the loss's domain (a probability "
+                            "of 0 or 1, a -inf logit) or an overflow")
+    return warnings
 
 
 def _as_given(grad: np.ndarray, given: np.ndarray, computed: np.ndarray, st) -> np.ndarray:

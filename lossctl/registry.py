@@ -163,9 +163,11 @@ def get_loss(name: str) -> LossSpec:
 
 
 def list_losses(pattern: str | None = None) -> list[str]:
+    """The registered names, sorted; with a glob, those whose name or one of whose aliases matches it (`ppl` and
+    `cross*` find perplexity and ce, as `lossctl ppl` and `lossctl cross-entropy` run them)."""
     names = sorted(_REGISTRY)
     if pattern:
-        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+        names = [n for n in names if any(fnmatch.fnmatchcase(a, pattern) for a in (n, *_REGISTRY[n].aliases))]
     return names
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +154,19 @@ def test_decompose_refuses_bad_targets():
         lossctl.decompose(logits=[[1.0, 2.0], [0.0, 1.0]], target=[0, 1, 1])
 
 
+@pytest.mark.parametrize("eps", ["5", "-0.1", "1.5"])
+def test_decompose_refuses_label_smoothing_outside_the_unit_interval(cli, eps):
+    """decompose refuses what ce refuses (torch raises a RuntimeError above 1): one line, exit 2."""
+    if float(eps) > 1:
+        with pytest.raises(RuntimeError, match="label_smoothing"):
+            F.cross_entropy(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]), label_smoothing=float(eps))
+    for cmd in ("decompose", "ce"):
+        res = cli(cmd, "--logits", "[[1.0, 2.0]]", "--target", "[[0.5, 0.5]]", "--label-smoothing", eps, code=2)
+        assert res.stderr == f"lossctl: error: --label-smoothing: must be in [0, 1]; got {float(eps)}\n"
+    with pytest.raises(LossctlError, match="--label-smoothing"):
+        lossctl.decompose(logits=[[1.0, 2.0]], target=[1], label_smoothing=float(eps))
+
+
 # --- lossctl check -------------------------------------------------------------------------------------------
 
 
@@ -237,3 +251,105 @@ def test_binary_identity_takes_whole_number_float_labels(cli):
         res = cli("check", "--probs", "[0.7, 0.2]", "--target", target, "-f", "json")
         checks = {c["check"]: c for c in json.loads(res.stdout)["checks"]}
         assert checks["bce-nll"]["skipped"] is None and checks["bce-nll"]["ok"]
+
+
+@pytest.mark.parametrize(("weight", "torch_gives"), [("[0, 0, 0, 0]", "nan"), ("[3, -1, 0, 0]", "±inf")])
+def test_check_refuses_class_weights_summing_to_zero_as_ce_does(cli, weight, torch_gives):
+    """The gradient identity divides by sum_n w_{y_n}: where that is 0 torch's mean is nan or an infinity."""
+    root = Path(__file__).resolve().parents[1] / "examples"
+    x, y = np.load(root / "logits.npy"), np.load(root / "targets.npy")
+    w = np.array(json.loads(weight), dtype=x.dtype)
+    assert w[y].sum() == 0
+    got = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y).long(), weight=torch.from_numpy(w))
+    assert np.isnan(float(got)) if torch_gives == "nan" else np.isinf(float(got))
+    args = ("--logits", root / "logits.npy", "--target", root / "targets.npy", "--weight", weight)
+    want = (f"lossctl: error: --weight: the targets' class weights sum to 0: the weighted mean has no denominator "
+            f"(torch returns {torch_gives} here)\n")
+    assert cli("check", *args, code=2).stderr == want
+    assert cli("ce", *args, code=2).stderr == want
+
+
+def masked_logits(rng, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Logits with one -inf (a mask, as README allows) off the target class, or on it."""
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, C, size=N)
+    x[1, (y[1] + 1) % C if where == "off-target" else y[1]] = -np.inf
+    return x, y
+
+
+def test_check_masked_logit_off_the_target(rng):
+    """-inf where the target is 0: CE = NLL and CE = H + KL hold (scipy's 0 log 0 = 0); torch's one-hot CE is
+    0 * -inf = nan on that row, so that identity fails in torch, with a nan residual and a note saying why."""
+    x, y = masked_logits(rng, "off-target")
+    res = by_name(lossctl.check(logits=x, target=y))
+    expected = -sp.log_softmax(x, axis=1)[np.arange(N), y]
+    assert np.isfinite(expected).all()
+    for name in ("ce-nll", "decompose", "ce-grad"):
+        assert res[name].ok and res[name].max_residual <= 1e-10, name
+    np.testing.assert_allclose(rows(res["decompose"], "left"), expected, rtol=1e-12)
+    with np.errstate(invalid="ignore"):  # the reference's CE column is 0 * -inf there too; its KL is not
+        kl = references(x, np.eye(C)[y])[2]
+    np.testing.assert_allclose(rows(res["decompose"], "kl"), kl, rtol=1e-12)
+    assert any("kl_div gives nan" in n for n in res["decompose"].notes)
+    torch_onehot = F.cross_entropy(torch.from_numpy(x), F.one_hot(torch.from_numpy(y), C).double(),
+                                   reduction="none").numpy()
+    assert np.isnan(torch_onehot[1]) and np.isfinite(np.delete(torch_onehot, 1)).all()
+    onehot = res["onehot-index"]
+    assert [r.ok for r in onehot.rows] == [i != 1 for i in range(N)]
+    assert np.isnan(onehot.rows[1].left) and np.isnan(onehot.rows[1].residual) and np.isnan(onehot.max_residual)
+    assert any("0 * -inf = nan" in n and "(1)" in n for n in onehot.notes)
+
+
+def test_check_masked_logit_on_the_target_agrees_at_infinity(rng):
+    """-inf at the target class: every CE form is +inf in torch, and equal infinities agree (residual 0)."""
+    x, y = masked_logits(rng, "on-target")
+    assert np.isposinf(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), reduction="none")[1].item())
+    res = by_name(lossctl.check(logits=x, target=y))
+    for name in ("ce-nll", "onehot-index", "decompose"):
+        assert res[name].ok and res[name].rows[1].left == np.inf and res[name].rows[1].residual == 0.0, name
+
+
+def test_check_cli_masked_logits(cli, rng, tmp_path):
+    x, y = masked_logits(rng, "off-target")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    out = cli("check", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain", code=1).stdout
+    verdicts = {line.split("\t")[0]: line.split("\t")[1:] for line in out.splitlines()}
+    assert verdicts["onehot-index"] == ["FAIL", "nan"]
+    assert verdicts["decompose"][0] == verdicts["ce-nll"][0] == "ok"
+    table = cli("check", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "table", code=1,
+                env={"COLUMNS": "400"}).stdout
+    assert "note (onehot-index): torch's CE with probability targets is nan on 1 of 6 rows (1)" in table
+    cli("decompose", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", code=0)
+
+
+def test_decompose_probability_target_nan_only_where_torch_gives_nan():
+    x = np.array([[0.0, -np.inf, 1.0], [0.0, 1.0, 2.0], [-np.inf, 0.0, 1.0]])
+    q = np.array([[0.5, 0.0, 0.5], [0.2, 0.3, 0.5], [0.5, 0.2, 0.3]])
+    torch_ce = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(q), reduction="none").numpy()
+    assert np.isnan(torch_ce[0]) and np.isposinf(torch_ce[2])
+    res = lossctl.decompose(logits=x, target=q)
+    with np.errstate(invalid="ignore"):
+        _, h, kl = references(x, q)
+    np.testing.assert_allclose(rows(res, "entropy"), h, rtol=1e-12)
+    np.testing.assert_allclose(rows(res, "kl"), kl, rtol=1e-12)
+    assert [r.ok for r in res.rows] == [False, True, True]
+    assert np.isnan(res.rows[0].residual) and res.rows[2].residual == 0.0
+    assert any("nan on 1 of 3 rows (0)" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_decompose_refuses_every_target_ignored(cli, ignore_index):
+    """Nothing left to check is an input error, as ce's mean of nothing is (torch's mean there is nan)."""
+    x, y = np.zeros((3, 4)), [ignore_index] * 3
+    torch_mean = F.cross_entropy(torch.from_numpy(x), torch.tensor(y), ignore_index=ignore_index)
+    assert np.isnan(torch_mean.item())
+    args = ("--logits", json.dumps(x.tolist()), "--target", json.dumps(y), "--ignore-index", str(ignore_index))
+    res = cli("decompose", *args, code=2)
+    assert res.stdout == "" and res.stderr == ("lossctl: error: --target: all 3 targets equal --ignore-index: no "
+                                               "sample is left to check; check the targets or --ignore-index\n")
+    assert cli("ce", *args, code=2).stderr.startswith("lossctl: error: --target: all 3 targets equal --ignore-index")
+    with pytest.raises(LossctlError, match="no sample is left"):
+        lossctl.decompose(logits=x, target=y, ignore_index=ignore_index)
+    kept = lossctl.decompose(logits=x, target=[ignore_index, 1, ignore_index], ignore_index=ignore_index)
+    assert [r.label for r in kept.rows] == ["1"] and kept.ok and kept.rows[0].left == pytest.approx(np.log(4))

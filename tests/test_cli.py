@@ -129,6 +129,20 @@ def test_list(cli):
         n for n in names if n.startswith("k"))
 
 
+def test_list_matches_aliases(cli):
+    """An alias is a command (`lossctl ppl`), so `list` finds its loss by it too, once however many names match."""
+    rows = json.loads(cli("list", "-f", "json").stdout)["losses"]
+    aliases = {a: r["name"] for r in rows for a in r["aliases"]}
+    assert aliases["ppl"] == "perplexity" and aliases["cross-entropy"] == "ce"
+    for alias, name in aliases.items():
+        assert [ln.split("\t")[0] for ln in cli("list", alias, "-f", "plain").stdout.splitlines()] == [name]
+    found = [ln.split("\t")[0] for ln in cli("list", "c*", "-f", "plain").stdout.splitlines()]
+    assert found == sorted({r["name"] for r in rows if any(n.startswith("c") for n in (r["name"], *r["aliases"]))})
+    assert "ce" in found and found.count("ce") == 1
+    assert cli("list", "cross*", "-f", "plain").stdout.split("\t")[0] == "ce"
+    assert "alias" in cli("list", "--help", env={"COLUMNS": "200"}).stdout
+
+
 def test_aliases_are_commands(cli):
     a = cli("cross-entropy", "--logits", LOGITS, "--target", TARGET).stdout
     assert float(a) == pytest.approx(CE, rel=1e-15)

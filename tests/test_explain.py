@@ -91,6 +91,28 @@ def test_perplexity_steps():
     assert any(k == "note" and v.startswith("perplexity = exp(mean cross entropy)") for k, v in e.totals)
 
 
+
+@pytest.mark.parametrize("name", ["ce", "perplexity"])
+def test_explain_honours_class_axis(cli, name):
+    """Classes-last logits (N, L, C) with --class-axis -1, as `lossctl ce` and `grad ce` take them."""
+    x, t = np.load(ROOT / "examples" / "logits_nlc.npy"), np.load(ROOT / "examples" / "labels_nl.npy")
+    xt, tt = torch.from_numpy(x).double().movedim(-1, 1), torch.from_numpy(t).long()
+    per = torch.nn.functional.cross_entropy(xt, tt, reduction="none")
+    mean = torch.nn.functional.cross_entropy(xt, tt)
+    want = mean if name == "ce" else torch.exp(mean)
+    e = explain_data(name, {"logits": x, "target": t}, class_axis=-1, samples=2)
+    assert [s.label for s in e.steps] == ["sample [0, 0]", "sample [0, 1]"]
+    for step, (i, j) in zip(e.steps, [(0, 0), (0, 1)], strict=True):
+        lines = dict(step.lines)
+        assert int(lines["target class"]) == t[i, j]
+        assert float(lines["loss"].split("=")[-1]) == pytest.approx(float(per[i, j]), rel=1e-6)
+    assert float(dict(e.totals)["value"].split()[0]) == pytest.approx(float(want), rel=1e-6)
+    args = ("explain", name, "--logits", ROOT / "examples" / "logits_nlc.npy", "--target",
+            ROOT / "examples" / "labels_nl.npy")
+    data = json.loads(cli(*args, "--class-axis", "-1", "-f", "json").stdout)
+    assert float(data["totals"]["value"].split()[0]) == pytest.approx(float(want), rel=1e-6)
+    assert "pass --class-axis -1" in cli(*args, code=2).stderr  # torch's layout without it: refused, with the hint
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_loss_explains_a_computation(name):
     case = CASES[name]()[0]

@@ -252,3 +252,26 @@ def test_grad_takes_classes_last_logits_and_gives_their_layout(cli, tmp_path):
     cli("grad", "ce", "--logits", f"{path}:logits_nlc", "--target", f"{path}:labels_nl", "--class-axis", "-1",
         "-o", out)
     np.testing.assert_allclose(np.load(out), x.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_non_finite_gradients_are_kept_and_warned_about(cli):
+    """At p = 0, d JS / dp is -inf in the formula and torch's xlogy gives nan: lossctl keeps torch's number and
+    says which input and how many elements, as the loss commands warn about a non-finite loss."""
+    p = torch.tensor([[0.0, 1.0], [0.3, 0.7]], dtype=torch.float64, requires_grad=True)
+    q = torch.tensor([[0.5, 0.5], [0.5, 0.5]], dtype=torch.float64, requires_grad=True)
+    m = 0.5 * (p + q)
+    js = 0.5 * (torch.xlogy(p, p) - torch.xlogy(p, m)).sum(-1) + 0.5 * (torch.xlogy(q, q) - torch.xlogy(q, m)).sum(-1)
+    js.mean().backward()
+    want_p = p.grad.numpy()
+    bad = int((~np.isfinite(want_p)).sum())
+    assert bad == 1 and np.isfinite(q.grad.numpy()).all()
+    args = ("grad", "js", "--p", json.dumps(p.tolist()), "--q", json.dumps(q.tolist()))
+    res = cli(*args, "-f", "json")
+    out = json.loads(res.stdout)
+    np.testing.assert_allclose(np.array(out["gradients"]["p"], dtype=float), want_p, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(np.array(out["gradients"]["q"], dtype=float), q.grad.numpy(), rtol=1e-12)
+    warning = f"d loss / d --p: {bad} of 4 elements are not finite (1 nan) as torch autograd computes them"
+    assert warning in res.stderr and "--q" not in res.stderr
+    assert out["warnings"] and warning in out["warnings"][0]
+    clean = cli("grad", "js", "--p", "[[0.3, 0.7]]", "--q", "[[0.5, 0.5]]", "-f", "json")
+    assert clean.stderr == "" and json.loads(clean.stdout)["warnings"] == []

@@ -128,7 +128,8 @@ def _check_report(obj: CheckReport):
             c.ok, f"{c.passed}/{len(c.rows)} pass")
         t.add_row(Text(c.name), Text(c.statement), verdict, Text(f"{c.max_residual:.3g}"),
                   Text(f"atol {c.atol:g}, rtol {c.rtol:g}"))
-    return t
+    # a failed check's notes say why (such as torch's own nan); a passing one's stay in JSON
+    return Group(t, *(Text(f"note ({c.name}): {n}") for c in obj if not c.ok for n in c.notes))
 
 
 @render.register("Catalog")
