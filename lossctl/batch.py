@@ -82,7 +82,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     if len(results) == 1:
         return results[0]
     primary = next(r.name for r in spec.roles if sets[0].get(r.name) is not None)
-    labels = [str(s[primary]) for s in sets]
+    labels = [str(getattr(s[primary], "source", s[primary])) for s in sets]  # a shared '-' read: <stdin>
     _same_constants(results, labels)
     total = Partial()
     for r in results:
@@ -106,15 +106,15 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
 
 
 def _empty_means(st: Settings, results: list[Result], labels: list[str]) -> list[str]:
-    """A file whose mean has no denominator (every target ignored, or its weights sum to 0) shows torch's nan for
-    itself; say so, and that it adds nothing to the total's denominator."""
+    """A file whose mean has no denominator (every target ignored, or its weights sum to 0) shows torch's value
+    for itself; say so, and that it adds nothing to the total's denominator."""
     out = []
     for label, r in zip(labels, results, strict=True):
-        p = r.partial
-        if st.reduction == "mean" and p.denominator == 0 and p.count > 0:
-            why = "every target is --ignore-index" if p.ignored == p.count else "its targets' class weights sum to 0"
-            out.append(f"{label}: its mean has no denominator ({why}): it shows torch's nan, and the total counts "
-                       "nothing of it")
+        missing = missing_denominator(r.partial, st.reduction, r.denominator_unit)
+        if missing is not None:
+            reason, gives = missing
+            out.append(f"{label}: {reason}, so its mean has no denominator: it shows torch's {gives}, and the "
+                       "total counts nothing of it")
     return out
 
 

@@ -296,6 +296,12 @@ def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
     sizes = {len(doc["partial"][k]) for k in ("edges", "count", "conf_sum", "acc_sum")}
     if sizes != {doc["bins"] + 1}:
         return f"'partial' needs {doc['bins'] + 1} entries in each list ('bins' + 1)"
+    for key in ("edges", "count", "conf_sum", "acc_sum"):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in doc["partial"][key]):
+            return f"'partial.{key}' holds something other than numbers"
+    edges = doc["partial"]["edges"]
+    if edges[0] != 0 or edges[-1] != 1 or any(b < a for a, b in zip(edges, edges[1:], strict=False)):
+        return "'partial.edges' must ascend from 0 to 1"
     return None
 
 

@@ -113,11 +113,11 @@ def _first_line(exc: BaseException) -> str:
 def portable(value: Any) -> Any:
     """A local path made absolute (a worker does not share the client's working directory); URLs, literals
     and arrays as they are. Standard input stays on this machine, so it cannot be sent."""
-    if not isinstance(value, str) or looks_literal(value) or "://" in value:
-        return value
-    if value == "-":
+    if getattr(value, "source", None) == "<stdin>" or value == "-":  # '-', or '-' read once for several files
         raise UsageError("standard input ('-') cannot be sent to the workers; give files they can read",
                          option=OPTION)
+    if not isinstance(value, str) or looks_literal(value) or "://" in value:
+        return value
     return os.path.abspath(value)
 
 

@@ -298,10 +298,12 @@ def _check_fits(role, item: Loaded, dtype: np.dtype | None, hi, lo) -> None:
     if not _narrows(arr, dtype):
         return
     top = float(np.finfo(dtype).max)
-    if hi <= top and (lo is None or not np.isfinite(lo) or lo >= -top):
+    if hi <= top and lo >= -top:
         return
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # past the cheap test (a -inf mask fails it too): the exact look
         idx = np.flatnonzero(np.isfinite(arr) & (np.abs(arr) > top))
+    if not idx.size:
+        return
     raise ValueRangeError(f"{arr.flat[idx[0]]} at index {_where(role, arr, idx[0])} ({item.source}) does not fit "
                           f"{np.dtype(dtype).name} (its largest is {top:.4g}); use --dtype float64", option=role.flag)
 

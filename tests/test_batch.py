@@ -227,7 +227,13 @@ def test_merge_refuses_a_malformed_calibration_partial(cli, tmp_path):
     for edit, problem in ((lambda d: d.pop("task"), "no 'task'"),
                           (lambda d: d.update(bins="x"), "'bins' is a string ('x'), not an integer"),
                           (lambda d: d.update(warnings=5), "'warnings' is an integer (5), not a list"),
-                          (lambda d: d.update(bins=4), "'partial' needs 5 entries in each list ('bins' + 1)")):
+                          (lambda d: d.update(bins=4), "'partial' needs 5 entries in each list ('bins' + 1)"),
+                          (lambda d: d["partial"]["count"].__setitem__(0, "a"),
+                           "'partial.count' holds something other than numbers"),
+                          (lambda d: d["partial"]["conf_sum"].__setitem__(0, [1]),
+                           "'partial.conf_sum' holds something other than numbers"),
+                          (lambda d: d["partial"].update(edges=d["partial"]["edges"][::-1]),
+                           "'partial.edges' must ascend from 0 to 1")):
         bad = json.loads(json.dumps(doc))
         edit(bad)
         path = tmp_path / "c.json"

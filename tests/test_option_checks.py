@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -84,13 +85,22 @@ def test_a_streamed_chunk_that_float32_cannot_hold_names_its_row(tmp_path, monke
     assert str(err.value).startswith("--logits: 5e+38 at index [250, 3] (")
 
 
-def test_numpy_and_torch_python_warnings_stay_off_stderr(cli):
-    """An overflow in a sum is lossctl's one warning line, not NumPy's RuntimeWarning as well."""
-    ran = cli("l1", "--input", "[1e308, 1e308]", "--target", "[-1e308, -1e308]", "-f", "plain")
-    assert ran.stdout == "inf\n"
-    assert torch.nn.functional.l1_loss(torch.tensor([1e308] * 2, dtype=torch.float64),
-                                       torch.tensor([-1e308] * 2, dtype=torch.float64)).item() == math.inf
-    assert ran.stderr.startswith("lossctl: warning: the result is inf") and ran.stderr.count("\n") == 1
+def test_numpy_and_torch_python_warnings_stay_off_stderr():
+    """The command's stderr is lossctl's own lines: NumPy's RuntimeWarning (here an overflow inside the softmax of
+    1e308 logits, whose result is still exact) shows only when -W asks for it."""
+    from conftest import run_subprocess
+
+    args = ("calibration", "--logits", "[[1e308, -1e308]]", "--target", "[0]", "-f", "plain")
+    quiet = run_subprocess(*args, env={"PYTHONWARNINGS": ""})
+    assert quiet.returncode == 0 and quiet.stdout == b"0.0\n" and quiet.stderr == b""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    loud = subprocess.run([sys.executable, "-W", "default", "-m", "lossctl", *args], capture_output=True, cwd=ROOT,
+                          timeout=120)
+    assert b"RuntimeWarning" in loud.stderr and loud.stdout == b"0.0\n"
 
 
 def test_standard_input_is_read_once(cli):
@@ -107,3 +117,25 @@ def test_standard_input_is_read_once(cli):
               input=(ROOT / "examples/logits.npy").read_bytes())
     assert ran.stderr == "lossctl: error: --logits: only one option may read standard input; --logits, --logits all " \
                          "ask for '-'\n"
+
+
+def test_standard_input_read_once_is_labelled_stdin_and_not_sent_to_workers(cli):
+    x = "[[1, 2, 3, 4], [0, 0, 0, 0]]"
+    got = json.loads(cli("ce", "--logits", "-", "--target", "[0, 1]", "--target", "[3, 2]", "-f", "json",
+                         input=x).stdout)
+    assert [f["file"] for f in got["files"]] == ["<stdin>", "<stdin>"]
+    xt = torch.tensor(json.loads(x), dtype=torch.float64)
+    for f, t in zip(got["files"], ([0, 1], [3, 2]), strict=True):
+        assert f["value"] == pytest.approx(F.cross_entropy(xt, torch.tensor(t)).item(), rel=1e-12)
+    ran = cli("ce", "--logits", "-", "--target", "[0, 1]", "--target", "[3, 2]", "--scheduler", "local", input=x,
+              code=2)
+    assert "standard input ('-') cannot be sent to the workers" in ran.stderr
+
+
+def test_an_overflow_beside_a_masked_logit_is_still_refused(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.array([[-np.inf, -1e39, 0.0], [1.0, 2.0, 3.0]]))
+    with pytest.raises(lossctl.errors.ValueRangeError) as err:
+        lossctl.compute("ce", logits=str(tmp_path / "x.npy"), target="[1, 2]", dtype="float32")
+    assert "-1e+39 at index [0, 1]" in str(err.value) and "does not fit float32" in str(err.value)

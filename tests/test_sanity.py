@@ -579,5 +579,5 @@ def test_one_file_of_many_with_every_target_ignored_adds_nothing(cli, tmp_path):
                                                                  rel=1e-12)
     ran = cli("ce", "--logits", f"{tmp_path}/x_*.npy", "--target", f"{tmp_path}/t_*.npy", "-f", "plain")
     assert ran.stdout.splitlines()[1] == "nan"
-    assert ran.stderr == (f"lossctl: warning: {tmp_path}/x_1.npy: its mean has no denominator (every target is "
-                          "--ignore-index): it shows torch's nan, and the total counts nothing of it\n")
+    assert ran.stderr == (f"lossctl: warning: {tmp_path}/x_1.npy: all 4 targets equal --ignore-index, so its mean "
+                          "has no denominator: it shows torch's nan, and the total counts nothing of it\n")

@@ -244,7 +244,7 @@ def test_csv_streamed_in_chunks_equals_torch(tmp_path, monkeypatch, header):
 
 
 @pytest.mark.parametrize("bad", ["0.1,,0.3", "0.1,0.2", "0.1,0.2,0.3,0.4", "0.1,oops,0.3", "nan,0.2,0.3",
-                                 "0.1,0.2,NaN"])
+                                 "0.1,0.2,NaN", "0.1,NA,0.3", "null,0.2,0.3"])
 @pytest.mark.parametrize("rows", [20, 40_000])
 def test_csv_streamed_errors_are_the_whole_reads(tmp_path, bad, rows):
     """An empty cell, a short or long row, a word, a written nan: the same line streamed as read whole (a header

@@ -105,6 +105,9 @@ def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, i
             chunks = (b.column(0) for b in pf.iter_batches(batch_size=step, columns=[column]))
             return column, pf.metadata.num_rows, chunks, close
         reader, (column,), close = _ipc(pa, path, choose, option)
+    except BROKEN as exc:
+        raise _unreadable(path, exc, option) from None
+    try:
         if isinstance(reader, pa.ipc.RecordBatchFileReader):
             n = reader.num_record_batches
             # Mapped, a batch costs only its metadata until its column is converted: counting rows is cheap. A
@@ -114,7 +117,11 @@ def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, i
         # The stream format has no index of its batches; read from the map, its buffers are not copied.
         table = reader.read_all().select([column])
     except BROKEN as exc:
+        close()
         raise _unreadable(path, exc, option) from None
+    except BaseException:
+        close()
+        raise
     return column, table.num_rows, (b.column(0) for b in table.to_batches(max_chunksize=step)), close
 
 

@@ -136,7 +136,8 @@ def seekable(url: str) -> bool:
 @functools.lru_cache(maxsize=64)
 def serves_ranges(url: str) -> bool:
     """Whether the web server behind an http(s) URL answers a range request with that range, as most file hosts
-    do (Python's own http.server does not): one request for the file's last byte, its answer remembered."""
+    do (Python's own http.server does not): a request for the file's size, then one for its last byte; the answer
+    is remembered for the run (a failure reads as no ranges, and the copy that follows reports it)."""
     try:
         fs, inner = filesystem(url, "")
         with fs.open(inner, "rb", block_size=BLOCK_BYTES) as fp:

@@ -160,14 +160,17 @@ class CsvRows:
         return arr[:, 0] if arr.shape[1] == 1 else arr
 
     def _check_gap(self, r: int, c: int) -> None:
-        """pandas reads an empty cell, a short row and a written `nan` alike as NaN: the first two are refused as a
-        whole read refuses them; a written nan is returned, for the finiteness check to name as it does there."""
+        """pandas reads an empty cell, a short row, NA or null and a written `nan` alike as NaN: the others are
+        refused as a whole read refuses them; a written nan is returned, for the finiteness check to name."""
         line, cells = self._data_line(self._parsed + r)
         if len(cells) != self._width:
             raise InputError(f"ragged rows: row {line} has {len(cells)} columns, expected {self._width}",
                              option=self.option, source=self.path)
-        if not cells[c]:
-            raise InputError(f"row {line}, column {c + 1}: '' is not a number", option=self.option, source=self.path)
+        try:  # a written nan reads as a number; '', NA and null, NaN to pandas too, are refused as a whole read does
+            float(cells[c])
+        except ValueError:
+            raise InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} is not a number", option=self.option,
+                             source=self.path) from None
 
     def _parse_error(self, exc: Exception) -> InputError:
         """pandas' complaint in the words a whole read uses: a long row is a ragged row."""
