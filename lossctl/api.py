@@ -5,6 +5,7 @@ A small public face over the engine (`pipeline`, `stream`, `batch`, `checks`); t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .batch import expand, pair, run_many
@@ -126,13 +127,14 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
 
 # --- merging partials of either kind ---------------------------------------------------------------------------
 
-def merge_files(paths: list[str]):
+def merge_files(paths: str | os.PathLike | list[str | os.PathLike]):
     """What `lossctl merge` computes: loss partials (`lossctl LOSS --partials`) into the exact loss, or calibration
     partials (`lossctl calibration --partials`) into the exact calibration error; never the two mixed."""
     from .batch import PARTIAL_KIND, load_partials, merge, partial_problem
     from .calibration_run import PARTIAL_KIND as CALIBRATION_KIND
     from .calibration_run import calibration_partial_problem, merge_calibration
 
+    paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
     kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
     docs = [d for p in paths for d in load_partials(p, kinds=kinds)]
     kinds = {d["kind"] for d in docs}

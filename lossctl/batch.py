@@ -32,10 +32,11 @@ def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
     """Paths as given, globs expanded (sorted); '-' and inline literals pass through."""
     if values is None:
         return None
-    if isinstance(values, str) or not isinstance(values, Sequence):
+    if isinstance(values, (str, os.PathLike)) or not isinstance(values, Sequence):
         values = [values]
     out: list[Any] = []
     for v in values:
+        v = os.fspath(v) if isinstance(v, os.PathLike) else v
         if not isinstance(v, str) or v == "-" or looks_literal(v) or os.path.exists(v.rsplit(":", 1)[0]):
             out.append(v)
         elif has_glob(v):
@@ -189,6 +190,9 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ({exc})", option="merge", source=path) from None
     flat = [d for doc in _json_documents(text, path) for d in (doc if isinstance(doc, list) else [doc])]
+    if not flat:  # an empty file (a shard whose --partials run failed) must not drop out of the total unnoticed
+        raise InputError("holds no partial (an empty file or list: did the run that wrote it fail?)", option="merge",
+                         source=path)
     for d in flat:
         if not isinstance(d, dict) or d.get("kind") not in kinds:
             raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)

@@ -78,7 +78,7 @@ def calibration_settings(*, bins: int = 15, norm: str = "l1", binning: str = "un
     check_choice("binning", binning, BINNINGS)
     check_choice("task", task, TASKS)
     check_choice("header", header, HEADERS)
-    check_threads(threads)
+    threads = check_threads(threads)
     return CalibrationSettings(bins, norm, binning, task, strict, threads, header)
 
 

@@ -236,6 +236,11 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     probs_given = "probs" in arrays
     x_np, t_np = arrays.get("logits", arrays.get("probs")), arrays["target"]
     check_nonempty("probs" if probs_given else "logits", x_np)
+    ignored = np.flatnonzero(np.asarray(t_np) == -100)
+    if ignored.size:  # the identities compare every sample's two sides: an ignored one has neither
+        raise UsageError(f"holds -100, torch's ignore_index, at index {ignored[0]}; check's identities compare every "
+                         "sample, so leave the ignored ones out (ce and decompose take --ignore-index)",
+                         option="--target")
     tol = _tolerances(ctx.dtype, atol, rtol)
     multi = not probs_given and x_np.ndim >= 2
     binary = probs_given or x_np.ndim == 1 or (x_np.ndim == 2 and x_np.shape[1] == 2)

@@ -116,9 +116,10 @@ def _as_given(grad: np.ndarray, given: np.ndarray, computed: np.ndarray, st) -> 
 
 
 def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-             header: str = "auto", **kwargs: Any) -> GradientResult:
+             header: str = "auto", class_axis: int = 1, **kwargs: Any) -> GradientResult:
     """d loss / d input of loss `name`, computed by torch autograd. Keyword arguments named as the loss's arrays
-    are its inputs (arrays, lists, tensors, paths or JSON literals); the others are its options.
+    are its inputs (arrays, lists, tensors, paths or JSON literals); the others are its options. class_axis: -1
+    for classes-last scores (their gradient comes back classes-last too).
 
     >>> gradient("mse", input=[1.0, 3.0], target=[0.0, 0.0]).gradients["input"]  # 2 (x - y) / N
     array([1., 3.])
@@ -127,7 +128,8 @@ def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64",
     roles = {r.name for r in spec.roles}
     sources = {k: v for k, v in kwargs.items() if k in roles}
     options = {k: v for k, v in kwargs.items() if k not in roles}
-    return gradient_sources(spec, sources, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header)
+    return gradient_sources(spec, sources, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
+                            class_axis=class_axis)
 
 
 def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: Mapping[str, Any], *,

@@ -13,6 +13,7 @@ files; `checks` and `explain` build on the same run. A loss's particulars live i
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -27,7 +28,7 @@ from .errors import (
     UsageError,
     ValueRangeError,
 )
-from .io import Loaded, load_array, load_bundle, read_stdin, split_key
+from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
 from .losses._common import Context, position
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
@@ -80,8 +81,14 @@ def settings(spec: LossSpec, options: Mapping[str, Any], *, reduction: str | Non
         raise UsageError(f"{spec.name} has no NumPy kernel; torch computes it (--backend torch or auto)",
                          option="--backend")
     _choose("--header", header, HEADERS)
-    check_threads(threads)
+    threads = check_threads(threads)
+    if not isinstance(device, str):
+        raise UsageError(f"must be cpu, cuda, mps or auto; got {device!r}", option="--device")
     device = resolve_device(device)
+    class_axis = typed_option("--class-axis", int, class_axis)
+    wants = Wants(typed_option("--by-class", bool, wants.by_class), typed_option("--worst", int, wants.worst))
+    if wants.worst < 0:
+        raise UsageError(f"must be 0 or more; got {wants.worst}", option="--worst")
     if backend == "numpy" and device != "cpu":
         raise UsageError(f"the NumPy kernels compute on the CPU; --device {device} needs --backend torch",
                          option="--backend")
@@ -112,26 +119,47 @@ def resolve_options(spec: LossSpec, options: Mapping[str, Any]) -> dict[str, Any
         opt = known[name]
         if opt.choices:
             _choose(opt.flag, value, opt.choices)
-        out[name] = _checked_number(opt, opt.type(value))
+        out[name] = typed_option(opt.flag, opt.type, value)
     return out
 
 
-def _checked_number(opt, value):
-    """NaN is never an option's value (torch refuses some, computes nan from others); integers fit int64 as torch's
-    do. Infinities pass: some options take them (pairwise-distance's --p inf), the loss's own checks refuse the rest."""
-    if isinstance(value, float) and math.isnan(value):
-        raise UsageError("must be a number; got nan", option=opt.flag)
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
-        raise UsageError(f"must fit in a 64-bit integer; got {value}", option=opt.flag)
-    return value
+def typed_option(option: str, kind: type, value: Any):
+    """An option's value as its type, refusing what would silently mean something else: a string for a yes/no
+    ('False' is truthy), True for a number, 1.5 for an integer. NaN is never a value (torch refuses some options,
+    computes nan from others); integers fit int64 as torch's do; infinities pass (pairwise-distance's --p inf takes
+    one, the losses' own checks refuse the rest)."""
+    if kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise UsageError(f"must be true or false; got {value!r}", option=option)
+        return bool(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise UsageError(f"must be a string; got {value!r}", option=option)
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise UsageError(f"must be a number; got {value!r}", option=option)
+    if math.isnan(value):
+        raise UsageError("must be a number; got nan", option=option)
+    if kind is int:
+        if not math.isfinite(value) or value != math.floor(value):
+            raise UsageError(f"must be a whole number; got {value!r}", option=option)
+        if not -(2**63) <= int(value) < 2**63:
+            raise UsageError(f"must fit in a 64-bit integer; got {int(value)}", option=option)
+        return int(value)
+    return kind(value)
 
 
 MAX_THREADS = 256  # each thread holds its chunk's buffers (about 10 MiB): more only costs memory
 
 
-def check_threads(threads: int | None) -> None:
-    if threads is not None and not 1 <= threads <= MAX_THREADS:
+def check_threads(threads: int | None) -> int | None:
+    """--threads as an int from 1 to MAX_THREADS, or None (the machine's cores)."""
+    if threads is None:
+        return None
+    threads = typed_option("--threads", int, threads)
+    if not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"must be from 1 to {MAX_THREADS}; got {threads}", option="--threads")
+    return threads
 
 
 def resolve_device(device: str) -> str:
@@ -176,6 +204,10 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
 
     header: whether text tables start with a header row (auto, yes, no).
     """
+    if isinstance(bundle, os.PathLike):
+        bundle = os.fspath(bundle)
+    if bundle is not None and not isinstance(bundle, str):
+        raise UsageError(f"takes a path (or '-'); got a {type(bundle).__name__}", option="--from")
     sources = {k: v for k, v in sources.items() if v is not None}
     readers = [k for k, v in sources.items() if isinstance(v, str) and v == "-"]
     if bundle == "-":
@@ -219,7 +251,10 @@ def _key_read_alone(spec: LossSpec, loaded: Mapping[str, Loaded], bundle: str, h
 
 
 def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str = "auto") -> Loaded:
-    """A source as given to the API: a path, '-' or a literal (str), a Loaded, an array, a list or a tensor."""
+    """A source as given to the API: a path (str or os.PathLike), '-' or a literal (str), a Loaded, an array, a
+    list or a tensor."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, str):
         return load_array(value, option=flag, stdin=stdin, header=header)
     if isinstance(value, Loaded):
@@ -230,14 +265,17 @@ def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str =
 
 
 def _as_array(value: Any, flag: str) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu()
-        if value.dtype.is_floating_point and value.element_size() < 4:
-            value = value.float()
-        return value.numpy()
-    arr = np.asarray(value)
+    if hasattr(value, "detach"):  # a torch tensor: refused as the same tensor in a .pt file is
+        arr = tensor_to_numpy(value, flag, "array")
+    else:
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # NumPy's "inhomogeneous shape"
+            raise InputError("nested lists of different lengths (ragged rows)", option=flag) from None
     if arr.dtype.kind not in "biuf":
-        raise InputError(f"must be numeric, got dtype {arr.dtype}", option=flag)
+        what = f"a {type(value).__name__}" if arr.dtype == object and arr.ndim == 0 else f"dtype {arr.dtype}"
+        raise InputError(f"must be numbers (an array, a tensor, a list, a path or a literal); got {what}",
+                         option=flag)
     return arr
 
 

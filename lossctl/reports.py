@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .errors import UsageError
 from .losses._common import Finding
 from .reduce import as_numpy
 from .sanity_lint import lint_log_probs_are_probs, lint_logits_are_probs, lint_negative_kl, lint_sigmoid_applied
@@ -137,6 +138,9 @@ def index_report(arrays: dict, options: dict, out, wants: Wants, first_row: int,
     baselines: whether to add up what the baselines read (reduction mean, for a table or JSON)."""
     x, t = _first(arrays, "logits", "log_probs", "probs"), arrays.get("target")
     if not _is_index_target(t, x, options):
+        if wants.by_class or wants.worst:
+            raise UsageError("breakdowns by class and the worst samples need class-index targets; these are "
+                             "probabilities", option="--by-class" if wants.by_class else "--worst")
         if not baselines or t is None or x is None:
             return ReportPartial()
         return ReportPartial(sums=_prob_sums(arrays, options))

@@ -12,8 +12,10 @@ def check_tolerances(*, atol: float | None, rtol: float | None) -> None:
     """Refuse a tolerance that is not a finite number >= 0 (None: the default by dtype). nan would fail every
     comparison and inf pass every one, so neither tests anything."""
     for option, tol in (("--atol", atol), ("--rtol", rtol)):
-        if tol is not None and not (math.isfinite(tol) and tol >= 0):
-            raise UsageError(f"must be a finite number >= 0; got {tol}", option=option)
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                                or not (math.isfinite(tol) and tol >= 0)):
+            shown = tol if isinstance(tol, (int, float)) and not isinstance(tol, bool) else repr(tol)
+            raise UsageError(f"must be a finite number >= 0; got {shown}", option=option)
 
 
 def close(got: float, want: float, atol: float, rtol: float, *, equal_nan: bool = False) -> bool:

@@ -344,7 +344,7 @@ def test_pt_tensors_numpy_cannot_hold_are_one_line(tmp_path):
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch deprecates quantized tensors
-        odd = {"sparse": (x.to_sparse(), "a sparse_coo tensor; save it dense (tensor.to_dense())"),
+        odd = {"sparse": (x.to_sparse(), "a sparse_coo tensor; make it dense (tensor.to_dense())"),
                "meta": (torch.zeros(4, 3, device="meta"), "a meta tensor: it has a shape but no values"),
                "quantized": (torch.quantize_per_tensor(x, 0.1, 0, torch.qint8),
                              "a qint8 tensor, which NumPy cannot hold (need integers, bool or floats)")}

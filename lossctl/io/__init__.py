@@ -225,9 +225,9 @@ def load_pt(path: str, *, option: str):
     import torch
 
     if isinstance(obj, torch.Tensor):
-        return _tensor_to_numpy(obj, option, path)
+        return tensor_to_numpy(obj, option, path)
     if isinstance(obj, dict):
-        return {str(k): _tensor_to_numpy(v, option, f"{path}:{k}") if isinstance(v, torch.Tensor) else v
+        return {str(k): tensor_to_numpy(v, option, f"{path}:{k}") if isinstance(v, torch.Tensor) else v
                 for k, v in obj.items()}
     raise InputError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors", option=option, source=path)
 
@@ -284,11 +284,15 @@ def _as_numbers(value, *, option: str, source: str) -> np.ndarray:
     raise InputError(f"holds a {type(value).__name__}, not a tensor", option=option, source=source)
 
 
-def _tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
+def tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
+    """A tensor as a NumPy array (a copy off the GPU, detached); what NumPy cannot hold is one line."""
     import torch
 
+    if getattr(t, "is_nested", False):
+        raise InputError("a nested tensor; pad it first (torch.nested.to_padded_tensor)", option=option,
+                         source=source)
     if t.layout != torch.strided:
-        raise InputError(f"a {str(t.layout).removeprefix('torch.')} tensor; save it dense (tensor.to_dense())",
+        raise InputError(f"a {str(t.layout).removeprefix('torch.')} tensor; make it dense (tensor.to_dense())",
                          option=option, source=source)
     if t.is_meta:
         raise InputError("a meta tensor: it has a shape but no values", option=option, source=source)

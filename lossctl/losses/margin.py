@@ -150,9 +150,15 @@ def triplet_margin(anchor, positive, negative, *, margin: float = 1.0, p: float 
     pos, neg = positive, negative
     if p <= 0:
         raise UsageError(f"must be > 0; got {p}", option="--p")
+    _positive_margin(margin)
     values = F.triplet_margin_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx), margin=margin,
                                    p=p, eps=eps, swap=swap, reduction="none")
     return LossOutput(values, rows=_rows(anchor), unit="triplets")
+
+
+def _positive_margin(margin: float) -> None:
+    if margin <= 0:
+        raise UsageError(f"must be > 0 (torch refuses others); got {margin}", option="--margin")
 
 
 def triplet_margin_with_distance(anchor, positive, negative, *, distance: str = "pairwise", margin: float = 1.0,
@@ -162,8 +168,7 @@ def triplet_margin_with_distance(anchor, positive, negative, *, distance: str = 
 
     _triplet(anchor, positive, negative)
     pos, neg = positive, negative
-    if margin <= 0:
-        raise UsageError(f"must be > 0 (torch refuses others); got {margin}", option="--margin")
+    _positive_margin(margin)
     distance_function = None
     if distance == "cosine":
         def distance_function(u, v):
