@@ -98,11 +98,14 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     if found is None and wants_baselines(spec, st, total):
         notes.append("baselines: the files' targets do not determine them together (their classes or label "
                      "columns differ, or sigmoid focal's labels are soft)")
-    merged = make_result(spec, st, total, dtype=first.dtype, shapes={}, unit=first.denominator_unit,
-                         weighted=first.weighted, warnings=[], constants=first.constants, final=final,
+    # the files whose own mean is empty: warned of on the total, where --strict applies and JSON carries them
+    merged = make_result(spec, st, total, dtype="+".join(sorted({r.dtype for r in results})), shapes={},
+                         unit=first.denominator_unit,
+                         weighted=first.weighted, warnings=_empty_means(st, results, labels), constants=first.constants,
+                         final=final,
                          backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
-    warnings = [w for r in results for w in r.warnings] + _empty_means(st, results, labels)
+    warnings = [w for r in results for w in r.warnings] + merged.warnings
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
 
 
@@ -194,12 +197,21 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
         raise InputError("holds no partial (an empty file or list: did the run that wrote it fail?)", option="merge",
                          source=path)
     for d in flat:
+        if isinstance(d, dict) and isinstance(d.get("partial"), dict):
+            _revive_non_finite(d["partial"])
         if not isinstance(d, dict) or d.get("kind") not in kinds:
             raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)
         problem = kinds[d["kind"]](d)
         if problem:
             raise InputError(f"not a lossctl partial: {problem}", option="merge", source=path)
     return flat
+
+
+def _revive_non_finite(sums: dict[str, Any]) -> None:
+    """inf, -inf and nan sums, which --partials writes as strings (JSON has no such numbers), as floats again."""
+    for key in ("total", "denominator"):
+        if sums.get(key) in ("inf", "-inf", "nan"):
+            sums[key] = float(sums[key])
 
 
 def _json_documents(text: str, path: str) -> list[Any]:

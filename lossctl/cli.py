@@ -298,10 +298,12 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         import json
 
         from .batch import partial_document
+        from .render.as_json import json_value
 
         for w in result.warnings:
             _err(f"warning: {w}")
-        sys.stdout.write(json.dumps(partial_document(result)) + "\n")
+        # strict JSON, as every JSON output: a sum of inf or nan (torch's own result) is written as a string
+        sys.stdout.write(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
     emit(result, fmt)
     if expect[0] is not None:
@@ -515,9 +517,11 @@ def calibration_cmd(
 def _print_partial(doc: dict[str, Any]) -> None:
     import json
 
+    from .render.as_json import json_value
+
     for w in doc.get("warnings", ()):
         _err(f"warning: {w}")
-    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.write(json.dumps(json_value(doc), allow_nan=False) + "\n")
 
 
 # --- gradients -------------------------------------------------------------------------------------------------
@@ -589,6 +593,13 @@ def root_command():
     return typer.main.get_command(app)
 
 
+def _pipe_closed() -> None:
+    """The reader closed early (| head): stop quietly, exit 0, and keep Python from complaining at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
 def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
@@ -602,10 +613,13 @@ def main() -> None:
     try:
         code = command.main(args=args, prog_name=prog, standalone_mode=False)
     except BrokenPipeError:
-        # The reader closed early (| head): stop quietly, and keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+        _pipe_closed()
+    except SystemExit as exc:
+        # Click turns a write to a closed pipe into exit 1 (which means a failed check here), after wrapping
+        # stdout in its PacifyFlushWrapper: that is the reader closing early, too.
+        if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _pipe_closed()
+        raise
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)

@@ -299,7 +299,8 @@ def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> n
     for role in spec.roles:
         item = loaded.get(role.name)
         if item is not None and item.binary and item.array.dtype.kind == "f":
-            return np.dtype(np.float64) if item.array.dtype == np.float64 else np.dtype(np.float32)
+            # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
+            return np.dtype(np.float64) if item.array.dtype.itemsize >= 8 else np.dtype(np.float32)
     return np.dtype(np.float64)
 
 

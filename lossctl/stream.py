@@ -8,6 +8,7 @@ chunk size does not depend on the thread count, so the total has the same bits w
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections import deque
@@ -23,7 +24,7 @@ from .io import Loaded, split_key
 from .io.npy import NpyHeader, read_header
 from .io.remote import file_size, is_file, is_url, open_binary
 from .io.rows import open_rows
-from .io.text import TABLE_DELIMITERS
+from .io.text import TABLE_DELIMITERS, table_lines
 from .losses._common import ROW_OFFSET, Context
 from .pipeline import (
     Progress,
@@ -90,10 +91,11 @@ def _describe(source: Any, role: str) -> _Input | None:
             return None
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext in TABLE_DELIMITERS:
-        with open_binary(path, flag(role)) as fp:
-            first = fp.readline(1 << 20)
+        with io.TextIOWrapper(open_binary(path, flag(role)), encoding="utf-8-sig", errors="replace") as fp:
+            head = table_lines(fp, limit=1)  # the first line holding data: comments and blank lines come first
         sep = TABLE_DELIMITERS[ext]
-        cells = len(first.split(sep.encode())) if sep else len(first.split())
+        first = head[0][1] if head else ""
+        cells = len(first.split(sep)) if sep else len(first.split())
         return _Input(role, path, max(cells, 1) * 8, None, columns=cells)
     return _describe_rows(source, role, ext)
 
@@ -255,8 +257,9 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
         token = ROW_OFFSET.set(start)  # errors name rows of the whole file
         try:
             check_finite(spec, {r: Loaded(a, paths[r], True) for r, a in chunk.items()}, ctx.dtype)
-            chunk = {r: (a.astype(ctx.dtype) if a.dtype.kind == "f" and a.dtype != ctx.dtype else a)
-                     for r, a in chunk.items()}
+            # as a whole read holds them (native byte order, the file's own dtype): the input lints judge them
+            # by that dtype, and the loss computes in ctx.dtype either way
+            chunk = {r: (a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))) for r, a in chunk.items()}
             named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
             arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
             out = compute_output(spec, arrays, st, ctx, named)

@@ -431,3 +431,59 @@ def test_merge_refuses_partials_with_other_weights():
             merge(list(pair))
     assert merge([a, a]).value == pytest.approx(float(F.cross_entropy(
         torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate([t, t])))), rel=2e-6)
+
+
+def test_streamed_big_endian_float64_computes_in_float64(tmp_path):
+    x, t = RNG.standard_normal((N, C)), RNG.integers(0, C, N)
+    files = {"logits": save(tmp_path, "be", x.astype(">f8")), "target": save(tmp_path, "t", t)}
+    r = streamed("ce", files)
+    assert r.dtype == "float64"
+    close(r.value, float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))), np.float64)
+
+
+def test_a_table_starting_with_a_comment_streams(tmp_path):
+    pytest.importorskip("pandas")
+    x, t = RNG.standard_normal((N, C)), RNG.integers(0, C, N)
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",", fmt="%.17g", header="# logits of run 7", comments="")
+    r = streamed("ce", {"logits": str(tmp_path / "x.csv"), "target": save(tmp_path, "t", t)})
+    close(r.value, float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))), np.float64)
+
+
+def test_streamed_input_lints_see_the_files_dtype_as_a_whole_read_does(tmp_path):
+    """float16 probabilities passed as logits: the same warning streamed as read whole (chunks are no longer cast
+    to the compute dtype before the lints judge them)."""
+    p = torch.softmax(torch.from_numpy(RNG.standard_normal((N, C))), 1).numpy() * 1.005
+    files = {"logits": save(tmp_path, "p16", p.astype(np.float16)),
+             "target": save(tmp_path, "t", RNG.integers(0, C, N))}
+    whole = lossctl.compute("ce", stream=False, **files).warnings
+    assert any("probabilities" in w for w in whole), whole
+    assert streamed("ce", files).warnings == whole
+
+
+@pytest.mark.parametrize("case", ["early", "late"])
+def test_streamed_csv_that_is_not_utf8_is_the_whole_reads_error(tmp_path, case):
+    pytest.importorskip("pandas")
+    np.savetxt(tmp_path / "x.csv", RNG.standard_normal((N, C)), delimiter=",")
+    data = (tmp_path / "x.csv").read_bytes()
+    bad = b"# caf\xe9\n" + data if case == "early" else data[:-40] + b"\xe9" + data[-39:]
+    (tmp_path / "x.csv").write_bytes(bad)
+    files = {"logits": str(tmp_path / "x.csv"), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
+    errors = []
+    for stream_it in (True, False):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute("ce", stream=stream_it, **files)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1] and "not UTF-8 text (bad byte at offset" in errors[0]
+
+
+def test_streamed_csv_integer_past_int64_is_named(tmp_path):
+    pytest.importorskip("pandas")
+    (tmp_path / "t.csv").write_text("1\n" * (N - 1) + "99999999999999999999999\n")
+    files = {"logits": save(tmp_path, "x", logits()), "target": str(tmp_path / "t.csv")}
+    errors = []
+    for stream_it in (True, False):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute("ce", stream=stream_it, **files)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+    assert errors[0].endswith(f"row {N}, column 1: '99999999999999999999999' does not fit in int64")

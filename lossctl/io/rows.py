@@ -6,6 +6,7 @@ count toward RSS). A text-table reader parses chunks with pandas' C engine when 
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import re
@@ -111,8 +112,13 @@ class CsvRows:
         self._first_line = head[int(self.header)][0]
         self._delimiter, self._width = delimiter, len(split_cells(head[int(self.header)][1], delimiter))
         self._fp = open_binary(path, option)  # closed by close()
-        self._reader = pd.read_csv(self._fp, sep=pandas_sep(delimiter), header=None, skiprows=self._first_line - 1,
-                                   engine="c", chunksize=1 << 14, encoding="utf-8-sig", comment="#")
+        try:
+            self._reader = pd.read_csv(self._fp, sep=pandas_sep(delimiter), header=None,
+                                       skiprows=self._first_line - 1, engine="c", chunksize=1 << 14,
+                                       encoding="utf-8-sig", comment="#")
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            self._fp.close()
+            raise self._parse_error(exc) from None
         self._pending: np.ndarray | None = None
         self._done = 0
         self._parsed = 0  # rows in the chunks pandas has handed over: where the next chunk's rows start
@@ -146,11 +152,7 @@ class CsvRows:
             raise self._parse_error(exc) from None
         bad = [c for c in frame.columns if frame[c].dtype.kind not in "iuf"]
         if bad:
-            col = bad[0]
-            wrong = (pd.to_numeric(frame[col], errors="coerce").isna() & frame[col].notna()).to_numpy()
-            line, cells = self._data_line(self._parsed + int(np.flatnonzero(wrong)[0]) if wrong.any() else 0)
-            raise InputError(f"row {line}, column {int(col) + 1}: {cells[int(col)][:40]!r} is not a number",
-                             option=self.option, source=self.path)
+            raise self._bad_cell(frame[bad[0]], int(bad[0]))
         arr = frame.to_numpy()
         if arr.dtype.kind == "f" and np.isnan(arr).any():
             self._check_gap(*(int(i) for i in np.argwhere(np.isnan(arr))[0]))
@@ -158,6 +160,20 @@ class CsvRows:
         if self.dtype is None:
             self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype
         return arr[:, 0] if arr.shape[1] == 1 else arr
+
+    def _bad_cell(self, column, c: int) -> InputError:
+        """The first cell of a column pandas could not read as numbers: a word, or an integer past int64."""
+        import pandas as pd
+
+        wrong = (pd.to_numeric(column, errors="coerce").isna() & column.notna()).to_numpy()
+        if wrong.any():
+            line, cells = self._data_line(self._parsed + int(np.flatnonzero(wrong)[0]))
+            return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} is not a number", option=self.option,
+                              source=self.path)
+        big = next((i for i, v in enumerate(column.astype(str)) if _past_int64(v)), 0)
+        line, cells = self._data_line(self._parsed + big)
+        return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} does not fit in int64", option=self.option,
+                          source=self.path)
 
     def _check_gap(self, r: int, c: int) -> None:
         """pandas reads an empty cell, a short row, NA or null and a written `nan` alike as NaN: the others are
@@ -173,7 +189,11 @@ class CsvRows:
                              source=self.path) from None
 
     def _parse_error(self, exc: Exception) -> InputError:
-        """pandas' complaint in the words a whole read uses: a long row is a ragged row."""
+        """pandas' complaint in the words a whole read uses: a long row is a ragged row, a bad byte is named by
+        its offset in the file (pandas' own offset counts within its buffer)."""
+        if isinstance(exc, UnicodeDecodeError):
+            return InputError(f"not UTF-8 text (bad byte at offset {self._bad_byte()})", option=self.option,
+                              source=self.path)
         text = str(exc).strip().splitlines()
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text[-1] if text else "")
         if found:
@@ -182,6 +202,19 @@ class CsvRows:
                               source=self.path)
         return InputError(f"cannot parse ({text[-1][:160] if text else type(exc).__name__})", option=self.option,
                           source=self.path)
+
+    def _bad_byte(self) -> int:
+        """The offset of the file's first byte that is not UTF-8: read again, a block at a time (an error path)."""
+        decoder, done = codecs.getincrementaldecoder("utf-8")(), 0
+        with open_binary(self.path, self.option) as fp:
+            while block := fp.read(1 << 20):
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    return done - pending + exc.start
+                done += len(block)
+        return done
 
     def _data_line(self, k: int) -> tuple[int, list[str]]:
         """(its line in the file, its cells) of data row k, counted from 0 after any header: read from the file
@@ -201,6 +234,13 @@ class CsvRows:
 
     def close(self) -> None:
         self._fp.close()
+
+
+def _past_int64(cell: str) -> bool:
+    try:
+        return not -(2**63) <= int(cell) < 2**63
+    except ValueError:
+        return False
 
 
 def open_rows(source: str, option: str, step: int, header: str = "auto", buffers: int = 2):

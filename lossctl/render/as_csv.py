@@ -45,9 +45,10 @@ def _result(obj: Result) -> str:
 def _multi_result(obj: MultiResult) -> str:
     if obj.total.values is not None:
         return render(obj.total)  # reduction none: every value, files in order, as plain prints them
-    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype]
+    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype,
+             r.backend]
             for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
-    return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype"], rows)
+    return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype", "backend"], rows)
 
 
 @render.register("CheckResult")

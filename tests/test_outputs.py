@@ -1,0 +1,61 @@
+"""What lossctl prints for pipelines: strict JSON everywhere (--partials too), --strict over every warning, the
+total's dtype and backend, and exit 0 when the reader of a pipe is gone."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from conftest import ROOT
+
+EX = ROOT / "examples"
+IGNORED = json.dumps([-100] * 8)
+
+
+def strict_json(text: str):
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_partials_of_an_infinite_loss_are_strict_json_and_merge_to_torchs_value(cli, tmp_path):
+    x = np.load(EX / "logits.npy")
+    x[0, 0] = -np.inf
+    np.save(tmp_path / "x.npy", x)
+    p = np.full((8, 4), 0.25, np.float32)
+    np.save(tmp_path / "p.npy", p)
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(p)).item()
+    assert want == math.inf
+    doc = cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "p.npy", "--partials").stdout
+    assert strict_json(doc)["partial"]["total"] == "inf"
+    (tmp_path / "a.json").write_text(doc)
+    assert cli("merge", tmp_path / "a.json", tmp_path / "a.json", "-f", "plain").stdout == "inf\n"
+
+
+def test_strict_applies_to_a_file_whose_mean_is_empty(cli):
+    args = ["ce", "--logits", EX / "logits.npy", "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+            "--target", IGNORED]
+    ran = cli(*args, "--strict", "-f", "json", code=2)
+    assert ran.stdout == "" and "all 8 targets equal --ignore-index" in ran.stderr
+    total = strict_json(cli(*args, "-f", "json").stdout)["total"]
+    assert any("all 8 targets equal --ignore-index" in w for w in total["warnings"])
+
+
+def test_a_total_over_files_of_two_dtypes_says_both(cli):
+    out = cli("ce", "--logits", EX / "logits.npy", "--logits", EX / "logits.csv", "--target", EX / "targets.npy",
+              "--target", EX / "targets.csv", "-f", "csv").stdout.splitlines()
+    assert out[0] == "file,loss,reduction,value,total,denominator,dtype,backend"
+    assert out[-1].split(",")[-2:] == ["float32+float64", "numpy"]
+
+
+def test_a_reader_gone_before_any_output_is_exit_0():
+    """Click answers a write to a closed pipe with exit 1, which here means a failed check: lossctl exits 0."""
+    cmd = f"{sys.executable} -m lossctl ce --logits examples/logits.npy --target examples/targets.npy | true; " \
+          "exit ${PIPESTATUS[0]}"
+    assert subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, timeout=120).returncode == 0
