@@ -545,7 +545,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     """
     if st.reduction != "none" and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
-    warnings = _checked_warnings(st, partial, warnings)
+    warnings = _checked_warnings(st, partial, [w for w in warnings if not getattr(w, "weak", False)])
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(

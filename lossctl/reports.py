@@ -17,7 +17,13 @@ import numpy as np
 from .errors import UsageError
 from .losses._common import Finding
 from .reduce import as_numpy
-from .sanity_lint import lint_log_probs_are_probs, lint_logits_are_probs, lint_negative_kl, lint_sigmoid_applied
+from .sanity_lint import (
+    SIGMOID_MIN_COUNT,
+    lint_log_probs_are_probs,
+    lint_logits_are_probs,
+    lint_negative_kl,
+    lint_sigmoid_applied,
+)
 
 # The baselines and breakdowns (lossctl.sanity_baselines, sanity_breakdown, sanity_summary) are imported where they
 # are computed: a plain run prints one number and needs only the lints.
@@ -90,7 +96,9 @@ def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
                                                                and _is_index_target(t, x)):
         return []
     flag = "--logits" if arrays.get("logits") is not None else "--input"
-    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True) for w in lint_sigmoid_applied(x)]
+    weak = np.size(x) < SIGMOID_MIN_COUNT  # too few values to conclude alone; a stream's short chunk
+    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak)
+            for w in lint_sigmoid_applied(x, min_count=1)]
 
 
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,

@@ -36,7 +36,21 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
 
         return run_stream(spec, planned, st, dtype=dtype, backend=backend_for(spec, st, sources),
                           progress=progress, final=final)
-    return run_sources(spec, sources, st, dtype=dtype, bundle=bundle, final=final)
+    result = run_sources(spec, sources, st, dtype=dtype, bundle=bundle, final=final)
+    if stream:  # asked for, and not done: say so rather than quietly read everything into memory
+        result.notes.append(f"--stream: read whole instead, {_why_whole(spec, st, bundle)}")
+    return result
+
+
+def _why_whole(spec: LossSpec, st: Settings, bundle: str | None) -> str:
+    if spec.stream is None:
+        return f"as {spec.name} does not stream"
+    if st.reduction == "none":
+        return "as reduction none keeps every value"
+    if bundle is not None:
+        return "as --from is read whole"
+    return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns and JSON Lines "
+            "keys do, with rows that line up)")
 
 
 def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream: bool | None) -> Plan | None:

@@ -120,14 +120,31 @@ def _describe_rows(source: str, role: str, ext: str) -> _Input | None:
                   columns=max(columns, 2) if first.ndim > 1 else 1, dtype=dtype, binary=READERS[ext].binary)
 
 
-def _fits(item: _Input, head: _Input, index_target: bool) -> str:
-    """How a batched role streams beside the primary input: 'rows' (chunked alike), 'whole' (broadcast), ''."""
+def _fits(item: _Input, head: _Input, index_target: bool, class_axis: int = 1) -> str:
+    """How a batched role streams beside the primary input: 'rows' (chunked alike), 'whole' (broadcast), ''.
+    Rows whose other axes disagree do not stream, so that the loss's check names the whole arrays' shapes, not a
+    chunk's."""
     rows_match = item.header is None or head.header is None or item.header.shape[0] == head.header.shape[0]
-    if rows_match and (item.ndim == head.ndim or (index_target and item.ndim == head.ndim - 1)):
-        return "rows"
+    if rows_match and item.ndim == head.ndim:
+        return "rows" if _same_tail(item, head) else ""
+    if rows_match and index_target and item.ndim == head.ndim - 1:
+        if item.header is None or head.header is None:
+            return "rows"
+        full = head.header.shape
+        axis = class_axis % len(full)
+        return "rows" if item.header.shape[1:] == (full[:axis] + full[axis + 1:])[1:] else ""
     if item.ndim < head.ndim:
         return "whole"  # broadcast along the batch, e.g. BCE's weight of shape (C,)
     return ""  # shapes disagree: the in-memory path reports the mismatch with both shapes
+
+
+def _same_tail(item: _Input, head: _Input) -> bool:
+    """Whether the axes after the rows agree (or broadcast: an axis of 1), as far as the files tell."""
+    if item.header is not None and head.header is not None:
+        return all(a == b or a == 1 for a, b in zip(item.header.shape[1:], head.header.shape[1:], strict=True))
+    if item.header is None and head.header is None and item.ndim == 2:
+        return item.columns in (head.columns, 1)  # tables, Parquet list columns, JSON Lines lists: their widths
+    return True  # an .npy beside a table: the chunks' shapes are checked as they come
 
 
 def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | None:
@@ -145,7 +162,7 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | Non
     for name, item in described.items():
         if name == primary:
             continue
-        how = _fits(item, head, spec.stream.index_target) if item is not None else ""
+        how = _fits(item, head, spec.stream.index_target, st.class_axis) if item is not None else ""
         if not how or (how == "whole" and name == "target"):
             return None  # a target is never broadcast: the in-memory path names the mismatch with whole shapes
         if how == "rows":
@@ -186,7 +203,9 @@ class _Totals:
         self.warnings += [w for w in out.warnings
                           if not getattr(w, "every", False) and getattr(w, "key", w) not in seen]
         every = {w.key: w for w in out.warnings if getattr(w, "every", False)}
-        self.every = every if self.chunks == 0 else {k: v for k, v in self.every.items() if k in every}
+        # a rule every chunk reports, kept in the words of its first chunk that could conclude it (not weak)
+        self.every = every if self.chunks == 0 else {k: every[k] if v.weak else v for k, v in self.every.items()
+                                                     if k in every}
         self.notes += out.notes
         self.unit, self.weighted = out.unit, out.weighted
         self.report = report if self.report is None else self.report + report if report is not None else self.report

@@ -487,3 +487,45 @@ def test_streamed_csv_integer_past_int64_is_named(tmp_path):
         errors.append(str(err.value))
     assert errors[0] == errors[1]
     assert errors[0].endswith(f"row {N}, column 1: '99999999999999999999999' does not fit in int64")
+
+
+@pytest.mark.parametrize("loss, x_shape, t_shape, t_int", [("mse", (N, C), (N, C + 1), False),
+                                                           ("ce", (N, C, 4), (N, 3), True),
+                                                           ("kl", (N, C), (N, C + 1), False)])
+def test_a_shape_mismatch_beyond_the_rows_is_named_by_the_whole_arrays(tmp_path, loss, x_shape, t_shape, t_int):
+    first = "input" if loss == "mse" else "logits"
+    t = RNG.integers(0, C, t_shape) if t_int else RNG.random(t_shape)
+    files = {first: save(tmp_path, "x", RNG.standard_normal(x_shape)), "target": save(tmp_path, "t", t)}
+    errors = []
+    for stream_it in (True, False):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute(loss, stream=stream_it, **files)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1] and f"shape ({N}," in errors[0], errors
+
+
+def test_classes_last_logits_still_stream_beside_their_targets(tmp_path):
+    x, t = RNG.standard_normal((N, 3, C)), RNG.integers(0, C, (N, 3))
+    r = streamed("ce", {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}, class_axis=-1)
+    want = F.cross_entropy(torch.from_numpy(x).movedim(-1, 1), torch.from_numpy(t))
+    close(r.value, float(want), np.float64)
+
+
+def test_a_forced_stream_that_cannot_stream_says_so(tmp_path):
+    files = {"logits": save(tmp_path, "x", logits()), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
+    r = lossctl.compute("ce", stream=True, reduction="none", **files)
+    assert "--stream: read whole instead, as reduction none keeps every value" in r.notes
+    want = F.cross_entropy(torch.from_numpy(np.load(files["logits"])), torch.from_numpy(np.load(files["target"])),
+                           reduction="none")
+    close(r.values, want.numpy(), np.float32)
+
+
+def test_a_whole_array_warning_survives_a_short_last_chunk(tmp_path, monkeypatch):
+    """'every value in [0, 1]' needs 16 values to conclude; a last chunk of 5 holds too few to refute it."""
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 1000)  # 125 float64 values a chunk: 5005 leaves 5
+    p, y = RNG.random(5005), (RNG.random(5005) < 0.5) * 1.0
+    files = {"logits": save(tmp_path, "p", p), "target": save(tmp_path, "y", y)}
+    whole = lossctl.compute("bce", stream=False, **files).warnings
+    assert any("sigmoid outputs" in w for w in whole)
+    assert streamed("bce", files).warnings == whole
+    assert lossctl.compute("bce", logits=[0.5, 0.2], target=[1.0, 0.0]).warnings == []  # too few to say

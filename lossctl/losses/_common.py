@@ -155,10 +155,12 @@ class Finding(str):
     key: str
     every: bool  # the rule is about the whole array ("every row ..."): a streamed run reports it only if every
     # chunk does; otherwise the rule is about some place in it, and the first chunk to find it reports it
+    weak: bool  # an every-rule that holds on too few values to conclude (a short last chunk): it does not refute
+    # the rule in a stream, and alone (every chunk weak, or a small array read whole) it is not reported
 
-    def __new__(cls, key: str, text: str, every: bool = False) -> Finding:
+    def __new__(cls, key: str, text: str, every: bool = False, weak: bool = False) -> Finding:
         obj = super().__new__(cls, text)
-        obj.key, obj.every = key, every
+        obj.key, obj.every, obj.weak = key, every, weak
         return obj
 
 
