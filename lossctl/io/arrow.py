@@ -36,11 +36,15 @@ def _pyarrow(path: str, option: str):
     return pa
 
 
-def _ipc(pa, path: str, choose: Callable, option: str):
+def _ipc(pa, path: str, choose: Callable, option: str, streamed: bool = False):
     """(a reader of the columns `choose(schema)` names, their names, a closer), from the IPC file format (random
-    access) or the stream format. A local file is memory-mapped; a seekable URL is read at offsets, and only the
-    chosen columns' bytes are fetched (pyarrow's included_fields)."""
-    source = pa.memory_map(path) if not is_url(path) else open_random(path, option)
+    access) or the stream format. A local file is memory-mapped (read as a plain file when streamed, so that its
+    pages do not count as the process's memory); a seekable URL is read at offsets. Either way only the chosen
+    columns' bytes are read (pyarrow's included_fields)."""
+    if is_url(path):
+        source = open_random(path, option)
+    else:
+        source = pa.OSFile(path) if streamed else pa.memory_map(path)
     try:
         schema = _open_ipc(pa, source).schema
         picked = choose(schema)
@@ -68,14 +72,15 @@ def _open_ipc(pa, source, fields: list[int] | None = None):
 
 def _parquet(path: str, option: str, *, streamed: bool = False):
     """(pq.ParquetFile, its closer): of a local path, memory-mapped, or of a seekable URL, read a block at a time.
-    streamed: read a remote file a column chunk at a time (pyarrow's pre-buffering would read every row group
-    at once), in reads of at most 1 MiB."""
+    streamed: read a column chunk at a time (pyarrow's pre-buffering would read every row group at once), in reads
+    of at most 1 MiB, from a plain file where local (a memory map's touched pages would count as the process's
+    memory, as they would for .npy: see io.rows)."""
     import pyarrow.parquet as pq
 
-    if not is_url(path):
+    if not is_url(path) and not streamed:
         pf = pq.ParquetFile(path, memory_map=True)
         return pf, pf.close
-    fp = open_random(path, option)
+    fp = open_random(path, option) if is_url(path) else open(path, "rb")  # noqa: SIM115  close() closes it
     try:
         pf = pq.ParquetFile(fp, pre_buffer=not streamed, buffer_size=(1 << 20) if streamed else 0)
     except BaseException:
@@ -104,7 +109,7 @@ def batches(path: str, choose: Callable, step: int, option: str) -> tuple[str, i
                 raise
             chunks = (b.column(0) for b in pf.iter_batches(batch_size=step, columns=[column]))
             return column, pf.metadata.num_rows, chunks, close
-        reader, (column,), close = _ipc(pa, path, choose, option)
+        reader, (column,), close = _ipc(pa, path, choose, option, streamed=True)
     except BROKEN as exc:
         raise _unreadable(path, exc, option) from None
     try:
