@@ -379,7 +379,8 @@ def call_loss(spec: LossSpec, fn, loaded: Mapping[str, Loaded]):
 
 
 def move_class_axis(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settings) -> dict[str, np.ndarray]:
-    """--class-axis: the class scores with their classes moved to torch's axis 1 (a view, no copy)."""
+    """--class-axis: the class scores, and probability targets of their shape, with their classes moved to torch's
+    axis 1 (a view, no copy)."""
     arrays = dict(arrays)
     for role in spec.class_roles if st.class_axis != 1 else ():
         arr = arrays.get(role)
@@ -388,6 +389,9 @@ def move_class_axis(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Settin
                 raise UsageError(f"must be in [{-arr.ndim}, {arr.ndim}) for {flag(role)} of shape {arr.shape}; "
                                  f"got {st.class_axis}", option="--class-axis")
             arrays[role] = np.moveaxis(arr, st.class_axis, 1)
+            target = arrays.get("target")
+            if target is not None and target.shape == arr.shape:  # probability targets: their classes lie alike
+                arrays["target"] = np.moveaxis(target, st.class_axis, 1)
     return arrays
 
 

@@ -140,3 +140,17 @@ def test_check_names_torchs_ignore_index_and_triplet_margin_names_its_option(cli
     assert str(err.value) == "--margin: must be > 0 (torch refuses others); got -1.0"
     with pytest.raises(ValueError):  # torch refuses it too
         F.triplet_margin_loss(torch.zeros(1, 2), torch.ones(1, 2), torch.ones(1, 2), margin=-1.0)
+
+
+def test_classes_last_probability_targets_move_with_the_logits(tmp_path):
+    rng = np.random.default_rng(3)
+    x, p = rng.standard_normal((2, 3, 4)), rng.random((2, 3, 4))
+    p /= p.sum(-1, keepdims=True)
+    want = F.cross_entropy(torch.from_numpy(x).movedim(-1, 1), torch.from_numpy(p).movedim(-1, 1)).item()
+    assert lossctl.compute("ce", logits=x, target=p, class_axis=-1).value == pytest.approx(want, rel=1e-12)
+
+
+def test_an_empty_kl_input_is_named_by_its_own_option():
+    with pytest.raises(LossctlError) as err:
+        lossctl.compute("kl", logits=np.zeros((0, 4)), target=np.zeros((0, 4)))
+    assert str(err.value).startswith("--logits (array): is empty")

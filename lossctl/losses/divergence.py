@@ -34,7 +34,8 @@ def kl(log_probs=None, logits=None, probs=None, target=None, *, target_kind: str
     --probs). torch takes 0 log 0 = 0 where the target is 0.
     """
     given = {"log_probs": log_probs, "logits": logits, "probs": probs}
-    check_nonempty("input", next(a for a in given.values() if a is not None))
+    role, arr = next((r, a) for r, a in given.items() if a is not None)
+    check_nonempty(role, arr)
     raw, logq = log_probs_of(given, lambda _: LAST_AXIS, ctx)
     check_shape("target", target, raw.shape, "the input", raw.shape)
     check_choice("target_kind", target_kind, ("prob", "log-prob", "logits"))
