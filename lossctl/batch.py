@@ -94,7 +94,9 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
     report, found = merged_reports(spec, st, results, total)
-    notes = [f"exact total over {len(results)} files: their partial sums added, then divided"]
+    notes = [f"every value of {len(results)} files, in file order" if st.reduction == "none" else
+             f"exact total over {len(results)} files: their partial sums added"
+             + (", then divided" if st.reduction != "sum" else "")]
     if found is None and wants_baselines(spec, st, total):
         notes.append("baselines: the files' targets do not determine them together (their classes or label "
                      "columns differ, or sigmoid focal's labels are soft)")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT
@@ -59,3 +60,20 @@ def test_a_reader_gone_before_any_output_is_exit_0():
     cmd = f"{sys.executable} -m lossctl ce --logits examples/logits.npy --target examples/targets.npy | true; " \
           "exit ${PIPESTATUS[0]}"
     assert subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+
+
+def test_a_multi_file_table_shows_the_total_as_a_single_run_does(cli):
+    two = ["ce", "--logits", EX / "logits.npy", "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+           "--target", EX / "targets_ignored.npy"]
+    table = cli(*two, "--by-class", "--worst", "2", "-f", "table").stdout
+    for part in ("signature", "baseline uniform", "by class", "the 2 highest losses"):
+        assert part in table, part
+    x, t1, t2 = (np.load(EX / n) for n in ("logits.npy", "targets.npy", "targets_ignored.npy"))
+    values = F.cross_entropy(torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate([t1, t2])),
+                             reduction="none")
+    none = cli(*two, "--reduction", "none", "-f", "table").stdout
+    assert "every value of 2 files, in file order" in none and "partial sums" not in none
+    import re
+
+    shown = re.search(r"\[15\]\s*│\s*([0-9.e+-]+)", none)  # the values themselves, not '-'
+    assert shown and float(shown.group(1)) == pytest.approx(values[15].item(), rel=1e-6)

@@ -36,7 +36,8 @@ def _fields(obj: Result) -> Table:
     t.add_row("denominator", Text(obj.denominator))
     t.add_row("dtype", Text(obj.dtype))
     t.add_row("backend", Text(obj.backend))
-    t.add_row("shapes", Text(", ".join(f"{k} {tuple(v)}" for k, v in obj.shapes.items())))
+    if obj.shapes:  # a total over several files has none of its own
+        t.add_row("shapes", Text(", ".join(f"{k} {tuple(v)}" for k, v in obj.shapes.items())))
     if obj.options:
         t.add_row("options", Text(", ".join(f"{k}={v}" for k, v in obj.options.items())))
     for name, b in obj.baselines.items():  # what a uniform / the best constant / any prediction would score
@@ -99,7 +100,8 @@ def _multi_result(obj: MultiResult):
     total = obj.total
     t.add_row(Text("total", style="bold"), Text(number(total.value) if total.value is not None else "-",
                                                 style="bold green"), Text(total.denominator))
-    return Group(t, Text(f"dtype {total.dtype}; backend {total.backend}; " + "; ".join(total.notes)))
+    # then the total as a single run shows itself: options, baselines, signature, notes, breakdowns, values
+    return Group(t, _result(total))
 
 
 @render.register("CheckResult")
