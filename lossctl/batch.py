@@ -178,7 +178,7 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
     return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
             "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
             "constants": r.constants,
-            "partial": r.partial.to_dict(), "files": files}
+            "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings))}
 
 
 def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] | None = None
@@ -236,7 +236,7 @@ NUMBER = (int, float)
 SUMS_FIELDS = {"total": NUMBER, "denominator": NUMBER, "count": int, "ignored": int, "rows": int}
 PARTIAL_FIELDS = {"version": int, "loss": str, "reduction": str, "options": dict, "dtype": str,
                   "backend": (str, None), "unit": str, "weighted": bool, "constants": (dict, None),
-                  "partial": SUMS_FIELDS, "files": (list, None)}
+                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None)}
 
 
 def partial_problem(doc: dict[str, Any]) -> str | None:
@@ -261,6 +261,8 @@ def partial_problem(doc: dict[str, Any]) -> str | None:
                  base=options.get("base", "e"))
     except LossctlError as exc:
         return str(exc)
+    if any(not isinstance(w, str) for w in doc.get("warnings") or []):
+        return "'warnings' is a list of strings"
     if any(not isinstance(v, str) for v in (doc.get("constants") or {}).values()):
         return "'constants' maps each per-class array to its digest, a string"
     sums = doc["partial"]
@@ -330,9 +332,11 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
     # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
     dtypes = "+".join(sorted({d["dtype"] for d in docs}))
     backends = "+".join(sorted({d.get("backend") or "unknown" for d in docs}))
+    warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings") or []))  # what each shard warned
+    then = ", then divided" if st.reduction != "sum" else ""
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
-                       weighted=first["weighted"], warnings=[], backend=backends,
-                       notes=[f"merged from {len(docs)} partials: sums added, then divided"])
+                       weighted=first["weighted"], warnings=warnings, backend=backends,
+                       notes=[f"merged from {len(docs)} partials: sums added{then}"])
 
 
 def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Sequence[str]) -> None:

@@ -77,3 +77,16 @@ def test_a_multi_file_table_shows_the_total_as_a_single_run_does(cli):
 
     shown = re.search(r"\[15\]\s*│\s*([0-9.e+-]+)", none)  # the values themselves, not '-'
     assert shown and float(shown.group(1)) == pytest.approx(values[15].item(), rel=1e-6)
+
+
+def test_merge_repeats_what_the_partials_warned(cli, tmp_path):
+    part = cli("kl", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json", "--partials")
+    assert "batchmean" in part.stderr and strict_json(part.stdout)["warnings"]
+    (tmp_path / "k.json").write_text(part.stdout)
+    merged = cli("merge", tmp_path / "k.json", tmp_path / "k.json", "-f", "plain")
+    assert "batchmean" in merged.stderr
+    x = torch.from_numpy(np.load(EX / "logits.npy")).double()
+    p = torch.tensor(json.loads((EX / "target_probs.json").read_text()), dtype=torch.float64)
+    with pytest.warns(UserWarning, match="batchmean"):  # torch's own warning, which lossctl repeats
+        want = F.kl_div(torch.log_softmax(x, 1), p, reduction="mean").item()
+    assert float(merged.stdout) == pytest.approx(want, rel=1e-6)
