@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .errors import EXIT_CHECK_FAILED, LossctlError, UsageError
-from .registry import LossSpec
+from .registry import LossSpec, flag
 from .specs import all_specs, get_loss
 
 FORMATS = ("auto", "table", "json", "csv", "plain")  # lossctl.render.FORMATS, without importing it
@@ -31,6 +31,11 @@ KINDS = ("auto", "index", "prob", "logits")
 COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header", "from_", "format", "strict",
           "partials", "stream", "class_axis", "by_class", "worst", "expect", "rtol", "atol", "scheduler",
           "scheduler_timeout")
+
+# The loss commands' settings that `explain` with arrays does not use (it reads the first set, in memory).
+EXPLAIN_IGNORES = ("device", "backend", "threads", "header", "format", "strict", "partials", "stream", "by_class",
+                   "worst", "expect", "rtol", "atol", "scheduler", "scheduler_timeout")
+
 
 class LossesGroup(TyperGroup):
     """The root command group. A loss's command is built only when it is run or completed; --help lists the losses
@@ -427,6 +432,10 @@ def explain_cmd(
     if not any(sources.values()) and common.get("from_") is None:
         raise UsageError("options need arrays to explain a computation; give the loss's arrays too",
                          option="explain")
+    ignored = [k for k in EXPLAIN_IGNORES if common.get(k) not in (None, False, 0, "auto", "cpu")]
+    if ignored:  # explain works a few samples through in memory: these would change nothing, so say so
+        raise UsageError(f"explain does not apply {flag(ignored[0])}; run `lossctl {spec.name}` for it",
+                         option=flag(ignored[0]))
     first = {role: (v[0] if v else None) for role, v in sources.items()}
     emit(explain_data(spec.name, first, options, reduction=common.get("reduction"), dtype=common["dtype"],
                       base=common.get("base", "e"), bundle=common.get("from_"), samples=samples,

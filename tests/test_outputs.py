@@ -90,3 +90,9 @@ def test_merge_repeats_what_the_partials_warned(cli, tmp_path):
     with pytest.warns(UserWarning, match="batchmean"):  # torch's own warning, which lossctl repeats
         want = F.kl_div(torch.log_softmax(x, 1), p, reduction="mean").item()
     assert float(merged.stdout) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("extra", [["--strict"], ["--expect", "5"], ["--partials"], ["--worst", "2"]])
+def test_explain_refuses_settings_it_would_ignore(cli, extra):
+    ran = cli("explain", "ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", *extra, code=2)
+    assert ran.stderr == f"lossctl: error: {extra[0]}: explain does not apply {extra[0]}; run `lossctl ce` for it\n"
