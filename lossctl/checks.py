@@ -25,6 +25,8 @@ from .losses._common import (
     flag,
     floats,
     ints,
+    row_sum_warning,
+    sum_tolerance,
 )
 from .losses.classification import split_classes, target_kind_of
 from .pipeline import check_denominator, check_finite, compute_dtype, gather, resolve_options
@@ -133,6 +135,11 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
     x = floats(x_np, ctx)
     w = floats(w_np, ctx) if w_np is not None else None
     notes: list[str] = []
+    if kind == "prob":  # as ce warns: H and KL are an entropy and a divergence only of rows that sum to 1
+        unnormalised = row_sum_warning("target", np.asarray(t_np), axis, sum_tolerance(ctx.dtype),
+                                       then="; the identity still holds, but H and KL are not an entropy and a "
+                                            "divergence")
+        notes += [unnormalised] if unnormalised else []
     ce, q, keep = _target_distribution(x, t_np, kind, opts, axis, n_classes, w, ctx, notes)
     if keep is not None and not bool(keep.any()):  # as ce refuses the mean of nothing; a check of nothing never passes
         raise ValueRangeError(f"all {keep.numel()} targets equal --ignore-index: no sample is left to check; check "

@@ -96,3 +96,13 @@ def test_merge_repeats_what_the_partials_warned(cli, tmp_path):
 def test_explain_refuses_settings_it_would_ignore(cli, extra):
     ran = cli("explain", "ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", *extra, code=2)
     assert ran.stderr == f"lossctl: error: {extra[0]}: explain does not apply {extra[0]}; run `lossctl ce` for it\n"
+
+
+def test_decompose_says_when_target_rows_do_not_sum_to_1(cli):
+    """CE = H + KL holds for any target, but H and KL are an entropy and a divergence only of distributions."""
+    out = strict_json(cli("decompose", "--logits", "[[1.0, 2.0], [0.5, 0.1]]", "--target", "[[0.5, 0.6], [0.3, 0.3]]",
+                          "-f", "json").stdout)
+    assert out["ok"] and any("rows do not sum to 1 (first: row [0] sums to 1.1)" in n for n in out["notes"])
+    x, p = torch.tensor([[1.0, 2.0], [0.5, 0.1]], dtype=torch.float64), torch.tensor([[0.5, 0.6], [0.3, 0.3]])
+    ce = F.cross_entropy(x, p.double(), reduction="none")
+    assert [r["ce"] for r in out["rows"]] == pytest.approx(ce.tolist(), rel=1e-12)
