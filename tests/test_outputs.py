@@ -103,6 +103,7 @@ def test_decompose_says_when_target_rows_do_not_sum_to_1(cli):
     out = strict_json(cli("decompose", "--logits", "[[1.0, 2.0], [0.5, 0.1]]", "--target", "[[0.5, 0.6], [0.3, 0.3]]",
                           "-f", "json").stdout)
     assert out["ok"] and any("rows do not sum to 1 (first: row [0] sums to 1.1)" in n for n in out["notes"])
-    x, p = torch.tensor([[1.0, 2.0], [0.5, 0.1]], dtype=torch.float64), torch.tensor([[0.5, 0.6], [0.3, 0.3]])
-    ce = F.cross_entropy(x, p.double(), reduction="none")
+    x = torch.tensor([[1.0, 2.0], [0.5, 0.1]], dtype=torch.float64)
+    p = torch.tensor([[0.5, 0.6], [0.3, 0.3]], dtype=torch.float64)
+    ce = F.cross_entropy(x, p, reduction="none")
     assert [r["ce"] for r in out["rows"]] == pytest.approx(ce.tolist(), rel=1e-12)
