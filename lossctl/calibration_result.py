@@ -27,10 +27,11 @@ class CalibrationResult:
     bins: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dtype: str = ""  # what the scores were binned in
 
     def to_dict(self) -> dict:
         """JSON-safe: plain floats, and None for an undefined (NaN) error."""
-        d = {k: getattr(self, k) for k in ("task", "norm", "n_bins", "binning", "count")}
+        d = {k: getattr(self, k) for k in ("task", "norm", "n_bins", "binning", "count", "dtype")}
         d.update({k: _json_float(getattr(self, k)) for k in ("ece", "mce", "rmsce", "value")})
         d.update(bins=[dict(b) for b in self.bins], warnings=list(self.warnings), notes=list(self.notes))
         return d

@@ -90,6 +90,7 @@ class CalibrationSums:
     task: str
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dtype: str = ""  # the dtype the scores were binned in ("float32+float64" for files of both)
 
 
 # --- one set of arrays ---------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def sums_of_arrays(arrays: Mapping[str, np.ndarray], cs: CalibrationSettings, dt
     warnings = probability_warnings(scores) if role == "probs" and task == "multiclass" else []
     edges = quantile_edges(confidence, cs.bins) if cs.binning == "quantile" and whole else None
     partial = calibration_partial(confidence, correct, bins=cs.bins, edges=edges, binning=cs.binning)
-    return CalibrationSums(partial, task, warnings)
+    return CalibrationSums(partial, task, warnings, dtype=str(np.dtype(dtype)))
 
 
 def _sums_whole(sources: Mapping[str, Any], cs: CalibrationSettings, dtype: str, bundle: str | None
@@ -193,7 +194,8 @@ def _added(parts: list[CalibrationSums]) -> CalibrationSums:
     for s in parts[1:]:
         total = total + s.partial
     warnings = [w for s in parts for w in s.warnings]
-    return CalibrationSums(total, parts[0].task, warnings[:1], list(dict.fromkeys(n for s in parts for n in s.notes)))
+    return CalibrationSums(total, parts[0].task, warnings[:1], list(dict.fromkeys(n for s in parts for n in s.notes)),
+                           dtype="+".join(sorted({s.dtype for s in parts if s.dtype})))
 
 
 # --- results -------------------------------------------------------------------------------------------------
@@ -211,6 +213,7 @@ def finish(sums: CalibrationSums, cs: CalibrationSettings, notes: list[str] | No
     """The result of summed bins; --strict turns its first warning into an error."""
     result = finish_calibration(sums.partial, norm=cs.norm, task=sums.task, warnings=sums.warnings)
     result.notes += [*sums.notes, *(notes or [])]
+    result.dtype = sums.dtype
     result.warnings = _strict(result.warnings, cs)
     return result
 
@@ -270,14 +273,14 @@ def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *,
     sums = _added([s for _, s in labelled])
     warnings = _strict([w for _, s in labelled for w in s.warnings], cs)
     return {"kind": PARTIAL_KIND, "version": 1, "task": sums.task, "norm": cs.norm, "bins": cs.bins,
-            "binning": cs.binning, "partial": sums.partial.to_dict(), "warnings": warnings,
+            "binning": cs.binning, "dtype": sums.dtype, "partial": sums.partial.to_dict(), "warnings": warnings,
             "files": [label for label, _ in labelled] if len(labelled) > 1 else []}
 
 
 # What merge reads of a calibration partial (see lossctl.batch.fields_problem).
 BIN_SUMS_FIELDS = {"edges": list, "count": list, "conf_sum": list, "acc_sum": list, "binning": (str, None)}
 CALIBRATION_FIELDS = {"version": int, "task": str, "norm": str, "bins": int, "binning": str,
-                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None)}
+                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None), "dtype": (str, None)}
 
 
 def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
@@ -320,7 +323,8 @@ def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"a calibration partial is incomplete ({type(exc).__name__}: {exc})",
                          option="merge") from None
-    sums = _added([CalibrationSums(p, first["task"]) for p in parts])
+    sums = _added([CalibrationSums(p, first["task"], dtype=d.get("dtype") or "") for p, d in zip(parts, docs,
+                                                                                               strict=True)])
     sums.warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings", [])))
     cs = CalibrationSettings(bins=first["bins"], norm=first["norm"], binning=first["binning"], task=first["task"])
     return finish(sums, cs, [f"merged from {len(docs)} partials: per-bin sums added, then divided"])

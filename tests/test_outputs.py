@@ -107,3 +107,18 @@ def test_decompose_says_when_target_rows_do_not_sum_to_1(cli):
     p = torch.tensor([[0.5, 0.6], [0.3, 0.3]], dtype=torch.float64)
     ce = F.cross_entropy(x, p, reduction="none")
     assert [r["ce"] for r in out["rows"]] == pytest.approx(ce.tolist(), rel=1e-12)
+
+
+def test_calibration_says_its_dtype(cli, tmp_path):
+    single = strict_json(cli("calibration", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f",
+                             "json").stdout)
+    assert single["dtype"] == "float32"
+    two = ["--logits", EX / "logits.npy", "--logits", EX / "logits.csv", "--target", EX / "targets.npy", "--target",
+           EX / "targets.csv"]
+    rows = cli("calibration", *two, "-f", "csv").stdout.splitlines()
+    assert rows[0].endswith(",dtype") and rows[-1].endswith(",float32+float64")
+    for i, (x, t) in enumerate((("logits.npy", "targets.npy"), ("logits.csv", "targets.csv"))):
+        (tmp_path / f"{i}.json").write_text(cli("calibration", "--logits", EX / x, "--target", EX / t,
+                                                "--partials").stdout)
+    merged = strict_json(cli("merge", tmp_path / "0.json", tmp_path / "1.json", "-f", "json").stdout)
+    assert merged["dtype"] == "float32+float64"

@@ -172,6 +172,8 @@ def _calibration_result(obj: CalibrationResult):
         t.add_row(name, Text(number(x)))
     t.add_row("count", Text(str(obj.count)))
     t.add_row("bins", Text(f"{obj.n_bins} {obj.binning}"))
+    if obj.dtype:
+        t.add_row("dtype", Text(obj.dtype))
     for note in obj.notes:
         t.add_row("note", Text(note))
     for warning in obj.warnings:  # also on stderr, where pipelines see them
