@@ -351,8 +351,11 @@ class _InOrder:
 def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chunks, others: dict[str, Loaded],
                      ctx: Context, step: int, threads: int, final: bool) -> Result:
     rows = chunks.start
-    if rows == 0:
-        raise ShapeError("has no rows: there is nothing to compute", option=flag(next(iter(chunks.readers))))
+    if rows == 0:  # as a whole read says it (check_nonempty)
+        role, reader = next(iter(chunks.readers.items()))
+        shape = (0, *chunks.shape_tail.get(role, ()))
+        raise ShapeError(f"is empty (shape {shape}): there is nothing to compute", option=flag(role),
+                         source=getattr(reader, "path", None))
     notes = [*totals.notes, f"streamed in {totals.chunks} chunks of up to {step} rows on {threads} thread"
              f"{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
     shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}

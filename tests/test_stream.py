@@ -529,3 +529,15 @@ def test_a_whole_array_warning_survives_a_short_last_chunk(tmp_path, monkeypatch
     assert any("sigmoid outputs" in w for w in whole)
     assert streamed("bce", files).warnings == whole
     assert lossctl.compute("bce", logits=[0.5, 0.2], target=[1.0, 0.0]).warnings == []  # too few to say
+
+
+def test_an_empty_file_streamed_is_the_whole_reads_error(tmp_path):
+    files = {"logits": save(tmp_path, "x", np.zeros((0, C), np.float32)),
+             "target": save(tmp_path, "t", np.zeros(0, np.int64))}
+    errors = []
+    for stream_it in (True, False):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute("ce", stream=stream_it, **files)
+        errors.append(str(err.value))
+    assert errors[0] == errors[1] == f"--logits ({files['logits']}): is empty (shape (0, {C})): there is nothing to " \
+                                     "compute"
