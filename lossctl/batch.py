@@ -199,8 +199,8 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
         raise InputError("holds no partial (an empty file or list: did the run that wrote it fail?)", option="merge",
                          source=path)
     for d in flat:
-        if isinstance(d, dict) and isinstance(d.get("partial"), dict):
-            _revive_non_finite(d["partial"])
+        if isinstance(d, dict):
+            _revive_non_finite(d)
         if not isinstance(d, dict) or d.get("kind") not in kinds:
             raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)
         problem = kinds[d["kind"]](d)
@@ -209,11 +209,17 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
     return flat
 
 
-def _revive_non_finite(sums: dict[str, Any]) -> None:
-    """inf, -inf and nan sums, which --partials writes as strings (JSON has no such numbers), as floats again."""
-    for key in ("total", "denominator"):
-        if sums.get(key) in ("inf", "-inf", "nan"):
-            sums[key] = float(sums[key])
+NON_FINITE = ("inf", "-inf", "nan")
+
+
+def _revive_non_finite(doc: dict[str, Any]) -> None:
+    """inf, -inf and nan, which --partials writes as strings (JSON has no such numbers), as floats again: in the
+    sums, and in the options (pairwise-distance's --p inf); no string option takes these words."""
+    for part in (doc.get("partial"), doc.get("options")):
+        if isinstance(part, dict):
+            for key, value in part.items():
+                if isinstance(value, str) and value in NON_FINITE:
+                    part[key] = float(value)
 
 
 def _json_documents(text: str, path: str) -> list[Any]:

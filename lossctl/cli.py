@@ -33,7 +33,7 @@ COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header"
           "scheduler_timeout")
 
 # The loss commands' settings that `explain` with arrays does not use (it reads the first set, in memory).
-EXPLAIN_IGNORES = ("device", "backend", "threads", "header", "format", "strict", "partials", "stream", "by_class",
+EXPLAIN_IGNORES = ("device", "backend", "threads", "format", "strict", "partials", "stream", "by_class",
                    "worst", "expect", "rtol", "atol", "scheduler", "scheduler_timeout")
 
 
@@ -142,7 +142,11 @@ def emit(obj: Any, fmt: str) -> None:
     else:
         from rich.console import Console
 
-        Console(highlight=False, markup=False, soft_wrap=False).print(out)
+        class Quiet(Console):
+            def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
+                _pipe_closed()
+
+        Quiet(highlight=False, markup=False, soft_wrap=False).print(out)
 
 
 @contextlib.contextmanager
@@ -439,7 +443,7 @@ def explain_cmd(
     first = {role: (v[0] if v else None) for role, v in sources.items()}
     emit(explain_data(spec.name, first, options, reduction=common.get("reduction"), dtype=common["dtype"],
                       base=common.get("base", "e"), bundle=common.get("from_"), samples=samples,
-                      class_axis=common.get("class_axis", 1)), format)
+                      class_axis=common.get("class_axis", 1), header=common.get("header", "auto")), format)
 
 
 def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def explain(name: str) -> Explanation:
 
 def explain_data(name: str, sources: dict[str, Any], options: dict[str, Any] | None = None, *,
                  reduction: str | None = None, dtype: str = "auto", base: str = "e", bundle: str | None = None,
-                 samples: int = 3, class_axis: int = 1) -> Explanation:
+                 samples: int = 3, class_axis: int = 1, header: str = "auto") -> Explanation:
     """The explanation plus the computation on the given arrays: first `samples` samples, then the reduction.
 
     class_axis: where the logits hold their classes, as `lossctl NAME --class-axis` takes it (-1: classes last)."""
@@ -40,7 +40,7 @@ def explain_data(name: str, sources: dict[str, Any], options: dict[str, Any] | N
 
     spec = get_loss(name)
     expl = explain(spec.name)
-    loaded = gather(spec, sources, bundle)
+    loaded = gather(spec, sources, bundle, header)
     st = settings(spec, options or {}, reduction=reduction, base=base, class_axis=class_axis)
     result = run_loaded(spec, loaded, st, dtype)
     expl.warnings = list(result.warnings)

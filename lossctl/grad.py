@@ -18,7 +18,7 @@ import numpy as np
 
 from .command_results import GradientResult
 from .errors import ComputeError, UsageError
-from .losses._common import Context
+from .losses._common import Context, concluded
 from .pipeline import check_denominator, check_finite, compute_output, gather, move_class_axis, settings
 from .reduce import LossOutput, partial_of
 from .registry import LossSpec, flag, resolve
@@ -93,7 +93,7 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
         loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(np.dtype(dtype)),
         value=float(loss.detach()), gradients=gradients,
         shapes={name: list(a.shape) for name, a in original.items()}, options=dict(st.options),
-        warnings=list(dict.fromkeys([*out.warnings, *nonfinite_warnings(gradients)])),
+        warnings=list(dict.fromkeys([*concluded(out.warnings), *nonfinite_warnings(gradients)])),
         notes=list(dict.fromkeys(notes)))
 
 

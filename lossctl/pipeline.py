@@ -29,7 +29,7 @@ from .errors import (
     ValueRangeError,
 )
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
-from .losses._common import Context, position
+from .losses._common import Context, concluded, position
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .reports import ReportPartial, Wants, input_lints, value_lints
@@ -138,15 +138,22 @@ def typed_option(option: str, kind: type, value: Any):
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise UsageError(f"must be a number; got {value!r}", option=option)
-    if math.isnan(value):
+    if kind is float and isinstance(value, (int, np.integer)) and abs(int(value)) > 2**1023:
+        raise UsageError(f"must be a number a float holds; got {_short(value)}", option=option)
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
         raise UsageError("must be a number; got nan", option=option)
     if kind is int:
-        if not math.isfinite(value) or value != math.floor(value):
+        if isinstance(value, (float, np.floating)) and (not math.isfinite(value) or value != math.floor(value)):
             raise UsageError(f"must be a whole number; got {value!r}", option=option)
         if not -(2**63) <= int(value) < 2**63:
-            raise UsageError(f"must fit in a 64-bit integer; got {int(value)}", option=option)
+            raise UsageError(f"must fit in a 64-bit integer; got {_short(int(value))}", option=option)
         return int(value)
     return kind(value)
+
+
+def _short(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} digits)"
 
 
 MAX_THREADS = 256  # each thread holds its chunk's buffers (about 10 MiB): more only costs memory
@@ -549,7 +556,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     """
     if st.reduction != "none" and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
-    warnings = _checked_warnings(st, partial, [w for w in warnings if not getattr(w, "weak", False)])
+    warnings = _checked_warnings(st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(

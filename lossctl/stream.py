@@ -52,7 +52,9 @@ class _Input:
     path: str  # the source as given: a path, FILE:KEY (Parquet, Arrow, JSON Lines) or a URL
     row_bytes: int  # bytes of one row as computed, to size the chunks
     header: NpyHeader | None  # .npy only
-    columns: int = 1  # values per row of a table (text, Parquet list column, JSON Lines list)
+    columns: int = 1  # values per row of a table (text, Parquet list column, JSON Lines list), 2 at least for
+    # a list column so that ndim says 2 (a list of one value is still a row)
+    width: int = 0  # the values per row as read (0 for an .npy, whose header says its shape)
     dtype: np.dtype = np.dtype(np.float64)  # the float dtype it is read in
     binary: bool = False  # keeps its float dtype under --dtype auto, as the same file read whole does
 
@@ -96,7 +98,7 @@ def _describe(source: Any, role: str) -> _Input | None:
         sep = TABLE_DELIMITERS[ext]
         first = head[0][1] if head else ""
         cells = len(first.split(sep)) if sep else len(first.split())
-        return _Input(role, path, max(cells, 1) * 8, None, columns=cells)
+        return _Input(role, path, max(cells, 1) * 8, None, columns=cells, width=cells)
     return _describe_rows(source, role, ext)
 
 
@@ -117,7 +119,8 @@ def _describe_rows(source: str, role: str, ext: str) -> _Input | None:
     columns = int(np.prod(first.shape[1:])) if first.ndim > 1 else 1
     dtype = first.dtype if first.dtype.kind == "f" else np.dtype(np.float64)
     return _Input(role, source, max(reader.total_bytes // max(rows, 1), columns * dtype.itemsize, 1), None,
-                  columns=max(columns, 2) if first.ndim > 1 else 1, dtype=dtype, binary=READERS[ext].binary)
+                  columns=max(columns, 2) if first.ndim > 1 else 1, width=columns, dtype=dtype,
+                  binary=READERS[ext].binary)
 
 
 def _fits(item: _Input, head: _Input, index_target: bool, class_axis: int = 1) -> str:
@@ -143,7 +146,7 @@ def _same_tail(item: _Input, head: _Input) -> bool:
     if item.header is not None and head.header is not None:
         return all(a == b or a == 1 for a, b in zip(item.header.shape[1:], head.header.shape[1:], strict=True))
     if item.header is None and head.header is None and item.ndim == 2:
-        return item.columns in (head.columns, 1)  # tables, Parquet list columns, JSON Lines lists: their widths
+        return item.width in (head.width, 1)  # tables, Parquet list columns, JSON Lines lists: their widths
     return True  # an .npy beside a table: the chunks' shapes are checked as they come
 
 

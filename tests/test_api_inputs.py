@@ -154,3 +154,26 @@ def test_an_empty_kl_input_is_named_by_its_own_option():
     with pytest.raises(LossctlError) as err:
         lossctl.compute("kl", logits=np.zeros((0, 4)), target=np.zeros((0, 4)))
     assert str(err.value).startswith("--logits (array): is empty")
+
+
+def test_a_finding_survives_pickling_to_a_worker():
+    import pickle
+
+    from lossctl.losses._common import Finding
+
+    f = pickle.loads(pickle.dumps(Finding("row-sum:target", "--target: rows do not sum to 1", every=True, weak=True)))
+    assert (str(f), f.key, f.every, f.weak) == ("--target: rows do not sum to 1", "row-sum:target", True, True)
+
+
+def test_grad_keeps_quiet_about_a_rule_too_few_values_can_show(cli):
+    ran = cli("grad", "bce", "--logits", "[0.2, 0.5, 0.9]", "--target", "[0, 1, 1]", "-f", "plain")
+    assert "sigmoid" not in ran.stderr
+    x = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64, requires_grad=True)
+    F.binary_cross_entropy_with_logits(x, torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)).backward()
+    assert [float(v.split()[-1]) for v in ran.stdout.splitlines()] == pytest.approx(x.grad.tolist(), rel=1e-12)
+
+
+def test_an_option_past_what_a_float_or_int64_holds_is_one_error():
+    with pytest.raises(UsageError) as err:
+        lossctl.compute("huber", input=[1.0, 2.0], target=[0.0, 0.0], delta=10**400)
+    assert str(err.value) == "--delta: must be a number a float holds; got 10000000000000000000... (401 digits)"

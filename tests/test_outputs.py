@@ -55,10 +55,12 @@ def test_a_total_over_files_of_two_dtypes_says_both(cli):
     assert out[-1].split(",")[-2:] == ["float32+float64", "numpy"]
 
 
-def test_a_reader_gone_before_any_output_is_exit_0():
-    """Click answers a write to a closed pipe with exit 1, which here means a failed check: lossctl exits 0."""
-    cmd = f"{sys.executable} -m lossctl ce --logits examples/logits.npy --target examples/targets.npy | true; " \
-          "exit ${PIPESTATUS[0]}"
+@pytest.mark.parametrize("fmt", ["table", "plain", "json"])
+def test_a_reader_gone_before_any_output_is_exit_0(fmt):
+    """Click and Rich answer a write to a closed pipe with exit 1, which here means a failed check: lossctl exits
+    0. The reader is `true`, gone long before lossctl's 0.1 s start-up ends."""
+    cmd = (f"{sys.executable} -m lossctl ce --logits examples/logits.npy --target examples/targets.npy --reduction "
+           f"none -f {fmt} | true; exit ${{PIPESTATUS[0]}}")
     assert subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, timeout=120).returncode == 0
 
 
@@ -122,3 +124,17 @@ def test_calibration_says_its_dtype(cli, tmp_path):
                                                 "--partials").stdout)
     merged = strict_json(cli("merge", tmp_path / "0.json", tmp_path / "1.json", "-f", "json").stdout)
     assert merged["dtype"] == "float32+float64"
+
+
+def test_partials_with_an_infinite_option_merge(cli, tmp_path):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    doc = cli("pairwise-distance", "--x1", tmp_path / "a.npy", "--x2", tmp_path / "b.npy", "--p", "inf",
+              "--reduction", "mean", "--partials").stdout
+    assert strict_json(doc)["options"]["p"] == "inf"
+    (tmp_path / "p.json").write_text(doc)
+    merged = float(cli("merge", tmp_path / "p.json", "-f", "plain").stdout)
+    want = F.pairwise_distance(torch.from_numpy(a), torch.from_numpy(b), p=math.inf).mean().item()
+    assert merged == pytest.approx(want, rel=1e-12)

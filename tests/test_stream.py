@@ -541,3 +541,17 @@ def test_an_empty_file_streamed_is_the_whole_reads_error(tmp_path):
         errors.append(str(err.value))
     assert errors[0] == errors[1] == f"--logits ({files['logits']}): is empty (shape (0, {C})): there is nothing to " \
                                      "compute"
+
+
+def test_a_list_column_of_one_value_streams_beside_wider_ones(tmp_path, monkeypatch):
+    """BCE's per-row weight as a Parquet list column of width 1 (shape (N, 1)) broadcasts along the classes."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 1000)
+    x, y, w = RNG.standard_normal((300, C)), (RNG.random((300, C)) < 0.5) * 1.0, RNG.random((300, 1))
+    pq.write_table(pa.table({"x": pa.array(list(x)), "y": pa.array(list(y)), "w": pa.array(list(w))}),
+                   tmp_path / "t.parquet", row_group_size=50)
+    f = str(tmp_path / "t.parquet")
+    r = streamed("bce", {"logits": f"{f}:x", "target": f"{f}:y", "weight": f"{f}:w"})
+    want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w))
+    close(r.value, float(want), np.float64)

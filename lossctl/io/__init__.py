@@ -301,7 +301,7 @@ def tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
     if t.is_floating_point() and t.element_size() < 4:
         t = t.float()  # numpy has no bfloat16 or float8; float32 holds them (and float16) exactly
     try:
-        return t.detach().cpu().contiguous().numpy()
+        return t.detach().cpu().numpy()  # strided as it is: NumPy takes any strides
     except (TypeError, RuntimeError):  # quantized and other dtypes NumPy has no counterpart for
         raise InputError(f"a {str(t.dtype).removeprefix('torch.')} tensor, which NumPy cannot hold (need "
                          "integers, bool or floats)", option=option, source=source) from None

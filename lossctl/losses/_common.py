@@ -163,6 +163,14 @@ class Finding(str):
         obj.key, obj.every, obj.weak = key, every, weak
         return obj
 
+    def __reduce__(self):  # pickled to and from Dask workers: str's own reduce would lose the key
+        return (Finding, (self.key, str(self), self.every, self.weak))
+
+
+def concluded(warnings: list[str]) -> list[str]:
+    """The warnings without weak findings (a rule met on too few values to conclude): what a run reports."""
+    return [w for w in warnings if not getattr(w, "weak", False)]
+
 
 def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float, then: str = "") -> Finding | None:
     """Probability rows should sum to 1: name the first row that does not."""
