@@ -112,32 +112,27 @@ class ServesRanges(Quiet):
         self.wfile.write(data[begin:end])
 
 
-def serve(folder: Path, handler):
+def served(tmp_path_factory, name: str, handler):
+    """Every format in a fresh folder, served over http on 127.0.0.1 by `handler` while the module's tests run."""
+    folder = tmp_path_factory.mktemp(name)
+    write_formats(folder)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    """A folder served over http by Python's own server (which ignores range requests, as some servers do)."""
-    folder = tmp_path_factory.mktemp("web")
-    write_formats(folder)
-    server, base = serve(folder, Quiet)
-    yield folder, base
-    server.shutdown()
-    server.server_close()
+    """Python's own server, which ignores range requests, as some servers do."""
+    yield from served(tmp_path_factory, "web", Quiet)
 
 
 @pytest.fixture(scope="module")
 def ranged_web(tmp_path_factory):
     """The same files from a server that serves byte ranges."""
-    folder = tmp_path_factory.mktemp("ranged")
-    write_formats(folder)
-    server, base = serve(folder, ServesRanges)
-    yield folder, base
-    server.shutdown()
-    server.server_close()
+    yield from served(tmp_path_factory, "ranged", ServesRanges)
 
 
 @pytest.mark.parametrize("case", list(CASES))

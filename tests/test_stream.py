@@ -52,6 +52,16 @@ def streamed(name, files, **kw):
     return r
 
 
+def streamed_and_whole_errors(name, files, **kw) -> list[str]:
+    """The error a run gives streamed, then read whole: the two must say the same."""
+    errors = []
+    for stream_it in (True, False):
+        with pytest.raises(LossctlError) as err:
+            lossctl.compute(name, stream=stream_it, **files, **kw)
+        errors.append(str(err.value))
+    return errors
+
+
 CE_CASES = [
     {},
     {"ignore": True},
@@ -155,10 +165,8 @@ def test_a_streamed_target_of_another_shape_is_the_whole_arrays_error(tmp_path):
     """torch would broadcast (N, 1) against (N); lossctl refuses, naming the whole arrays' shapes, not a chunk's."""
     files = {"input": save(tmp_path, "x", logits(np.float32, (N, 1))), "target": save(tmp_path, "y", logits(
         np.float32, (N,)))}
-    for stream_it in (False, True):
-        with pytest.raises(LossctlError) as err:
-            lossctl.compute("mse", stream=stream_it, **files)
-        assert f"shape ({N},) does not match --input ({N}, 1)" in str(err.value)
+    for error in streamed_and_whole_errors("mse", files):
+        assert f"shape ({N},) does not match --input ({N}, 1)" in error
 
 
 def test_stream_error_names_the_whole_arrays_position(tmp_path):
@@ -255,11 +263,7 @@ def test_csv_streamed_errors_are_the_whole_reads(tmp_path, bad, rows):
     (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
     (tmp_path / "t.csv").write_text("\n".join(["1"] * rows) + "\n")
     files = {"logits": str(tmp_path / "x.csv"), "target": str(tmp_path / "t.csv")}
-    errors = []
-    for stream_it in (True, False):
-        with pytest.raises(LossctlError) as err:
-            lossctl.compute("ce", stream=stream_it, **files)
-        errors.append(str(err.value))
+    errors = streamed_and_whole_errors("ce", files)
     assert errors[0] == errors[1]
     assert f"row {3 + rows * 3 // 4}" in errors[0] or f"index [{rows * 3 // 4}," in errors[0], errors[0]
 
@@ -468,11 +472,7 @@ def test_streamed_csv_that_is_not_utf8_is_the_whole_reads_error(tmp_path, case):
     bad = b"# caf\xe9\n" + data if case == "early" else data[:-40] + b"\xe9" + data[-39:]
     (tmp_path / "x.csv").write_bytes(bad)
     files = {"logits": str(tmp_path / "x.csv"), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
-    errors = []
-    for stream_it in (True, False):
-        with pytest.raises(LossctlError) as err:
-            lossctl.compute("ce", stream=stream_it, **files)
-        errors.append(str(err.value))
+    errors = streamed_and_whole_errors("ce", files)
     assert errors[0] == errors[1] and "not UTF-8 text (bad byte at offset" in errors[0]
 
 
@@ -480,11 +480,7 @@ def test_streamed_csv_integer_past_int64_is_named(tmp_path):
     pytest.importorskip("pandas")
     (tmp_path / "t.csv").write_text("1\n" * (N - 1) + "99999999999999999999999\n")
     files = {"logits": save(tmp_path, "x", logits()), "target": str(tmp_path / "t.csv")}
-    errors = []
-    for stream_it in (True, False):
-        with pytest.raises(LossctlError) as err:
-            lossctl.compute("ce", stream=stream_it, **files)
-        errors.append(str(err.value))
+    errors = streamed_and_whole_errors("ce", files)
     assert errors[0] == errors[1]
     assert errors[0].endswith(f"row {N}, column 1: '99999999999999999999999' does not fit in int64")
 
@@ -496,11 +492,7 @@ def test_a_shape_mismatch_beyond_the_rows_is_named_by_the_whole_arrays(tmp_path,
     first = "input" if loss == "mse" else "logits"
     t = RNG.integers(0, C, t_shape) if t_int else RNG.random(t_shape)
     files = {first: save(tmp_path, "x", RNG.standard_normal(x_shape)), "target": save(tmp_path, "t", t)}
-    errors = []
-    for stream_it in (True, False):
-        with pytest.raises(LossctlError) as err:
-            lossctl.compute(loss, stream=stream_it, **files)
-        errors.append(str(err.value))
+    errors = streamed_and_whole_errors(loss, files)
     assert errors[0] == errors[1] and f"shape ({N}," in errors[0], errors
 
 
@@ -534,11 +526,7 @@ def test_a_whole_array_warning_survives_a_short_last_chunk(tmp_path, monkeypatch
 def test_an_empty_file_streamed_is_the_whole_reads_error(tmp_path):
     files = {"logits": save(tmp_path, "x", np.zeros((0, C), np.float32)),
              "target": save(tmp_path, "t", np.zeros(0, np.int64))}
-    errors = []
-    for stream_it in (True, False):
-        with pytest.raises(LossctlError) as err:
-            lossctl.compute("ce", stream=stream_it, **files)
-        errors.append(str(err.value))
+    errors = streamed_and_whole_errors("ce", files)
     assert errors[0] == errors[1] == f"--logits ({files['logits']}): is empty (shape (0, {C})): there is nothing to " \
                                      "compute"
 
