@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .io import Loaded, split_key
+from .io.common import native
 from .io.npy import NpyHeader, read_header
 from .io.remote import file_size, is_file, is_url, open_binary
 from .io.rows import open_rows
@@ -281,7 +282,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
             check_finite(spec, {r: Loaded(a, paths[r], True) for r, a in chunk.items()}, ctx.dtype)
             # as a whole read holds them (native byte order, the file's own dtype): the input lints judge them
             # by that dtype, and the loss computes in ctx.dtype either way
-            chunk = {r: (a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))) for r, a in chunk.items()}
+            chunk = {r: native(a) for r, a in chunk.items()}
             named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
             arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
             out = compute_output(spec, arrays, st, ctx, named)

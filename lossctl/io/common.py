@@ -29,9 +29,13 @@ def numeric(arr: np.ndarray, *, option: str, source: str) -> np.ndarray:
         raise InputError(f"unsupported dtype {arr.dtype} (need numbers)", option=option, source=source)
     if arr.dtype == np.float16:
         return arr.astype(np.float32)
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
+    arr = native(arr)
     return arr if arr.flags.writeable else arr.copy()
+
+
+def native(arr: np.ndarray) -> np.ndarray:
+    """The array in this machine's byte order (a big-endian file's '>f8' as float64): a copy only if it differs."""
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
 def one_name(names: list[str], key: str | None, *, what: str, hint: str, option: str, source: str) -> str:

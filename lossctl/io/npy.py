@@ -9,6 +9,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError
+from .common import native
 from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
@@ -101,7 +102,7 @@ def read_npy(fp: BinaryIO, *, option: str, source: str, size: int | None = None)
         got += more
     order = "F" if header.fortran else "C"
     arr = np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order=order)
-    return arr.astype(arr.dtype.newbyteorder("="), copy=False) if not arr.dtype.isnative else arr
+    return native(arr)
 
 
 def load_npy_path(path: str, *, option: str) -> np.ndarray:
