@@ -79,7 +79,7 @@ def reading(url: str, option: str) -> Iterator[None]:
         raise
     except FileNotFoundError as exc:
         cause = exc.__cause__  # fsspec's http answers any failure to reach a server with FileNotFoundError
-        if cause is not None and not isinstance(cause, FileNotFoundError) and "404" not in str(cause):
+        if cause is not None and not isinstance(cause, FileNotFoundError) and getattr(cause, "status", None) != 404:
             raise InputError(f"cannot read ({type(cause).__name__}: {_first_line(cause)})", option=option,
                              source=url) from None
         raise InputError("no such file", option=option, source=url) from None
