@@ -342,6 +342,8 @@ def gaussian_cases():
              lambda: ref(var[:, 1:2], full=True), options={"full": True}),
         Case("var-N,1", {"input": x, "target": y, "var": var[:, 1:2]}, module(gn, "input", "target", "var"),
              lambda: ref(var[:, 1:2])),
+        Case("var-1,C", {"input": x, "target": y, "var": var[2:3]}, module(gn, "input", "target", "var"),
+             lambda: ref(var[2:3])),
     ]
 
 
@@ -709,6 +711,8 @@ REFUSALS = [
     ("multi-margin", {"input": [[0.1, 0.2]], "target": [1], "p": 3}, "--p", "must be 1 or 2"),
     ("gaussian-nll", {"input": [[1.0, 2.0]], "target": [[1.0, 2.0]], "var": [[-1.0, 1.0]]}, "--var", ">= 0"),
     ("gaussian-nll", {"input": [[1.0, 2.0]], "target": [[1.0, 2.0]], "var": [1.0, 1.0, 1.0]}, "--var", "fits"),
+    ("gaussian-nll", {"input": [[1.0, 2.0], [3.0, 4.0]], "target": [[1.0, 2.0], [3.0, 4.0]], "var": [[1.0]]}, "--var",
+     "fits"),
     ("poisson-nll", {"input": [1.0], "target": [-1.0]}, "--target", ">= 0"),
     ("huber", {"input": [1.0], "target": [1.0], "delta": 0.0}, "--delta", "> 0"),
     ("l1", {"input": [1.0, 2.0], "target": [1.0]}, "--target", "does not match"),

@@ -68,10 +68,11 @@ def gaussian_nll(input, target, var, *, full: bool = False, eps: float = 1e-6, c
 
     _check_pair(input, target)
     shape = input.shape
-    fits = var.shape == shape or (len(shape) and (var.shape == shape[:-1] or var.shape == (*shape[:-1], 1)))
-    if not fits:
-        raise ShapeError(f"shape {var.shape} fits neither the input's {shape}, nor {shape[:-1]}, nor "
-                         f"{(*shape[:-1], 1)}", option="--var")
+    # torch's rule: the input's shape, that shape less its last dim, or a size of 1 in one of its dims (shared)
+    shared = var.ndim == len(shape) and [v for s, v in zip(shape, var.shape, strict=True) if s != v] == [1]
+    if not (var.shape == shape or (len(shape) and var.shape == shape[:-1]) or shared):
+        raise ShapeError(f"shape {var.shape} fits neither the input's {shape}, nor {shape[:-1]}, nor that shape "
+                         "with one of its sizes made 1", option="--var")
     check_range("var", var, 0.0, None, "variances must be >= 0")
     if eps < 0:
         raise UsageError(f"must be >= 0; got {eps}", option="--eps")
