@@ -253,7 +253,8 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     binary = probs_given or x_np.ndim == 1 or (x_np.ndim == 2 and x_np.shape[1] == 2)
     # whole-number floats are class indices (or 0/1 labels) where their shape says so, as the losses read them
     index_shape = t_np.ndim == x_np.ndim - 1 or (binary and t_np.shape == x_np.shape[:1])
-    is_index = t_np.dtype.kind in "iu" or (index_shape and bool(np.all(t_np == np.round(t_np))))
+    # integers of the logits' shape are one-hot rows: probabilities, as `lossctl ce` reads them
+    is_index = index_shape and (t_np.dtype.kind in "iub" or bool(np.all(t_np == np.round(t_np))))
     found: dict[str, CheckResult] = {}
     if multi and is_index:
         found.update((c.name, c) for c in _index_checks(x_np, t_np, ctx, tol))

@@ -353,3 +353,17 @@ def test_decompose_refuses_every_target_ignored(cli, ignore_index):
         lossctl.decompose(logits=x, target=y, ignore_index=ignore_index)
     kept = lossctl.decompose(logits=x, target=[ignore_index, 1, ignore_index], ignore_index=ignore_index)
     assert [r.label for r in kept.rows] == ["1"] and kept.ok and kept.rows[0].left == pytest.approx(np.log(4))
+
+
+def test_check_takes_integer_one_hot_rows_as_probabilities_as_ce_does(cli, rng):
+    """Integers of the logits' shape are one-hot distributions to `lossctl ce`; check reads them the same way."""
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, C, size=N)
+    onehot = np.eye(C, dtype=np.int64)[y]
+    res = by_name(lossctl.check(logits=x, target=onehot))
+    assert res["ce-nll"].skipped and res["onehot-index"].skipped
+    expected = -sp.log_softmax(x, axis=1)[np.arange(N), y]
+    assert res["decompose"].ok and res["ce-grad"].ok
+    np.testing.assert_allclose(rows(res["decompose"], "left"), expected, rtol=1e-12)
+    out = cli("check", "--logits", json.dumps(x.tolist()), "--target", json.dumps(onehot.tolist()), "-f", "plain")
+    assert [ln.split("\t")[:2] for ln in out.stdout.splitlines()][3:] == [["decompose", "ok"], ["ce-grad", "ok"]]
