@@ -81,7 +81,8 @@ def _target_distribution(x, t_np, kind: str, opts: dict, axis: int, n_classes: i
         check_classes("target", t_np, n_classes, opts["ignore_index"])
         t = ints(t_np, "target", ctx)
         ce = F.cross_entropy(x, t, weight=w, ignore_index=opts["ignore_index"], reduction="none", label_smoothing=eps)
-        notes.append("class-index targets: the target is one-hot, so H = 0 and CE = KL")
+        if not eps:  # smoothing mixes the uniform distribution into the one-hot target: H > 0 then
+            notes.append("class-index targets: the target is one-hot, so H = 0 and CE = KL")
         q = F.one_hot(t.clamp(0, n_classes - 1).reshape(-1), n_classes).to(x.dtype)
         return ce, q, (t != opts["ignore_index"]).reshape(-1)
     if kind == "prob":

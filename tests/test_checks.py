@@ -85,6 +85,7 @@ def test_decompose_label_smoothing_checks_the_smoothed_target(rng):
     np.testing.assert_allclose(rows(res, "entropy"), h, rtol=1e-12)
     np.testing.assert_allclose(rows(res, "kl"), kl, rtol=1e-10)
     assert res.ok and any("label smoothing" in n for n in res.notes)
+    assert np.all(h > 0) and not any("H = 0" in n for n in res.notes)  # the smoothed target is not one-hot
 
 
 def test_decompose_weights_check_the_weighted_form(rng):
