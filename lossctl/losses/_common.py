@@ -62,13 +62,13 @@ def floats(arr: np.ndarray, ctx: Context):
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=ctx.dtype).reshape(np.shape(arr))).to(ctx.device)
 
 
-def check_whole(arr: np.ndarray, role: str) -> None:
-    """Float arrays are class indices only when every value is a whole number."""
+def check_whole(arr: np.ndarray, role: str, what: str = "class indices") -> None:
+    """Float arrays are class indices (or lengths, counts: `what`) only when every value is a whole number."""
     if arr.dtype.kind == "f":
         # Past 2**62 a float is no class index, and its cast to int64 would wrap around.
         bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) > 2.0**62))
         if bad.size:
-            raise ValueRangeError(f"class indices must be integers; found {arr.flat[bad[0]].item()!r} at index "
+            raise ValueRangeError(f"{what} must be integers; found {arr.flat[bad[0]].item()!r} at index "
                                   f"{position(arr, bad[0])}", option=flag(role))
 
 

@@ -6,7 +6,17 @@ import numpy as np
 
 from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
-from ._common import Context, check_classes, check_nonempty, check_range, flag, floats, ints, position
+from ._common import (
+    Context,
+    check_classes,
+    check_nonempty,
+    check_range,
+    check_whole,
+    flag,
+    floats,
+    ints,
+    position,
+)
 
 
 def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zero_infinity: bool = False,
@@ -30,6 +40,8 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
                              option=flag(role))
     if not 0 <= blank < n_classes:
         raise UsageError(f"must be a class index in [0, {n_classes}); got {blank}", option="--blank")
+    for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
+        check_whole(arr, role, "lengths")
     check_range("input_lengths", in_len, 0, steps, f"input lengths must be in [0, T = {steps}]")
     check_range("target_lengths", tg_len, 0, None, "target lengths must be >= 0")
     lengths = np.atleast_1d(tg_len).astype(np.int64)
