@@ -520,6 +520,9 @@ def ctc_cases():
         Case("unbatched", {"log_probs": lp[:, 0], "target": padded[0], "input_lengths": np.array(8),
                            "target_lengths": np.array(4)}, module(ctc, *names),
              lambda: (np.array(ctc_forward(lp[:, 0], padded[0])), ctc_forward(lp[:, 0], padded[0]) / 4)),
+        Case("unbatched-lengths-1", {"log_probs": lp[:, 0], "target": padded[0], "input_lengths": np.array([8]),
+                                     "target_lengths": np.array([4])}, module(ctc, *names),
+             lambda: (np.array(ctc_forward(lp[:, 0], padded[0])), ctc_forward(lp[:, 0], padded[0]) / 4)),
     ]
 
 

@@ -34,6 +34,8 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
     steps, n_classes = lp.shape[0], lp.shape[-1]
     n = lp.shape[1] if batched else None
     length_shape = (n,) if batched else ()
+    if not batched:  # torch takes an unbatched sequence's lengths as () or (1,), as [7] is often written
+        in_len, tg_len = (a.reshape(()) if a.shape == (1,) else a for a in (in_len, tg_len))
     for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
         if arr.shape != length_shape:
             raise ShapeError(f"shape {arr.shape} does not match --log-probs {lp.shape}; expected {length_shape}",
