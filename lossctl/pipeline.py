@@ -532,11 +532,14 @@ def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, 
     return out
 
 
-def _checked_warnings(st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
+def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
     if not math.isfinite(partial.total) and not any("nan" in w or "inf" in w for w in warnings):
-        # torch gives the same; say where it usually comes from rather than print a bare nan or inf.
-        warnings = [*warnings, f"the result is {partial.total} as torch computes it: an input of -inf (a masked "
-                    "logit, log 0) meets a target with non-zero probability, or a loss overflows"]
+        # torch gives the same; say where it usually comes from rather than print a bare nan or inf. Only roles
+        # that allow -inf can hold it: the other inputs were checked finite.
+        cause = ("an input of -inf (a masked logit, log 0) meets a target with non-zero probability"
+                 if any(r.neg_inf_ok for r in spec.roles) else "an option is infinite")
+        warnings = [*warnings, f"the result is {partial.total} as torch computes it: {cause}, or a loss overflows "
+                    "or is undefined (log 0, 0/0, inf - inf)"]
     warnings = list(dict.fromkeys(warnings))
     if st.strict and warnings:
         raise StrictWarningError(warnings[0] + " (--strict makes warnings errors)", option="--strict")
@@ -556,7 +559,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     """
     if st.reduction != "none" and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
-    warnings = _checked_warnings(st, partial, concluded(warnings))
+    warnings = _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(

@@ -139,3 +139,20 @@ def test_an_overflow_beside_a_masked_logit_is_still_refused(tmp_path):
     with pytest.raises(lossctl.errors.ValueRangeError) as err:
         lossctl.compute("ce", logits=str(tmp_path / "x.npy"), target="[1, 2]", dtype="float32")
     assert "-1e+39 at index [0, 1]" in str(err.value) and "does not fit float32" in str(err.value)
+
+
+@pytest.mark.parametrize("args, torch_value", [
+    (["gaussian-nll", "--input", "[1.0, 2.0]", "--target", "[1.5, 3.0]", "--var", "[0.0, 1.0]", "--eps", "0"],
+     lambda: F.gaussian_nll_loss(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 3.0]), torch.tensor([0.0, 1.0]), eps=0)),
+    (["triplet-margin", "--anchor", "[[1.0, 2.0]]", "--positive", "[[1.0, 0.0]]", "--negative", "[[0.0, 0.0]]",
+      "--margin", "inf"],
+     lambda: F.triplet_margin_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]]),
+                                   torch.zeros(1, 2), margin=math.inf)),
+])
+def test_a_non_finite_result_without_a_masked_input_names_no_masked_logit(cli, args, torch_value):
+    """Only roles that allow -inf can hold a mask; elsewhere the inputs were checked finite."""
+    ran = cli(*args, "-f", "plain")
+    want = torch_value().item()
+    assert float(ran.stdout) == want or (math.isnan(want) and math.isnan(float(ran.stdout)))
+    assert ran.stderr == (f"lossctl: warning: the result is {want} as torch computes it: an option is infinite, or a "
+                          "loss overflows or is undefined (log 0, 0/0, inf - inf)\n")
