@@ -336,8 +336,9 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
     options = {k: v for k, v in first["options"].items() if k != "base"}
     st = Settings(first["reduction"], options, first["options"].get("base", "e"))
     # Partials are float64 sums whatever the shards computed in, so float32 and float64 shards merge exactly.
-    dtypes = "+".join(sorted({d["dtype"] for d in docs}))
-    backends = "+".join(sorted({d.get("backend") or "unknown" for d in docs}))
+    # a partial of several files already names its dtypes and backends joined by "+": name each one once
+    dtypes = "+".join(sorted({t for d in docs for t in d["dtype"].split("+")}))
+    backends = "+".join(sorted({b for d in docs for b in (d.get("backend") or "unknown").split("+")}))
     warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings") or []))  # what each shard warned
     then = ", then divided" if st.reduction != "sum" else ""
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),

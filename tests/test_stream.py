@@ -234,6 +234,9 @@ def test_merge_mixes_float32_and_float64_shards():
                            torch.from_numpy(np.concatenate([t, t])))
     close(r.value, float(want), np.float32)
     assert r.dtype == "float32+float64"
+    # a partial of several files names its dtypes joined; merged again, each is named once
+    both = dict(docs[1], dtype="float32+float64")
+    assert merge([docs[0], both]).dtype == "float32+float64"
 
 
 @pytest.mark.parametrize("header", [False, True])
