@@ -80,13 +80,19 @@ def _logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
     return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x)] if x is not None else []
 
 
-def _log_probs_are_probs(arrays: dict, options: dict) -> list[Finding]:
+def _log_probs_are_probs(arrays: dict, options: dict, *, classes_last: bool = False) -> list[Finding]:
     x = arrays.get("log_probs")
     if x is None:
         return []
+    found = lint_log_probs_are_probs(x, -1 if classes_last else None, other_inputs=not classes_last)
     # "rows that are probabilities" must hold everywhere; "a value above 0" anywhere
     return [Finding("log-probs-are-probs", w, every=True) if w.startswith("--log-probs look like")
-            else Finding("log-probs-above-0", w) for w in lint_log_probs_are_probs(x)]
+            else Finding("log-probs-above-0", w) for w in found]
+
+
+def _log_probs_last_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    """ctc: (T, N, C) log-probabilities, classes last, and no --probs or --logits to offer instead."""
+    return _log_probs_are_probs(arrays, options, classes_last=True)
 
 
 def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
@@ -102,7 +108,7 @@ def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
 
 
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
-         "sigmoid-applied": _sigmoid_applied}
+         "log-probs-last-are-probs": _log_probs_last_are_probs, "sigmoid-applied": _sigmoid_applied}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 

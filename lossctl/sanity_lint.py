@@ -50,23 +50,26 @@ def lint_logits_are_probs(logits, class_axis: int | None = None) -> list[str]:
             "softmax would be applied twice; pass them as --probs (nll) or pass the raw logits"]
 
 
-def lint_log_probs_are_probs(log_probs, class_axis: int | None = None) -> list[str]:
-    """kl, nll: --log-probs must be log-probabilities, which are <= 0.
+def lint_log_probs_are_probs(log_probs, class_axis: int | None = None, *, other_inputs: bool = True) -> list[str]:
+    """kl, nll, ctc: --log-probs must be log-probabilities, which are <= 0.
 
     Rule 1: every value in [0, 1] and every row sums to 1 within row_tolerance(dtype): probabilities were passed
     where their logarithm belongs. Rule 2 (otherwise): some value above row_tolerance(dtype), i.e. a
     "probability" above 1: raw logits, most likely (the NLL trap: torch takes them silently).
+    other_inputs: the loss also takes --probs and --logits (kl, nll), which the fix then names; ctc does not.
     """
     arr = np.asarray(log_probs)
     rows = _probability_rows(arr, class_axis)
     tol = row_tolerance(arr.dtype)
     if rows is not None:
         return [f"--log-probs look like probabilities (every value in [0, 1] and every row sums to 1 within "
-                f"{tol:g}), but log-probabilities are <= 0: pass them as --probs (the log is taken for you), "
-                "or pass log(probs)"]
+                f"{tol:g}), but log-probabilities are <= 0: "
+                + ("pass them as --probs (the log is taken for you), or pass log(probs)" if other_inputs
+                   else "pass log(probs)")]
     if arr.size and arr.dtype.kind in "fiu" and float(np.max(arr)) > tol:
         return ["--log-probs has values above 0, but log-probabilities are <= 0: these look like raw logits; "
-                "pass them as --logits (log_softmax is applied for you)"]
+                + ("pass them as --logits (log_softmax is applied for you)" if other_inputs
+                   else "pass log_softmax(logits) over the classes")]
     return []
 
 

@@ -301,6 +301,24 @@ def test_lints_fire_on_the_issue_examples():
     assert lint_sigmoid_applied(cancer["probs"][:15]) == []  # below SIGMOID_MIN_COUNT: too few to tell
 
 
+@pytest.mark.parametrize("given", ["logits", "probs", "log_probs"])
+def test_ctc_warns_of_inputs_that_are_not_log_probabilities(cli, tmp_path, given):
+    """torch's CTC takes raw logits or probabilities without a word and returns a negative 'loss'."""
+    scores = torch.from_numpy(np.random.default_rng(5).normal(size=(6, 2, 4)))
+    lp = {"logits": scores, "probs": scores.softmax(-1), "log_probs": scores.log_softmax(-1)}[given]
+    np.save(tmp_path / "lp.npy", lp.numpy())
+    target, in_len, tg_len = torch.tensor([[1, 2, 3], [2, 2, 0]]), torch.tensor([6, 5]), torch.tensor([3, 2])
+    ran = cli("ctc", "--log-probs", tmp_path / "lp.npy", "--target", "[[1, 2, 3], [2, 2, 0]]", "--input-lengths",
+              "[6, 5]", "--target-lengths", "[3, 2]", "-f", "plain")
+    assert float(ran.stdout) == pytest.approx(F.ctc_loss(lp, target, in_len, tg_len).item(), rel=1e-12)
+    expected = {"logits": "lossctl: warning: --log-probs has values above 0, but log-probabilities are <= 0: these "
+                          "look like raw logits; pass log_softmax(logits) over the classes\n",
+                "probs": "lossctl: warning: --log-probs look like probabilities (every value in [0, 1] and every row "
+                         "sums to 1 within 1e-06), but log-probabilities are <= 0: pass log(probs)\n",
+                "log_probs": ""}[given]
+    assert ran.stderr == expected
+
+
 def example_logits() -> dict[str, np.ndarray]:
     ex = ROOT / "examples"
     arrays = {p.name: np.load(p) for p in ex.glob("*logits*.npy")}

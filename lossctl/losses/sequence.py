@@ -19,6 +19,21 @@ from ._common import (
 )
 
 
+def _lengths(lp: np.ndarray, in_len: np.ndarray, tg_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lengths checked against (T, N, C) or (T, C) log-probs: (N) or () whole numbers, each input <= T."""
+    length_shape = (lp.shape[1],) if lp.ndim == 3 else ()
+    if lp.ndim == 2:  # torch takes an unbatched sequence's lengths as () or (1,), as [7] is often written
+        in_len, tg_len = (a.reshape(()) if a.shape == (1,) else a for a in (in_len, tg_len))
+    for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
+        if arr.shape != length_shape:
+            raise ShapeError(f"shape {arr.shape} does not match --log-probs {lp.shape}; expected {length_shape}",
+                             option=flag(role))
+        check_whole(arr, role, "lengths")
+    check_range("input_lengths", in_len, 0, lp.shape[0], f"input lengths must be in [0, T = {lp.shape[0]}]")
+    check_range("target_lengths", tg_len, 0, None, "target lengths must be >= 0")
+    return in_len, tg_len
+
+
 def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zero_infinity: bool = False,
         ctx: Context) -> LossOutput:
     """torch.nn.CTCLoss: loss_n = -log sum over the alignments a of target_n of prod_t p_t(a_t); 'mean' divides
@@ -31,21 +46,11 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
     if lp.ndim not in (2, 3):
         raise ShapeError(f"must be (T, N, C) or (T, C); got shape {lp.shape}", option="--log-probs")
     batched = lp.ndim == 3
-    steps, n_classes = lp.shape[0], lp.shape[-1]
+    n_classes = lp.shape[-1]
     n = lp.shape[1] if batched else None
-    length_shape = (n,) if batched else ()
-    if not batched:  # torch takes an unbatched sequence's lengths as () or (1,), as [7] is often written
-        in_len, tg_len = (a.reshape(()) if a.shape == (1,) else a for a in (in_len, tg_len))
-    for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
-        if arr.shape != length_shape:
-            raise ShapeError(f"shape {arr.shape} does not match --log-probs {lp.shape}; expected {length_shape}",
-                             option=flag(role))
+    in_len, tg_len = _lengths(lp, in_len, tg_len)
     if not 0 <= blank < n_classes:
         raise UsageError(f"must be a class index in [0, {n_classes}); got {blank}", option="--blank")
-    for role, arr in (("input_lengths", in_len), ("target_lengths", tg_len)):
-        check_whole(arr, role, "lengths")
-    check_range("input_lengths", in_len, 0, steps, f"input lengths must be in [0, T = {steps}]")
-    check_range("target_lengths", tg_len, 0, None, "target lengths must be >= 0")
     lengths = np.atleast_1d(tg_len).astype(np.int64)
     if target.ndim == 2 and batched:
         if target.shape[0] != n or lengths.max(initial=0) > target.shape[1]:

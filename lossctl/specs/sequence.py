@@ -3,7 +3,7 @@
 from ..registry import LossSpec, Opt, Role, register_loss
 
 register_loss(LossSpec(
-    name="ctc", torch_name="torch.nn.CTCLoss",
+    name="ctc", torch_name="torch.nn.CTCLoss", lints=("log-probs-last-are-probs",),
     summary="Connectionist temporal classification: -log of the total probability of every alignment.",
     formula="loss_n = -log sum_{alignments a of target_n} prod_t p_t(a_t), a collapsing repeats and blanks",
     roles=(Role("log_probs", "Log-probabilities (T, N, C) or (T, C): time first, log_softmax over C.",
