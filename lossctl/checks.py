@@ -250,8 +250,10 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
                          "sample, so leave the ignored ones out (ce and decompose take --ignore-index)",
                          option="--target")
     tol = _tolerances(ctx.dtype, atol, rtol)
-    multi = not probs_given and x_np.ndim >= 2
-    binary = probs_given or x_np.ndim == 1 or (x_np.ndim == 2 and x_np.shape[1] == 2)
+    # (C) logits with one class index are one unbatched sample, as ce reads them; (N) logits are binary
+    unbatched = not probs_given and x_np.ndim == 1 and t_np.ndim == 0
+    multi = not probs_given and (x_np.ndim >= 2 or unbatched)
+    binary = probs_given or (x_np.ndim == 1 and not unbatched) or (x_np.ndim == 2 and x_np.shape[1] == 2)
     # whole-number floats are class indices (or 0/1 labels) where their shape says so, as the losses read them
     index_shape = t_np.ndim == x_np.ndim - 1 or (binary and t_np.shape == x_np.shape[:1])
     # integers of the logits' shape are one-hot rows: probabilities, as `lossctl ce` reads them

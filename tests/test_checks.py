@@ -368,3 +368,16 @@ def test_check_takes_integer_one_hot_rows_as_probabilities_as_ce_does(cli, rng):
     np.testing.assert_allclose(rows(res["decompose"], "left"), expected, rtol=1e-12)
     out = cli("check", "--logits", json.dumps(x.tolist()), "--target", json.dumps(onehot.tolist()), "-f", "plain")
     assert [ln.split("\t")[:2] for ln in out.stdout.splitlines()][3:] == [["decompose", "ok"], ["ce-grad", "ok"]]
+
+
+def test_check_takes_unbatched_logits_with_one_class_index_as_ce_does(cli, rng):
+    """(C) logits with a () target are one sample to torch and to `lossctl ce`, not binary logits."""
+    x = rng.normal(size=C)
+    res = by_name(lossctl.check(logits=x, target=np.array(2)))
+    expected = -sp.log_softmax(x)[2]
+    for name in ("ce-nll", "onehot-index", "decompose"):
+        assert res[name].ok and len(res[name].rows) == 1, name
+        assert res[name].rows[0].left == pytest.approx(expected, rel=1e-12)
+    assert res["ce-grad"].ok and res["bce-nll"].skipped
+    out = cli("check", "--logits", json.dumps(x.tolist()), "--target", "2", "-f", "plain").stdout
+    assert [ln.split("\t")[1] for ln in out.splitlines()] == ["ok", "ok", "skipped", "ok", "ok"]
