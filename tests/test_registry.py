@@ -344,6 +344,10 @@ def gaussian_cases():
              lambda: ref(var[:, 1:2])),
         Case("var-1,C", {"input": x, "target": y, "var": var[2:3]}, module(gn, "input", "target", "var"),
              lambda: ref(var[2:3])),
+        # torch takes one float for every element, as var * ones_like(input) (so that it is differentiated)
+        Case("var-float", {"input": x, "target": y, "var": np.array(0.7)},
+             lambda T, r: gn(reduction=r)(T["input"], T["target"], T["var"] * torch.ones_like(T["input"])),
+             lambda: ref(np.array(0.7))),
     ]
 
 

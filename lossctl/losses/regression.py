@@ -68,16 +68,19 @@ def gaussian_nll(input, target, var, *, full: bool = False, eps: float = 1e-6, c
 
     _check_pair(input, target)
     shape = input.shape
-    # torch's rule: the input's shape, that shape less its last dim, or a size of 1 in one of its dims (shared)
+    # torch's rule: the input's shape, that shape less its last dim, a size of 1 in one of its dims (shared), or a
+    # float for every element
     shared = var.ndim == len(shape) and [v for s, v in zip(shape, var.shape, strict=True) if s != v] == [1]
-    if not (var.shape == shape or (len(shape) and var.shape == shape[:-1]) or shared):
+    if not (var.shape == shape or (len(shape) and var.shape == shape[:-1]) or shared or var.ndim == 0):
         raise ShapeError(f"shape {var.shape} fits neither the input's {shape}, nor {shape[:-1]}, nor that shape "
-                         "with one of its sizes made 1", option="--var")
+                         "with one of its sizes made 1, nor one number for every element", option="--var")
     check_range("var", var, 0.0, None, "variances must be >= 0")
     if eps < 0:
         raise UsageError(f"must be >= 0; got {eps}", option="--eps")
-    values = F.gaussian_nll_loss(floats(input, ctx), floats(target, ctx), floats(var, ctx), full=full, eps=eps,
-                                 reduction="none")
+    v = floats(var, ctx)
+    if var.ndim == 0:  # one variance for every element: torch takes it as a float, var * ones_like(input)
+        v = v.expand(shape)
+    values = F.gaussian_nll_loss(floats(input, ctx), floats(target, ctx), v, full=full, eps=eps, reduction="none")
     out = LossOutput(values, rows=_rows(input))
     clamped = int((var < eps).sum())
     if clamped:

@@ -63,7 +63,7 @@ register_loss(LossSpec(
     formula="loss_i = 0.5 * (log max(var_i, eps) + (x_i - y_i)^2 / max(var_i, eps)) [+ 0.5 log(2 pi) with --full]",
     roles=(INPUT, TARGET,
            Role("var", "Variances: the input's shape, or one fewer trailing dim, or one dim of size 1 "
-                "(shared along it).")),
+                "(shared along it), or one number for every element.")),
     options=(Opt("full", bool, False, "Add the constant 0.5 * log(2 pi)."),
              Opt("eps", float, 1e-6, "Variances are clamped to at least eps (without gradient) for stability.")),
     compute="lossctl.losses.regression:gaussian_nll", denominator=ELEMENTWISE,
