@@ -539,7 +539,7 @@ def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: 
         cause = ("an input of -inf (a masked logit, log 0) meets a target with non-zero probability"
                  if any(r.neg_inf_ok for r in spec.roles) else "an option is infinite")
         warnings = [*warnings, f"the result is {partial.total} as torch computes it: {cause}, or a loss overflows "
-                    "or is undefined (log 0, 0/0, inf - inf)"]
+                    "or is undefined (log 0, 0/0, 0 x inf, inf - inf)"]
     warnings = list(dict.fromkeys(warnings))
     if st.strict and warnings:
         raise StrictWarningError(warnings[0] + " (--strict makes warnings errors)", option="--strict")

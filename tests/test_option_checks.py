@@ -155,4 +155,4 @@ def test_a_non_finite_result_without_a_masked_input_names_no_masked_logit(cli, a
     want = torch_value().item()
     assert float(ran.stdout) == want or (math.isnan(want) and math.isnan(float(ran.stdout)))
     assert ran.stderr == (f"lossctl: warning: the result is {want} as torch computes it: an option is infinite, or a "
-                          "loss overflows or is undefined (log 0, 0/0, inf - inf)\n")
+                          "loss overflows or is undefined (log 0, 0/0, 0 x inf, inf - inf)\n")
