@@ -78,6 +78,9 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
     worker processes; the total has the same bits as computed here. scheduler_timeout: seconds to reach it (10).
     """
     spec = get_loss(name)
+    if partials and (by_class or worst):  # refused before anything is read, rather than dropped from the output
+        raise UsageError("a partial carries the loss's sums only, not --by-class or --worst: run those on the whole "
+                         "data (several files or a glob give the exact total)", option="--partials")
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
                   threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}

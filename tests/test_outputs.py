@@ -94,6 +94,15 @@ def test_merge_repeats_what_the_partials_warned(cli, tmp_path):
     assert float(merged.stdout) == pytest.approx(want, rel=1e-6)
 
 
+@pytest.mark.parametrize("extra", [["--by-class"], ["--worst", "2"]])
+def test_partials_refuse_reports_they_would_drop(cli, extra):
+    """A partial holds the loss's sums; --by-class and --worst were left out of it without a word."""
+    ran = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--partials", *extra, code=2)
+    assert ran.stdout == ""
+    assert ran.stderr == ("lossctl: error: --partials: a partial carries the loss's sums only, not --by-class or "
+                          "--worst: run those on the whole data (several files or a glob give the exact total)\n")
+
+
 @pytest.mark.parametrize("extra", [["--strict"], ["--expect", "5"], ["--partials"], ["--worst", "2"]])
 def test_explain_refuses_settings_it_would_ignore(cli, extra):
     ran = cli("explain", "ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", *extra, code=2)
