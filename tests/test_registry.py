@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, result_value
+from conftest import ROOT, assert_close, result_value
 from scipy.spatial.distance import jensenshannon
 from scipy.special import log_expit, log_softmax, logsumexp, softmax, xlogy
 from torch import nn
@@ -707,6 +707,17 @@ def test_spec_is_complete(spec):
     assert spec.default_reduction in spec.reductions
     names = [r.name for r in spec.roles] + [o.name for o in spec.options]
     assert len(names) == len(set(names))
+
+
+def test_every_torch_nn_loss_is_a_command_but_the_one_the_readme_names():
+    """README: every torch.nn loss is a command, except LinearCrossEntropyLoss (CE of its own linear layer)."""
+    from torch.nn.modules import loss as torch_losses
+
+    classes = {name for name, c in vars(torch_losses).items()
+               if isinstance(c, type) and issubclass(c, torch_losses._Loss) and not name.startswith("_")}
+    named = {part.strip().removeprefix("torch.nn.") for s in all_specs() for part in s.torch_name.split("/")}
+    assert classes - named - {"NLLLoss2d"} <= {"LinearCrossEntropyLoss"}  # NLLLoss2d: NLLLoss's deprecated alias
+    assert "LinearCrossEntropyLoss" in (ROOT / "README.md").read_text()
 
 
 REFUSALS = [
