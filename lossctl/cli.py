@@ -440,10 +440,24 @@ def explain_cmd(
     if ignored:  # explain works a few samples through in memory: these would change nothing, so say so
         raise UsageError(f"explain does not apply {flag(ignored[0])}; run `lossctl {spec.name}` for it",
                          option=flag(ignored[0]))
-    first = {role: (v[0] if v else None) for role, v in sources.items()}
-    emit(explain_data(spec.name, first, options, reduction=common.get("reduction"), dtype=common["dtype"],
-                      base=common.get("base", "e"), bundle=common.get("from_"), samples=samples,
+    emit(explain_data(spec.name, _one_set(spec.name, sources), options, reduction=common.get("reduction"),
+                      dtype=common["dtype"], base=common.get("base", "e"), bundle=common.get("from_"), samples=samples,
                       class_axis=common.get("class_axis", 1), header=common.get("header", "auto")), format)
+
+
+def _one_set(name: str, sources: dict[str, Any]) -> dict[str, Any]:
+    """explain works one set of arrays through: several files (or a glob of them) for one option are refused
+    rather than all but the first dropped."""
+    from .batch import expand
+
+    first = {}
+    for role, given in sources.items():
+        files = expand(given, flag(role))
+        if files and len(files) > 1:
+            raise UsageError(f"explain works one set of arrays through, and this names {len(files)} files; give "
+                             f"one, or run `lossctl {name}` for the loss over all of them", option=flag(role))
+        first[role] = files[0] if files else None
+    return first
 
 
 def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:

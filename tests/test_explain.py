@@ -160,3 +160,14 @@ def test_cli_explain(cli):
     assert "unknown loss 'nope'" in res.stderr
     res = cli("explain", "ce", "--margin", "1", code=2)
     assert "No such option: --margin" in res.stderr
+
+
+@pytest.mark.parametrize("logits", [["examples/logits.npy", "examples/logits.csv"], ["examples/logits.*"]])
+def test_explain_refuses_several_files_rather_than_explain_the_first(cli, logits):
+    """`lossctl ce` gives each file and the total; explain works one set through and used to drop the others."""
+    args = [a for path in logits for a in ("--logits", ROOT / path if "*" not in path else str(ROOT / path))]
+    ran = cli("explain", "ce", *args, "--target", ROOT / "examples/targets.npy", code=2)
+    assert ran.stdout == ""
+    assert ran.stderr.startswith("lossctl: error: --logits: explain works one set of arrays through, and this "
+                                 "names ")
+    assert ran.stderr.endswith("files; give one, or run `lossctl ce` for the loss over all of them\n")
