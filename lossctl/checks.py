@@ -44,7 +44,8 @@ CE_GRAD = ("autograd's d CE / d logits = w_y (softmax(x) - onehot(y)) / sum_n w_
 KL_ZERO_NOTE = ("KL counts 0 where the target is 0, as H does (0 log 0 = 0, scipy's rel_entr): torch's kl_div "
                 "gives nan there when the logit is -inf (0 * -inf), so `lossctl kl` does")
 NEEDS = {"ce-nll": "(N, C) logits with class-index targets", "onehot-index": "(N, C) logits with class-index "
-         "targets", "bce-nll": "binary data: (N) logits or probabilities, or (N, 2) logits, with 0/1 targets",
+         "targets", "bce-nll": "binary data: (N) or (N, 2) logits or probabilities with (N) 0/1 targets, or "
+         "probabilities with a 0/1 label each",
          "decompose": "(N, C) logits", "ce-grad": "(N, C) logits with class-index or probability targets"}
 
 
@@ -213,12 +214,15 @@ def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResu
     import torch.nn.functional as F
 
     role = "probs" if probs_given else "logits"
-    check_shape("target", t_np, x_np.shape[:1] if role == "logits" and x_np.ndim == 2 else x_np.shape,
-                flag(role), x_np.shape)
+    # (N, 2) scores with (N) labels are two classes; probabilities of the labels' shape are one per label
+    two_class = x_np.ndim == 2 and x_np.shape[1] == 2 and (not probs_given or t_np.shape == x_np.shape[:1])
+    check_shape("target", t_np, x_np.shape[:1] if two_class else x_np.shape, flag(role), x_np.shape)
     if probs_given:
         check_range("probs", x_np, 0.0, 1.0, "probabilities must be in [0, 1]")
     x = floats(x_np, ctx)
-    if probs_given:
+    if probs_given and two_class:
+        p1, note = x[:, 1], "p = probs[:, 1] (two classes: the tutorial's rows [1 - p, p])"
+    elif probs_given:
         p1, note = x.reshape(-1), "p = the given probabilities"
     elif x_np.ndim == 1:
         p1, note = torch.sigmoid(x), "p = sigmoid(logits)"
@@ -255,7 +259,8 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     multi = not probs_given and (x_np.ndim >= 2 or unbatched)
     binary = probs_given or (x_np.ndim == 1 and not unbatched) or (x_np.ndim == 2 and x_np.shape[1] == 2)
     # whole-number floats are class indices (or 0/1 labels) where their shape says so, as the losses read them
-    index_shape = t_np.ndim == x_np.ndim - 1 or (binary and t_np.shape == x_np.shape[:1])
+    index_shape = (t_np.ndim == x_np.ndim - 1 or (binary and t_np.shape == x_np.shape[:1])
+                   or (probs_given and t_np.shape == x_np.shape))  # a 0/1 label per probability
     # integers of the logits' shape are one-hot rows: probabilities, as `lossctl ce` reads them
     is_index = index_shape and (t_np.dtype.kind in "iub" or bool(np.all(t_np == np.round(t_np))))
     found: dict[str, CheckResult] = {}

@@ -381,3 +381,23 @@ def test_check_takes_unbatched_logits_with_one_class_index_as_ce_does(cli, rng):
     assert res["ce-grad"].ok and res["bce-nll"].skipped
     out = cli("check", "--logits", json.dumps(x.tolist()), "--target", "2", "-f", "plain").stdout
     assert [ln.split("\t")[1] for ln in out.splitlines()] == ["ok", "ok", "skipped", "ok", "ok"]
+
+
+def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_probs(cli, rng):
+    """The tutorial's rows [1 - p, p] given as (N, 2) probabilities with (N) labels; and one 0/1 label per
+    probability (multi-label), as integers or whole-number floats alike."""
+    p1 = rng.uniform(0.05, 0.95, size=N)
+    y = rng.integers(0, 2, size=N)
+    res = by_name(lossctl.check(probs=np.stack([1 - p1, p1], axis=1), target=y))
+    bce = -(y * np.log(p1) + (1 - y) * np.log(1 - p1))
+    assert res["bce-nll"].ok and not res["bce-nll"].skipped
+    np.testing.assert_allclose(rows(res["bce-nll"], "left"), bce, rtol=1e-12)
+    np.testing.assert_allclose(rows(res["bce-nll"], "right"), bce, rtol=1e-12)
+    p, labels = rng.uniform(0.05, 0.95, size=(N, 3)), rng.integers(0, 2, size=(N, 3))
+    want = -(labels * np.log(p) + (1 - labels) * np.log(1 - p)).reshape(-1)
+    for target in (labels, labels.astype(float)):
+        res = by_name(lossctl.check(probs=p, target=target))
+        assert res["bce-nll"].ok and len(res["bce-nll"].rows) == N * 3
+        np.testing.assert_allclose(rows(res["bce-nll"], "left"), want, rtol=1e-12)
+    out = cli("check", "--probs", "[[0.3, 0.7], [0.8, 0.2]]", "--target", "[1, 0]", "-f", "plain").stdout
+    assert out.splitlines()[2].split("\t")[:2] == ["bce-nll", "ok"]
