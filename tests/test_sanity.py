@@ -319,6 +319,21 @@ def test_ctc_warns_of_inputs_that_are_not_log_probabilities(cli, tmp_path, given
     assert ran.stderr == expected
 
 
+@pytest.mark.parametrize(("log_probs", "target"), [("[[-Infinity, -Infinity], [-Infinity, -Infinity]]", [1]),
+                                                    ("[[-0.1, -2.4], [-0.5, -0.9]]", [1, 1])])
+def test_ctc_infinite_loss_names_both_causes(cli, log_probs, target):
+    """No alignment of non-zero probability: every path holds a log-probability of -inf (2 steps are enough for
+    one label), or the input is too short (1, 1 needs a blank between: 3 steps); the warning blamed the length."""
+    ran = cli("ctc", "--log-probs", log_probs, "--target", json.dumps(target), "--input-lengths", "2",
+              "--target-lengths", str(len(target)), "-f", "plain")
+    lp = torch.tensor(json.loads(log_probs.replace("-Infinity", "-1e999")), dtype=torch.float64)
+    want = F.ctc_loss(lp, torch.tensor(target), torch.tensor(2), torch.tensor(len(target))).item()
+    assert math.isinf(want) and float(ran.stdout) == want
+    assert ran.stderr == ("lossctl: warning: some sequences have no alignment of non-zero probability (an input too "
+                          "short for its target, or log-probabilities of -inf on every path): their loss is inf; "
+                          "--zero-infinity sets it to 0\n")
+
+
 def example_logits() -> dict[str, np.ndarray]:
     ex = ROOT / "examples"
     arrays = {p.name: np.load(p) for p in ex.glob("*logits*.npy")}

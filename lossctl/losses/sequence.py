@@ -82,6 +82,7 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
     if ctx.reduction == "mean":
         out.notes.append("mean: each loss is divided by its target length, then averaged over the sequences")
     if bool(torch.isinf(values).any()):
-        out.warnings.append("some sequences have no valid alignment (input too short): their loss is inf; "
+        out.warnings.append("some sequences have no alignment of non-zero probability (an input too short for its "
+                            "target, or log-probabilities of -inf on every path): their loss is inf; "
                             "--zero-infinity sets it to 0")
     return out
