@@ -344,6 +344,8 @@ def gaussian_cases():
              lambda: ref(var[:, 1:2])),
         Case("var-1,C", {"input": x, "target": y, "var": var[2:3]}, module(gn, "input", "target", "var"),
              lambda: ref(var[2:3])),
+        Case("target-N,1", {"input": x, "target": y[:, :1], "var": var}, module(gn, "input", "target", "var"),
+             lambda: (0.5 * (np.log(np.maximum(var, 1e-6)) + (x - y[:, :1]) ** 2 / np.maximum(var, 1e-6)), None)),
         # torch takes one float for every element, as var * ones_like(input) (so that it is differentiated)
         Case("var-float", {"input": x, "target": y, "var": np.array(0.7)},
              lambda T, r: gn(reduction=r)(T["input"], T["target"], T["var"] * torch.ones_like(T["input"])),
@@ -728,6 +730,8 @@ REFUSALS = [
     ("multi-margin", {"input": [[0.1, 0.2]], "target": [2]}, "--target", "out of range [0, 2)"),
     ("multi-margin", {"input": [[0.1, 0.2]], "target": [1], "p": 3}, "--p", "must be 1 or 2"),
     ("gaussian-nll", {"input": [[1.0, 2.0]], "target": [[1.0, 2.0]], "var": [[-1.0, 1.0]]}, "--var", ">= 0"),
+    ("gaussian-nll", {"input": [[1.0, 2.0], [3.0, 4.0]], "target": [1.0, 2.0], "var": 1.0}, "--target",
+     "one of its sizes made 1"),
     ("gaussian-nll", {"input": [[1.0, 2.0]], "target": [[1.0, 2.0]], "var": [1.0, 1.0, 1.0]}, "--var", "fits"),
     ("gaussian-nll", {"input": [[1.0, 2.0], [3.0, 4.0]], "target": [[1.0, 2.0], [3.0, 4.0]], "var": [[1.0]]}, "--var",
      "fits"),

@@ -62,16 +62,24 @@ def poisson_nll(input, target, *, log_input: bool = True, full: bool = False, ep
     return LossOutput(values, rows=_rows(input))
 
 
+def _shares_one_dim(arr: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """`shape` with exactly one of its sizes made 1: the array is shared (broadcast) along that dim."""
+    return arr.ndim == len(shape) and [a for s, a in zip(shape, arr.shape, strict=True) if s != a] == [1]
+
+
 def gaussian_nll(input, target, var, *, full: bool = False, eps: float = 1e-6, ctx: Context) -> LossOutput:
     """torch.nn.GaussianNLLLoss: 0.5 (log max(var, eps) + (x - y)^2 / max(var, eps)) [+ 0.5 log(2 pi) if --full]."""
     import torch.nn.functional as F
 
-    _check_pair(input, target)
+    check_nonempty("input", input)
     shape = input.shape
+    if not (target.shape == shape or _shares_one_dim(target, shape)):  # torch documents both target shapes
+        raise ShapeError(f"shape {target.shape} does not match --input {shape}; expected {shape}, or that shape with "
+                         "one of its sizes made 1", option="--target")
     # torch's rule: the input's shape, that shape less its last dim, a size of 1 in one of its dims (shared), or a
     # float for every element
-    shared = var.ndim == len(shape) and [v for s, v in zip(shape, var.shape, strict=True) if s != v] == [1]
-    if not (var.shape == shape or (len(shape) and var.shape == shape[:-1]) or shared or var.ndim == 0):
+    if not (var.shape == shape or (len(shape) and var.shape == shape[:-1]) or _shares_one_dim(var, shape)
+            or var.ndim == 0):
         raise ShapeError(f"shape {var.shape} fits neither the input's {shape}, nor {shape[:-1]}, nor that shape "
                          "with one of its sizes made 1, nor one number for every element", option="--var")
     check_range("var", var, 0.0, None, "variances must be >= 0")

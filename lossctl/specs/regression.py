@@ -61,7 +61,7 @@ register_loss(LossSpec(
     name="gaussian-nll", torch_name="torch.nn.GaussianNLLLoss",
     summary="Negative log-likelihood of the target under N(input, var).",
     formula="loss_i = 0.5 * (log max(var_i, eps) + (x_i - y_i)^2 / max(var_i, eps)) [+ 0.5 log(2 pi) with --full]",
-    roles=(INPUT, TARGET,
+    roles=(INPUT, Role("target", "Targets, the input's shape, or that shape with one size made 1 (shared along it)."),
            Role("var", "Variances: the input's shape, or one fewer trailing dim, or one dim of size 1 "
                 "(shared along it), or one number for every element.")),
     options=(Opt("full", bool, False, "Add the constant 0.5 * log(2 pi)."),
