@@ -283,7 +283,7 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     if "weight" in arrays:
         for r in (r for r in results if r.name != "ce-grad"):
             r.notes.append("the weight given is not used: these identities are stated without class weights "
-                           "(decompose checks the weighted form)")
+                           "(`lossctl decompose --weight` checks the weighted form of CE = H + KL)")
     return CheckReport(results)
 
 

@@ -244,7 +244,7 @@ def test_check_errors_name_probs_and_bundle_weight_is_noted(cli, tmp_path):
     bce = next(c for c in out["checks"] if c["check"] == "bce-nll")
     want = F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y).double(), reduction="none")
     np.testing.assert_allclose([r["bce"] for r in bce["rows"]], want.numpy(), rtol=1e-12)
-    assert any("weight given is not used" in n for n in bce["notes"])
+    assert any("weight given is not used" in n and "`lossctl decompose --weight`" in n for n in bce["notes"])
 
 
 def test_binary_identity_takes_whole_number_float_labels(cli):
