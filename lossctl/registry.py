@@ -43,7 +43,9 @@ class Role:
     required: bool = True
     group: str | None = None
     neg_inf_ok: bool = False  # -inf is meaningful here (a masked logit, log 0)
-    batched: bool = True  # its first axis is the batch; False for per-class arrays such as CE's weight
+    # data with a batch axis, its first (ctc's time-first log_probs, which never streams, hold it at axis 1);
+    # False for per-class arrays such as CE's weight, which shards must share for their partials to merge
+    batched: bool = True
 
     @property
     def flag(self) -> str:

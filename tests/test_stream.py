@@ -224,6 +224,27 @@ def test_merge_refuses_unlike_partials(tmp_path):
         merge([a, c])
 
 
+def test_ctc_shards_merge_and_pair_into_torchs_loss_on_the_whole_batch(cli, tmp_path):
+    """ctc's log-probs are time first (T, N, C), but they are data, one per shard, not a per-class constant that
+    shards must share: partials of different batches merged (and files paired) to an error."""
+    lp = torch.randn(6, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).log_softmax(-1)
+    target = torch.tensor([[1, 2, 3], [2, 2, 0], [4, 1, 0], [3, 3, 3]])
+    in_len, tg_len = torch.tensor([6, 5, 6, 6]), torch.tensor([3, 2, 1, 3])
+    want = F.ctc_loss(lp, target, in_len, tg_len).item()
+    docs, args = [], {"--log-probs": [], "--target": [], "--input-lengths": [], "--target-lengths": []}
+    for i, rows in enumerate((slice(0, 2), slice(2, 4))):
+        for flag, arr in (("--log-probs", lp[:, rows]), ("--target", target[rows]), ("--input-lengths", in_len[rows]),
+                          ("--target-lengths", tg_len[rows])):
+            np.save(tmp_path / f"{flag[2:]}{i}.npy", arr.numpy())
+            args[flag].append(tmp_path / f"{flag[2:]}{i}.npy")
+        docs.append(partial_document(lossctl.compute("ctc", log_probs=lp[:, rows].numpy(), target=target[rows].numpy(),
+                                                     input_lengths=in_len[rows].numpy(),
+                                                     target_lengths=tg_len[rows].numpy())))
+    assert merge(docs).value == pytest.approx(want, rel=1e-12)
+    paired = [a for flag, paths in args.items() for p in paths for a in (flag, p)]
+    assert float(cli("ctc", *paired, "-f", "plain").stdout.splitlines()[-1]) == pytest.approx(want, rel=1e-12)
+
+
 def test_merge_mixes_float32_and_float64_shards():
     x, t = logits(), RNG.integers(0, C, N)
     x64 = logits(np.float64)

@@ -7,7 +7,7 @@ register_loss(LossSpec(
     summary="Connectionist temporal classification: -log of the total probability of every alignment.",
     formula="loss_n = -log sum_{alignments a of target_n} prod_t p_t(a_t), a collapsing repeats and blanks",
     roles=(Role("log_probs", "Log-probabilities (T, N, C) or (T, C): time first, log_softmax over C.",
-                neg_inf_ok=True, batched=False),  # time, not the batch, is its first axis
+                neg_inf_ok=True),  # batched: time first, the batch at axis 1; one per shard, not per class
            Role("target", "Target labels: padded (N, S), or all targets concatenated (sum of target lengths); "
                 "(S) unbatched, S = the target length."),
            Role("input_lengths", "Length of each input sequence, (N) or (); each <= T."),
