@@ -323,11 +323,15 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
     for d in docs[1:]:
-        for key in ("loss", "reduction", "options", "weighted", "constants"):
+        for key in ("loss", "reduction", "options", "constants"):
             if d.get(key) != first.get(key):
-                what = "per-class arrays (weight, pos_weight)" if key in ("weighted", "constants") else key
+                what = "per-class arrays (weight, pos_weight)" if key == "constants" else key
                 raise UsageError(f"cannot merge partials whose {what} differ: {first.get(key)!r} and {d.get(key)!r}",
                                  option="merge")
+        if d.get("weighted") != first.get("weighted"):  # the same weights, one mean divided by their sum
+            raise UsageError("cannot merge a weighted mean (class-index targets with --weight: divided by the sum of "
+                             "the targets' weights) with an unweighted one (probability targets: divided by N)",
+                             option="merge")
     spec = get_loss(first["loss"])
     total = Partial()
     for d in docs:

@@ -459,6 +459,14 @@ def test_merge_refuses_partials_with_other_weights():
             merge(list(pair))
     assert merge([a, a]).value == pytest.approx(float(F.cross_entropy(
         torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate([t, t])))), rel=2e-6)
+    # the same weights, index targets (a weighted mean) and probability targets (a mean over N): said as such,
+    # not as per-class arrays that differ ("True and False")
+    soft = partial_document(lossctl.compute("ce", logits=x, target=np.eye(C, dtype=np.float32)[t], weight=w1))
+    with pytest.raises(LossctlError) as info:
+        merge([a, soft])
+    assert str(info.value) == ("merge: cannot merge a weighted mean (class-index targets with --weight: divided by "
+                               "the sum of the targets' weights) with an unweighted one (probability targets: divided "
+                               "by N)")
 
 
 def test_streamed_big_endian_float64_computes_in_float64(tmp_path):
