@@ -163,10 +163,14 @@ def evaluate_sets(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, s
 def _same_constants(results: list[Result], labels: list[str]) -> None:
     """Per-class arrays (weight, pos_weight) must be one and the same for a total to be one torch call."""
     for label, r in zip(labels, results, strict=True):
-        if r.constants != results[0].constants or r.weighted != results[0].weighted:
-            role = next(iter(set(r.constants) ^ set(results[0].constants) or r.constants or {"weight": ""}))
+        if r.constants != results[0].constants:
+            role = next(iter(set(r.constants) ^ set(results[0].constants) or r.constants))
             raise UsageError(f"{label} was computed with another {role} than {labels[0]}: their sums do not add "
                              "up to one loss", option=flag(role))
+        if r.weighted != results[0].weighted:  # the same weights, but index targets beside probability targets
+            raise UsageError(f"{label} and {labels[0]} give one weighted mean (class-index targets with --weight: "
+                             "divided by the sum of the targets' weights) and one mean over N (probability "
+                             "targets): their sums do not add up to one loss", option="--target")
 
 
 def partial_document(obj: Result | MultiResult) -> dict[str, Any]:

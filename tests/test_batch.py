@@ -266,3 +266,21 @@ def test_merge_of_hand_made_sums_with_denominator_0(cli, tmp_path):
     assert cli("merge", path, code=2).stderr == (
         f"lossctl: error: merge ({path}): the merged mean has no denominator: their denominators sum to 0 (torch "
         "returns ±inf here); merge partials made with --reduction sum instead\n")
+
+
+def test_files_that_cannot_add_up_name_what_differs():
+    """Other weights per file, or the same weights over index and probability targets (a weighted mean beside a
+    mean over N): the second was reported as 'computed with another weight'."""
+    ex = ROOT / "examples"
+    both = ("--logits", ex / "logits.npy", "--logits", ex / "logits.csv")
+    res = invoke("ce", *both, "--target", ex / "targets.npy", "--target", ex / "target_probs.json", "--weight",
+                 ex / "class_weights.json", "-f", "plain")
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr == (f"lossctl: error: --target: {ex / 'logits.csv'} and {ex / 'logits.npy'} give one weighted "
+                          "mean (class-index targets with --weight: divided by the sum of the targets' weights) and "
+                          "one mean over N (probability targets): their sums do not add up to one loss\n")
+    res = invoke("ce", *both, "--target", ex / "targets.npy", "--target", ex / "targets.csv", "--weight",
+                 ex / "class_weights.json", "--weight", "[1, 1, 1, 1]", "-f", "plain")
+    assert res.exit_code == 2
+    assert res.stderr == (f"lossctl: error: --weight: {ex / 'logits.csv'} was computed with another weight than "
+                          f"{ex / 'logits.npy'}: their sums do not add up to one loss\n")
