@@ -383,9 +383,12 @@ def decompose_cmd(
 @app.command("check", rich_help_panel="Checks")
 @handles_errors
 def check_cmd(
-    logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2) or (N).")] = None,
-    probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities (N), instead.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1).")] = None,
+    logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2), (N), or (C) with one "
+                                               "class index.")] = None,
+    probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities instead: (N), (N, 2) rows, or "
+                                              "one per 0/1 label.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1), or probabilities of the "
+                                               "logits' shape.")] = None,
     weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,), for the gradient "
                                                "identity.")] = None,
     atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
