@@ -416,7 +416,11 @@ def list_cmd(
     from .registry import describe_spec
     from .specs import list_losses
 
-    emit(Catalog([describe_spec(get_loss(n)) for n in list_losses(pattern)]), format)
+    names = list_losses(pattern)
+    emit(Catalog([describe_spec(get_loss(n)) for n in names]), format)
+    if pattern and not names:  # the glob matches whole names: 'margin' alone finds none of the margin losses
+        _err(f"note: no loss name or alias matches {pattern!r}; the pattern is a glob over whole names, "
+             f"e.g. '*{pattern.strip('*')}*'")
 
 
 @app.command("explain", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -330,3 +330,14 @@ def test_table_shows_the_warnings_too(cli):
     res = cli("kl", "--logits", "[[1.0, 2.0]]", "--target", "[[0.5, 0.5]]", "-f", "table", env={"COLUMNS": "200"})
     assert "warning" in res.stdout and "batchmean" in res.stdout
     assert res.stderr.startswith("lossctl: warning: kl")
+
+
+def test_list_says_when_a_pattern_matches_nothing(cli):
+    """The glob matches whole names: 'margin' finds none of the seven margin losses, and said nothing."""
+    res = cli("list", "margin", "-f", "json")
+    assert json.loads(res.stdout) == {"losses": []}
+    assert res.stderr == ("lossctl: note: no loss name or alias matches 'margin'; the pattern is a glob over whole "
+                          "names, e.g. '*margin*'\n")
+    rows = json.loads(cli("list", "-f", "json").stdout)["losses"]
+    found = [ln.split("\t")[0] for ln in cli("list", "*margin*", "-f", "plain").stdout.splitlines()]
+    assert found == [r["name"] for r in rows if "margin" in r["name"]] and len(found) >= 7
