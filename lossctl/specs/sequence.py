@@ -10,8 +10,8 @@ register_loss(LossSpec(
                 neg_inf_ok=True),  # batched: time first, the batch at axis 1; one per shard, not per class
            Role("target", "Target labels: padded (N, S), or all targets concatenated (sum of target lengths); "
                 "(S) unbatched, S = the target length."),
-           Role("input_lengths", "Length of each input sequence, (N) or (); each <= T."),
-           Role("target_lengths", "Length of each target, (N) or ().")),
+           Role("input_lengths", "Length of each input sequence, (N), or () or (1) unbatched; each <= T."),
+           Role("target_lengths", "Length of each target, (N), or () or (1) unbatched.")),
     options=(Opt("blank", int, 0, "The blank label's class index."),
              Opt("zero_infinity", bool, False, "Replace infinite losses (no possible alignment) by 0.")),
     compute="lossctl.losses.sequence:ctc", information=True,
