@@ -222,6 +222,9 @@ def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResu
     x = floats(x_np, ctx)
     if probs_given and two_class:
         p1, note = x[:, 1], "p = probs[:, 1] (two classes: the tutorial's rows [1 - p, p])"
+        unnormalised = row_sum_warning("probs", np.asarray(x_np), 1, sum_tolerance(ctx.dtype),
+                                       then="; both sides read column 1 only, as 1 - p and p")
+        note += f"; {unnormalised}" if unnormalised else ""
     elif probs_given:
         p1, note = x.reshape(-1), "p = the given probabilities"
     elif x_np.ndim == 1:

@@ -401,3 +401,7 @@ def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_prob
         np.testing.assert_allclose(rows(res["bce-nll"], "left"), want, rtol=1e-12)
     out = cli("check", "--probs", "[[0.3, 0.7], [0.8, 0.2]]", "--target", "[1, 0]", "-f", "plain").stdout
     assert out.splitlines()[2].split("\t")[:2] == ["bce-nll", "ok"]
+    # rows that are not [1 - p, p]: both sides read column 1 only, and the note says so
+    (note,) = by_name(lossctl.check(probs=[[0.3, 0.7], [0.5, 0.2]], target=[1, 0]))["bce-nll"].notes
+    assert note.endswith("--probs: rows do not sum to 1 (first: row [1] sums to 0.7); both sides read column 1 "
+                         "only, as 1 - p and p")
