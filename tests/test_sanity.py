@@ -189,6 +189,19 @@ def test_bce_baselines_equal_torch(case):
         assert "floor" not in b
 
 
+@pytest.mark.parametrize("given", ["logits", "probs"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_bce_of_one_element_with_a_weight_equals_torch(given, backend):
+    """A 0-d target with a weight: its baselines' sums once crashed (1 - y of a 0-d array is no array)."""
+    import lossctl
+
+    x, y, w = np.array(0.8), np.array(False), np.array(0.5)
+    result = lossctl.compute("bce", **{given: x}, target=y, weight=w, backend=backend)
+    fn = F.binary_cross_entropy_with_logits if given == "logits" else F.binary_cross_entropy
+    close(result.value, fn(t64(x), t64(y.astype(np.float64)), weight=t64(w)))
+    assert result.baselines["uniform"]["value"] > 0
+
+
 def focal_index_torch(logp: torch.Tensor, t: torch.Tensor, weight, alpha: float, gamma: float, ii: int) -> float:
     """The multi-class focal loss written out: mean over kept targets of -alpha w_y (1 - p_y)^gamma log p_y."""
     keep = t != ii
