@@ -130,6 +130,22 @@ def test_ce_warns_when_probability_rows_do_not_sum_to_one(rng):
     assert any("sum to 1" in w for w in res.warnings)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("loss", ["ce", "perplexity"])
+def test_ce_probability_targets_take_only_a_negative_ignore_index_as_torch(cli, rng, loss, backend):
+    """torch refuses ignore_index >= 0 with probability targets; lossctl once computed a number regardless."""
+    x, t = rng.normal(size=(N, C)), probs(rng, (N, C), np.float64)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        F.cross_entropy(T(x), T(t), ignore_index=0)
+    ran = cli(loss, "--logits", str(x.tolist()), "--target", str(t.tolist()), "--ignore-index", "0",
+              "--backend", backend, code=2)
+    assert ran.stderr == ("lossctl: error: --ignore-index: applies only to class-index targets; torch refuses 0 with "
+                          "probability targets (only a negative value, such as the default -100, is accepted)\n")
+    negative = lossctl.compute(loss, logits=x, target=t, ignore_index=-1, backend=backend).value
+    expected = F.cross_entropy(T(x), T(t), ignore_index=-1).item()
+    assert negative == pytest.approx(math.exp(expected) if loss == "perplexity" else expected, rel=1e-12)
+
+
 # --- negative log-likelihood ---------------------------------------------------------------------------------
 
 

@@ -45,6 +45,14 @@ def target_kind_of(kind: str, logits: np.ndarray, target: np.ndarray, index_shap
         f"for --logits {logits.shape}", option="--target")
 
 
+def check_ignore_index_of_probs(ignore_index: int) -> None:
+    """torch refuses ignore_index >= 0 with probability targets ("not supported for floating point target")."""
+    if ignore_index >= 0:
+        raise UsageError(f"applies only to class-index targets; torch refuses {ignore_index} with probability "
+                         "targets (only a negative value, such as the default -100, is accepted)",
+                         option="--ignore-index")
+
+
 def index_output(values, denominators, *, ignored: int, rows: int, weighted: bool) -> LossOutput:
     """An index target's per-target losses and denominators: its class weight (1 each), 0 where ignored."""
     return LossOutput(values, weights=denominators, rows=rows, unit="targets", ignored=ignored, weighted=weighted)
@@ -89,6 +97,7 @@ def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, labe
         out = index_output(values, denominators, ignored=ignored, rows=rows, weighted=weight is not None)
     else:
         check_shape("target", target, logits.shape, "--logits", logits.shape)
+        check_ignore_index_of_probs(ignore_index)
         warnings = []
         if kind == "logits":
             q = k.softmax(ctx.array(target), axis)
