@@ -147,6 +147,22 @@ def test_cross_entropy_float32_rows_outside_exps_range_equal_torch():
     assert np.isposinf(values[9]) and np.isnan(values[4:7]).all()
 
 
+def test_cross_entropy_float32_rows_of_sure_predictions_are_never_negative(rng):
+    """One class, or a target logit far above the rest: torch's loss is 0 (or 1e-18) and never below it. The
+    rows path once gave -1e-8 here (log of the float32 exp(x_y) is x_y only to rounding); focal shares the path."""
+    x = np.zeros((500, 2), np.float32)
+    x[:, 0] = rng.uniform(15, 40, 500)
+    x[:, 1] = -x[:, 0]
+    for logits in (x, rng.standard_normal((50, 1)).astype(np.float32)):
+        t = np.zeros(len(logits), np.int64)
+        values, _ = kc.cross_entropy_index(logits, t)
+        expected = F.cross_entropy(T(logits), T(t), reduction="none")
+        assert (expected >= 0).all() and (values >= 0).all()
+        close(values, expected, np.float32)
+        focal, _ = kc.focal_index(logits, t, gamma=0.5)
+        assert (focal >= 0).all()
+
+
 @pytest.mark.parametrize("shift", [0.0, 50.0, 300.0, 1e4, 1e6, -300.0])
 def test_cross_entropy_float32_shifted_logits_equal_torch(rng, shift):
     """Logits far from 0 (a shift torch's max subtraction removes): torch's values within float32 tolerance."""
