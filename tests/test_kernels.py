@@ -541,6 +541,22 @@ def test_pairwise_distance_zero_dimensional(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [2.0, 3.0, 1.0, 0.5, -1.0, 0.0, INF, -INF])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_norms_of_one_element_are_torchs_absolute_value_at_any_magnitude(dtype, p, keepdim):
+    """Along an axis of size 1 torch's norm is |d| (1 for d != 0 at p = 0): 1e300 stays 1e300 and 1e-300 stays
+    1e-300. The kernels once squared (or raised to p) first: inf for the distance, 0 for the cosine."""
+    big, tiny = (1e300, 1e-300) if dtype == np.float64 else (1e30, 1e-30)
+    x1 = np.array([[big], [-big], [tiny], [2.0], [0.0]], dtype=dtype)
+    x2 = np.array([[0.0], [0.5], [0.0], [-1.0], [0.0]], dtype=dtype)
+    close(kd.pairwise_distance(x1, x2, p=p, eps=0.0, keepdim=keepdim),
+          F.pairwise_distance(T(x1), T(x2), p=p, eps=0.0, keepdim=keepdim), dtype)
+    for eps in (0.0, 1e-8):
+        close(kd.cosine_similarity(x1[:4], x2[[3, 3, 3, 3]], dim=1, eps=eps),
+              F.cosine_similarity(T(x1[:4]), T(x2[[3, 3, 3, 3]]), dim=1, eps=eps), dtype)
+    assert np.isfinite(kd.pairwise_distance(x1, x2, p=p)).all()
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(8, 5), (5,)])
 @pytest.mark.parametrize("margin", [0.0, 0.3, -0.2])
 def test_cosine_embedding(rng, dtype, shape, margin):
