@@ -263,6 +263,14 @@ def test_bce_logits_formula(rng):
     assert res.value == pytest.approx((-w * (y * sp.log_expit(x) + (1 - y) * sp.log_expit(-x))).sum(), rel=1e-9)
 
 
+def test_bce_pos_weight_of_another_shape_names_the_input_shape_truly(cli):
+    """--pos-weight is one weight per class (the last axis); the error once called (2,) "the input's" shape."""
+    ran = cli("bce", "--logits", "[[1.0, 2.0], [0.5, -1.0]]", "--target", "[[1, 0], [0, 1]]", "--pos-weight",
+              "[[1, 2], [3, 4]]", code=2)
+    assert ran.stderr == ("lossctl: error: --pos-weight (literal): shape (2, 2) does not broadcast to (2,): one weight "
+                          "per class, along the last axis of --logits (2, 2)\n")
+
+
 def test_bce_clamps_log_at_minus_100_like_torch():
     res = lossctl.compute("bce", probs=[0.0, 1.0], target=[1.0, 0.0], reduction="none")
     np.testing.assert_array_equal(res.values, [100.0, 100.0])

@@ -165,7 +165,8 @@ def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, c
         check_range("probs", raw, 0.0, 1.0, "BCE probabilities must be in [0, 1]")
         values = k.bce_probs(ctx.array(raw), ctx.array(target), w)
     else:
-        pw = _broadcast("pos_weight", pos_weight, raw.shape[-1:], ctx)
+        pw = _broadcast("pos_weight", pos_weight, raw.shape[-1:], ctx,
+                        f"one weight per class, along the last axis of --logits {raw.shape}")
         values = k.bce_logits(ctx.array(raw), ctx.array(target), w, pw)
     out = LossOutput(values, rows=raw.shape[0] if raw.ndim else 1)
     if given == "probs":
@@ -173,7 +174,8 @@ def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, c
     return out
 
 
-def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: Context):
+def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: Context, why: str = ""):
+    """arr broadcast to `shape` (the input's own, unless `why` says what else it is)."""
     if arr is None:
         return None
     try:
@@ -181,6 +183,7 @@ def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: C
         if np.broadcast_shapes(arr.shape, shape) != tuple(shape):
             raise ValueError
     except ValueError:
-        raise ShapeError(f"shape {arr.shape} does not broadcast to the input's {tuple(shape)}",
+        to = f"{tuple(shape)}: {why}" if why else f"the input's {tuple(shape)}"
+        raise ShapeError(f"shape {arr.shape} does not broadcast to {to}",
                          option=flag(role)) from None
     return ctx.array(arr)
