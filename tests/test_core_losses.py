@@ -213,6 +213,19 @@ def test_entropy_of_one_distribution():
     assert res.value == pytest.approx(math.log(4), rel=1e-15)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_js_and_entropy_refuse_a_single_number_for_a_distribution(cli, backend):
+    """js once gave 0.0411 for --p 0.3 --q 0.7 (two numbers, no distribution), where entropy refuses the same."""
+    for args in (("js", "--p", "0.3", "--q", "0.7"), ("entropy", "--probs", "0.3")):
+        ran = cli(*args, "--backend", backend, code=2)
+        assert ran.stderr == (f"lossctl: error: {args[1]} (literal): is a single number; a distribution needs at "
+                              "least one axis\n")
+    one = lossctl.compute("js", p=[0.5, 0.5], q=[0.9, 0.1], backend=backend).value
+    m = np.array([0.7, 0.3])
+    assert one == pytest.approx(0.5 * (scipy.stats.entropy([0.5, 0.5], m) + scipy.stats.entropy([0.9, 0.1], m)),
+                                rel=1e-12)
+
+
 # --- logarithm base ------------------------------------------------------------------------------------------
 
 
