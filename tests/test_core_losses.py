@@ -146,6 +146,14 @@ def test_ce_probability_targets_take_only_a_negative_ignore_index_as_torch(cli, 
     assert negative == pytest.approx(math.exp(expected) if loss == "perplexity" else expected, rel=1e-12)
 
 
+def test_one_distribution_that_does_not_sum_to_one_is_named_without_a_row(cli):
+    """A 1-d target is one distribution: the warning once named its 'row []'."""
+    x, t = [1.0, 2.0, 3.0], [0.2, 0.3, 0.6]
+    ran = cli("ce", "--logits", str(x), "--target", str(t), "-f", "plain")
+    assert float(ran.stdout) == pytest.approx(F.cross_entropy(T(np.array(x)), T(np.array(t))).item(), rel=1e-12)
+    assert ran.stderr == "lossctl: warning: --target: does not sum to 1 (it sums to 1.1)\n"
+
+
 # --- negative log-likelihood ---------------------------------------------------------------------------------
 
 
