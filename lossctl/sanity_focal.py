@@ -31,7 +31,8 @@ def focal_index(counts: np.ndarray, w: np.ndarray, alpha: float, gamma: float):
     a = scale * w * counts
     denom = float(counts.sum())
     n_classes = len(w)
-    uniform = float(a.sum()) * float(_focal_f(np.log(1 / n_classes), np.log1p(-1 / n_classes), gamma)) / denom
+    with np.errstate(divide="ignore"):  # one class: log(1 - 1) = -inf, and f(1) = 0
+        uniform = float(a.sum()) * float(_focal_f(np.log(1 / n_classes), np.log1p(-1 / n_classes), gamma)) / denom
     p = _focal_simplex_minimiser(a, gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         cost = np.where(a > 0, a * _focal_f(np.log(p), np.log1p(-p), gamma), 0.0)

@@ -202,6 +202,20 @@ def test_bce_of_one_element_with_a_weight_equals_torch(given, backend):
     assert result.baselines["uniform"]["value"] > 0
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_of_one_class_raises_no_numpy_warning(gamma):
+    """One class: the uniform prediction is p = 1, whose log(1 - p) is -inf; its RuntimeWarning once escaped the
+    API (an exception under -W error)."""
+    import warnings
+
+    import lossctl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = lossctl.compute("focal", logits=np.array([[1.0], [2.0]]), target=np.array([0, 0]), gamma=gamma)
+    assert result.value == 0.0 and result.baselines["uniform"]["value"] == 0.0  # (1 - 1)^gamma log 1 = 0
+
+
 def focal_index_torch(logp: torch.Tensor, t: torch.Tensor, weight, alpha: float, gamma: float, ii: int) -> float:
     """The multi-class focal loss written out: mean over kept targets of -alpha w_y (1 - p_y)^gamma log p_y."""
     keep = t != ii
