@@ -49,6 +49,8 @@ def _focal_grad(p: np.ndarray, gamma: float) -> np.ndarray:
 def _focal_simplex_minimiser(a: np.ndarray, gamma: float) -> np.ndarray:
     """argmin over the simplex of sum_c a_c f(p_c): closed form for gamma = 0, else nested bisection on lambda."""
     live = a > 0
+    if not live.any():  # alpha 0, or no target of a class with weight: every prediction costs 0
+        return np.full(len(a), 1.0 / len(a))
     if gamma == 0 or live.sum() <= 1:
         return a / a.sum()
     values, inverse = np.unique(a[live], return_inverse=True)  # equal a_c share p_c: solve once per value

@@ -216,6 +216,21 @@ def test_focal_of_one_class_raises_no_numpy_warning(gamma):
     assert result.value == 0.0 and result.baselines["uniform"]["value"] == 0.0  # (1 - 1)^gamma log 1 = 0
 
 
+@pytest.mark.parametrize("kw", [{"alpha": 0.0}, {"alpha": 0.0, "gamma": 0.0}, {"weight": np.zeros(2)}])
+def test_focal_that_weighs_every_target_0_raises_no_numpy_warning(kw):
+    """alpha 0 (or zero class weights): every prediction costs 0, and the best constant one was 0 / 0 with a
+    RuntimeWarning."""
+    import warnings
+
+    import lossctl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = lossctl.compute("focal", logits=np.array([[1.0, 2.0], [0.0, 1.0]]), target=np.array([0, 1]), **kw)
+    assert result.value == 0.0
+    assert result.baselines["uniform"]["value"] == 0.0 and result.baselines["prior"]["value"] == 0.0
+
+
 def focal_index_torch(logp: torch.Tensor, t: torch.Tensor, weight, alpha: float, gamma: float, ii: int) -> float:
     """The multi-class focal loss written out: mean over kept targets of -alpha w_y (1 - p_y)^gamma log p_y."""
     keep = t != ii
