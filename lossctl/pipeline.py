@@ -484,7 +484,7 @@ def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dty
                 bundle: str | None = None, final: bool = True) -> Result:
     """Load the sources whole and run once."""
     return run_loaded(spec, gather(spec, sources, bundle, st.header), st, dtype,
-                      backend=backend_for(spec, st, sources), final=final)
+                      backend=backend_for(spec, st, {**sources, "from": bundle}), final=final)
 
 
 # --- result assembly -----------------------------------------------------------------------------------------
