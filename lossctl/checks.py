@@ -28,7 +28,7 @@ from .losses._common import (
     row_sum_warning,
     sum_tolerance,
 )
-from .losses.classification import split_classes, target_kind_of
+from .losses.classification import check_ignore_index_of_probs, split_classes, target_kind_of
 from .pipeline import check_denominator, check_finite, compute_dtype, gather, resolve_options
 from .reduce import Partial
 from .specs import get_loss
@@ -86,6 +86,7 @@ def _target_distribution(x, t_np, kind: str, opts: dict, axis: int, n_classes: i
             notes.append("class-index targets: the target is one-hot, so H = 0 and CE = KL")
         q = F.one_hot(t.clamp(0, n_classes - 1).reshape(-1), n_classes).to(x.dtype)
         return ce, q, (t != opts["ignore_index"]).reshape(-1)
+    check_ignore_index_of_probs(opts["ignore_index"])
     if kind == "prob":
         check_range("target", t_np, 0.0, None, "probabilities must be >= 0")
     q_t = floats(t_np, ctx)

@@ -266,8 +266,9 @@ def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str =
         return load_array(value, option=flag, stdin=stdin, header=header)
     if isinstance(value, Loaded):
         return value
-    # Arrays and tensors keep their float dtype under auto, as a binary file does; Python lists are text-like.
-    binary = isinstance(value, np.ndarray) or hasattr(value, "detach")
+    # Arrays, NumPy scalars and tensors keep their float dtype under auto, as a binary file does; Python lists and
+    # numbers are text-like.
+    binary = isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "detach")
     return Loaded(_as_array(value, flag), "array", binary)
 
 
@@ -483,7 +484,7 @@ def run_sources(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dty
                 bundle: str | None = None, final: bool = True) -> Result:
     """Load the sources whole and run once."""
     return run_loaded(spec, gather(spec, sources, bundle, st.header), st, dtype,
-                      backend=backend_for(spec, st, sources), final=final)
+                      backend=backend_for(spec, st, {**sources, "from": bundle}), final=final)
 
 
 # --- result assembly -----------------------------------------------------------------------------------------

@@ -293,7 +293,7 @@ def finish_reports(value: float | None, values, found: dict[str, float] | None, 
                    transform=None) -> Reports:
     """Baselines with the loss's ratio to each (post-processed as the loss is: perplexity's exp), the breakdowns,
     and the per-sample summary of reduction none."""
-    from .sanity_baselines import at_or_above_uniform
+    from .sanity_baselines import at_or_above_uniform, ratios
     from .sanity_breakdown import by_class_rows
     from .sanity_summary import loss_summary
 
@@ -301,7 +301,8 @@ def finish_reports(value: float | None, values, found: dict[str, float] | None, 
     if found and value is not None:
         if transform is not None:  # perplexity: exp of CE's baselines, as of its value
             found = {k: transform(v) for k, v in found.items()}
-        out.baselines = {k: {"value": v, "ratio": (value / v) if v else math.inf} for k, v in found.items()}
+        ratio = ratios(value, found)  # 0 / 0 (one class: every loss is 0) is nan, not inf
+        out.baselines = {k: {"value": v, "ratio": ratio[k]} for k, v in found.items()}
         note = at_or_above_uniform(value, found)
         out.notes += [note] if note else []
     if rep is not None and rep.by_class is not None:

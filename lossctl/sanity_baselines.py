@@ -291,7 +291,8 @@ def label_sums(y: np.ndarray, pos_weight=None, weight=None) -> LabelSums:
     pos_weight broadcast to them."""
     y = np.asarray(y, dtype=np.float64)
     check_range("target", y, 0.0, 1.0, "binary targets must be in [0, 1]")
-    a, b = y, 1.0 - y  # w * pw * y and w * (1 - y), with w and pw multiplied in only where given
+    # w * pw * y and w * (1 - y), with w and pw multiplied in only where given; b an array even for 0-d y
+    a, b = y, np.subtract(1.0, y, out=np.empty_like(y))
     if weight is not None:
         w = _broadcast("weight", weight, y.shape)
         a, b = a * w, np.multiply(b, w, out=b)

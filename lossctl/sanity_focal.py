@@ -31,7 +31,8 @@ def focal_index(counts: np.ndarray, w: np.ndarray, alpha: float, gamma: float):
     a = scale * w * counts
     denom = float(counts.sum())
     n_classes = len(w)
-    uniform = float(a.sum()) * float(_focal_f(np.log(1 / n_classes), np.log1p(-1 / n_classes), gamma)) / denom
+    with np.errstate(divide="ignore"):  # one class: log(1 - 1) = -inf, and f(1) = 0
+        uniform = float(a.sum()) * float(_focal_f(np.log(1 / n_classes), np.log1p(-1 / n_classes), gamma)) / denom
     p = _focal_simplex_minimiser(a, gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         cost = np.where(a > 0, a * _focal_f(np.log(p), np.log1p(-p), gamma), 0.0)
@@ -48,6 +49,8 @@ def _focal_grad(p: np.ndarray, gamma: float) -> np.ndarray:
 def _focal_simplex_minimiser(a: np.ndarray, gamma: float) -> np.ndarray:
     """argmin over the simplex of sum_c a_c f(p_c): closed form for gamma = 0, else nested bisection on lambda."""
     live = a > 0
+    if not live.any():  # alpha 0, or no target of a class with weight: every prediction costs 0
+        return np.full(len(a), 1.0 / len(a))
     if gamma == 0 or live.sum() <= 1:
         return a / a.sum()
     values, inverse = np.unique(a[live], return_inverse=True)  # equal a_c share p_c: solve once per value

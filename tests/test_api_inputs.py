@@ -177,3 +177,14 @@ def test_an_option_past_what_a_float_or_int64_holds_is_one_error():
     with pytest.raises(UsageError) as err:
         lossctl.compute("huber", input=[1.0, 2.0], target=[0.0, 0.0], delta=10**400)
     assert str(err.value) == "--delta: must be a number a float holds; got 10000000000000000000... (401 digits)"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_numpy_scalars_keep_their_float_dtype_as_0d_arrays_do(backend):
+    """np.float32(x) computes in float32 as torch.tensor(np.float32(x)) does; it once computed in float64."""
+    x, y = np.float32(53.9162), np.float32(0.0011)
+    res = lossctl.compute("mse", input=x, target=y, backend=backend)
+    expected = F.mse_loss(torch.tensor(x), torch.tensor(y))
+    assert expected.dtype == torch.float32 and res.dtype == "float32"
+    assert res.value == pytest.approx(expected.item(), rel=1e-6)
+    assert res.value != pytest.approx(float((np.float64(x) - np.float64(y)) ** 2), rel=1e-9)  # not float64's

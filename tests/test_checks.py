@@ -168,6 +168,16 @@ def test_decompose_refuses_label_smoothing_outside_the_unit_interval(cli, eps):
         lossctl.decompose(logits=[[1.0, 2.0]], target=[1], label_smoothing=float(eps))
 
 
+def test_decompose_refuses_a_nonnegative_ignore_index_with_probability_targets_as_ce_does(cli):
+    """torch's CE refuses ignore_index >= 0 with probability targets; decompose once dropped it silently."""
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        F.cross_entropy(torch.zeros(1, 3), torch.tensor([[0.2, 0.3, 0.5]]), ignore_index=0)
+    res = cli("decompose", "--logits", "[[1.0, 2.0, 3.0]]", "--target", "[[0.2, 0.3, 0.5]]", "--ignore-index", "0",
+              code=2)
+    assert res.stderr == ("lossctl: error: --ignore-index: applies only to class-index targets; torch refuses 0 with "
+                          "probability targets (only a negative value, such as the default -100, is accepted)\n")
+
+
 # --- lossctl check -------------------------------------------------------------------------------------------
 
 

@@ -130,6 +130,30 @@ def test_ce_warns_when_probability_rows_do_not_sum_to_one(rng):
     assert any("sum to 1" in w for w in res.warnings)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("loss", ["ce", "perplexity"])
+def test_ce_probability_targets_take_only_a_negative_ignore_index_as_torch(cli, rng, loss, backend):
+    """torch refuses ignore_index >= 0 with probability targets; lossctl once computed a number regardless."""
+    x, t = rng.normal(size=(N, C)), probs(rng, (N, C), np.float64)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        F.cross_entropy(T(x), T(t), ignore_index=0)
+    ran = cli(loss, "--logits", str(x.tolist()), "--target", str(t.tolist()), "--ignore-index", "0",
+              "--backend", backend, code=2)
+    assert ran.stderr == ("lossctl: error: --ignore-index: applies only to class-index targets; torch refuses 0 with "
+                          "probability targets (only a negative value, such as the default -100, is accepted)\n")
+    negative = lossctl.compute(loss, logits=x, target=t, ignore_index=-1, backend=backend).value
+    expected = F.cross_entropy(T(x), T(t), ignore_index=-1).item()
+    assert negative == pytest.approx(math.exp(expected) if loss == "perplexity" else expected, rel=1e-12)
+
+
+def test_one_distribution_that_does_not_sum_to_one_is_named_without_a_row(cli):
+    """A 1-d target is one distribution: the warning once named its 'row []'."""
+    x, t = [1.0, 2.0, 3.0], [0.2, 0.3, 0.6]
+    ran = cli("ce", "--logits", str(x), "--target", str(t), "-f", "plain")
+    assert float(ran.stdout) == pytest.approx(F.cross_entropy(T(np.array(x)), T(np.array(t))).item(), rel=1e-12)
+    assert ran.stderr == "lossctl: warning: --target: does not sum to 1 (it sums to 1.1)\n"
+
+
 # --- negative log-likelihood ---------------------------------------------------------------------------------
 
 
@@ -197,6 +221,19 @@ def test_entropy_of_one_distribution():
     assert res.value == pytest.approx(math.log(4), rel=1e-15)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_js_and_entropy_refuse_a_single_number_for_a_distribution(cli, backend):
+    """js once gave 0.0411 for --p 0.3 --q 0.7 (two numbers, no distribution), where entropy refuses the same."""
+    for args in (("js", "--p", "0.3", "--q", "0.7"), ("entropy", "--probs", "0.3")):
+        ran = cli(*args, "--backend", backend, code=2)
+        assert ran.stderr == (f"lossctl: error: {args[1]} (literal): is a single number; a distribution needs at "
+                              "least one axis\n")
+    one = lossctl.compute("js", p=[0.5, 0.5], q=[0.9, 0.1], backend=backend).value
+    m = np.array([0.7, 0.3])
+    assert one == pytest.approx(0.5 * (scipy.stats.entropy([0.5, 0.5], m) + scipy.stats.entropy([0.9, 0.1], m)),
+                                rel=1e-12)
+
+
 # --- logarithm base ------------------------------------------------------------------------------------------
 
 
@@ -245,6 +282,14 @@ def test_bce_logits_formula(rng):
     assert res.value == pytest.approx(per.mean(), rel=1e-12)
     res = lossctl.compute("bce", probs=sp.expit(x), target=y, weight=w, reduction="sum")
     assert res.value == pytest.approx((-w * (y * sp.log_expit(x) + (1 - y) * sp.log_expit(-x))).sum(), rel=1e-9)
+
+
+def test_bce_pos_weight_of_another_shape_names_the_input_shape_truly(cli):
+    """--pos-weight is one weight per class (the last axis); the error once called (2,) "the input's" shape."""
+    ran = cli("bce", "--logits", "[[1.0, 2.0], [0.5, -1.0]]", "--target", "[[1, 0], [0, 1]]", "--pos-weight",
+              "[[1, 2], [3, 4]]", code=2)
+    assert ran.stderr == ("lossctl: error: --pos-weight (literal): shape (2, 2) does not broadcast to (2,): one weight "
+                          "per class, along the last axis of --logits (2, 2)\n")
 
 
 def test_bce_clamps_log_at_minus_100_like_torch():

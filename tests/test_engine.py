@@ -319,6 +319,8 @@ def test_torch_is_the_backend_for_pt_inputs_and_devices(tmp_path):
     torch.save(x, tmp_path / "x.pt")
     r = lossctl.compute("ce", logits=f"{tmp_path}/x.pt", target="[0]")
     assert r.backend.startswith("torch ")
+    torch.save({"logits": x, "target": torch.tensor([0])}, tmp_path / "bundle.pt")
+    assert lossctl.compute("ce", bundle=f"{tmp_path}/bundle.pt").backend.startswith("torch ")  # was numpy
     assert lossctl.compute("ce", logits="[[2.0, 1.0, 0.1]]", target="[0]").backend == "numpy"
     with pytest.raises(LossctlError, match="--backend"):
         lossctl.compute("ctc", backend="numpy", log_probs=[[0.0]], target=[0], input_lengths=1, target_lengths=1)

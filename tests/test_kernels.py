@@ -147,6 +147,22 @@ def test_cross_entropy_float32_rows_outside_exps_range_equal_torch():
     assert np.isposinf(values[9]) and np.isnan(values[4:7]).all()
 
 
+def test_cross_entropy_float32_rows_of_sure_predictions_are_never_negative(rng):
+    """One class, or a target logit far above the rest: torch's loss is 0 (or 1e-18) and never below it. The
+    rows path once gave -1e-8 here (log of the float32 exp(x_y) is x_y only to rounding); focal shares the path."""
+    x = np.zeros((500, 2), np.float32)
+    x[:, 0] = rng.uniform(15, 40, 500)
+    x[:, 1] = -x[:, 0]
+    for logits in (x, rng.standard_normal((50, 1)).astype(np.float32)):
+        t = np.zeros(len(logits), np.int64)
+        values, _ = kc.cross_entropy_index(logits, t)
+        expected = F.cross_entropy(T(logits), T(t), reduction="none")
+        assert (expected >= 0).all() and (values >= 0).all()
+        close(values, expected, np.float32)
+        focal, _ = kc.focal_index(logits, t, gamma=0.5)
+        assert (focal >= 0).all()
+
+
 @pytest.mark.parametrize("shift", [0.0, 50.0, 300.0, 1e4, 1e6, -300.0])
 def test_cross_entropy_float32_shifted_logits_equal_torch(rng, shift):
     """Logits far from 0 (a shift torch's max subtraction removes): torch's values within float32 tolerance."""
@@ -523,6 +539,22 @@ def test_pairwise_distance_zero_dimensional(dtype):
     x1, x2 = np.array(1.5, dtype=dtype), np.array(-2.0, dtype=dtype)
     close(kd.pairwise_distance(x1, x2, p=3.0), F.pairwise_distance(T(x1), T(x2), p=3.0), dtype)
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [2.0, 3.0, 1.0, 0.5, -1.0, 0.0, INF, -INF])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_norms_of_one_element_are_torchs_absolute_value_at_any_magnitude(dtype, p, keepdim):
+    """Along an axis of size 1 torch's norm is |d| (1 for d != 0 at p = 0): 1e300 stays 1e300 and 1e-300 stays
+    1e-300. The kernels once squared (or raised to p) first: inf for the distance, 0 for the cosine."""
+    big, tiny = (1e300, 1e-300) if dtype == np.float64 else (1e30, 1e-30)
+    x1 = np.array([[big], [-big], [tiny], [2.0], [0.0]], dtype=dtype)
+    x2 = np.array([[0.0], [0.5], [0.0], [-1.0], [0.0]], dtype=dtype)
+    close(kd.pairwise_distance(x1, x2, p=p, eps=0.0, keepdim=keepdim),
+          F.pairwise_distance(T(x1), T(x2), p=p, eps=0.0, keepdim=keepdim), dtype)
+    for eps in (0.0, 1e-8):
+        close(kd.cosine_similarity(x1[:4], x2[[3, 3, 3, 3]], dim=1, eps=eps),
+              F.cosine_similarity(T(x1[:4]), T(x2[[3, 3, 3, 3]]), dim=1, eps=eps), dtype)
+    assert np.isfinite(kd.pairwise_distance(x1, x2, p=p)).all()
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(8, 5), (5,)])

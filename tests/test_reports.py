@@ -435,3 +435,15 @@ def test_expect_refuses_negative_tolerances(cli):
         assert option in res.stderr and len(res.stderr.splitlines()) == 1
     with pytest.raises(lossctl.errors.UsageError, match="--atol"):
         lossctl.api.expectation(lossctl.compute("ce", logits=[[1.0, 2.0]], target=[0]), 1.3, atol=-1.0)
+
+
+def test_one_class_baselines_of_zero_have_no_ratio(cli):
+    """With one class every loss is 0, as is each baseline (torch's loss of zero logits): 0 / 0 is no ratio. It
+    was reported as inf ("the loss is infx this"), the loss infinitely worse than a prediction it equals."""
+    args = ("ce", "--logits", "[[1.0], [2.0]]", "--target", "[0, 0]")
+    uniform = F.cross_entropy(torch.zeros(2, 1), torch.tensor([0, 0])).item()
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    assert doc["baselines"]["uniform"] == {"value": uniform, "ratio": "nan"}
+    assert doc["baselines"]["prior"]["ratio"] == "nan"
+    table = cli(*args, "-f", "table").stdout
+    assert "a baseline of 0: no ratio" in table and "infx" not in table and "nanx" not in table

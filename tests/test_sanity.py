@@ -189,6 +189,48 @@ def test_bce_baselines_equal_torch(case):
         assert "floor" not in b
 
 
+@pytest.mark.parametrize("given", ["logits", "probs"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_bce_of_one_element_with_a_weight_equals_torch(given, backend):
+    """A 0-d target with a weight: its baselines' sums once crashed (1 - y of a 0-d array is no array)."""
+    import lossctl
+
+    x, y, w = np.array(0.8), np.array(False), np.array(0.5)
+    result = lossctl.compute("bce", **{given: x}, target=y, weight=w, backend=backend)
+    fn = F.binary_cross_entropy_with_logits if given == "logits" else F.binary_cross_entropy
+    close(result.value, fn(t64(x), t64(y.astype(np.float64)), weight=t64(w)))
+    assert result.baselines["uniform"]["value"] > 0
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_of_one_class_raises_no_numpy_warning(gamma):
+    """One class: the uniform prediction is p = 1, whose log(1 - p) is -inf; its RuntimeWarning once escaped the
+    API (an exception under -W error)."""
+    import warnings
+
+    import lossctl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = lossctl.compute("focal", logits=np.array([[1.0], [2.0]]), target=np.array([0, 0]), gamma=gamma)
+    assert result.value == 0.0 and result.baselines["uniform"]["value"] == 0.0  # (1 - 1)^gamma log 1 = 0
+
+
+@pytest.mark.parametrize("kw", [{"alpha": 0.0}, {"alpha": 0.0, "gamma": 0.0}, {"weight": np.zeros(2)}])
+def test_focal_that_weighs_every_target_0_raises_no_numpy_warning(kw):
+    """alpha 0 (or zero class weights): every prediction costs 0, and the best constant one was 0 / 0 with a
+    RuntimeWarning."""
+    import warnings
+
+    import lossctl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = lossctl.compute("focal", logits=np.array([[1.0, 2.0], [0.0, 1.0]]), target=np.array([0, 1]), **kw)
+    assert result.value == 0.0
+    assert result.baselines["uniform"]["value"] == 0.0 and result.baselines["prior"]["value"] == 0.0
+
+
 def focal_index_torch(logp: torch.Tensor, t: torch.Tensor, weight, alpha: float, gamma: float, ii: int) -> float:
     """The multi-class focal loss written out: mean over kept targets of -alpha w_y (1 - p_y)^gamma log p_y."""
     keep = t != ii

@@ -90,6 +90,9 @@ def _picked_log_softmax_rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
             sums[start:start + len(block)] = np.einsum("ij->i", e)  # one pass, in float32, as torch sums
         picked = np.take_along_axis(x, idx, axis=1).astype(np.float64)
         picked -= np.log(sums)[:, None]
+        # log(float32 exp(x_y)) is x_y only to float32 rounding, so a sure row (one class; a logit far above the
+        # rest) could come out a hair above 0: a negative loss. torch's shifted formula never exceeds 0; nor does this.
+        np.minimum(picked, 0.0, out=picked)
         redo = np.flatnonzero(~(np.isfinite(sums) & (sums >= _MIN_ROW_SUM)))
         out = picked.astype(np.float32)
         if redo.size:

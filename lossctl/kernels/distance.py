@@ -14,7 +14,10 @@ EPSILON = float(np.float32(1e-12))
 
 
 def _norm2(x: np.ndarray, axis: int, scratch: np.ndarray) -> np.ndarray:
-    """||x||_2 along axis, keepdims: sqrt(sum x * x)."""
+    """||x||_2 along axis, keepdims: sqrt(sum x * x); |x| along an axis of size 1, as torch (no square to overflow
+    at 1e300 or underflow at 1e-300)."""
+    if x.shape[axis] == 1:
+        return np.abs(x)
     np.multiply(x, x, out=scratch)
     n = np.sum(scratch, axis=axis, keepdims=True)
     np.sqrt(n, out=n)
@@ -45,7 +48,10 @@ def cosine_similarity(x1: np.ndarray, x2: np.ndarray, *, dim: int = 1, eps: floa
 
 
 def _pnorm(d: np.ndarray, p: float, keepdim: bool) -> np.ndarray:
-    """torch.norm(d, p, dim=-1) of |d| (already absolute), in place where it can."""
+    """torch.norm(d, p, dim=-1) of |d| (already absolute), in place where it can. Of one element torch's norm is
+    that element for any p but 0, never (d^p)^(1/p), which overflows at 1e300 (or 1e30 in float32)."""
+    if d.shape[-1] == 1 and p != 0:
+        return d if keepdim else d[..., 0]
     if p == math.inf:
         return np.max(d, axis=-1, keepdims=keepdim)
     if p == -math.inf:

@@ -179,6 +179,8 @@ def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float, then: 
     if not bad.size:
         return None
     i = int(bad[0])
+    if not sums.ndim:  # one distribution (a 1-d input): it has no row index to name
+        return Finding(f"row-sum:{role}", f"{flag(role)}: does not sum to 1 (it sums to {float(sums):.6g}){then}")
     return Finding(f"row-sum:{role}", f"{flag(role)}: rows do not sum to 1 (first: row {position(sums, i)} sums "
                    f"to {float(sums.flat[i]):.6g}){then}")
 

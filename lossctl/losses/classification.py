@@ -45,6 +45,14 @@ def target_kind_of(kind: str, logits: np.ndarray, target: np.ndarray, index_shap
         f"for --logits {logits.shape}", option="--target")
 
 
+def check_ignore_index_of_probs(ignore_index: int) -> None:
+    """torch refuses ignore_index >= 0 with probability targets ("not supported for floating point target")."""
+    if ignore_index >= 0:
+        raise UsageError(f"applies only to class-index targets; torch refuses {ignore_index} with probability "
+                         "targets (only a negative value, such as the default -100, is accepted)",
+                         option="--ignore-index")
+
+
 def index_output(values, denominators, *, ignored: int, rows: int, weighted: bool) -> LossOutput:
     """An index target's per-target losses and denominators: its class weight (1 each), 0 where ignored."""
     return LossOutput(values, weights=denominators, rows=rows, unit="targets", ignored=ignored, weighted=weighted)
@@ -89,6 +97,7 @@ def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, labe
         out = index_output(values, denominators, ignored=ignored, rows=rows, weighted=weight is not None)
     else:
         check_shape("target", target, logits.shape, "--logits", logits.shape)
+        check_ignore_index_of_probs(ignore_index)
         warnings = []
         if kind == "logits":
             q = k.softmax(ctx.array(target), axis)
@@ -156,7 +165,8 @@ def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, c
         check_range("probs", raw, 0.0, 1.0, "BCE probabilities must be in [0, 1]")
         values = k.bce_probs(ctx.array(raw), ctx.array(target), w)
     else:
-        pw = _broadcast("pos_weight", pos_weight, raw.shape[-1:], ctx)
+        pw = _broadcast("pos_weight", pos_weight, raw.shape[-1:], ctx,
+                        f"one weight per class, along the last axis of --logits {raw.shape}")
         values = k.bce_logits(ctx.array(raw), ctx.array(target), w, pw)
     out = LossOutput(values, rows=raw.shape[0] if raw.ndim else 1)
     if given == "probs":
@@ -164,7 +174,8 @@ def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, c
     return out
 
 
-def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: Context):
+def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: Context, why: str = ""):
+    """arr broadcast to `shape` (the input's own, unless `why` says what else it is)."""
     if arr is None:
         return None
     try:
@@ -172,6 +183,7 @@ def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: C
         if np.broadcast_shapes(arr.shape, shape) != tuple(shape):
             raise ValueError
     except ValueError:
-        raise ShapeError(f"shape {arr.shape} does not broadcast to the input's {tuple(shape)}",
+        to = f"{tuple(shape)}: {why}" if why else f"the input's {tuple(shape)}"
+        raise ShapeError(f"shape {arr.shape} does not broadcast to {to}",
                          option=flag(role)) from None
     return ctx.array(arr)

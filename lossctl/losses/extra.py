@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
     Context,
@@ -78,6 +78,8 @@ def _distribution(role: str, kind: str, arr: np.ndarray, ctx: Context, warnings:
 def js(p, q, *, p_kind: str = "prob", q_kind: str = "prob", ctx: Context) -> LossOutput:
     """Jensen-Shannon divergence per row over the last axis: 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2,
     with 0 log 0 = 0; at most ln 2."""
+    if p.ndim == 0:  # as entropy refuses it: JS compares distributions along the last axis
+        raise ShapeError("is a single number; a distribution needs at least one axis", option="--p")
     check_nonempty("p", p)
     check_shape("q", q, p.shape, "--p", p.shape)
     warnings: list[str] = []
