@@ -588,7 +588,8 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
 
     result.report = report
     transform = (lambda v: post(v, partial)[0]) if post is not None else None
-    reps = finish_reports(result.value, kept if st.details else None, found, report, transform)
+    raw = finish(partial, st.reduction) if transform is not None and result.value is not None else None
+    reps = finish_reports(result.value, kept if st.details else None, found, report, transform, raw)
     result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst
     result.summary, result.histogram = reps.summary, reps.histogram
     result.notes += reps.notes

@@ -71,6 +71,21 @@ def test_gpt2_at_initialisation_sits_at_chance_and_says_so(cli, tmp_path):
     assert data["warnings"] == []
 
 
+def test_perplexity_at_initialisation_notes_chance_as_cross_entropy_does():
+    # ln 100 = 4.605 against a CE of 4.591: within 1% of chance in nats; in perplexity (98.6 against 100) 1.4% below
+    d = realistic("gpt2_init")
+    ce = float(F.cross_entropy(T(d["logits"]).double(), T(d["target"])))
+    assert 0.99 * math.log(100) < ce < math.log(100) and math.exp(ce) < 0.99 * 100
+    chance = "the loss is at or above chance: a uniform prediction scores"
+    assert any(n.startswith(chance) for n in lossctl.compute("ce", logits=d["logits"], target=d["target"]).notes)
+    ppl = lossctl.compute("perplexity", logits=d["logits"], target=d["target"])
+    note = next(n for n in ppl.notes if n.startswith(chance))
+    assert note.startswith(f"{chance} 100 (the loss is {math.exp(ce):.6g})")
+    trained = realistic("digits_logreg")
+    ppl = lossctl.compute("perplexity", logits=trained["logits"], target=trained["target"])
+    assert not any(n.startswith(chance) for n in ppl.notes)
+
+
 def test_perplexity_baselines_are_exp_of_ce_baselines_and_bce_of_zero_logits():
     d = realistic("gpt2_init")
     ce = lossctl.compute("ce", logits=d["logits"], target=d["target"])
