@@ -101,8 +101,19 @@ def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
             for w in lint_sigmoid_applied(x, min_count=1)]
 
 
+def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    """focal: softmax probabilities as --logits matter to its multi-class form (index targets), as the loss
+    decides it; its sigmoid form has sigmoid-applied."""
+    x, t = arrays.get("logits"), arrays.get("target")
+    if x is None or t is None or options.get("target_kind") == "binary":
+        return []
+    if options.get("target_kind") != "index" and not (t.dtype.kind in "iu" and _is_index_target(t, x)):
+        return []
+    return _logits_are_probs(arrays, options)
+
+
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
-         "sigmoid-applied": _sigmoid_applied}
+         "sigmoid-applied": _sigmoid_applied, "index-logits-are-probs": _index_logits_are_probs}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 

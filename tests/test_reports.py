@@ -243,6 +243,20 @@ def test_probabilities_passed_as_logits_are_named(cli):
     assert "--strict" in res.stderr
 
 
+def test_softmax_outputs_passed_to_multiclass_focal_are_named(cli, tmp_path):
+    d = realistic("segmentation_conv")
+    x = torch.from_numpy(d["logits"])
+    np.save(tmp_path / "p.npy", torch.softmax(x, 1).numpy())
+    np.save(tmp_path / "t.npy", d["target"])
+    res = cli("focal", "--logits", tmp_path / "p.npy", "--target", tmp_path / "t.npy", "--ignore-index", "255")
+    assert res.stderr.startswith("lossctl: warning: --logits look like probabilities (every value in [0, 1] and "
+                                 "every row sums to 1 within 0.001): softmax would be applied twice")
+    assert res.stderr.count("\n") == 1
+    # 0/1 labels of the logits' shape: the sigmoid form, where rows of two probabilities mean nothing
+    res = cli("focal", "--logits", "[[0.3, 0.7], [0.4, 0.6]]", "--target", "[[0, 1], [1, 0]]")
+    assert res.stderr == ""
+
+
 def test_probabilities_passed_as_log_probs_and_negative_kl(cli):
     res = cli("kl", "--log-probs", "[[0.7,0.2,0.1]]", "--target", "[[0.6,0.3,0.1]]", "--reduction", "batchmean",
               "-f", "json")
@@ -271,7 +285,8 @@ REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"
              ("breast_cancer_logreg", "focal", ["--logits", "logits", "--target", "target"]),
              ("gpt2_init", "ce", ["--logits", "logits", "--target", "target"]),
              ("gpt2_init", "ce", ["--logits", "logits_nlc", "--target", "labels_nl", "--class-axis", "-1"]),
-             ("segmentation_conv", "ce", ["--logits", "logits", "--target", "target", "--ignore-index", "255"])]
+             ("segmentation_conv", "ce", ["--logits", "logits", "--target", "target", "--ignore-index", "255"]),
+             ("segmentation_conv", "focal", ["--logits", "logits", "--target", "target", "--ignore-index", "255"])]
 
 
 @pytest.mark.parametrize(("name", "loss", "args"), REAL_RUNS, ids=[f"{n}-{lo}-{a[0]}" for n, lo, a in REAL_RUNS])
