@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ShapeError, UsageError
@@ -159,9 +161,17 @@ def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, c
         pw = _broadcast("pos_weight", pos_weight, raw.shape[-1:], ctx)
         values = k.bce_logits(ctx.array(raw), ctx.array(target), w, pw)
     out = LossOutput(values, rows=raw.shape[0] if raw.ndim else 1)
-    if given == "probs":
-        out.notes.append("torch clamps each log term at -100, so a confident wrong probability costs at most 100")
+    if given == "probs" and _clamped(raw, target):
+        out.notes.append("torch clamps each log term at -100, and some are clamped here: where p is 0 (below "
+                         "e^-100) or 1 against the label, log p or log(1 - p) counts as -100, not -inf")
     return out
+
+
+def _clamped(p: np.ndarray, y: np.ndarray) -> bool:
+    """Whether BCELoss's clamp of log p or log(1 - p) at -100 changes some term: log p < -100 where y > 0, or
+    p = 1 (log1p(-p) = -inf; no float is within e^-100 of 1) where y < 1."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.any((p < math.exp(-100.0)) & (y > 0)) or np.any((p == 1) & (y < 1)))
 
 
 def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: Context):
