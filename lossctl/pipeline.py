@@ -519,6 +519,16 @@ def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
                           option="--weight")
 
 
+def _nothing_counted(partial: Partial, reduction: str, unit: str) -> list[str]:
+    """A sum (or the values) over targets that are all ignored: torch's 0 there is no loss of zero. (A mean over
+    them has no denominator: check_denominator refuses it.)"""
+    if reduction == "mean" or partial.count == 0 or partial.ignored != partial.count:
+        return []
+    what = "the sum is 0" if reduction == "sum" else "every value is 0"
+    return [f"--target: all {partial.count} {unit} equal --ignore-index: {what} because nothing is counted, as "
+            "torch gives it, not because the predictions are right"]
+
+
 def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
     """A digest of each per-class array (weight, pos_weight): partials merge only when these agree."""
     out = {}
@@ -556,6 +566,8 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     """
     if st.reduction != "none" and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
+    if final:
+        warnings = [*warnings, *_nothing_counted(partial, st.reduction, unit)]
     warnings = _checked_warnings(st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
