@@ -112,8 +112,17 @@ def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
     return _logits_are_probs(arrays, options)
 
 
+def _dim_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1."""
+    x, dim = arrays.get("logits"), options.get("dim", -1)
+    if x is None or not -x.ndim <= dim < max(x.ndim, 1):
+        return []
+    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x, class_axis=dim)]
+
+
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
-         "sigmoid-applied": _sigmoid_applied, "index-logits-are-probs": _index_logits_are_probs}
+         "sigmoid-applied": _sigmoid_applied, "index-logits-are-probs": _index_logits_are_probs,
+         "dim-logits-are-probs": _dim_logits_are_probs}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 

@@ -257,6 +257,31 @@ def test_softmax_outputs_passed_to_multiclass_focal_are_named(cli, tmp_path):
     assert res.stderr == ""
 
 
+def test_probabilities_passed_as_logits_to_kl_and_entropy_are_named(cli, tmp_path):
+    """Their softmax runs along the last axis (entropy's --dim): a student's probabilities as --logits."""
+    d = realistic("digits_logreg")
+    teacher = torch.softmax(T(d["logits"]).double() / 2, 1)
+    np.save(tmp_path / "teacher.npy", teacher.numpy())
+    np.save(tmp_path / "p.npy", d["probs"])
+    np.save(tmp_path / "x.npy", d["logits"])
+    twice = "lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within"
+    for role, path in (("logits", "p.npy"), ("logits", "x.npy"), ("probs", "p.npy")):
+        res = cli("kl", f"--{role}", tmp_path / path, "--target", tmp_path / "teacher.npy", "--reduction", "batchmean",
+                  "-f", "plain")
+        log_q = torch.log_softmax(T(np.load(tmp_path / path)).double(), 1) if role == "logits" else \
+            torch.log(T(np.load(tmp_path / path)))
+        want = F.kl_div(log_q, teacher, reduction="batchmean")
+        assert float(res.stdout) == pytest.approx(float(want), rel=1e-6)  # the number never changes
+        assert res.stderr.startswith(twice) == ((role, path) == ("logits", "p.npy")), res.stderr
+        res = cli("entropy", f"--{role}", tmp_path / path, "-f", "plain")
+        assert res.stderr.startswith(twice) == ((role, path) == ("logits", "p.npy")), res.stderr
+    # classes last, as --dim says: a segmentation layer's softmax over its channels (axis 1)
+    s = realistic("segmentation_conv")
+    np.save(tmp_path / "seg.npy", torch.softmax(T(s["logits"]), 1).numpy())
+    assert cli("entropy", "--logits", tmp_path / "seg.npy", "--dim", "1").stderr.startswith(twice)
+    assert cli("entropy", "--logits", tmp_path / "seg.npy").stderr == ""  # along the image's last axis: logits
+
+
 def test_probabilities_passed_as_log_probs_and_negative_kl(cli):
     res = cli("kl", "--log-probs", "[[0.7,0.2,0.1]]", "--target", "[[0.6,0.3,0.1]]", "--reduction", "batchmean",
               "-f", "json")
@@ -286,7 +311,9 @@ REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"
              ("gpt2_init", "ce", ["--logits", "logits", "--target", "target"]),
              ("gpt2_init", "ce", ["--logits", "logits_nlc", "--target", "labels_nl", "--class-axis", "-1"]),
              ("segmentation_conv", "ce", ["--logits", "logits", "--target", "target", "--ignore-index", "255"]),
-             ("segmentation_conv", "focal", ["--logits", "logits", "--target", "target", "--ignore-index", "255"])]
+             ("segmentation_conv", "focal", ["--logits", "logits", "--target", "target", "--ignore-index", "255"]),
+             ("digits_logreg", "entropy", ["--logits", "logits"]),
+             ("gpt2_init", "entropy", ["--logits", "logits_nlc"])]
 
 
 @pytest.mark.parametrize(("name", "loss", "args"), REAL_RUNS, ids=[f"{n}-{lo}-{a[0]}" for n, lo, a in REAL_RUNS])
