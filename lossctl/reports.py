@@ -19,6 +19,7 @@ from .losses._common import Finding
 from .reduce import as_numpy
 from .sanity_lint import (
     SIGMOID_MIN_COUNT,
+    SIGMOID_MIN_SPREAD,
     lint_log_probs_are_probs,
     lint_logits_are_probs,
     lint_negative_kl,
@@ -96,9 +97,10 @@ def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
                                                                and _is_index_target(t, x)):
         return []
     flag = "--logits" if arrays.get("logits") is not None else "--input"
-    weak = np.size(x) < SIGMOID_MIN_COUNT  # too few values to conclude alone; a stream's short chunk
-    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak)
-            for w in lint_sigmoid_applied(x, min_count=1)]
+    found = lint_sigmoid_applied(x, min_count=1, min_spread=0.0)
+    # too few values, or too close together, to conclude alone (a stream's short chunk, a model at initialisation)
+    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT or float(np.ptp(x)) < SIGMOID_MIN_SPREAD)
+    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak) for w in found]
 
 
 def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:

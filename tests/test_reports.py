@@ -301,6 +301,28 @@ def test_sigmoid_applied_twice_is_named(cli, tmp_path):
     assert res.stderr == ""
 
 
+def test_logits_of_a_model_at_initialisation_near_its_bias_are_not_sigmoid_outputs(cli, tmp_path):
+    """Karpathy's 'init well': the final bias set to the log-odds of the positive rate, 0.53 for the breast-cancer
+    labels; with small initial weights every logit is within a few hundredths of it, all in [0, 1]."""
+    y = realistic("breast_cancer_logreg")["target"]
+    rate = float(y.mean())
+    layer = torch.nn.Linear(30, 1)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(layer.weight, std=0.01)
+    torch.nn.init.constant_(layer.bias, math.log(rate / (1 - rate)))
+    with torch.no_grad():
+        logits = layer(torch.randn(len(y), 30)).squeeze(1)
+    assert 0 < float(logits.min()) and float(logits.max()) < 1
+    np.save(tmp_path / "x.npy", logits.numpy())
+    np.save(tmp_path / "y.npy", y)
+    for loss in ("bce", "focal", "calibration"):
+        res = cli(loss, "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+        assert res.stderr == "", loss
+    res = cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    want = F.binary_cross_entropy_with_logits(logits.double(), T(y).double())
+    assert float(res.stdout) == pytest.approx(float(want), rel=1e-6)
+
+
 REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"]),
              ("digits_logreg", "nll", ["--log-probs", "log_probs", "--target", "target"]),
              ("digits_logreg", "nll", ["--probs", "probs", "--target", "target"]),

@@ -299,6 +299,7 @@ def test_lints_fire_on_the_issue_examples():
     (msg,) = lint_sigmoid_applied(cancer["probs"])
     assert msg.startswith("--logits look like sigmoid outputs (every value in [0, 1]")
     assert lint_sigmoid_applied(cancer["probs"][:15]) == []  # below SIGMOID_MIN_COUNT: too few to tell
+    assert lint_sigmoid_applied(np.linspace(0.3, 0.75, 50)) == []  # below SIGMOID_MIN_SPREAD: logits near a bias
 
 
 def example_logits() -> dict[str, np.ndarray]:
