@@ -309,15 +309,15 @@ def finish_reports(value: float | None, values, found: dict[str, float] | None, 
                    transform=None, raw_value: float | None = None) -> Reports:
     """Baselines with the loss's ratio to each (post-processed as the loss is: perplexity's exp, of the value before
     it, `raw_value`), the breakdowns, and the per-sample summary of reduction none."""
-    from .sanity_baselines import at_or_above_uniform
+    from .sanity_baselines import chance_note
     from .sanity_breakdown import by_class_rows
     from .sanity_summary import loss_summary
 
     out = Reports()
     if found and value is not None:
-        note = at_or_above_uniform(value, found)
+        note = chance_note(value, found)
         if transform is not None:  # perplexity: exp of CE's baselines, as of its value; at chance as CE is
-            note = at_or_above_uniform(raw_value, found, shown=transform) if raw_value is not None else None
+            note = chance_note(raw_value, found, shown=transform) if raw_value is not None else None
             found = {k: transform(v) for k, v in found.items()}
         out.baselines = {k: {"value": v, "ratio": (value / v) if v else math.inf} for k, v in found.items()}
         out.notes += [note] if note else []

@@ -105,6 +105,19 @@ def at_or_above_uniform(value: float, reference: dict[str, float], *, rtol: floa
     return note
 
 
+def chance_note(value: float, reference: dict[str, float], *, rtol: float = AT_CHANCE_RTOL, shown=None) -> str | None:
+    """The note of at_or_above_uniform, else one when the loss is no better than the best constant prediction
+    (within `rtol` below it): on imbalanced classes that is below uniform, and it is where a model whose final
+    bias was set to the class frequencies starts; a trained model there has learnt nothing more."""
+    note = at_or_above_uniform(value, reference, rtol=rtol, shown=shown)
+    prior = reference.get("prior")
+    if note or prior is None or not math.isfinite(value) or value < prior * (1.0 - rtol):
+        return note
+    shown = shown or (lambda v: v)
+    return (f"the loss is no better than the best constant prediction, which scores {shown(prior):.6g} (the loss is "
+            f"{shown(value):.6g}): the predictions say nothing of the targets beyond their class frequencies")
+
+
 def _solve(kind: str, *, target, n_classes=None, weight=None, ignore_index=-100, label_smoothing=0.0,
            pos_weight=None, bce_weight=None, alpha=0.25, gamma=2.0, target_kind="index"):
     if kind not in KINDS:

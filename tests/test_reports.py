@@ -318,9 +318,38 @@ def test_logits_of_a_model_at_initialisation_near_its_bias_are_not_sigmoid_outpu
     for loss in ("bce", "focal", "calibration"):
         res = cli(loss, "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
         assert res.stderr == "", loss
-    res = cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    res = cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "json")
     want = F.binary_cross_entropy_with_logits(logits.double(), T(y).double())
-    assert float(res.stdout) == pytest.approx(float(want), rel=1e-6)
+    assert json.loads(res.stdout)["value"] == pytest.approx(float(want), rel=1e-6)
+    # ... and the loss sits at the best constant's, the entropy of the positive rate: the note says so
+    prior = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+    assert any(n.startswith(f"{NO_BETTER} {prior:.6g}") for n in json.loads(res.stdout)["notes"])
+
+
+NO_BETTER = "the loss is no better than the best constant prediction, which scores"
+
+
+def test_a_loss_at_the_best_constant_below_uniform_says_so(cli, tmp_path):
+    """Imbalanced classes put the best constant prediction (their frequencies) below uniform: a model that predicts
+    only the frequencies sits there, not at chance."""
+    s = realistic("segmentation_conv")
+    t = s["target"]
+    freq = np.bincount(t[t != 255], minlength=4) / np.sum(t != 255)
+    entropy = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+    assert entropy < 0.99 * math.log(4)
+    logits = np.broadcast_to(np.log(np.maximum(freq, 1e-30)).reshape(1, 4, 1, 1), s["logits"].shape).copy()
+    np.save(tmp_path / "x.npy", logits.astype(np.float32))
+    np.save(tmp_path / "t.npy", t)
+    data = json.loads(cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "--ignore-index",
+                          "255", "-f", "json").stdout)
+    want = F.cross_entropy(T(logits).double(), T(t), ignore_index=255)
+    assert data["value"] == pytest.approx(float(want), rel=1e-6) and float(want) == pytest.approx(entropy, rel=1e-6)
+    assert [n for n in data["notes"] if n.startswith(NO_BETTER)] == [
+        f"{NO_BETTER} {entropy:.6g} (the loss is {data['value']:.6g}): the predictions say nothing of the targets "
+        "beyond their class frequencies"]
+    # a trained model is far below it
+    d = realistic("digits_logreg")
+    assert not any(n.startswith(NO_BETTER) for n in lossctl.compute("ce", logits=d["logits"], target=d["target"]).notes)
 
 
 REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"]),
