@@ -81,13 +81,13 @@ def _logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
     return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x)] if x is not None else []
 
 
-def _log_probs_are_probs(arrays: dict, options: dict) -> list[Finding]:
+def _log_probs_are_probs(arrays: dict, options: dict, class_axis: int | None = None) -> list[Finding]:
     x = arrays.get("log_probs")
-    if x is None:
+    if x is None or (class_axis is not None and not -x.ndim <= class_axis < max(x.ndim, 1)):
         return []
     # "rows that are probabilities" must hold everywhere; "a value above 0" anywhere
     return [Finding("log-probs-are-probs", w, every=True) if w.startswith("--log-probs look like")
-            else Finding("log-probs-above-0", w) for w in lint_log_probs_are_probs(x)]
+            else Finding("log-probs-above-0", w) for w in lint_log_probs_are_probs(x, class_axis)]
 
 
 def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
@@ -115,7 +115,8 @@ def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
 
 
 def _dim_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
-    """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1."""
+    """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1; so do kl's
+    distributions for dim-log-probs-are-probs."""
     x, dim = arrays.get("logits"), options.get("dim", -1)
     if x is None or not -x.ndim <= dim < max(x.ndim, 1):
         return []
@@ -124,7 +125,8 @@ def _dim_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
 
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
          "sigmoid-applied": _sigmoid_applied, "index-logits-are-probs": _index_logits_are_probs,
-         "dim-logits-are-probs": _dim_logits_are_probs}
+         "dim-logits-are-probs": _dim_logits_are_probs,
+         "dim-log-probs-are-probs": lambda arrays, options: _log_probs_are_probs(arrays, options, -1)}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 

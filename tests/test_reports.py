@@ -282,6 +282,21 @@ def test_probabilities_passed_as_logits_to_kl_and_entropy_are_named(cli, tmp_pat
     assert cli("entropy", "--logits", tmp_path / "seg.npy").stderr == ""  # along the image's last axis: logits
 
 
+def test_probabilities_passed_to_kl_as_log_probs_are_named_along_its_last_axis(cli, tmp_path):
+    """KLDivLoss's distributions lie along the last axis: a language model's (N, L, C) probabilities are
+    probabilities there, not raw logits (the advice to pass them as --logits would apply softmax to them)."""
+    g = realistic("gpt2_init")
+    p = torch.softmax(T(g["logits_nlc"]).double(), -1)
+    np.save(tmp_path / "p.npy", p.numpy())
+    res = cli("kl", "--log-probs", tmp_path / "p.npy", "--target", tmp_path / "p.npy", "--reduction", "batchmean",
+              "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(F.kl_div(p, p, reduction="batchmean")), rel=1e-9)
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("lossctl: warning: --log-probs look like probabilities (every value in [0, 1] and "
+                               "every row sums to 1 within 1e-06), but log-probabilities are <= 0: pass them as")
+    assert not any("raw logits" in line for line in lines)
+
+
 def test_probabilities_passed_as_log_probs_and_negative_kl(cli):
     res = cli("kl", "--log-probs", "[[0.7,0.2,0.1]]", "--target", "[[0.6,0.3,0.1]]", "--reduction", "batchmean",
               "-f", "json")
