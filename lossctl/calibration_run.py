@@ -26,6 +26,7 @@ from .calibration import (
     NORMS,
     TASKS,
     CalibrationPartial,
+    binning_dtype,
     calibration_inputs,
     calibration_partial,
     finish_calibration,
@@ -112,7 +113,8 @@ def sums_of_arrays(arrays: Mapping[str, np.ndarray], cs: CalibrationSettings, dt
     else:
         warnings = probability_warnings(scores) if task == "multiclass" else []
     edges = quantile_edges(confidence, cs.bins) if cs.binning == "quantile" and whole else None
-    partial = calibration_partial(confidence, correct, bins=cs.bins, edges=edges, binning=cs.binning)
+    partial = calibration_partial(confidence, correct, bins=cs.bins, edges=edges, binning=cs.binning,
+                                  decide_in=binning_dtype(task, dtype))
     return CalibrationSums(partial, task, warnings, dtype=str(np.dtype(dtype)))
 
 

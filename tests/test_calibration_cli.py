@@ -280,3 +280,16 @@ def test_too_few_scores_in_0_1_prove_nothing(cli, tmp_path, monkeypatch):
     ran = cli("calibration", "--logits", save(probs, tmp_path / "x.npy"), "--target",
               save(np.ones(40), tmp_path / "y.npy"), "--stream")
     assert ran.stderr == ""
+
+
+def test_binary_float64_confidences_are_binned_in_float64_as_torchmetrics_does(cli, tmp_path):
+    """BinaryCalibrationError compares float64 scores in float64: a confident model's p = 1 - 1e-9 stays in the last
+    bin there, where float32 would make it 1.0, a bin of its own."""
+    d = _data("breast_cancer_logreg.npz")
+    p = 1 / (1 + np.exp(-1.5 * d["logits"].astype(np.float64)))
+    assert np.sum((p < 1) & (p.astype(np.float32) == 1)) == 4
+    probs, target = save(p, tmp_path / "p.npy"), save(d["target"], tmp_path / "t.npy")
+    doc = run_json(cli, "--probs", probs, "--target", target)
+    for norm in NORMS:
+        np.testing.assert_allclose(doc[KEYS[norm]], torchmetrics_error(p, d["target"], norm), rtol=1e-12, atol=0)
+    assert len(doc["bins"]) == 15 and not any("confidence 1.0" in n for n in doc["notes"])
