@@ -297,6 +297,29 @@ def test_probabilities_passed_to_kl_as_log_probs_are_named_along_its_last_axis(c
     assert not any("raw logits" in line for line in lines)
 
 
+def test_per_class_sigmoid_outputs_as_probs_to_nll_and_kl_warn(cli, tmp_path):
+    """A multi-class model with a sigmoid per class instead of a softmax: rows that do not sum to 1, taken as given."""
+    d = realistic("digits_logreg")
+    p = torch.sigmoid(T(d["logits"]).double())
+    np.save(tmp_path / "p.npy", p.numpy())
+    np.save(tmp_path / "t.npy", d["target"])
+    first = float(p[0].sum())
+    line = (f"lossctl: warning: --probs: rows do not sum to 1 (first: row [0] sums to {first:.6g}); the log of each "
+            "is taken as given, not renormalised\n")
+    res = cli("nll", "--probs", tmp_path / "p.npy", "--target", tmp_path / "t.npy", "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(F.nll_loss(torch.log(p), T(d["target"]))), rel=1e-12)
+    assert res.stderr == line
+    teacher = torch.softmax(T(d["logits"]).double() / 2, 1)
+    np.save(tmp_path / "teacher.npy", teacher.numpy())
+    res = cli("kl", "--probs", tmp_path / "p.npy", "--target", tmp_path / "teacher.npy", "--reduction", "batchmean",
+              "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(F.kl_div(torch.log(p), teacher, reduction="batchmean")),
+                                              rel=1e-12)
+    assert res.stderr.startswith(line)
+    np.save(tmp_path / "softmax.npy", torch.softmax(T(d["logits"]).double(), 1).numpy())
+    assert cli("nll", "--probs", tmp_path / "softmax.npy", "--target", tmp_path / "t.npy").stderr == ""
+
+
 def test_probabilities_passed_as_log_probs_and_negative_kl(cli):
     res = cli("kl", "--log-probs", "[[0.7,0.2,0.1]]", "--target", "[[0.6,0.3,0.1]]", "--reduction", "batchmean",
               "-f", "json")

@@ -131,13 +131,25 @@ def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ig
     check_weight(weight, n_classes)
     check_shape("target", target, index_shape, "the input", given.shape)
     ignored = check_classes("target", target, n_classes, ignore_index)
+    warnings = []
     if kind == "probs":
         check_range("probs", given, 0.0, None, "probabilities must be >= 0")
+        warnings = unnormalised_probs(given, axis, ctx)
     w = ctx.array(weight) if weight is not None else None
     values, denominators = ctx.kernels().cross_entropy_index(
         ctx.array(given), ctx.indices(target, "target"), w, ignore_index=ignore_index, input_kind=kind)
-    return index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
-                        weighted=weight is not None)
+    out = index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
+                       weighted=weight is not None)
+    out.warnings += warnings
+    return out
+
+
+def unnormalised_probs(probs: np.ndarray, axis: int, ctx: Context) -> list[str]:
+    """The model's --probs (nll, kl) should be distributions: rows that do not sum to 1 (sigmoid outputs per class,
+    say) are logged as they are, and the loss reads lower or higher than the model's."""
+    warning = row_sum_warning("probs", probs, axis, sum_tolerance(ctx.dtype),
+                              then="; the log of each is taken as given, not renormalised")
+    return [warning] if warning else []
 
 
 def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, ctx: Context) -> LossOutput:
