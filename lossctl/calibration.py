@@ -53,8 +53,11 @@ def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto") -
         check_classes("target", target, 2, None)
         confidence = _sigmoid(scores) if role == "logits" else scores
         return confidence.ravel(), target.ravel() == 1, task
+    if scores.ndim < 2:
+        raise ShapeError(f"shape {scores.shape} is not (N, C): multiclass calibration needs a score per class; 1-d "
+                         "scores of p(class 1) are binary (--task binary, or auto)", option=f"--{role}")
     expected = scores.shape[:1] + scores.shape[2:]
-    if scores.ndim < 2 or target.shape != expected:
+    if target.shape != expected:
         raise ShapeError(f"shape {target.shape} does not match --{role} {scores.shape}; multiclass calibration "
                          f"needs (N, C) scores and (N) class indices, so expected {expected}", option="--target")
     n_classes = scores.shape[1]

@@ -247,6 +247,10 @@ def test_usage_errors(cli, cancer):
     assert "--plot" in cli(*base, "--plot", "x.png", "--partials", code=2).stderr
     assert "--plot: writes .png or .svg files" in cli(*base, "--plot", "x.jpg", code=2).stderr
     assert "needs --logits or --probs" in cli("calibration", "--target", cancer["target"], code=2).stderr
+    # 1-d scores named multiclass: the scores are at fault, not the targets that match them
+    assert cli(*base, "--task", "multiclass", code=2).stderr == (
+        f"lossctl: error: --probs ({cancer['probs']}): shape (171,) is not (N, C): multiclass calibration needs a "
+        "score per class; 1-d scores of p(class 1) are binary (--task binary, or auto)\n")
 
 
 SOFTMAX_TWICE = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 "
