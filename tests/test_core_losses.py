@@ -252,6 +252,15 @@ def test_bce_clamps_log_at_minus_100_like_torch():
     np.testing.assert_array_equal(res.values, [100.0, 100.0])
 
 
+def test_binary_data_given_to_ce_is_one_row_that_does_not_sum_to_1():
+    """1-d logits with 0/1 targets of their shape: torch reads one sample whose target distribution sums to 2."""
+    x, y = [0.5, -1.0, 2.0], [1, 0, 1]
+    res = lossctl.compute("ce", logits=x, target=y)
+    assert res.value == pytest.approx(float(F.cross_entropy(torch.tensor(x), torch.tensor(y, dtype=torch.float32))),
+                                      rel=1e-6)
+    assert res.warnings == ["--target: its one row (1-d: one sample's classes) sums to 2, not 1"]
+
+
 CLAMP_NOTE = "torch clamps each log term at -100, and some are clamped here"
 
 

@@ -183,6 +183,9 @@ def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float, then: 
     if not bad.size:
         return None
     i = int(bad[0])
+    if sums.ndim == 0:  # a 1-d array is one distribution: one sample's classes
+        return Finding(f"row-sum:{role}", f"{flag(role)}: its one row (1-d: one sample's classes) sums to "
+                       f"{float(sums):.6g}, not 1{then}")
     return Finding(f"row-sum:{role}", f"{flag(role)}: rows do not sum to 1 (first: row {position(sums, i)} sums "
                    f"to {float(sums.flat[i]):.6g}){then}")
 
