@@ -7,11 +7,11 @@ per sample; `calibration_partial` sums them per bin (chunks, files and shards ad
 Binning follows torchmetrics' `_binning_bucketize`: `torch.bucketize(confidence, edges, right=True) - 1`, so a bin
 is [lower, upper) and a confidence on an edge belongs to the bin above it. A confidence equal to the last edge
 (exactly 1.0) lands one past the last bin: torchmetrics keeps that slot (its per-bin arrays have bins + 1
-entries), so those samples form a bin of their own, [1, 1]; so do they here. torchmetrics compares in float32
-(MulticlassCalibrationError casts the confidences with .float(); binary inputs are float32 in practice), so the
-bin of a confidence is decided in float32 here too: a float32 0.7 (0.69999999) is on the 0.7 edge, as there.
-The sums stay float64. (torchmetrics' binary metric compares float64 inputs in float64: there the two differ for
-confidences within a float32 step of an edge, e.g. p = 1 - 1e-9 is 1.0 here but in the last bin there.)
+entries), so those samples form a bin of their own, [1, 1]; so do they here. MulticlassCalibrationError casts
+the confidences to float32 (.float()), so the bin of a multiclass confidence is decided in float32 here too: a
+float32 0.7 (0.69999999) is on the 0.7 edge, as there. BinaryCalibrationError compares the scores in their own
+dtype, so a binary confidence is decided in the dtype it was computed in: float64 p = 1 - 1e-9 stays in the last
+bin, as there, where float32 would make it 1.0. The sums stay float64.
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto") -
         check_classes("target", target, 2, None)
         confidence = _sigmoid(scores) if role == "logits" else scores
         return confidence.ravel(), target.ravel() == 1, task
+    if scores.ndim < 2:
+        raise ShapeError(f"shape {scores.shape} is not (N, C): multiclass calibration needs a score per class; 1-d "
+                         "scores of p(class 1) are binary (--task binary, or auto)", option=f"--{role}")
     expected = scores.shape[:1] + scores.shape[2:]
-    if scores.ndim < 2 or target.shape != expected:
+    if target.shape != expected:
         raise ShapeError(f"shape {target.shape} does not match --{role} {scores.shape}; multiclass calibration "
                          f"needs (N, C) scores and (N) class indices, so expected {expected}", option="--target")
     n_classes = scores.shape[1]
@@ -192,7 +195,7 @@ def quantile_edges(confidence, bins: int) -> np.ndarray:
 
     Not in torchmetrics. The edges depend on every confidence, so compute them over all the data and pass them
     to every chunk's `calibration_partial`; partials binned on different data's quantiles do not add. Tied
-    confidences (ties in float32, where bins are decided) cannot be split and confidences of exactly 1.0 still
+    confidences (ties in the dtype bins are decided in) cannot be split and confidences of exactly 1.0 still
     form their own bin, so with either the counts can differ by more than one.
     """
     _check_bins(bins)
@@ -203,13 +206,14 @@ def quantile_edges(confidence, bins: int) -> np.ndarray:
     return np.concatenate([[0.0], interior, [1.0]])
 
 
-def calibration_partial(confidence, correct, *, bins: int = 15, edges=None,
-                        binning: str | None = None) -> CalibrationPartial:
+def calibration_partial(confidence, correct, *, bins: int = 15, edges=None, binning: str | None = None,
+                        decide_in=np.float32) -> CalibrationPartial:
     """Per-bin counts and float64 sums of confidence and correctness.
 
     Bins: `bins` equal-width bins on [0, 1], or the given `edges` (ascending, from 0 to 1; e.g. quantile_edges,
     then pass binning="quantile"). Assignment as torchmetrics: torch.bucketize(c, edges, right=True) - 1, which
-    is np.searchsorted(edges, c, side="right") - 1, with both in float32 (see the module's docstring).
+    is np.searchsorted(edges, c, side="right") - 1, with both in `decide_in`: float32 for multiclass, the scores'
+    dtype for binary (see the module's docstring and binning_dtype).
     """
     confidence = np.asarray(confidence, dtype=np.float64).ravel()
     correct = np.asarray(correct).ravel()
@@ -220,12 +224,18 @@ def calibration_partial(confidence, correct, *, bins: int = 15, edges=None,
         edges, binning = uniform_edges(bins), binning or "uniform"
     else:
         edges, binning = _checked_edges(np.asarray(edges, dtype=np.float64)), binning or "custom"
-    # Decided in float32, as torchmetrics does; rounding is monotone, so the float32 edges still ascend.
-    index = np.searchsorted(edges.astype(np.float32), confidence.astype(np.float32), side="right") - 1
+    # Decided in decide_in, as torchmetrics does; rounding is monotone, so the rounded edges still ascend.
+    index = np.searchsorted(edges.astype(decide_in), confidence.astype(decide_in), side="right") - 1
     slots = len(edges)
     return CalibrationPartial(edges, np.bincount(index, minlength=slots).astype(np.int64),
                               np.bincount(index, weights=confidence, minlength=slots),
                               np.bincount(index, weights=correct.astype(np.float64), minlength=slots), binning)
+
+
+def binning_dtype(task: str, dtype) -> np.dtype:
+    """The dtype torchmetrics decides bins in: float32 for multiclass (it casts the confidences), the scores' own
+    (here: the dtype they were computed in) for binary."""
+    return np.dtype(dtype) if task == "binary" and np.dtype(dtype) == np.float64 else np.dtype(np.float32)
 
 
 MAX_BINS = 100_000  # each bin is a table row and four float64 sums; more than this is a mistake, not a diagram
@@ -293,8 +303,9 @@ def _notes(partial: CalibrationPartial, task: str) -> list[str]:
         notes.append("binary: confidence is p(class 1) and accuracy the share of positives, as torchmetrics' "
                      "BinaryCalibrationError (not the top-label confidence)")
     if partial.count[-1]:
-        notes.append(f"{int(partial.count[-1])} samples with confidence 1.0 (in float32) form a bin of their own, "
-                     "as in torchmetrics (torch.bucketize with right=True puts them past the last edge)")
+        notes.append(f"{int(partial.count[-1])} samples with confidence 1.0 (in float32 for multiclass, as "
+                     "torchmetrics compares them) form a bin of their own, as in torchmetrics (torch.bucketize with "
+                     "right=True puts them past the last edge)")
     if partial.binning == "quantile":
         notes.append("quantile bins: the edges come from these confidences; not comparable with torchmetrics, and "
                      "sums over other data's quantile edges do not add")

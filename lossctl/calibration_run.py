@@ -26,6 +26,7 @@ from .calibration import (
     NORMS,
     TASKS,
     CalibrationPartial,
+    binning_dtype,
     calibration_inputs,
     calibration_partial,
     finish_calibration,
@@ -36,9 +37,10 @@ from .calibration import (
 from .calibration_result import CalibrationFiles, CalibrationResult
 from .errors import InputError, LossctlError, ShapeError, StrictWarningError, UsageError
 from .io import Loaded
-from .losses._common import ROW_OFFSET, check_choice
+from .losses._common import ROW_OFFSET, check_choice, concluded
 from .pipeline import HEADERS, Settings, call_loss, check_finite, check_threads, compute_dtype, gather
 from .registry import LossSpec, Role, Streaming, flag
+from .reports import input_lints
 from .route import stream_plan
 
 PARTIAL_KIND = "lossctl-calibration-partial"
@@ -106,9 +108,13 @@ def sums_of_arrays(arrays: Mapping[str, np.ndarray], cs: CalibrationSettings, dt
     if scores.dtype.kind == "f" and scores.dtype != dtype:
         scores = scores.astype(dtype)
     confidence, correct, task = calibration_inputs(**{role: scores}, target=arrays["target"], task=cs.task)
-    warnings = probability_warnings(scores) if role == "probs" and task == "multiclass" else []
+    if role == "logits":  # probabilities passed as logits get softmax or sigmoid a second time, as in ce and bce
+        warnings = input_lints(("logits-are-probs" if task == "multiclass" else "sigmoid-applied",), arrays, {})
+    else:
+        warnings = probability_warnings(scores) if task == "multiclass" else []
     edges = quantile_edges(confidence, cs.bins) if cs.binning == "quantile" and whole else None
-    partial = calibration_partial(confidence, correct, bins=cs.bins, edges=edges, binning=cs.binning)
+    partial = calibration_partial(confidence, correct, bins=cs.bins, edges=edges, binning=cs.binning,
+                                  decide_in=binning_dtype(task, dtype))
     return CalibrationSums(partial, task, warnings, dtype=str(np.dtype(dtype)))
 
 
@@ -118,7 +124,9 @@ def _sums_whole(sources: Mapping[str, Any], cs: CalibrationSettings, dtype: str,
     check_finite(CALIBRATION, loaded)
     dt = compute_dtype(CALIBRATION, loaded, dtype)
     arrays = {role: item.array for role, item in loaded.items()}
-    return call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)
+    sums = call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)
+    sums.warnings = concluded(sums.warnings)
+    return sums
 
 
 # --- streamed ------------------------------------------------------------------------------------------------
@@ -189,12 +197,18 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
 
 
 def _added(parts: list[CalibrationSums]) -> CalibrationSums:
-    """Sums added in order; a probability warning is kept once (the first chunk or file to raise it)."""
+    """Sums added in order; a probability warning is kept once (the first chunk or file to raise it), a finding
+    about every score (probabilities passed as logits) only if every part has it, in the words of the first that
+    could conclude it."""
     total = parts[0].partial
     for s in parts[1:]:
         total = total + s.partial
-    warnings = [w for s in parts for w in s.warnings]
-    return CalibrationSums(total, parts[0].task, warnings[:1], list(dict.fromkeys(n for s in parts for n in s.notes)),
+    warnings = [w for s in parts for w in s.warnings if not getattr(w, "every", False)][:1]
+    every = [[w for w in s.warnings if getattr(w, "every", False)] for s in parts]  # one rule per task: 0 or 1 each
+    if all(every):
+        warnings += [next((found[0] for found in every if not found[0].weak), every[0][0])]
+    return CalibrationSums(total, parts[0].task, concluded(warnings),
+                           list(dict.fromkeys(n for s in parts for n in s.notes)),
                            dtype="+".join(sorted({s.dtype for s in parts if s.dtype})))
 
 

@@ -520,6 +520,16 @@ def check_denominator(partial: Partial, reduction: str, unit: str) -> None:
                           option="--weight")
 
 
+def _nothing_counted(partial: Partial, reduction: str, unit: str) -> list[str]:
+    """A sum (or the values) over targets that are all ignored: torch's 0 there is no loss of zero. (A mean over
+    them has no denominator: check_denominator refuses it.)"""
+    if reduction == "mean" or partial.count == 0 or partial.ignored != partial.count:
+        return []
+    what = "the sum is 0" if reduction == "sum" else "every value is 0"
+    return [f"--target: all {partial.count} {unit} equal --ignore-index: {what} because nothing is counted, as "
+            "torch gives it, not because the predictions are right"]
+
+
 def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
     """A digest of each per-class array (weight, pos_weight): partials merge only when these agree."""
     out = {}
@@ -560,6 +570,8 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     """
     if st.reduction != "none" and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
+    if final:
+        warnings = [*warnings, *_nothing_counted(partial, st.reduction, unit)]
     warnings = _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
@@ -592,7 +604,8 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
 
     result.report = report
     transform = (lambda v: post(v, partial)[0]) if post is not None else None
-    reps = finish_reports(result.value, kept if st.details else None, found, report, transform)
+    raw = finish(partial, st.reduction) if transform is not None and result.value is not None else None
+    reps = finish_reports(result.value, kept if st.details else None, found, report, transform, raw)
     result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst
     result.summary, result.histogram = reps.summary, reps.histogram
     result.notes += reps.notes

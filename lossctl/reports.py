@@ -19,6 +19,7 @@ from .losses._common import Finding
 from .reduce import as_numpy
 from .sanity_lint import (
     SIGMOID_MIN_COUNT,
+    SIGMOID_MIN_SPREAD,
     lint_log_probs_are_probs,
     lint_logits_are_probs,
     lint_negative_kl,
@@ -80,11 +81,12 @@ def _logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
     return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x)] if x is not None else []
 
 
-def _log_probs_are_probs(arrays: dict, options: dict, *, classes_last: bool = False) -> list[Finding]:
+def _log_probs_are_probs(arrays: dict, options: dict, class_axis: int | None = None, *,
+                         other_inputs: bool = True) -> list[Finding]:
     x = arrays.get("log_probs")
-    if x is None:
+    if x is None or (class_axis is not None and not -x.ndim <= class_axis < max(x.ndim, 1)):
         return []
-    found = lint_log_probs_are_probs(x, -1 if classes_last else None, other_inputs=not classes_last)
+    found = lint_log_probs_are_probs(x, class_axis, other_inputs=other_inputs)
     # "rows that are probabilities" must hold everywhere; "a value above 0" anywhere
     return [Finding("log-probs-are-probs", w, every=True) if w.startswith("--log-probs look like")
             else Finding("log-probs-above-0", w) for w in found]
@@ -92,7 +94,7 @@ def _log_probs_are_probs(arrays: dict, options: dict, *, classes_last: bool = Fa
 
 def _log_probs_last_are_probs(arrays: dict, options: dict) -> list[Finding]:
     """ctc: (T, N, C) log-probabilities, classes last, and no --probs or --logits to offer instead."""
-    return _log_probs_are_probs(arrays, options, classes_last=True)
+    return _log_probs_are_probs(arrays, options, -1, other_inputs=False)
 
 
 def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
@@ -102,13 +104,37 @@ def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
                                                                and _is_index_target(t, x)):
         return []
     flag = "--logits" if arrays.get("logits") is not None else "--input"
-    weak = np.size(x) < SIGMOID_MIN_COUNT  # too few values to conclude alone; a stream's short chunk
-    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak)
-            for w in lint_sigmoid_applied(x, min_count=1)]
+    found = lint_sigmoid_applied(x, min_count=1, min_spread=0.0)
+    # too few values, or too close together, to conclude alone (a stream's short chunk, a model at initialisation)
+    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT or float(np.ptp(x)) < SIGMOID_MIN_SPREAD)
+    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak) for w in found]
+
+
+def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    """focal: softmax probabilities as --logits matter to its multi-class form (index targets), as the loss
+    decides it; its sigmoid form has sigmoid-applied."""
+    x, t = arrays.get("logits"), arrays.get("target")
+    if x is None or t is None or options.get("target_kind") == "binary":
+        return []
+    if options.get("target_kind") != "index" and not (t.dtype.kind in "iu" and _is_index_target(t, x)):
+        return []
+    return _logits_are_probs(arrays, options)
+
+
+def _dim_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+    """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1; so do kl's
+    distributions for dim-log-probs-are-probs."""
+    x, dim = arrays.get("logits"), options.get("dim", -1)
+    if x is None or not -x.ndim <= dim < max(x.ndim, 1):
+        return []
+    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x, class_axis=dim)]
 
 
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
-         "log-probs-last-are-probs": _log_probs_last_are_probs, "sigmoid-applied": _sigmoid_applied}
+         "log-probs-last-are-probs": _log_probs_last_are_probs, "sigmoid-applied": _sigmoid_applied,
+         "index-logits-are-probs": _index_logits_are_probs,
+         "dim-logits-are-probs": _dim_logits_are_probs,
+         "dim-log-probs-are-probs": lambda arrays, options: _log_probs_are_probs(arrays, options, -1)}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 
@@ -290,20 +316,21 @@ class Reports:
 
 
 def finish_reports(value: float | None, values, found: dict[str, float] | None, rep: ReportPartial | None,
-                   transform=None) -> Reports:
-    """Baselines with the loss's ratio to each (post-processed as the loss is: perplexity's exp), the breakdowns,
-    and the per-sample summary of reduction none."""
-    from .sanity_baselines import at_or_above_uniform, ratios
+                   transform=None, raw_value: float | None = None) -> Reports:
+    """Baselines with the loss's ratio to each (post-processed as the loss is: perplexity's exp, of the value before
+    it, `raw_value`), the breakdowns, and the per-sample summary of reduction none."""
+    from .sanity_baselines import chance_note, ratios
     from .sanity_breakdown import by_class_rows
     from .sanity_summary import loss_summary
 
     out = Reports()
     if found and value is not None:
-        if transform is not None:  # perplexity: exp of CE's baselines, as of its value
+        note = chance_note(value, found)
+        if transform is not None:  # perplexity: exp of CE's baselines, as of its value; at chance as CE is
+            note = chance_note(raw_value, found, shown=transform) if raw_value is not None else None
             found = {k: transform(v) for k, v in found.items()}
         ratio = ratios(value, found)  # 0 / 0 (one class: every loss is 0) is nan, not inf
         out.baselines = {k: {"value": v, "ratio": ratio[k]} for k, v in found.items()}
-        note = at_or_above_uniform(value, found)
         out.notes += [note] if note else []
     if rep is not None and rep.by_class is not None:
         out.by_class = by_class_rows(rep.by_class)

@@ -87,16 +87,35 @@ def ratios(value: float, reference: dict[str, float]) -> dict[str, float]:
     return {name: (value / b if b else (math.inf if value > 0 else math.nan)) for name, b in reference.items()}
 
 
-def at_or_above_uniform(value: float, reference: dict[str, float], *, rtol: float = AT_CHANCE_RTOL) -> str | None:
+def at_or_above_uniform(value: float, reference: dict[str, float], *, rtol: float = AT_CHANCE_RTOL,
+                        shown=None) -> str | None:
     """A note when the loss is no better than chance: at or above the uniform baseline, or within `rtol` (1%)
-    below it, since a model 1% better than a uniform guess has learnt next to nothing."""
+    below it, since a model 1% better than a uniform guess has learnt next to nothing.
+
+    shown: how the value and the baselines are shown when they are post-processed (perplexity's exp); the note is
+    decided on them as given, in the loss's own unit, so that perplexity notes what cross entropy does."""
     uniform = reference.get("uniform")
     if uniform is None or not math.isfinite(value) or value < uniform * (1.0 - rtol):
         return None
-    note = f"the loss is at or above chance: a uniform prediction scores {uniform:.6g} (the loss is {value:.6g})"
+    shown = shown or (lambda v: v)
+    note = (f"the loss is at or above chance: a uniform prediction scores {shown(uniform):.6g} (the loss is "
+            f"{shown(value):.6g})")
     if "prior" in reference:
-        note += f"; the best constant prediction scores {reference['prior']:.6g}"
+        note += f"; the best constant prediction scores {shown(reference['prior']):.6g}"
     return note
+
+
+def chance_note(value: float, reference: dict[str, float], *, rtol: float = AT_CHANCE_RTOL, shown=None) -> str | None:
+    """The note of at_or_above_uniform, else one when the loss is no better than the best constant prediction
+    (within `rtol` below it): on imbalanced classes that is below uniform, and it is where a model whose final
+    bias was set to the class frequencies starts; a trained model there has learnt nothing more."""
+    note = at_or_above_uniform(value, reference, rtol=rtol, shown=shown)
+    prior = reference.get("prior")
+    if note or prior is None or not math.isfinite(value) or value < prior * (1.0 - rtol):
+        return note
+    shown = shown or (lambda v: v)
+    return (f"the loss is no better than the best constant prediction, which scores {shown(prior):.6g} (the loss is "
+            f"{shown(value):.6g}): the predictions say nothing of the targets beyond their class frequencies")
 
 
 def _solve(kind: str, *, target, n_classes=None, weight=None, ignore_index=-100, label_smoothing=0.0,

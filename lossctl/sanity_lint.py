@@ -22,6 +22,11 @@ from .losses._common import sum_tolerance
 # probability below 2**-16 (1.5e-5); for N(0, 1) logits 0.34**16 (3e-8). Fewer values prove too little.
 SIGMOID_MIN_COUNT = 16
 
+# ... and the values must spread over at least this much of [0, 1]. A model's probabilities lean both ways (a trained
+# binary classifier's span nearly all of it), but the logits of a model at initialisation sit close to the final
+# bias, which the usual init sets to log(r / (1 - r)) for a positive rate r: in [0, 1] for r in [0.5, 0.73].
+SIGMOID_MIN_SPREAD = 0.5
+
 # A KL divergence of distributions is >= 0; a reduced float32 KL of equal distributions can come out a few
 # ulps below 0, so only a value below -1e-5 (about 100 float32 ulps at 1) is reported.
 NEGATIVE_KL_TOL = 1e-5
@@ -85,16 +90,19 @@ def lint_negative_kl(value: float, *, tol: float = NEGATIVE_KL_TOL) -> list[str]
             "probabilities whose rows sum to 1 (log-probabilities need --target-kind log-prob)"]
 
 
-def lint_sigmoid_applied(logits, min_count: int = SIGMOID_MIN_COUNT) -> list[str]:
+def lint_sigmoid_applied(logits, min_count: int = SIGMOID_MIN_COUNT,
+                         min_spread: float = SIGMOID_MIN_SPREAD) -> list[str]:
     """bce, focal, multilabel-soft-margin: --logits that look like sigmoid outputs get sigmoid applied twice.
 
-    Rule: at least min_count values (SIGMOID_MIN_COUNT = 16, see there for why) and every one in [0, 1].
+    Rule: at least min_count values (SIGMOID_MIN_COUNT = 16, see there for why), every one in [0, 1], and their
+    largest at least min_spread (SIGMOID_MIN_SPREAD = 0.5) above their least.
     """
     arr = np.asarray(logits)
     first = arr.reshape(-1)[:64]  # a rule about every value: the first ones refute it cheaply
     if arr.size < min_count or not (float(first.min()) >= 0 and float(first.max()) <= 1):
         return []
-    if not (float(arr.min()) >= 0 and float(arr.max()) <= 1):
+    low, high = float(arr.min()), float(arr.max())
+    if not (low >= 0 and high <= 1 and high - low >= min_spread):
         return []
     return ["--logits look like sigmoid outputs (every value in [0, 1]; real logits are negative wherever the "
             "model leans to 0): sigmoid would be applied twice; pass the raw logits (bce also takes probabilities "

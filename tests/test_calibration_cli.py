@@ -247,3 +247,53 @@ def test_usage_errors(cli, cancer):
     assert "--plot" in cli(*base, "--plot", "x.png", "--partials", code=2).stderr
     assert "--plot: writes .png or .svg files" in cli(*base, "--plot", "x.jpg", code=2).stderr
     assert "needs --logits or --probs" in cli("calibration", "--target", cancer["target"], code=2).stderr
+    # 1-d scores named multiclass: the scores are at fault, not the targets that match them
+    assert cli(*base, "--task", "multiclass", code=2).stderr == (
+        f"lossctl: error: --probs ({cancer['probs']}): shape (171,) is not (N, C): multiclass calibration needs a "
+        "score per class; 1-d scores of p(class 1) are binary (--task binary, or auto)\n")
+
+
+SOFTMAX_TWICE = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 "
+                 "within 1e-06): softmax would be applied twice")
+SIGMOID_TWICE = "lossctl: warning: --logits look like sigmoid outputs (every value in [0, 1]"
+
+
+@pytest.mark.parametrize("data", ["digits", "cancer"])
+def test_probabilities_passed_as_logits_warn(cli, data, request, monkeypatch):
+    files = request.getfixturevalue(data)
+    expected = SOFTMAX_TWICE if data == "digits" else SIGMOID_TWICE
+    ran = cli("calibration", "--logits", files["probs"], "--target", files["target"])
+    assert ran.stderr.startswith(expected) and ran.stderr.count("\n") == 1
+    # the ECE of the probabilities taken for logits: softmax (sigmoid) applied to them, as torchmetrics would to logits
+    p = np.load(files["probs"])
+    twice = np.exp(p) / np.exp(p).sum(axis=1, keepdims=True) if p.ndim == 2 else 1 / (1 + np.exp(-p))
+    np.testing.assert_allclose(float(ran.stdout), torchmetrics_error(twice, np.load(files["target"]), "l1"), **F32)
+    assert cli("calibration", "--logits", files["logits"], "--target", files["target"]).stderr == ""
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 * 50)  # chunks of 50 rows: the cancer's last one holds 21
+    streamed = cli("calibration", "--logits", files["probs"], "--target", files["target"], "--stream")
+    assert streamed.stderr.startswith(expected) and streamed.stderr.count("\n") == 1
+    assert cli("calibration", "--logits", files["logits"], "--target", files["target"], "--stream").stderr == ""
+
+
+def test_too_few_scores_in_0_1_prove_nothing(cli, tmp_path, monkeypatch):
+    # 3 logits in [0, 1]: a real model's, as likely as not (see sanity_lint.SIGMOID_MIN_COUNT)
+    assert cli("calibration", "--logits", "[0.2, 0.7, 0.9]", "--target", "[0, 1, 1]").stderr == ""
+    probs = np.full(40, 0.6)
+    probs[:3] = -0.5  # the first chunk of 20 rows has real logits: the rule about every score fails there
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 * 20)  # the second chunk alone would conclude it
+    ran = cli("calibration", "--logits", save(probs, tmp_path / "x.npy"), "--target",
+              save(np.ones(40), tmp_path / "y.npy"), "--stream")
+    assert ran.stderr == ""
+
+
+def test_binary_float64_confidences_are_binned_in_float64_as_torchmetrics_does(cli, tmp_path):
+    """BinaryCalibrationError compares float64 scores in float64: a confident model's p = 1 - 1e-9 stays in the last
+    bin there, where float32 would make it 1.0, a bin of its own."""
+    d = _data("breast_cancer_logreg.npz")
+    p = 1 / (1 + np.exp(-1.5 * d["logits"].astype(np.float64)))
+    assert np.sum((p < 1) & (p.astype(np.float32) == 1)) == 4
+    probs, target = save(p, tmp_path / "p.npy"), save(d["target"], tmp_path / "t.npy")
+    doc = run_json(cli, "--probs", probs, "--target", target)
+    for norm in NORMS:
+        np.testing.assert_allclose(doc[KEYS[norm]], torchmetrics_error(p, d["target"], norm), rtol=1e-12, atol=0)
+    assert len(doc["bins"]) == 15 and not any("confidence 1.0" in n for n in doc["notes"])

@@ -297,6 +297,30 @@ def test_bce_clamps_log_at_minus_100_like_torch():
     np.testing.assert_array_equal(res.values, [100.0, 100.0])
 
 
+def test_binary_data_given_to_ce_is_one_row_that_does_not_sum_to_1():
+    """1-d logits with 0/1 targets of their shape: torch reads one sample whose target distribution sums to 2."""
+    x, y = [0.5, -1.0, 2.0], [1, 0, 1]
+    res = lossctl.compute("ce", logits=x, target=y)
+    assert res.value == pytest.approx(float(F.cross_entropy(torch.tensor(x), torch.tensor(y, dtype=torch.float32))),
+                                      rel=1e-6)
+    assert res.warnings == ["--target: does not sum to 1 (it sums to 2)"]
+
+
+CLAMP_NOTE = "torch clamps each log term at -100, and some are clamped here"
+
+
+@pytest.mark.parametrize(("p", "y", "clamped"), [
+    ([0.0, 0.5], [1.0, 0.0], True), ([0.5, 1.0], [1.0, 0.5], True), ([1e-50, 0.5], [0.3, 0.0], True),
+    ([0.0, 1.0], [0.0, 1.0], False), ([1e-40, 0.999], [1.0, 0.0], False), ([0.2, 0.9], [1.0, 0.0], False)])
+def test_bce_notes_the_clamp_only_where_it_changes_a_term(p, y, clamped):
+    res = lossctl.compute("bce", probs=p, target=y, reduction="none")
+    tp, ty = T(np.array(p)), T(np.array(y))
+    unclamped = -(torch.xlogy(ty, tp) + torch.xlogy(1 - ty, 1 - tp))  # 0 log 0 = 0
+    # torch's BCELoss differs from the formula written out exactly where a log term below -100 counts
+    assert (not np.allclose(res.values, unclamped.numpy(), rtol=1e-12)) == clamped
+    assert any(n.startswith(CLAMP_NOTE) for n in res.notes) == clamped
+
+
 def test_bce_pos_weight_needs_logits():
     with pytest.raises(UsageError, match="--pos-weight"):
         lossctl.compute("bce", probs=[0.5], target=[1.0], pos_weight=[2.0])

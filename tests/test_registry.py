@@ -753,6 +753,11 @@ REFUSALS = [
     ("focal", {"logits": [[1.0, 2.0]], "target": [[1.0, 2.0]]}, "--target", "in [0, 1]"),
     ("focal", {"logits": [[1.0, 2.0]], "target": [[1.0, 0.0]], "weight": [1.0, 1.0]}, "--weight", "multi-class"),
     ("js", {"p": [0.5, 0.5], "q": [0.5, 0.5, 0.0]}, "--q", "does not match"),
+    # binary logits with their 0/1 targets given to a softmax loss: torch reads one sample of 3 classes
+    ("nll", {"logits": [0.5, -1.0, 2.0], "target": [1, 0, 1]}, "--target",
+     "shape (3,) does not match the input (3,); expected (); 1-d scores are one sample's scores of its classes"),
+    ("ce", {"logits": [0.5, -1.0, 2.0], "target": [1, 0, 1], "target_kind": "index"}, "--target",
+     "(binary scores with 0/1 targets of shape (N) go to bce)"),
     ("perplexity", {"logits": [[1.0, 2.0]], "target": [0], "reduction": "sum"}, "--reduction", "one of mean"),
     ("cosine-similarity", {"x1": [1.0, 2.0], "x2": [1.0, 2.0]}, "--dim", "out of range"),
 ]

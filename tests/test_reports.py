@@ -71,6 +71,21 @@ def test_gpt2_at_initialisation_sits_at_chance_and_says_so(cli, tmp_path):
     assert data["warnings"] == []
 
 
+def test_perplexity_at_initialisation_notes_chance_as_cross_entropy_does():
+    # ln 100 = 4.605 against a CE of 4.591: within 1% of chance in nats; in perplexity (98.6 against 100) 1.4% below
+    d = realistic("gpt2_init")
+    ce = float(F.cross_entropy(T(d["logits"]).double(), T(d["target"])))
+    assert 0.99 * math.log(100) < ce < math.log(100) and math.exp(ce) < 0.99 * 100
+    chance = "the loss is at or above chance: a uniform prediction scores"
+    assert any(n.startswith(chance) for n in lossctl.compute("ce", logits=d["logits"], target=d["target"]).notes)
+    ppl = lossctl.compute("perplexity", logits=d["logits"], target=d["target"])
+    note = next(n for n in ppl.notes if n.startswith(chance))
+    assert note.startswith(f"{chance} 100 (the loss is {math.exp(ce):.6g})")
+    trained = realistic("digits_logreg")
+    ppl = lossctl.compute("perplexity", logits=trained["logits"], target=trained["target"])
+    assert not any(n.startswith(chance) for n in ppl.notes)
+
+
 def test_perplexity_baselines_are_exp_of_ce_baselines_and_bce_of_zero_logits():
     d = realistic("gpt2_init")
     ce = lossctl.compute("ce", logits=d["logits"], target=d["target"])
@@ -228,6 +243,83 @@ def test_probabilities_passed_as_logits_are_named(cli):
     assert "--strict" in res.stderr
 
 
+def test_softmax_outputs_passed_to_multiclass_focal_are_named(cli, tmp_path):
+    d = realistic("segmentation_conv")
+    x = torch.from_numpy(d["logits"])
+    np.save(tmp_path / "p.npy", torch.softmax(x, 1).numpy())
+    np.save(tmp_path / "t.npy", d["target"])
+    res = cli("focal", "--logits", tmp_path / "p.npy", "--target", tmp_path / "t.npy", "--ignore-index", "255")
+    assert res.stderr.startswith("lossctl: warning: --logits look like probabilities (every value in [0, 1] and "
+                                 "every row sums to 1 within 0.001): softmax would be applied twice")
+    assert res.stderr.count("\n") == 1
+    # 0/1 labels of the logits' shape: the sigmoid form, where rows of two probabilities mean nothing
+    res = cli("focal", "--logits", "[[0.3, 0.7], [0.4, 0.6]]", "--target", "[[0, 1], [1, 0]]")
+    assert res.stderr == ""
+
+
+def test_probabilities_passed_as_logits_to_kl_and_entropy_are_named(cli, tmp_path):
+    """Their softmax runs along the last axis (entropy's --dim): a student's probabilities as --logits."""
+    d = realistic("digits_logreg")
+    teacher = torch.softmax(T(d["logits"]).double() / 2, 1)
+    np.save(tmp_path / "teacher.npy", teacher.numpy())
+    np.save(tmp_path / "p.npy", d["probs"])
+    np.save(tmp_path / "x.npy", d["logits"])
+    twice = "lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within"
+    for role, path in (("logits", "p.npy"), ("logits", "x.npy"), ("probs", "p.npy")):
+        res = cli("kl", f"--{role}", tmp_path / path, "--target", tmp_path / "teacher.npy", "--reduction", "batchmean",
+                  "-f", "plain")
+        log_q = torch.log_softmax(T(np.load(tmp_path / path)).double(), 1) if role == "logits" else \
+            torch.log(T(np.load(tmp_path / path)))
+        want = F.kl_div(log_q, teacher, reduction="batchmean")
+        assert float(res.stdout) == pytest.approx(float(want), rel=1e-6)  # the number never changes
+        assert res.stderr.startswith(twice) == ((role, path) == ("logits", "p.npy")), res.stderr
+        res = cli("entropy", f"--{role}", tmp_path / path, "-f", "plain")
+        assert res.stderr.startswith(twice) == ((role, path) == ("logits", "p.npy")), res.stderr
+    # classes last, as --dim says: a segmentation layer's softmax over its channels (axis 1)
+    s = realistic("segmentation_conv")
+    np.save(tmp_path / "seg.npy", torch.softmax(T(s["logits"]), 1).numpy())
+    assert cli("entropy", "--logits", tmp_path / "seg.npy", "--dim", "1").stderr.startswith(twice)
+    assert cli("entropy", "--logits", tmp_path / "seg.npy").stderr == ""  # along the image's last axis: logits
+
+
+def test_probabilities_passed_to_kl_as_log_probs_are_named_along_its_last_axis(cli, tmp_path):
+    """KLDivLoss's distributions lie along the last axis: a language model's (N, L, C) probabilities are
+    probabilities there, not raw logits (the advice to pass them as --logits would apply softmax to them)."""
+    g = realistic("gpt2_init")
+    p = torch.softmax(T(g["logits_nlc"]).double(), -1)
+    np.save(tmp_path / "p.npy", p.numpy())
+    res = cli("kl", "--log-probs", tmp_path / "p.npy", "--target", tmp_path / "p.npy", "--reduction", "batchmean",
+              "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(F.kl_div(p, p, reduction="batchmean")), rel=1e-9)
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("lossctl: warning: --log-probs look like probabilities (every value in [0, 1] and "
+                               "every row sums to 1 within 1e-06), but log-probabilities are <= 0: pass them as")
+    assert not any("raw logits" in line for line in lines)
+
+
+def test_per_class_sigmoid_outputs_as_probs_to_nll_and_kl_warn(cli, tmp_path):
+    """A multi-class model with a sigmoid per class instead of a softmax: rows that do not sum to 1, taken as given."""
+    d = realistic("digits_logreg")
+    p = torch.sigmoid(T(d["logits"]).double())
+    np.save(tmp_path / "p.npy", p.numpy())
+    np.save(tmp_path / "t.npy", d["target"])
+    first = float(p[0].sum())
+    line = (f"lossctl: warning: --probs: rows do not sum to 1 (first: row [0] sums to {first:.6g}); the log of each "
+            "is taken as given, not renormalised\n")
+    res = cli("nll", "--probs", tmp_path / "p.npy", "--target", tmp_path / "t.npy", "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(F.nll_loss(torch.log(p), T(d["target"]))), rel=1e-12)
+    assert res.stderr == line
+    teacher = torch.softmax(T(d["logits"]).double() / 2, 1)
+    np.save(tmp_path / "teacher.npy", teacher.numpy())
+    res = cli("kl", "--probs", tmp_path / "p.npy", "--target", tmp_path / "teacher.npy", "--reduction", "batchmean",
+              "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(F.kl_div(torch.log(p), teacher, reduction="batchmean")),
+                                              rel=1e-12)
+    assert res.stderr.startswith(line)
+    np.save(tmp_path / "softmax.npy", torch.softmax(T(d["logits"]).double(), 1).numpy())
+    assert cli("nll", "--probs", tmp_path / "softmax.npy", "--target", tmp_path / "t.npy").stderr == ""
+
+
 def test_probabilities_passed_as_log_probs_and_negative_kl(cli):
     res = cli("kl", "--log-probs", "[[0.7,0.2,0.1]]", "--target", "[[0.6,0.3,0.1]]", "--reduction", "batchmean",
               "-f", "json")
@@ -247,6 +339,57 @@ def test_sigmoid_applied_twice_is_named(cli, tmp_path):
     assert res.stderr == ""
 
 
+def test_logits_of_a_model_at_initialisation_near_its_bias_are_not_sigmoid_outputs(cli, tmp_path):
+    """Karpathy's 'init well': the final bias set to the log-odds of the positive rate, 0.53 for the breast-cancer
+    labels; with small initial weights every logit is within a few hundredths of it, all in [0, 1]."""
+    y = realistic("breast_cancer_logreg")["target"]
+    rate = float(y.mean())
+    layer = torch.nn.Linear(30, 1)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(layer.weight, std=0.01)
+    torch.nn.init.constant_(layer.bias, math.log(rate / (1 - rate)))
+    with torch.no_grad():
+        logits = layer(torch.randn(len(y), 30)).squeeze(1)
+    assert 0 < float(logits.min()) and float(logits.max()) < 1
+    np.save(tmp_path / "x.npy", logits.numpy())
+    np.save(tmp_path / "y.npy", y)
+    for loss in ("bce", "focal", "calibration"):
+        res = cli(loss, "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+        assert res.stderr == "", loss
+    res = cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "json")
+    want = F.binary_cross_entropy_with_logits(logits.double(), T(y).double())
+    assert json.loads(res.stdout)["value"] == pytest.approx(float(want), rel=1e-6)
+    # ... and the loss sits at the best constant's, the entropy of the positive rate: the note says so
+    prior = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+    assert any(n.startswith(f"{NO_BETTER} {prior:.6g}") for n in json.loads(res.stdout)["notes"])
+
+
+NO_BETTER = "the loss is no better than the best constant prediction, which scores"
+
+
+def test_a_loss_at_the_best_constant_below_uniform_says_so(cli, tmp_path):
+    """Imbalanced classes put the best constant prediction (their frequencies) below uniform: a model that predicts
+    only the frequencies sits there, not at chance."""
+    s = realistic("segmentation_conv")
+    t = s["target"]
+    freq = np.bincount(t[t != 255], minlength=4) / np.sum(t != 255)
+    entropy = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+    assert entropy < 0.99 * math.log(4)
+    logits = np.broadcast_to(np.log(np.maximum(freq, 1e-30)).reshape(1, 4, 1, 1), s["logits"].shape).copy()
+    np.save(tmp_path / "x.npy", logits.astype(np.float32))
+    np.save(tmp_path / "t.npy", t)
+    data = json.loads(cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy", "--ignore-index",
+                          "255", "-f", "json").stdout)
+    want = F.cross_entropy(T(logits).double(), T(t), ignore_index=255)
+    assert data["value"] == pytest.approx(float(want), rel=1e-6) and float(want) == pytest.approx(entropy, rel=1e-6)
+    assert [n for n in data["notes"] if n.startswith(NO_BETTER)] == [
+        f"{NO_BETTER} {entropy:.6g} (the loss is {data['value']:.6g}): the predictions say nothing of the targets "
+        "beyond their class frequencies"]
+    # a trained model is far below it
+    d = realistic("digits_logreg")
+    assert not any(n.startswith(NO_BETTER) for n in lossctl.compute("ce", logits=d["logits"], target=d["target"]).notes)
+
+
 REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"]),
              ("digits_logreg", "nll", ["--log-probs", "log_probs", "--target", "target"]),
              ("digits_logreg", "nll", ["--probs", "probs", "--target", "target"]),
@@ -256,7 +399,10 @@ REAL_RUNS = [("digits_logreg", "ce", ["--logits", "logits", "--target", "target"
              ("breast_cancer_logreg", "focal", ["--logits", "logits", "--target", "target"]),
              ("gpt2_init", "ce", ["--logits", "logits", "--target", "target"]),
              ("gpt2_init", "ce", ["--logits", "logits_nlc", "--target", "labels_nl", "--class-axis", "-1"]),
-             ("segmentation_conv", "ce", ["--logits", "logits", "--target", "target", "--ignore-index", "255"])]
+             ("segmentation_conv", "ce", ["--logits", "logits", "--target", "target", "--ignore-index", "255"]),
+             ("segmentation_conv", "focal", ["--logits", "logits", "--target", "target", "--ignore-index", "255"]),
+             ("digits_logreg", "entropy", ["--logits", "logits"]),
+             ("gpt2_init", "entropy", ["--logits", "logits_nlc"])]
 
 
 @pytest.mark.parametrize(("name", "loss", "args"), REAL_RUNS, ids=[f"{n}-{lo}-{a[0]}" for n, lo, a in REAL_RUNS])

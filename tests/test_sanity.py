@@ -341,6 +341,7 @@ def test_lints_fire_on_the_issue_examples():
     (msg,) = lint_sigmoid_applied(cancer["probs"])
     assert msg.startswith("--logits look like sigmoid outputs (every value in [0, 1]")
     assert lint_sigmoid_applied(cancer["probs"][:15]) == []  # below SIGMOID_MIN_COUNT: too few to tell
+    assert lint_sigmoid_applied(np.linspace(0.3, 0.75, 50)) == []  # below SIGMOID_MIN_SPREAD: logits near a bias
 
 
 @pytest.mark.parametrize("given", ["logits", "probs", "log_probs"])
@@ -632,6 +633,19 @@ def test_a_mean_without_denominator_is_one_refusal_in_every_format(cli, case):
     with pytest.raises(ValueRangeError) as err:  # the library says the same, not a ZeroDivisionError
         lossctl.compute("ce", logits=x, **{k: np.array(v) for k, v in given.items()})
     assert str(err.value) == line
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_a_sum_over_targets_all_ignored_is_a_zero_that_says_why(cli, reduction):
+    """The mean's refusal suggests --reduction sum; there torch's 0 must not pass for a perfect loss."""
+    x, t = [[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]], [-100, -100]
+    want = F.cross_entropy(t64(np.array(x)), torch.tensor(t), reduction=reduction)
+    ran = cli("ce", "--logits", json.dumps(x), "--target", json.dumps(t), "--reduction", reduction, "-f", "plain")
+    np.testing.assert_array_equal([float(v) for v in ran.stdout.split()], want.reshape(-1).numpy())
+    what = "the sum is 0" if reduction == "sum" else "every value is 0"
+    assert ran.stderr == (f"lossctl: warning: --target: all 2 targets equal --ignore-index: {what} because nothing "
+                          "is counted, as torch gives it, not because the predictions are right\n")
+    assert cli("ce", "--logits", json.dumps(x), "--target", "[-100, 1]", "--reduction", reduction).stderr == ""
 
 
 def test_one_file_of_many_with_every_target_ignored_adds_nothing(cli, tmp_path):

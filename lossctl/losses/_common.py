@@ -95,8 +95,12 @@ def position(arr: np.ndarray, flat_index: int) -> list[int]:
 
 def check_shape(role: str, arr: np.ndarray, expected: tuple[int, ...], other: str, other_shape: tuple[int, ...]):
     if tuple(arr.shape) != tuple(expected):
+        # 1-d class scores with a target per score: one score per sample (binary), where torch reads one sample
+        one_sample = (tuple(expected) == () and len(other_shape) == 1 and tuple(arr.shape) == tuple(other_shape))
         raise ShapeError(f"shape {tuple(arr.shape)} does not match {other} {tuple(other_shape)}; expected "
-                         f"{tuple(expected)}", option=flag(role))
+                         f"{tuple(expected)}" + ("; 1-d scores are one sample's scores of its classes, so its "
+                                                 "target is one class index (binary scores with 0/1 targets of "
+                                                 "shape (N) go to bce)" if one_sample else ""), option=flag(role))
 
 
 def check_nonempty(role: str, arr: np.ndarray) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ShapeError, UsageError
@@ -138,13 +140,25 @@ def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ig
     check_weight(weight, n_classes)
     check_shape("target", target, index_shape, "the input", given.shape)
     ignored = check_classes("target", target, n_classes, ignore_index)
+    warnings = []
     if kind == "probs":
         check_range("probs", given, 0.0, None, "probabilities must be >= 0")
+        warnings = unnormalised_probs(given, axis, ctx)
     w = ctx.array(weight) if weight is not None else None
     values, denominators = ctx.kernels().cross_entropy_index(
         ctx.array(given), ctx.indices(target, "target"), w, ignore_index=ignore_index, input_kind=kind)
-    return index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
-                        weighted=weight is not None)
+    out = index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
+                       weighted=weight is not None)
+    out.warnings += warnings
+    return out
+
+
+def unnormalised_probs(probs: np.ndarray, axis: int, ctx: Context) -> list[str]:
+    """The model's --probs (nll, kl) should be distributions: rows that do not sum to 1 (sigmoid outputs per class,
+    say) are logged as they are, and the loss reads lower or higher than the model's."""
+    warning = row_sum_warning("probs", probs, axis, sum_tolerance(ctx.dtype),
+                              then="; the log of each is taken as given, not renormalised")
+    return [warning] if warning else []
 
 
 def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, ctx: Context) -> LossOutput:
@@ -169,9 +183,17 @@ def bce(probs=None, logits=None, target=None, weight=None, pos_weight=None, *, c
                         f"one weight per class, along the last axis of --logits {raw.shape}")
         values = k.bce_logits(ctx.array(raw), ctx.array(target), w, pw)
     out = LossOutput(values, rows=raw.shape[0] if raw.ndim else 1)
-    if given == "probs":
-        out.notes.append("torch clamps each log term at -100, so a confident wrong probability costs at most 100")
+    if given == "probs" and _clamped(raw, target):
+        out.notes.append("torch clamps each log term at -100, and some are clamped here: where p is 0 (below "
+                         "e^-100) or 1 against the label, log p or log(1 - p) counts as -100, not -inf")
     return out
+
+
+def _clamped(p: np.ndarray, y: np.ndarray) -> bool:
+    """Whether BCELoss's clamp of log p or log(1 - p) at -100 changes some term: log p < -100 where y > 0, or
+    p = 1 (log1p(-p) = -inf; no float is within e^-100 of 1) where y < 1."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.any((p < math.exp(-100.0)) & (y > 0)) or np.any((p == 1) & (y < 1)))
 
 
 def _broadcast(role: str, arr: np.ndarray | None, shape: tuple[int, ...], ctx: Context, why: str = ""):

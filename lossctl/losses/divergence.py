@@ -18,7 +18,7 @@ from ._common import (
     row_sum_warning,
     sum_tolerance,
 )
-from .classification import log_probs_of
+from .classification import log_probs_of, unnormalised_probs
 
 KL_MEAN_WARNING = ("kl: reduction 'mean' divides the total loss by both the batch size and the support size; "
                    "'batchmean' divides only by the batch size and matches the KL definition (torch's warning)")
@@ -49,6 +49,8 @@ def kl(log_probs=None, logits=None, probs=None, target=None, *, target_kind: str
     elif target_kind == "logits":
         t = k.softmax(t, LAST_AXIS)  # the tutorial's softmax(target_logits)
     values = k.kl_div(logq, t, log_target=(target_kind == "log-prob"))
+    if probs is not None:
+        warnings += unnormalised_probs(probs, LAST_AXIS, ctx)
     if probs is not None and target_kind == "prob":
         warnings += _zero_zero_warning(probs, target)
     return LossOutput(values, rows=raw.shape[0] if raw.ndim else 1, warnings=warnings)

@@ -3,7 +3,8 @@
 from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 register_loss(LossSpec(
-    name="kl", backends=NUMPY_AND_TORCH, stream=Streaming("rows"), lints=("log-probs-are-probs", "negative-kl"),
+    name="kl", backends=NUMPY_AND_TORCH, stream=Streaming("rows"),
+    lints=("dim-log-probs-are-probs", "dim-logits-are-probs", "negative-kl"),
     aliases=("kl-div",), torch_name="torch.nn.KLDivLoss",
     summary="Kullback-Leibler divergence KL(target || model), elementwise as KLDivLoss computes it.",
     formula="loss_{n,c} = p_{n,c} * (log p_{n,c} - log q_{n,c}), p = target, log q = model log-probs",
@@ -23,7 +24,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="entropy", backends=NUMPY_AND_TORCH,
+    name="entropy", backends=NUMPY_AND_TORCH, lints=("dim-logits-are-probs",),
     # Chunks of rows hold whole distributions unless --dim names the batch axis itself.
     stream=Streaming("rows", when=lambda options, ndim: options["dim"] % ndim != 0),
     torch_name="torch.distributions.Categorical(...).entropy()",

@@ -12,7 +12,8 @@ from .classification import (
 )
 
 register_loss(LossSpec(
-    name="focal", backends=NUMPY_AND_TORCH, lints=("sigmoid-applied",), report=LABEL_REPORT, baseline="focal",
+    name="focal", backends=NUMPY_AND_TORCH, lints=("sigmoid-applied", "index-logits-are-probs"), report=LABEL_REPORT,
+    baseline="focal",
     class_roles=("logits",), torch_name="torchvision.ops.sigmoid_focal_loss (not in torch.nn)",
     summary="Focal loss: BCE scaled by (1 - p_t)^gamma and alpha_t; default reduction mean "
             "(torchvision's default is none). Index targets give the multi-class (softmax) form.",
