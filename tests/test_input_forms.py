@@ -156,6 +156,19 @@ def test_float32_npy_on_stdin_keeps_float32(cli, data):
     assert out["value"] == pytest.approx(ref, rel=2e-6)
 
 
+def test_float32_npz_on_stdin_keeps_float32(cli, data):
+    """An .npz is binary wherever it comes from: piped, as read from its path, its float32 stays float32."""
+    x32 = data["logits"].astype(np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, x32)
+    res = cli("ce", "--logits", "-", "--target", json.dumps(data["target"].tolist()), "--format", "json",
+              input=buf.getvalue())
+    out = json.loads(res.stdout)
+    assert out["dtype"] == "float32"
+    ref = F.cross_entropy(torch.from_numpy(x32), torch.from_numpy(data["target"])).item()
+    assert out["value"] == pytest.approx(ref, rel=2e-6)
+
+
 def test_only_one_option_may_read_stdin(cli):
     res = cli("ce", "--logits", "-", "--target", "-", input=b"[[1.0, 2.0]]", code=2)
     assert "standard input" in res.stderr and "--logits" in res.stderr and "--target" in res.stderr

@@ -343,7 +343,7 @@ def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto")
         return Loaded(load_npy_bytes(data, option=option, source=source), source, True)
     if data.startswith(b"PK"):
         import io as _io
-        return Loaded(load_npz(_io.BytesIO(data), option=option, source=source, key=None), source, False)
+        return Loaded(load_npz(_io.BytesIO(data), option=option, source=source, key=None), source, True)
     text = decode_utf8(data, option=option, source=source)
     if "\x00" in text:
         raise InputError("binary data that is neither .npy nor .npz (text must be JSON or a CSV/whitespace table)",
