@@ -169,6 +169,57 @@ def test_float32_npz_on_stdin_keeps_float32(cli, data):
     assert out["value"] == pytest.approx(ref, rel=2e-6)
 
 
+def _stdin_files(tmp_path, data) -> dict[str, bytes]:
+    """The bytes of each binary format that standard input does not read, as its writer wrote them."""
+    import pyarrow as pa
+    import pyarrow.feather
+    import pyarrow.parquet
+    from safetensors.numpy import save as st_save
+
+    x = data["logits"]
+    torch.save(torch.from_numpy(x), tmp_path / "zip.pt")
+    torch.save(torch.from_numpy(x), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    table = pa.table({"logits": pa.array(list(map(list, x)))})
+    pyarrow.parquet.write_table(table, tmp_path / "x.parquet")
+    pyarrow.feather.write_feather(table, tmp_path / "x.feather")
+    files = {name: (tmp_path / name).read_bytes() for name in ("zip.pt", "legacy.pt", "x.parquet", "x.feather")}
+    return files | {"x.safetensors": st_save({"logits": x.astype(np.float32)})}
+
+
+@pytest.mark.parametrize("option", ["--logits", "--from"])
+def test_stdin_names_a_binary_format_it_does_not_read(cli, tmp_path, data, option):
+    what = {"zip.pt": "a PyTorch archive (torch.save), not an .npz: ",
+            "legacy.pt": "a pickle (a .pt file of torch's legacy format): ", "x.parquet": "a Parquet file: ",
+            "x.feather": "an Arrow IPC / Feather file: ", "x.safetensors": "a .safetensors file: "}
+    target = () if option == "--from" else ("--target", json.dumps(data["target"].tolist()))
+    for name, raw in _stdin_files(tmp_path, data).items():
+        res = cli("ce", option, "-", *target, input=raw, code=2)
+        assert res.stderr == (f"lossctl: error: {option} (<stdin>): {what[name]}standard input reads .npy, .npz, "
+                              "JSON and text tables; give the file by its path\n"), name
+
+
+def test_stdin_with_several_arrays_says_how_to_pick_one(cli, data):
+    x, y = data["logits"], data["target"]
+    buf = io.BytesIO()
+    np.savez(buf, logits=x, target=y)
+    bundle_json = json.dumps({"logits": x.tolist(), "target": y.tolist()}).encode()
+    for raw in (buf.getvalue(), bundle_json):
+        res = cli("ce", "--logits", "-", "--target", json.dumps(y.tolist()), input=raw, code=2)
+        assert res.stderr == ("lossctl: error: --logits (<stdin>): holds several arrays (logits, target); standard "
+                              "input cannot name one: give the file's path as FILE:KEY, or pipe it to --from -\n")
+        assert ce_value(cli, "--from", "-", input=raw) == pytest.approx(data["expected"], rel=1e-14)
+    res = cli("ce", "--from", "-", input=npy_bytes(x), code=2)
+    assert res.stderr == ("lossctl: error: --from (<stdin>): an .npy file holds one array with no name: a bundle is "
+                          "an .npz or a JSON object\n")
+
+
+def test_a_pt_file_named_npz_is_named_for_what_it_is(cli, tmp_path, data):
+    torch.save(torch.from_numpy(data["logits"]), tmp_path / "x.npz")
+    res = cli("ce", "--logits", str(tmp_path / "x.npz"), "--target", json.dumps(data["target"].tolist()), code=2)
+    assert res.stderr == (f"lossctl: error: --logits ({tmp_path / 'x.npz'}): a PyTorch archive (torch.save), not an "
+                          ".npz: name it .pt\n")
+
+
 def test_only_one_option_may_read_stdin(cli):
     res = cli("ce", "--logits", "-", "--target", "-", input=b"[[1.0, 2.0]]", code=2)
     assert "standard input" in res.stderr and "--logits" in res.stderr and "--target" in res.stderr

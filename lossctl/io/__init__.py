@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError, UsageError
-from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
+from .npy import MAGIC, STDIN, STDIN_KEYS, STDIN_READS, load_npy_bytes, load_npy_path, load_npz
 from .remote import is_url, local_copy, open_whole, read_bytes, seekable
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
@@ -160,6 +160,7 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
     option = "--from"
     if source == "-":
         data = stdin if stdin is not None else read_stdin(option)
+        _refuse_unread(data, option=option)
         if data.startswith(b"PK"):
             import io as _io
             return load_npz(_io.BytesIO(data), option=option, source="<stdin>", key=None), True
@@ -203,7 +204,8 @@ def _pick(obj, key: str | None, *, option: str, source: str):
         return obj
     if key is None:
         if len(obj) != 1:
-            raise InputError(f"holds several arrays ({', '.join(sorted(map(str, obj)))}); name one as FILE:KEY",
+            how = STDIN_KEYS if source == STDIN else "name one as FILE:KEY"
+            raise InputError(f"holds several arrays ({', '.join(sorted(map(str, obj)))}); {how}",
                              option=option, source=source)
         key = next(iter(obj))
     if key not in obj:
@@ -339,6 +341,7 @@ def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto")
     """Bytes of standard input: .npy, .npz, JSON, or a text table (comma, semicolon, tab or whitespace)."""
     if not data.strip():
         raise InputError("standard input is empty", option=option, source=source)
+    _refuse_unread(data, option=option)
     if data.startswith(MAGIC):
         return Loaded(load_npy_bytes(data, option=option, source=source), source, True)
     if data.startswith(b"PK"):
@@ -355,3 +358,22 @@ def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto")
         return Loaded(json_to_array(obj, option=option, source=source), source, False)
     arr, skipped = parse_table(text, option=option, source=source, header=header)
     return Loaded(arr, source, False, skipped)
+
+
+# Binary formats standard input does not read, by their first bytes (a .pt zip archive is told apart by load_npz).
+_UNREAD = ((b"PAR1", "a Parquet file"), (b"ARROW1", "an Arrow IPC / Feather file"),
+           (b"\xff\xff\xff\xff", "an Arrow IPC stream"),
+           (b"\x80\x02", "a pickle (a .pt file of torch's legacy format)"))
+
+
+def _refuse_unread(data: bytes, *, option: str) -> None:
+    """One line naming the format of a binary file piped in that standard input does not read."""
+    what = None
+    if data[8:10] in (b'{"', b"{}") and 8 + int.from_bytes(data[:8], "little") <= len(data):
+        what = "a .safetensors file"  # an 8-byte little-endian header length, then the JSON header
+    what = what or next((what for magic, what in _UNREAD if data.startswith(magic)), None)
+    if option == "--from" and data.startswith(MAGIC):
+        raise InputError("an .npy file holds one array with no name: a bundle is an .npz or a JSON object",
+                         option=option, source=STDIN)
+    if what is not None:
+        raise InputError(f"{what}: {STDIN_READS}", option=option, source=STDIN)

@@ -13,6 +13,9 @@ from .common import native
 from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
+STDIN = "<stdin>"
+STDIN_READS = "standard input reads .npy, .npz, JSON and text tables; give the file by its path"
+STDIN_KEYS = "standard input cannot name one: give the file's path as FILE:KEY, or pipe it to --from -"
 MAX_HEADER = 1 << 16  # numpy refuses headers past 10 KiB unless told; a header of numbers is far smaller
 
 
@@ -128,6 +131,9 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
         raise InputError(f"not a readable .npz archive ({_first_line(exc)})", option=option, source=source) from None
     with zf:
         names = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            how = STDIN_READS if source == STDIN else "name it .pt"
+            raise InputError(f"a PyTorch archive (torch.save), not an .npz: {how}", option=option, source=source)
 
         def read(name: str) -> np.ndarray:
             info = zf.getinfo(names[name])
@@ -149,8 +155,6 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
         if option == "--from":
             return {name: read(name) for name in names}
         if len(names) > 1:
-            raise InputError(
-                f"holds several arrays ({', '.join(sorted(names))}); name one as FILE.npz:KEY",
-                option=option, source=source,
-            )
+            how = STDIN_KEYS if source == STDIN else "name one as FILE.npz:KEY"
+            raise InputError(f"holds several arrays ({', '.join(sorted(names))}); {how}", option=option, source=source)
         return read(next(iter(names)))
