@@ -331,6 +331,35 @@ def test_streamed_bad_quoted_cell_names_row_and_column(tmp_path):
     assert str(exc.value) == f"--logits ({path}): row 14, column 2: 'nope' is not a number"
 
 
+def test_semicolon_csv_as_pandas_writes_it(tmp_path, frame):
+    """pandas' to_csv(sep=';'): once its first row was taken for a header and the next failed as one cell."""
+    frame.to_csv(tmp_path / "x.csv", sep=";", index=False)
+    frame.to_csv(tmp_path / "y.csv", sep=";", index=False, header=False)
+    expected = pd.read_csv(tmp_path / "x.csv", sep=";").to_numpy()
+    for name in ("x.csv", "y.csv"):
+        np.testing.assert_array_equal(load_array(str(tmp_path / name), option="--logits").array, expected)
+        np.testing.assert_array_equal(streamed(tmp_path / name)[0], expected)
+
+
+def test_decimal_comma_is_named(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("0.5;1,5;2\n")
+    with pytest.raises(InputError) as exc:
+        load_array(str(path), option="--logits")
+    assert str(exc.value) == (f"--logits ({path}): row 1, column 2: '1,5' is not a number (a decimal comma? numbers "
+                              "are read with '.')")
+    with pytest.raises(InputError) as exc:
+        streamed(path)
+    assert str(exc.value).endswith("'1,5' is not a number (a decimal comma? numbers are read with '.')")
+
+
+def test_a_quoted_semicolon_in_a_comma_header_keeps_the_comma(tmp_path, frame):
+    path = tmp_path / "x.csv"
+    path.write_text('"a;b",' + ",".join(f'"c{i}"' for i in range(1, C)) + "\n" + frame.to_csv(index=False,
+                                                                                              header=False))
+    np.testing.assert_array_equal(load_array(str(path), option="--logits").array, frame.to_numpy())
+
+
 # --- the whole command ------------------------------------------------------------------------------------------
 
 def lossctl(*args, stdin=None):

@@ -22,6 +22,7 @@ from .text import (
     HEADER_PEEK_ROWS,
     TABLE_DELIMITERS,
     check_header,
+    comma_hint,
     pandas_sep,
     skips_header,
     sniff_delimiter,
@@ -105,7 +106,7 @@ class CsvRows:
             head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
         if not head:
             raise InputError("the file is empty", option=option, source=path)
-        delimiter = delimiter or sniff_delimiter(head[0][1])
+        delimiter = sniff_delimiter(head[0][1], delimiter)
         self.header = skips_header([split_cells(ln, delimiter) for _, ln in head], header)
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
@@ -168,8 +169,8 @@ class CsvRows:
         wrong = (pd.to_numeric(column, errors="coerce").isna() & column.notna()).to_numpy()
         if wrong.any():
             line, cells = self._data_line(self._parsed + int(np.flatnonzero(wrong)[0]))
-            return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} is not a number", option=self.option,
-                              source=self.path)
+            return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} is not a number{comma_hint(cells[c])}",
+                              option=self.option, source=self.path)
         big = next((i for i, v in enumerate(column.astype(str)) if _past_int64(v)), 0)
         line, cells = self._data_line(self._parsed + big)
         return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} does not fit in int64", option=self.option,

@@ -154,8 +154,12 @@ def table_lines(lines: Iterable[str], limit: int | None = None) -> list[tuple[in
     return out
 
 
-def sniff_delimiter(line: str) -> str:
-    """The delimiter of a table whose first data line is `line`: tab, semicolon, comma or whitespace."""
+def sniff_delimiter(line: str, given: str | None = None) -> str:
+    """The delimiter of a table whose first data line is `line`: `given` (its extension's) where there is one, else
+    tab, semicolon, comma or whitespace. A .csv's comma gives way to a semicolon where the line holds one outside
+    quotes (no number holds one), as pandas' to_csv(sep=';') and spreadsheets set to a decimal comma write CSV."""
+    if given is not None:
+        return ";" if given == "," and ";" in re.sub(r'"[^"]*"', "", line) else given
     if "\t" in line and all(len(part.split()) <= 1 for part in line.split("\t")):
         return "\t"
     if ";" in line and "," not in line:
@@ -250,8 +254,7 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
     if not numbered:
         raise InputError("the file is empty" if not text.strip() else "holds only comments, no data",
                          option=option, source=source)
-    if delimiter is None:
-        delimiter = sniff_delimiter(numbered[0][1])
+    delimiter = sniff_delimiter(numbered[0][1], delimiter)
     rows = [split_cells(ln, delimiter) for _, ln in numbered]
     start = int(skips_header(rows, header))
     if start == len(rows):
@@ -279,7 +282,7 @@ def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str,
                 value = dtype(cell) if dtype is np.float64 else int(cell)
                 out[r, c] = value
             except ValueError:
-                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} is not a number",
+                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} is not a number{comma_hint(cell)}",
                                  option=option, source=source) from None
             except OverflowError:
                 raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} does not fit in int64",
@@ -288,6 +291,13 @@ def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str,
                 raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} overflows float64",
                                  option=option, source=source)
     return out
+
+
+def comma_hint(cell: str) -> str:
+    """A hint where a cell is a number written with a decimal comma (1,5)."""
+    if "," in cell and _is_number(cell.replace(",", ".", 1)):
+        return " (a decimal comma? numbers are read with '.')"
+    return ""
 
 
 def _is_number(cell: str) -> bool:
