@@ -331,6 +331,42 @@ def test_streamed_bad_quoted_cell_names_row_and_column(tmp_path):
     assert str(exc.value) == f"--logits ({path}): row 14, column 2: 'nope' is not a number"
 
 
+@pytest.mark.parametrize("columns, index", [(None, None), (list("abcde"), None), (None, [f"s{i}" for i in range(N)])])
+def test_pandas_index_column_is_left_out(tmp_path, frame, targets, columns, index):
+    """DataFrame.to_csv's default writes the index first, under an empty header cell: once read as class 0."""
+    frame = pd.DataFrame(frame.to_numpy(), columns=columns, index=index)
+    frame.to_csv(tmp_path / "x.csv")
+    targets.to_csv(tmp_path / "t.csv")
+    expected_x = pd.read_csv(tmp_path / "x.csv", index_col=0).to_numpy()
+    expected_t = pd.read_csv(tmp_path / "t.csv", index_col=0).to_numpy()[:, 0]
+    for name, expected in (("x.csv", expected_x), ("t.csv", expected_t)):
+        np.testing.assert_array_equal(load_array(str(tmp_path / name), option="--logits").array, expected)
+        np.testing.assert_array_equal(streamed(tmp_path / name)[0], expected)
+    ref = F.cross_entropy(torch.tensor(expected_x), torch.tensor(expected_t)).item()
+    for stream in ("--no-stream", "--stream"):
+        res = lossctl("ce", "--logits", str(tmp_path / "x.csv"), "--target", str(tmp_path / "t.csv"), stream,
+                      "-f", "plain")
+        assert res.returncode == 0, res.stderr
+        np.testing.assert_allclose(float(res.stdout), ref, rtol=1e-12)
+
+
+def test_index_column_cells_are_named_by_the_files_column(tmp_path, frame):
+    frame.iloc[3, 1] = np.nan
+    frame.to_csv(tmp_path / "x.csv")
+    for read in (lambda p: load_array(p, option="--logits"), streamed):
+        with pytest.raises(InputError) as exc:
+            read(str(tmp_path / "x.csv"))
+        assert str(exc.value) == f"--logits ({tmp_path / 'x.csv'}): row 5, column 3: '' is not a number"
+
+
+def test_a_first_row_missing_its_first_value_is_no_index(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text(",0,1,2\n0.5,1,2,3\n")
+    with pytest.raises(InputError) as exc:
+        load_array(str(path), option="--logits")
+    assert str(exc.value) == f"--logits ({path}): row 1, column 1: '' is not a number"
+
+
 def test_semicolon_csv_as_pandas_writes_it(tmp_path, frame):
     """pandas' to_csv(sep=';'): once its first row was taken for a header and the next failed as one cell."""
     frame.to_csv(tmp_path / "x.csv", sep=";", index=False)

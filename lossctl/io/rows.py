@@ -23,6 +23,7 @@ from .text import (
     TABLE_DELIMITERS,
     check_header,
     comma_hint,
+    index_column,
     pandas_sep,
     skips_header,
     sniff_delimiter,
@@ -107,7 +108,9 @@ class CsvRows:
         if not head:
             raise InputError("the file is empty", option=option, source=path)
         delimiter = sniff_delimiter(head[0][1], delimiter)
-        self.header = skips_header([split_cells(ln, delimiter) for _, ln in head], header)
+        rows = [split_cells(ln, delimiter) for _, ln in head]
+        self.header = skips_header(rows, header)
+        self._index = int(self.header and index_column(rows[:2]))  # pandas' index column: left out as data
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
         self._first_line = head[int(self.header)][0]
@@ -151,12 +154,14 @@ class CsvRows:
             return None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise self._parse_error(exc) from None
+        frame = frame.iloc[:, self._index:]  # the labels stay the file's column numbers, from 0
         bad = [c for c in frame.columns if frame[c].dtype.kind not in "iuf"]
         if bad:
             raise self._bad_cell(frame[bad[0]], int(bad[0]))
         arr = frame.to_numpy()
         if arr.dtype.kind == "f" and np.isnan(arr).any():
-            self._check_gap(*(int(i) for i in np.argwhere(np.isnan(arr))[0]))
+            r, c = (int(i) for i in np.argwhere(np.isnan(arr))[0])
+            self._check_gap(r, c + self._index)
         self._parsed += len(arr)
         if self.dtype is None:
             self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype

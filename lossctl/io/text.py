@@ -178,9 +178,22 @@ def skips_header(rows: list[list[str]], header: str) -> bool:
     if header != "auto":
         return header == "yes"
     first = rows[0]
-    if not any(_is_number(c) for c in first):
+    if not any(_is_number(c) for c in first) or index_column(rows):
         return True
     return _is_pandas_header(first, rows[1:1 + HEADER_PEEK_ROWS])
+
+
+def index_column(rows: list[list[str]]) -> bool:
+    """Whether a table whose first rows have the cells `rows` starts with a header above an index column, as
+    pandas' DataFrame.to_csv and R's write.csv write one by default: the first cell is empty, the others names, or
+    pandas' default 0,1,...,C-1 above an index of integers or names (a fraction there is data: the first row
+    then lacks its first value). The index is no data: read as a column, it would be a class's logits."""
+    first, rest = rows[0], rows[0][1:]
+    if len(first) < 2 or first[0] != "":
+        return False
+    below = rows[1][0] if len(rows) > 1 and rows[1] else "0"
+    return not any(map(_is_number, rest)) or (rest == [str(i) for i in range(len(rest))]
+                                              and (bool(_INT_CELL.fullmatch(below)) or not _is_number(below)))
 
 
 def _is_pandas_header(first: list[str], below: list[list[str]]) -> bool:
@@ -205,8 +218,9 @@ def pandas_sep(delimiter: str) -> str:
     return r"\s+" if delimiter == WHITESPACE else delimiter
 
 
-def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
-    """The same parse by pandas' C engine, or None where this parser should look (and say what is wrong)."""
+def _pandas_csv(text: str, delimiter: str, skip: int, drop: int = 0) -> np.ndarray | None:
+    """The same parse by pandas' C engine, or None where this parser should look (and say what is wrong); the
+    first `drop` columns (an index) left out."""
     try:
         import pandas as pd
     except ImportError:
@@ -218,7 +232,7 @@ def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
         return None
     if any(dt.kind not in "iuf" for dt in frame.dtypes):
         return None
-    arr = frame.to_numpy()
+    arr = frame.iloc[:, drop:].to_numpy()
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return None  # a gap (ragged row), nan or an overflow: let the validating parser report or allow it
     arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64, copy=False)
@@ -241,6 +255,7 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
 
     `header` is "yes" (the first data line is a header), "no" (it is data) or "auto", where it is a header when
     - none of its cells is a number (`a,b,c`), or
+    - it heads an index column (`,a,b` or `,0,1`: see index_column), which is then left out, or
     - it reads exactly 0,1,...,C-1, pandas' default header (`0` alone for a Series), and the rows below it
       (the first HEADER_PEEK_ROWS) show it is not data: some cell is a number but not an integer (pandas'
       float frames, which write 1.0 where an integer frame writes 1), or every value is an integer below C-1
@@ -259,28 +274,32 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
     start = int(skips_header(rows, header))
     if start == len(rows):
         raise InputError("holds a header but no data rows", option=option, source=source)
+    drop = int(bool(start) and index_column(rows[:2]))  # pandas' index: the first column is left out
     if len(text) >= FAST_CSV_CHARS:
-        fast = _pandas_csv(text, delimiter, numbered[start][0] - 1)
+        fast = _pandas_csv(text, delimiter, numbered[start][0] - 1, drop)
         if fast is not None:
             return fast, bool(start)
     is_int = all(_INT_TEXT.match(ln) for _, ln in numbered[start:])
     out = _fill(rows[start:], [n for n, _ in numbered[start:]], np.int64 if is_int else np.float64,
-                option=option, source=source)
+                option=option, source=source, first_column=drop)
     return (out[:, 0] if out.shape[1] == 1 else out), bool(start)
 
 
-def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str, source: str) -> np.ndarray:
-    """Split cells into a (rows, columns) array, naming the file's line and the column of any bad cell."""
+def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str, source: str,
+          first_column: int = 0) -> np.ndarray:
+    """Split cells into a (rows, columns) array from the column `first_column` on (an index before it is left
+    out), naming the file's line and the column of any bad cell."""
     width = len(rows[0])
-    out = np.empty((len(rows), width), dtype=dtype)
+    out = np.empty((len(rows), width - first_column), dtype=dtype)
     for r, (cells, line_no) in enumerate(zip(rows, line_numbers, strict=True)):
         if len(cells) != width:
             raise InputError(f"ragged rows: row {line_no} has {len(cells)} columns, expected {width}",
                              option=option, source=source)
-        for c, cell in enumerate(cells):
+        for c in range(first_column, width):
+            cell = cells[c]
             try:
                 value = dtype(cell) if dtype is np.float64 else int(cell)
-                out[r, c] = value
+                out[r, c - first_column] = value
             except ValueError:
                 raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} is not a number{comma_hint(cell)}",
                                  option=option, source=source) from None
