@@ -230,9 +230,10 @@ def _pandas_csv(text: str, delimiter: str, skip: int, drop: int = 0) -> np.ndarr
                             comment="#")
     except Exception:  # noqa: BLE001  any complaint: the validating parser below names the row and column
         return None
+    frame = frame.iloc[:, drop:]  # an index of names is no number, and no data
     if any(dt.kind not in "iuf" for dt in frame.dtypes):
         return None
-    arr = frame.iloc[:, drop:].to_numpy()
+    arr = frame.to_numpy()
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return None  # a gap (ragged row), nan or an overflow: let the validating parser report or allow it
     arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64, copy=False)
