@@ -290,3 +290,21 @@ def test_a_bundle_key_that_holds_no_numbers_says_why(tmp_path, cli):
     ran = cli("ce", "--from", f"{tmp_path}/none.jsonl", code=2)
     assert ran.stderr == (f"lossctl: error: --target: ce needs --target (and --from {tmp_path}/none.jsonl has no "
                           "key target)\n")
+
+
+def test_an_error_lists_at_most_twenty_names(tmp_path):
+    """pandas' Series.to_json writes a key per row: the error naming the keys once listed every one of them."""
+    path = tmp_path / "series.json"
+    path.write_text(json.dumps({str(i): i % 3 for i in range(1000)}))
+    first = ", ".join(sorted(map(str, range(1000)))[:20])
+    with pytest.raises(InputError) as exc:
+        load_array(str(path), option="--target")
+    assert str(exc.value) == f"--target ({path}): holds several arrays ({first}, and 980 more); name one as FILE:KEY"
+    np.savez(tmp_path / "many.npz", **{f"a{i}": np.zeros(1) for i in range(25)})
+    with pytest.raises(InputError) as exc:
+        load_array(f"{tmp_path / 'many.npz'}:zz", option="--target")
+    assert str(exc.value).endswith(", ".join(sorted(f"a{i}" for i in range(25))[:20]) + ", and 5 more")
+    pq.write_table(pa.table({f"c{i}": pa.array(["x"]) for i in range(30)}), tmp_path / "wide.parquet")
+    with pytest.raises(InputError) as exc:
+        load_bundle(str(tmp_path / "wide.parquet"))
+    assert str(exc.value).endswith(", ".join(sorted(f"c{i}" for i in range(30))[:20]) + ", and 10 more)")

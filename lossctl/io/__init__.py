@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError, UsageError
+from .common import listing
 from .npy import MAGIC, STDIN, STDIN_KEYS, STDIN_READS, load_npy_bytes, load_npy_path, load_npz
 from .remote import is_url, local_copy, open_whole, read_bytes, seekable
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
@@ -205,11 +206,11 @@ def _pick(obj, key: str | None, *, option: str, source: str):
     if key is None:
         if len(obj) != 1:
             how = STDIN_KEYS if source == STDIN else "name one as FILE:KEY"
-            raise InputError(f"holds several arrays ({', '.join(sorted(map(str, obj)))}); {how}",
+            raise InputError(f"holds several arrays ({listing(obj)}); {how}",
                              option=option, source=source)
         key = next(iter(obj))
     if key not in obj:
-        raise MissingKeyError(f"no array named {key!r}; it holds: {', '.join(sorted(map(str, obj)))}",
+        raise MissingKeyError(f"no array named {key!r}; it holds: {listing(obj)}",
                          option=option, source=source)
     return obj[key]
 

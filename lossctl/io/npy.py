@@ -9,7 +9,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError
-from .common import native
+from .common import listing, native
 from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
@@ -147,7 +147,7 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
 
         if key is not None:
             if key not in names:
-                raise MissingKeyError(f"no array named {key!r}; it holds: {', '.join(sorted(names)) or 'nothing'}",
+                raise MissingKeyError(f"no array named {key!r}; it holds: {listing(names) or 'nothing'}",
                                  option=option, source=source)
             return read(key)
         if not names:
@@ -156,5 +156,5 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
             return {name: read(name) for name in names}
         if len(names) > 1:
             how = STDIN_KEYS if source == STDIN else "name one as FILE.npz:KEY"
-            raise InputError(f"holds several arrays ({', '.join(sorted(names))}); {how}", option=option, source=source)
+            raise InputError(f"holds several arrays ({listing(names)}); {how}", option=option, source=source)
         return read(next(iter(names)))
