@@ -266,6 +266,17 @@ def test_from_stdin(cli, tmp_path, data):
         assert value == pytest.approx(data["weighted"], rel=1e-14)
 
 
+def test_from_json_leaves_out_values_that_are_no_arrays(cli, tmp_path, data):
+    """A note or a config object beside the arrays, as a .pt dict may hold: once the whole bundle was refused."""
+    js = tmp_path / "b.json"
+    js.write_text(json.dumps({"logits": data["logits"].tolist(), "target": data["target"].tolist(), "note": "run 7",
+                              "config": {"lr": 0.1}, "done": True, "parent": None}))
+    assert ce_value(cli, "--from", str(js)) == pytest.approx(data["expected"], rel=1e-14)
+    js.write_text(json.dumps({"logits": "see run 7", "target": data["target"].tolist()}))
+    res = cli("ce", "--from", str(js), code=2)
+    assert res.stderr == f'lossctl: error: --from ({js}): non-numeric value "see run 7" at index []\n'
+
+
 def test_from_bundle_missing_a_role_names_it(tmp_path, data):
     js = tmp_path / "only_logits.json"
     js.write_text(json.dumps({"logits": data["logits"].tolist()}))

@@ -195,7 +195,10 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
 def _json_bundle(obj, source: str) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise InputError("must be a JSON object mapping role names to arrays", option="--from", source=source)
-    return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()}
+    # As in a .pt dict: a value that is no number or list (a note, a config object, null) cannot fill a role and is
+    # left out; a role that needs it is read alone (pipeline._key_read_alone), which says what is wrong with it.
+    return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()
+            if isinstance(v, (list, int, float)) and not isinstance(v, bool)}
 
 
 def _pick(obj, key: str | None, *, option: str, source: str):
