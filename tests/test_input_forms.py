@@ -277,6 +277,18 @@ def test_from_json_leaves_out_values_that_are_no_arrays(cli, tmp_path, data):
     assert res.stderr == f'lossctl: error: --from ({js}): non-numeric value "see run 7" at index []\n'
 
 
+def test_from_npz_leaves_out_members_that_hold_no_numbers(cli, tmp_path, data):
+    """Class names (a string array) or pickled metadata beside the arrays: once the whole bundle was refused."""
+    x, y = data["logits"], data["target"]
+    npz = tmp_path / "b.npz"
+    np.savez(npz, logits=x, target=y, classes=np.array(["cat", "dog", "eel"]), meta=np.array([{"a": 1}], dtype=object))
+    assert ce_value(cli, "--from", str(npz)) == pytest.approx(data["expected"], rel=1e-14)
+    assert ce_value(cli, "--from", "-", input=npz.read_bytes()) == pytest.approx(data["expected"], rel=1e-14)
+    np.savez(npz, logits=np.array(["a"]), target=y)
+    res = cli("ce", "--from", str(npz), code=2)
+    assert res.stderr == f"lossctl: error: --from ({npz}:logits): unsupported dtype <U1 (need numbers)\n"
+
+
 def test_from_bundle_missing_a_role_names_it(tmp_path, data):
     js = tmp_path / "only_logits.json"
     js.write_text(json.dumps({"logits": data["logits"].tolist()}))

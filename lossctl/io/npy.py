@@ -33,11 +33,12 @@ class NpyHeader(NamedTuple):
         return n * self.dtype.itemsize
 
 
-def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = None) -> NpyHeader:
+def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = None,
+                numbers: bool = True) -> NpyHeader:
     """Parse and validate the header of an .npy stream at its start, reading it forward only.
 
     The header's length is checked before its bytes are read, and its shape against `size` (the bytes
-    present) before the data is allocated.
+    present) before the data is allocated. numbers: False lets a dtype of no numbers (objects, strings) pass.
     """
     head = fp.read(len(MAGIC) + 2)
     if head[:len(MAGIC)] != MAGIC:
@@ -66,12 +67,12 @@ def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = No
         shape, fortran, dtype = reader(io.BytesIO(raw_len + raw), max_header_size=MAX_HEADER)
     except Exception as exc:  # noqa: BLE001  numpy parses a hostile header with literal_eval: anything can fly
         raise InputError(f"malformed .npy header ({_first_line(exc)})", option=option, source=source) from None
-    if dtype.hasobject:
+    if numbers and dtype.hasobject:
         raise InputError(
             "holds Python objects (a pickle); lossctl never unpickles, save numbers instead",
             option=option, source=source,
         )
-    if dtype.kind not in "biuf":
+    if numbers and dtype.kind not in "biuf":
         raise InputError(f"unsupported dtype {dtype} (need numbers)", option=option, source=source)
     if any(int(d) < 0 for d in shape):
         raise InputError(f"malformed .npy header: negative dimension in shape {shape}", option=option, source=source)
@@ -152,9 +153,19 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
             return read(key)
         if not names:
             raise InputError("the archive holds no arrays", option=option, source=source)
-        if option == "--from":
-            return {name: read(name) for name in names}
+        if option == "--from":  # members of no numbers (class names, pickled objects) cannot fill a role
+            return {name: read(name) for name in names if _holds_numbers(zf, names[name])}
         if len(names) > 1:
             how = STDIN_KEYS if source == STDIN else "name one as FILE.npz:KEY"
             raise InputError(f"holds several arrays ({listing(names)}); {how}", option=option, source=source)
         return read(next(iter(names)))
+
+
+def _holds_numbers(zf, member: str) -> bool:
+    """Whether an archive member's .npy header (read alone) declares numbers; a damaged one is left to the read."""
+    try:
+        with zf.open(member) as fp:
+            dtype = read_header(fp, option="--from", source=member, numbers=False).dtype
+    except Exception:  # noqa: BLE001  the read of the member names what is wrong with it
+        return True
+    return dtype.kind in "biuf" and not dtype.hasobject
