@@ -381,6 +381,18 @@ def test_semicolon_csv_as_pandas_writes_it(tmp_path, frame):
         np.testing.assert_array_equal(streamed(tmp_path / name)[0], expected)
 
 
+def test_a_cell_with_an_underscore_is_no_number(tmp_path):
+    """Python's float('1_0') is 10.0; np.loadtxt and pandas refuse it, and so does lossctl, whole or streamed."""
+    path = tmp_path / "x.csv"
+    path.write_text("1_0,2,3\n0.5,2,1\n")
+    with pytest.raises(ValueError):
+        np.loadtxt(path, delimiter=",")
+    for read in (lambda p: load_array(p, option="--logits"), streamed):
+        with pytest.raises(InputError) as exc:
+            read(str(path))
+        assert str(exc.value) == f"--logits ({path}): row 1, column 1: '1_0' is not a number"
+
+
 def test_decimal_comma_is_named(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("0.5;1,5;2\n")

@@ -299,6 +299,8 @@ def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str,
         for c in range(first_column, width):
             cell = cells[c]
             try:
+                if "_" in cell:  # Python reads 1_0 as 10; numpy's and pandas' parsers, rightly, as no number
+                    raise ValueError(cell)
                 value = dtype(cell) if dtype is np.float64 else int(cell)
                 out[r, c - first_column] = value
             except ValueError:
