@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -284,6 +285,9 @@ def test_from_npz_leaves_out_members_that_hold_no_numbers(cli, tmp_path, data):
     np.savez(npz, logits=x, target=y, classes=np.array(["cat", "dog", "eel"]), meta=np.array([{"a": 1}], dtype=object))
     assert ce_value(cli, "--from", str(npz)) == pytest.approx(data["expected"], rel=1e-14)
     assert ce_value(cli, "--from", "-", input=npz.read_bytes()) == pytest.approx(data["expected"], rel=1e-14)
+    with zipfile.ZipFile(npz, "a") as zf:
+        zf.writestr("README.txt", "what the arrays are")
+    assert ce_value(cli, "--from", str(npz)) == pytest.approx(data["expected"], rel=1e-14)
     np.savez(npz, logits=np.array(["a"]), target=y)
     res = cli("ce", "--from", str(npz), code=2)
     assert res.stderr == f"lossctl: error: --from ({npz}:logits): unsupported dtype <U1 (need numbers)\n"

@@ -162,7 +162,10 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
 
 
 def _holds_numbers(zf, member: str) -> bool:
-    """Whether an archive member's .npy header (read alone) declares numbers; a damaged one is left to the read."""
+    """Whether an archive member's .npy header (read alone) declares numbers; a damaged one is left to the read,
+    and a member that is no .npy (a README beside the arrays) left out."""
+    if not member.endswith(".npy"):
+        return False
     try:
         with zf.open(member) as fp:
             dtype = read_header(fp, option="--from", source=member, numbers=False).dtype
