@@ -293,10 +293,10 @@ def test_a_bundle_key_that_holds_no_numbers_says_why(tmp_path, cli):
 
 
 def test_an_error_lists_at_most_twenty_names(tmp_path):
-    """pandas' Series.to_json writes a key per row: the error naming the keys once listed every one of them."""
-    path = tmp_path / "series.json"
-    path.write_text(json.dumps({str(i): i % 3 for i in range(1000)}))
-    first = ", ".join(sorted(map(str, range(1000)))[:20])
+    """A JSON object of a key per row: the error naming the keys once listed every one of them."""
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({f"row{i}": i % 3 for i in range(1000)}))
+    first = ", ".join(sorted(f"row{i}" for i in range(1000))[:20])
     with pytest.raises(InputError) as exc:
         load_array(str(path), option="--target")
     assert str(exc.value) == f"--target ({path}): holds several arrays ({first}, and 980 more); name one as FILE:KEY"
@@ -308,3 +308,18 @@ def test_an_error_lists_at_most_twenty_names(tmp_path):
     with pytest.raises(InputError) as exc:
         load_bundle(str(tmp_path / "wide.parquet"))
     assert str(exc.value).endswith(", ".join(sorted(f"c{i}" for i in range(30))[:20]) + ", and 10 more)")
+
+
+def test_pandas_to_json_default_says_what_to_write(tmp_path, data):
+    """DataFrame/Series.to_json's default is keyed by row number: once 'holds several arrays (0, 1, 10, ...)'."""
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(data["logits"]).to_json(tmp_path / "x.json")
+    pd.Series(data["target"]).to_json(tmp_path / "t.json")
+    for name, what in (("x.json", "DataFrame"), ("t.json", "Series")):
+        with pytest.raises(InputError) as exc:
+            load_array(str(tmp_path / name), option="--logits")
+        assert str(exc.value) == (f"--logits ({tmp_path / name}): an object keyed by row number, as pandas' to_json "
+                                  f"writes a {what}: write it with orient='values' (lossctl reads nested lists)")
+    pd.DataFrame(data["logits"]).to_json(tmp_path / "v.json", orient="values", double_precision=15)
+    np.testing.assert_allclose(load_array(str(tmp_path / "v.json"), option="--logits").array, data["logits"],
+                               rtol=1e-12)  # pandas writes at most 15 significant digits

@@ -150,6 +150,7 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     if ext == ".json":
         obj = parse_json(text, option=option, source=path)
         if isinstance(obj, dict):
+            _refuse_pandas_json(obj, key, option=option, source=path)
             obj = _pick(obj, key, option=option, source=path)
         return Loaded(json_to_array(obj, option=option, source=path), path, False)
     arr, skipped = parse_table(text, option=option, source=path, delimiter=TABLE_DELIMITERS.get(ext), header=header)
@@ -199,6 +200,20 @@ def _json_bundle(obj, source: str) -> dict[str, np.ndarray]:
     # left out; a role that needs it is read alone (pipeline._key_read_alone), which says what is wrong with it.
     return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()
             if isinstance(v, (list, int, float)) and not isinstance(v, bool)}
+
+
+def _refuse_pandas_json(obj: dict, key: str | None, *, option: str, source: str) -> None:
+    """pandas' to_json writes a Series as {index: value} and a DataFrame as {column: {index: value}}: no arrays to
+    pick, and a value per row listed as if it were one; say what to write instead."""
+    if key is not None or len(obj) < 2:
+        return
+    first = next(iter(obj.values()))
+    frame = all(isinstance(v, dict) for v in obj.values())
+    index = first if frame else obj  # the keys pandas writes for the rows: 0, 1, ... for a default index
+    if (frame or all(isinstance(v, (int, float)) for v in obj.values())) and all(k.isdigit() for k in index):
+        what = "DataFrame" if frame else "Series"
+        raise InputError(f"an object keyed by row number, as pandas' to_json writes a {what}: write it with "
+                         "orient='values' (lossctl reads nested lists)", option=option, source=source)
 
 
 def _pick(obj, key: str | None, *, option: str, source: str):
