@@ -393,6 +393,15 @@ def test_a_cell_with_an_underscore_is_no_number(tmp_path):
         assert str(exc.value) == f"--logits ({path}): row 1, column 1: '1_0' is not a number"
 
 
+def test_utf16_text_is_named(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("1\t2\t3\n0.5\t2\t1\n", encoding="utf-16")
+    for source, stdin in ((str(path), None), ("-", path.read_bytes())):
+        with pytest.raises(InputError) as exc:
+            load_array(source, option="--logits", stdin=stdin)
+        assert str(exc.value) == f"--logits ({path if stdin is None else '<stdin>'}): UTF-16 text: save it as UTF-8"
+
+
 def test_decimal_comma_is_named(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("0.5;1,5;2\n")

@@ -18,6 +18,8 @@ def decode_utf8(data: bytes, *, option: str, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte-order mark: Excel's "Unicode Text" saves so
+            raise InputError("UTF-16 text: save it as UTF-8", option=option, source=source) from None
         raise InputError(f"not UTF-8 text (bad byte at offset {exc.start})", option=option, source=source) from None
 
 
