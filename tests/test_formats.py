@@ -289,7 +289,7 @@ def test_a_bundle_key_that_holds_no_numbers_says_why(tmp_path, cli):
     (tmp_path / "none.jsonl").write_text('{"logits": [1.0, 2.0]}\n')
     ran = cli("ce", "--from", f"{tmp_path}/none.jsonl", code=2)
     assert ran.stderr == (f"lossctl: error: --target: ce needs --target (and --from {tmp_path}/none.jsonl has no "
-                          "key target)\n")
+                          "key target holding numbers)\n")
 
 
 def test_an_error_lists_at_most_twenty_names(tmp_path):

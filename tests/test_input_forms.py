@@ -276,6 +276,9 @@ def test_from_json_leaves_out_values_that_are_no_arrays(cli, tmp_path, data):
     js.write_text(json.dumps({"logits": "see run 7", "target": data["target"].tolist()}))
     res = cli("ce", "--from", str(js), code=2)
     assert res.stderr == f'lossctl: error: --from ({js}): non-numeric value "see run 7" at index []\n'
+    res = cli("ce", "--from", "-", input=js.read_bytes(), code=2)  # not read again: the message says no more
+    assert res.stderr == ("lossctl: error: --logits: ce needs --logits (and --from - has no key logits holding "
+                          "numbers)\n")
 
 
 def test_from_npz_leaves_out_members_that_hold_no_numbers(cli, tmp_path, data):
