@@ -353,7 +353,10 @@ def _read_bytes(path: str, option: str) -> bytes:
 def read_stdin(option: str) -> bytes:
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("reads standard input ('-') but nothing is piped in", option=option)
-    return sys.stdin.buffer.read()
+    try:
+        return sys.stdin.buffer.read()
+    except OSError as exc:  # a read error on the pipe or terminal (EIO), or a stdin that refuses reads
+        raise InputError(f"cannot read standard input ({exc.strerror or exc})", option=option, source=STDIN) from None
 
 
 def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto") -> Loaded:
