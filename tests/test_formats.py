@@ -323,3 +323,13 @@ def test_pandas_to_json_default_says_what_to_write(tmp_path, data):
     pd.DataFrame(data["logits"]).to_json(tmp_path / "v.json", orient="values", double_precision=15)
     np.testing.assert_allclose(load_array(str(tmp_path / "v.json"), option="--logits").array, data["logits"],
                                rtol=1e-12)  # pandas writes at most 15 significant digits
+
+
+def test_float8_safetensors_says_what_to_save_instead(tmp_path, cli):
+    """A float8 tensor is numbers NumPy cannot hold: once 'unsupported dtype F8_E4M3 (need numbers)'."""
+    from safetensors.torch import save_file
+
+    save_file({"logits": torch.zeros(2, 3).to(torch.float8_e4m3fn)}, tmp_path / "f8.safetensors")
+    res = cli("ce", "--logits", str(tmp_path / "f8.safetensors"), "--target", "[0, 1]", code=2)
+    assert res.stderr == (f"lossctl: error: --logits ({tmp_path / 'f8.safetensors'}:logits): unsupported dtype "
+                          "F8_E4M3 (float8, which NumPy cannot hold: save it as F16, BF16 or F32)\n")
