@@ -88,7 +88,8 @@ FormatOpt = Annotated[choice(*FORMATS), typer.Option("--format", "-f",
 DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
                                        help="auto: binary files keep their float dtype, text computes in float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
-                                                "dict) filling each role from the key of its name.")]
+                                                "dict, .safetensors, Parquet/Arrow columns, JSON Lines fields) "
+                                                "filling each role from the key of its name.")]
 HeaderOpt = Annotated[choice("auto", "yes", "no"), typer.Option(
     "--header", help="Whether text tables (CSV, TSV, whitespace) start with a header row; auto: a row of words, or "
     "pandas' default 0,1,...,C-1 above non-integer data.")]
@@ -98,10 +99,14 @@ CLASS_AXIS = inspect.Parameter("class_axis", inspect.Parameter.KEYWORD_ONLY, def
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
-SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json, .csv, .tsv, .txt, .dat, .pt[:key]) or a URL (s3://, gs://, "
+SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json[:key], .csv, .tsv, .txt, .dat, .pt[:key], "
+               ".safetensors[:key], .parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key]) or a URL (s3://, gs://, "
                "az://, http(s)://, hf://); several paths (repeat the option) "
                "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
                "'[[2.0, 1.0]]'.")
+
+STREAM_HELP = ("Stream big inputs (.npy, text tables, Parquet/Arrow columns, JSON Lines) in chunks [default: when "
+               "they pass 64 MiB together].")
 
 
 def _err(text: str) -> None:
@@ -242,7 +247,7 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
         params += [
             _param("stream", Annotated[bool | None, typer.Option(
                 "--stream/--no-stream", show_default=False,
-                help="Stream .npy (and CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")], None),
+                help=STREAM_HELP)], None),
             _param("threads", Annotated[int | None, typer.Option(
                 "--threads", show_default=False,
                 help="Threads computing streamed chunks, 1 to 256 [default: the machine's cores].")], None),
@@ -521,8 +526,7 @@ def calibration_cmd(
     strict: StrictOpt = False,
     partials: Annotated[bool, typer.Option("--partials", help="Print the mergeable per-bin sums as JSON, for "
                                            "`lossctl merge`.")] = False,
-    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", show_default=False, help="Stream .npy (and "
-                      "CSV/TSV) inputs in chunks [default: when they pass 64 MiB together].")] = None,
+    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", show_default=False, help=STREAM_HELP)] = None,
     threads: Annotated[int | None, typer.Option("--threads", show_default=False,
                                                 help="Threads binning streamed chunks, 1 to 256 [default: the "
                                                 "machine's cores].")] = None,

@@ -295,7 +295,8 @@ def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = 
         if len(given) > 1:
             raise UsageError(f"give only one of {flags}", option=given[1].flag)
         if not given and all(r.required for r in roles):
-            where = f" (and --from {bundle} has no key {' or '.join(r.name for r in roles)})" if bundle else ""
+            where = f" (and --from {bundle} has no key {' or '.join(r.name for r in roles)} holding numbers)" \
+                if bundle else ""
             raise UsageError(f"{spec.name} needs {flags}{where}", option=roles[0].flag)
 
 

@@ -25,7 +25,7 @@ from .io.common import native
 from .io.npy import NpyHeader, read_header
 from .io.remote import file_size, is_file, is_url, open_binary
 from .io.rows import open_rows
-from .io.text import TABLE_DELIMITERS, table_lines
+from .io.text import TABLE_DELIMITERS, index_column, sniff_delimiter, split_cells, table_lines
 from .losses._common import ROW_OFFSET, Context
 from .pipeline import (
     Progress,
@@ -96,9 +96,9 @@ def _describe(source: Any, role: str) -> _Input | None:
     if ext in TABLE_DELIMITERS:
         with io.TextIOWrapper(open_binary(path, flag(role)), encoding="utf-8-sig", errors="replace") as fp:
             head = table_lines(fp, limit=1)  # the first line holding data: comments and blank lines come first
-        sep = TABLE_DELIMITERS[ext]
         first = head[0][1] if head else ""
-        cells = len(first.split(sep)) if sep else len(first.split())
+        sep = TABLE_DELIMITERS[ext] and sniff_delimiter(first, TABLE_DELIMITERS[ext])
+        cells = len(first.split(sep)) - index_column([split_cells(first, sep)]) if sep else len(first.split())
         return _Input(role, path, max(cells, 1) * 8, None, columns=cells, width=cells)
     return _describe_rows(source, role, ext)
 

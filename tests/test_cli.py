@@ -326,6 +326,19 @@ def test_help_shows_brackets_verbatim(cli):
     assert "Cross entropy" in out and "--label-smoothing" in out
 
 
+def test_help_names_every_format_read(cli):
+    """The SOURCE epilog and --from name every format lossctl reads; once they stopped at .pt."""
+    from lossctl.io import FORMATS
+
+    out = "".join(cli("ce", "--help", env={"COLUMNS": "200"}).stdout.split())
+    epilog = out[out.index("SOURCE:"):]
+    assert [ext for ext in FORMATS if ext not in epilog and ext != ".pth"] == []
+    from_help = out[out.index("--from"):out.index("-f,--format")]
+    assert all(word in from_help for word in (".npz", "JSON", ".pt", ".safetensors", "Parquet", "JSONLines"))
+    stream_help = out[out.index("--stream/--no-stream"):out.index("--threads")]
+    assert all(word in stream_help for word in (".npy", "text", "Parquet", "JSONLines"))
+
+
 def test_table_shows_the_warnings_too(cli):
     res = cli("kl", "--logits", "[[1.0, 2.0]]", "--target", "[[0.5, 0.5]]", "-f", "table", env={"COLUMNS": "200"})
     assert "warning" in res.stdout and "batchmean" in res.stdout

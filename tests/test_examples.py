@@ -116,15 +116,22 @@ def shim(tmp_path_factory) -> Path:
 
 
 def run_line(command: str, cli, shim: Path, monkeypatch) -> Ran:
+    # The README's /tmp/ files live in this run's own directory: runs of the suite side by side share no file.
+    scratch = shim / "tmp"
+    scratch.mkdir(exist_ok=True)
+    command = command.replace("/tmp/", f"{scratch}/")
     args = shell_free(command)
     if args is not None:
         monkeypatch.chdir(ROOT)
         res = cli(*args[1:], code=None)
-        return Ran(res.exit_code, res.stdout, res.stderr)
-    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
-    env.pop("FORCE_COLOR", None)
-    proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    return Ran(proc.returncode, proc.stdout, proc.stderr)
+        ran = Ran(res.exit_code, res.stdout, res.stderr)
+    else:
+        env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
+        env.pop("FORCE_COLOR", None)
+        proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        ran = Ran(proc.returncode, proc.stdout, proc.stderr)
+    return Ran(ran.exit_code, ran.stdout.replace(f"{scratch}/", "/tmp/"), ran.stderr.replace(f"{scratch}/", "/tmp/"))
 
 
 # ---------------------------------------------------------------------------------------------------------

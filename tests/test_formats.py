@@ -289,4 +289,47 @@ def test_a_bundle_key_that_holds_no_numbers_says_why(tmp_path, cli):
     (tmp_path / "none.jsonl").write_text('{"logits": [1.0, 2.0]}\n')
     ran = cli("ce", "--from", f"{tmp_path}/none.jsonl", code=2)
     assert ran.stderr == (f"lossctl: error: --target: ce needs --target (and --from {tmp_path}/none.jsonl has no "
-                          "key target)\n")
+                          "key target holding numbers)\n")
+
+
+def test_an_error_lists_at_most_twenty_names(tmp_path):
+    """A JSON object of a key per row: the error naming the keys once listed every one of them."""
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({f"row{i}": i % 3 for i in range(1000)}))
+    first = ", ".join(sorted(f"row{i}" for i in range(1000))[:20])
+    with pytest.raises(InputError) as exc:
+        load_array(str(path), option="--target")
+    assert str(exc.value) == f"--target ({path}): holds several arrays ({first}, and 980 more); name one as FILE:KEY"
+    np.savez(tmp_path / "many.npz", **{f"a{i}": np.zeros(1) for i in range(25)})
+    with pytest.raises(InputError) as exc:
+        load_array(f"{tmp_path / 'many.npz'}:zz", option="--target")
+    assert str(exc.value).endswith(", ".join(sorted(f"a{i}" for i in range(25))[:20]) + ", and 5 more")
+    pq.write_table(pa.table({f"c{i}": pa.array(["x"]) for i in range(30)}), tmp_path / "wide.parquet")
+    with pytest.raises(InputError) as exc:
+        load_bundle(str(tmp_path / "wide.parquet"))
+    assert str(exc.value).endswith(", ".join(sorted(f"c{i}" for i in range(30))[:20]) + ", and 10 more)")
+
+
+def test_pandas_to_json_default_says_what_to_write(tmp_path, data):
+    """DataFrame/Series.to_json's default is keyed by row number: once 'holds several arrays (0, 1, 10, ...)'."""
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(data["logits"]).to_json(tmp_path / "x.json")
+    pd.Series(data["target"]).to_json(tmp_path / "t.json")
+    for name, what in (("x.json", "DataFrame"), ("t.json", "Series")):
+        with pytest.raises(InputError) as exc:
+            load_array(str(tmp_path / name), option="--logits")
+        assert str(exc.value) == (f"--logits ({tmp_path / name}): an object keyed by row number, as pandas' to_json "
+                                  f"writes a {what}: write it with orient='values' (lossctl reads nested lists)")
+    pd.DataFrame(data["logits"]).to_json(tmp_path / "v.json", orient="values", double_precision=15)
+    np.testing.assert_allclose(load_array(str(tmp_path / "v.json"), option="--logits").array, data["logits"],
+                               rtol=1e-12)  # pandas writes at most 15 significant digits
+
+
+def test_float8_safetensors_says_what_to_save_instead(tmp_path, cli):
+    """A float8 tensor is numbers NumPy cannot hold: once 'unsupported dtype F8_E4M3 (need numbers)'."""
+    from safetensors.torch import save_file
+
+    save_file({"logits": torch.zeros(2, 3).to(torch.float8_e4m3fn)}, tmp_path / "f8.safetensors")
+    res = cli("ce", "--logits", str(tmp_path / "f8.safetensors"), "--target", "[0, 1]", code=2)
+    assert res.stderr == (f"lossctl: error: --logits ({tmp_path / 'f8.safetensors'}:logits): unsupported dtype "
+                          "F8_E4M3 (float8, which NumPy cannot hold: save it as F16, BF16 or F32)\n")

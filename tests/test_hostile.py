@@ -601,3 +601,27 @@ def test_safetensors_header_bomb_through_the_real_cli(format_corpus):
     assert proc.stdout == b""
     lines = proc.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lossctl: error: --logits (") and "refused" in lines[0], lines
+
+
+def test_a_read_error_on_stdin_is_one_line(monkeypatch):
+    """An OSError reading the pipe (EIO; pytest's own stdin refuses reads too) is an InputError, not a traceback."""
+    import errno
+
+    from lossctl.errors import InputError
+    from lossctl.io import read_stdin
+
+    class Broken:
+        def isatty(self):
+            return False
+
+        @property
+        def buffer(self):
+            return self
+
+        def read(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sys, "stdin", Broken())
+    with pytest.raises(InputError) as exc:
+        read_stdin("--logits")
+    assert str(exc.value) == "--logits (<stdin>): cannot read standard input (Input/output error)"

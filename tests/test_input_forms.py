@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -156,6 +157,70 @@ def test_float32_npy_on_stdin_keeps_float32(cli, data):
     assert out["value"] == pytest.approx(ref, rel=2e-6)
 
 
+def test_float32_npz_on_stdin_keeps_float32(cli, data):
+    """An .npz is binary wherever it comes from: piped, as read from its path, its float32 stays float32."""
+    x32 = data["logits"].astype(np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, x32)
+    res = cli("ce", "--logits", "-", "--target", json.dumps(data["target"].tolist()), "--format", "json",
+              input=buf.getvalue())
+    out = json.loads(res.stdout)
+    assert out["dtype"] == "float32"
+    ref = F.cross_entropy(torch.from_numpy(x32), torch.from_numpy(data["target"])).item()
+    assert out["value"] == pytest.approx(ref, rel=2e-6)
+
+
+def _stdin_files(tmp_path, data) -> dict[str, bytes]:
+    """The bytes of each binary format that standard input does not read, as its writer wrote them."""
+    import pyarrow as pa
+    import pyarrow.feather
+    import pyarrow.parquet
+    from safetensors.numpy import save as st_save
+
+    x = data["logits"]
+    torch.save(torch.from_numpy(x), tmp_path / "zip.pt")
+    torch.save(torch.from_numpy(x), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    table = pa.table({"logits": pa.array(list(map(list, x)))})
+    pyarrow.parquet.write_table(table, tmp_path / "x.parquet")
+    pyarrow.feather.write_feather(table, tmp_path / "x.feather")
+    files = {name: (tmp_path / name).read_bytes() for name in ("zip.pt", "legacy.pt", "x.parquet", "x.feather")}
+    return files | {"x.safetensors": st_save({"logits": x.astype(np.float32)})}
+
+
+@pytest.mark.parametrize("option", ["--logits", "--from"])
+def test_stdin_names_a_binary_format_it_does_not_read(cli, tmp_path, data, option):
+    what = {"zip.pt": "a PyTorch archive (torch.save), not an .npz: ",
+            "legacy.pt": "a pickle (a .pt file of torch's legacy format): ", "x.parquet": "a Parquet file: ",
+            "x.feather": "an Arrow IPC / Feather file: ", "x.safetensors": "a .safetensors file: "}
+    target = () if option == "--from" else ("--target", json.dumps(data["target"].tolist()))
+    for name, raw in _stdin_files(tmp_path, data).items():
+        res = cli("ce", option, "-", *target, input=raw, code=2)
+        assert res.stderr == (f"lossctl: error: {option} (<stdin>): {what[name]}standard input reads .npy, .npz, "
+                              "JSON and text tables; give the file by its path\n"), name
+
+
+def test_stdin_with_several_arrays_says_how_to_pick_one(cli, data):
+    x, y = data["logits"], data["target"]
+    buf = io.BytesIO()
+    np.savez(buf, logits=x, target=y)
+    bundle_json = json.dumps({"logits": x.tolist(), "target": y.tolist()}).encode()
+    for raw in (buf.getvalue(), bundle_json):
+        res = cli("ce", "--logits", "-", "--target", json.dumps(y.tolist()), input=raw, code=2)
+        assert res.stderr == ("lossctl: error: --logits (<stdin>): holds several arrays (logits, target); standard "
+                              "input cannot name one: give the file's path as FILE:KEY, or pipe it to --from -\n")
+        assert ce_value(cli, "--from", "-", input=raw) == pytest.approx(data["expected"], rel=1e-14)
+    res = cli("ce", "--from", "-", input=npy_bytes(x), code=2)
+    assert res.stderr == ("lossctl: error: --from (<stdin>): an .npy file holds one array with no name: a bundle is "
+                          "an .npz or a JSON object\n")
+
+
+def test_a_pt_file_named_npz_is_named_for_what_it_is(cli, tmp_path, data):
+    torch.save(torch.from_numpy(data["logits"]), tmp_path / "x.npz")
+    res = cli("ce", "--logits", str(tmp_path / "x.npz"), "--target", json.dumps(data["target"].tolist()), code=2)
+    assert res.stderr == (f"lossctl: error: --logits ({tmp_path / 'x.npz'}): a PyTorch archive (torch.save), not an "
+                          ".npz: name it .pt\n")
+
+
 def test_only_one_option_may_read_stdin(cli):
     res = cli("ce", "--logits", "-", "--target", "-", input=b"[[1.0, 2.0]]", code=2)
     assert "standard input" in res.stderr and "--logits" in res.stderr and "--target" in res.stderr
@@ -200,6 +265,35 @@ def test_from_stdin(cli, tmp_path, data):
         with open(path, "rb") as fp:
             value = ce_value(cli, "--from", "-", input=fp.read())
         assert value == pytest.approx(data["weighted"], rel=1e-14)
+
+
+def test_from_json_leaves_out_values_that_are_no_arrays(cli, tmp_path, data):
+    """A note or a config object beside the arrays, as a .pt dict may hold: once the whole bundle was refused."""
+    js = tmp_path / "b.json"
+    js.write_text(json.dumps({"logits": data["logits"].tolist(), "target": data["target"].tolist(), "note": "run 7",
+                              "config": {"lr": 0.1}, "done": True, "parent": None}))
+    assert ce_value(cli, "--from", str(js)) == pytest.approx(data["expected"], rel=1e-14)
+    js.write_text(json.dumps({"logits": "see run 7", "target": data["target"].tolist()}))
+    res = cli("ce", "--from", str(js), code=2)
+    assert res.stderr == f'lossctl: error: --from ({js}): non-numeric value "see run 7" at index []\n'
+    res = cli("ce", "--from", "-", input=js.read_bytes(), code=2)  # not read again: the message says no more
+    assert res.stderr == ("lossctl: error: --logits: ce needs --logits (and --from - has no key logits holding "
+                          "numbers)\n")
+
+
+def test_from_npz_leaves_out_members_that_hold_no_numbers(cli, tmp_path, data):
+    """Class names (a string array) or pickled metadata beside the arrays: once the whole bundle was refused."""
+    x, y = data["logits"], data["target"]
+    npz = tmp_path / "b.npz"
+    np.savez(npz, logits=x, target=y, classes=np.array(["cat", "dog", "eel"]), meta=np.array([{"a": 1}], dtype=object))
+    assert ce_value(cli, "--from", str(npz)) == pytest.approx(data["expected"], rel=1e-14)
+    assert ce_value(cli, "--from", "-", input=npz.read_bytes()) == pytest.approx(data["expected"], rel=1e-14)
+    with zipfile.ZipFile(npz, "a") as zf:
+        zf.writestr("README.txt", "what the arrays are")
+    assert ce_value(cli, "--from", str(npz)) == pytest.approx(data["expected"], rel=1e-14)
+    np.savez(npz, logits=np.array(["a"]), target=y)
+    res = cli("ce", "--from", str(npz), code=2)
+    assert res.stderr == f"lossctl: error: --from ({npz}:logits): unsupported dtype <U1 (need numbers)\n"
 
 
 def test_from_bundle_missing_a_role_names_it(tmp_path, data):

@@ -331,6 +331,96 @@ def test_streamed_bad_quoted_cell_names_row_and_column(tmp_path):
     assert str(exc.value) == f"--logits ({path}): row 14, column 2: 'nope' is not a number"
 
 
+@pytest.mark.parametrize("columns, index", [(None, None), (list("abcde"), None), (None, [f"s{i}" for i in range(N)])])
+def test_pandas_index_column_is_left_out(monkeypatch, tmp_path, frame, targets, columns, index):
+    """DataFrame.to_csv's default writes the index first, under an empty header cell: once read as class 0."""
+    frame = pd.DataFrame(frame.to_numpy(), columns=columns, index=index)
+    frame.to_csv(tmp_path / "x.csv")
+    targets.to_csv(tmp_path / "t.csv")
+    expected_x = pd.read_csv(tmp_path / "x.csv", index_col=0).to_numpy()
+    expected_t = pd.read_csv(tmp_path / "t.csv", index_col=0).to_numpy()[:, 0]
+    for name, expected in (("x.csv", expected_x), ("t.csv", expected_t)):
+        np.testing.assert_array_equal(load_array(str(tmp_path / name), option="--logits").array, expected)
+        np.testing.assert_array_equal(streamed(tmp_path / name)[0], expected)
+        with monkeypatch.context() as m:  # a big file's parse by pandas, with no validating parser to fall back to
+            m.setattr(text_mod, "FAST_CSV_CHARS", 0)
+            m.setattr(text_mod, "_fill", None)
+            np.testing.assert_array_equal(load_array(str(tmp_path / name), option="--logits").array, expected)
+    ref = F.cross_entropy(torch.tensor(expected_x), torch.tensor(expected_t)).item()
+    for stream in ("--no-stream", "--stream"):
+        res = lossctl("ce", "--logits", str(tmp_path / "x.csv"), "--target", str(tmp_path / "t.csv"), stream,
+                      "-f", "plain")
+        assert res.returncode == 0, res.stderr
+        np.testing.assert_allclose(float(res.stdout), ref, rtol=1e-12)
+
+
+def test_index_column_cells_are_named_by_the_files_column(tmp_path, frame):
+    frame.iloc[3, 1] = np.nan
+    frame.to_csv(tmp_path / "x.csv")
+    for read in (lambda p: load_array(p, option="--logits"), streamed):
+        with pytest.raises(InputError) as exc:
+            read(str(tmp_path / "x.csv"))
+        assert str(exc.value) == f"--logits ({tmp_path / 'x.csv'}): row 5, column 3: '' is not a number"
+
+
+def test_a_first_row_missing_its_first_value_is_no_index(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text(",0,1,2\n0.5,1,2,3\n")
+    with pytest.raises(InputError) as exc:
+        load_array(str(path), option="--logits")
+    assert str(exc.value) == f"--logits ({path}): row 1, column 1: '' is not a number"
+
+
+def test_semicolon_csv_as_pandas_writes_it(tmp_path, frame):
+    """pandas' to_csv(sep=';'): once its first row was taken for a header and the next failed as one cell."""
+    frame.to_csv(tmp_path / "x.csv", sep=";", index=False)
+    frame.to_csv(tmp_path / "y.csv", sep=";", index=False, header=False)
+    expected = pd.read_csv(tmp_path / "x.csv", sep=";").to_numpy()
+    for name in ("x.csv", "y.csv"):
+        np.testing.assert_array_equal(load_array(str(tmp_path / name), option="--logits").array, expected)
+        np.testing.assert_array_equal(streamed(tmp_path / name)[0], expected)
+
+
+def test_a_cell_with_an_underscore_is_no_number(tmp_path):
+    """Python's float('1_0') is 10.0; np.loadtxt and pandas refuse it, and so does lossctl, whole or streamed."""
+    path = tmp_path / "x.csv"
+    path.write_text("1_0,2,3\n0.5,2,1\n")
+    with pytest.raises(ValueError):
+        np.loadtxt(path, delimiter=",")
+    for read in (lambda p: load_array(p, option="--logits"), streamed):
+        with pytest.raises(InputError) as exc:
+            read(str(path))
+        assert str(exc.value) == f"--logits ({path}): row 1, column 1: '1_0' is not a number"
+
+
+def test_utf16_text_is_named(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("1\t2\t3\n0.5\t2\t1\n", encoding="utf-16")
+    for source, stdin in ((str(path), None), ("-", path.read_bytes())):
+        with pytest.raises(InputError) as exc:
+            load_array(source, option="--logits", stdin=stdin)
+        assert str(exc.value) == f"--logits ({path if stdin is None else '<stdin>'}): UTF-16 text: save it as UTF-8"
+
+
+def test_decimal_comma_is_named(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("0.5;1,5;2\n")
+    with pytest.raises(InputError) as exc:
+        load_array(str(path), option="--logits")
+    assert str(exc.value) == (f"--logits ({path}): row 1, column 2: '1,5' is not a number (a decimal comma? numbers "
+                              "are read with '.')")
+    with pytest.raises(InputError) as exc:
+        streamed(path)
+    assert str(exc.value).endswith("'1,5' is not a number (a decimal comma? numbers are read with '.')")
+
+
+def test_a_quoted_semicolon_in_a_comma_header_keeps_the_comma(tmp_path, frame):
+    path = tmp_path / "x.csv"
+    path.write_text('"a;b",' + ",".join(f'"c{i}"' for i in range(1, C)) + "\n" + frame.to_csv(index=False,
+                                                                                              header=False))
+    np.testing.assert_array_equal(load_array(str(path), option="--logits").array, frame.to_numpy())
+
+
 # --- the whole command ------------------------------------------------------------------------------------------
 
 def lossctl(*args, stdin=None):

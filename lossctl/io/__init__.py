@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError, UsageError
-from .npy import MAGIC, load_npy_bytes, load_npy_path, load_npz
+from .common import listing
+from .npy import MAGIC, STDIN, STDIN_KEYS, STDIN_READS, load_npy_bytes, load_npy_path, load_npz
 from .remote import is_url, local_copy, open_whole, read_bytes, seekable
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
 
@@ -149,6 +150,7 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     if ext == ".json":
         obj = parse_json(text, option=option, source=path)
         if isinstance(obj, dict):
+            _refuse_pandas_json(obj, key, option=option, source=path)
             obj = _pick(obj, key, option=option, source=path)
         return Loaded(json_to_array(obj, option=option, source=path), path, False)
     arr, skipped = parse_table(text, option=option, source=path, delimiter=TABLE_DELIMITERS.get(ext), header=header)
@@ -160,6 +162,7 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
     option = "--from"
     if source == "-":
         data = stdin if stdin is not None else read_stdin(option)
+        _refuse_unread(data, option=option)
         if data.startswith(b"PK"):
             import io as _io
             return load_npz(_io.BytesIO(data), option=option, source="<stdin>", key=None), True
@@ -193,7 +196,24 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
 def _json_bundle(obj, source: str) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise InputError("must be a JSON object mapping role names to arrays", option="--from", source=source)
-    return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()}
+    # As in a .pt dict: a value that is no number or list (a note, a config object, null) cannot fill a role and is
+    # left out; a role that needs it is read alone (pipeline._key_read_alone), which says what is wrong with it.
+    return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()
+            if isinstance(v, (list, int, float)) and not isinstance(v, bool)}
+
+
+def _refuse_pandas_json(obj: dict, key: str | None, *, option: str, source: str) -> None:
+    """pandas' to_json writes a Series as {index: value} and a DataFrame as {column: {index: value}}: no arrays to
+    pick, and a value per row listed as if it were one; say what to write instead."""
+    if key is not None or len(obj) < 2:
+        return
+    first = next(iter(obj.values()))
+    frame = all(isinstance(v, dict) for v in obj.values())
+    index = first if frame else obj  # the keys pandas writes for the rows: 0, 1, ... for a default index
+    if (frame or all(isinstance(v, (int, float)) for v in obj.values())) and all(k.isdigit() for k in index):
+        what = "DataFrame" if frame else "Series"
+        raise InputError(f"an object keyed by row number, as pandas' to_json writes a {what}: write it with "
+                         "orient='values' (lossctl reads nested lists)", option=option, source=source)
 
 
 def _pick(obj, key: str | None, *, option: str, source: str):
@@ -203,11 +223,12 @@ def _pick(obj, key: str | None, *, option: str, source: str):
         return obj
     if key is None:
         if len(obj) != 1:
-            raise InputError(f"holds several arrays ({', '.join(sorted(map(str, obj)))}); name one as FILE:KEY",
+            how = STDIN_KEYS if source == STDIN else "name one as FILE:KEY"
+            raise InputError(f"holds several arrays ({listing(obj)}); {how}",
                              option=option, source=source)
         key = next(iter(obj))
     if key not in obj:
-        raise MissingKeyError(f"no array named {key!r}; it holds: {', '.join(sorted(map(str, obj)))}",
+        raise MissingKeyError(f"no array named {key!r}; it holds: {listing(obj)}",
                          option=option, source=source)
     return obj[key]
 
@@ -332,18 +353,22 @@ def _read_bytes(path: str, option: str) -> bytes:
 def read_stdin(option: str) -> bytes:
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("reads standard input ('-') but nothing is piped in", option=option)
-    return sys.stdin.buffer.read()
+    try:
+        return sys.stdin.buffer.read()
+    except OSError as exc:  # a read error on the pipe or terminal (EIO), or a stdin that refuses reads
+        raise InputError(f"cannot read standard input ({exc.strerror or exc})", option=option, source=STDIN) from None
 
 
 def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto") -> Loaded:
     """Bytes of standard input: .npy, .npz, JSON, or a text table (comma, semicolon, tab or whitespace)."""
     if not data.strip():
         raise InputError("standard input is empty", option=option, source=source)
+    _refuse_unread(data, option=option)
     if data.startswith(MAGIC):
         return Loaded(load_npy_bytes(data, option=option, source=source), source, True)
     if data.startswith(b"PK"):
         import io as _io
-        return Loaded(load_npz(_io.BytesIO(data), option=option, source=source, key=None), source, False)
+        return Loaded(load_npz(_io.BytesIO(data), option=option, source=source, key=None), source, True)
     text = decode_utf8(data, option=option, source=source)
     if "\x00" in text:
         raise InputError("binary data that is neither .npy nor .npz (text must be JSON or a CSV/whitespace table)",
@@ -355,3 +380,22 @@ def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto")
         return Loaded(json_to_array(obj, option=option, source=source), source, False)
     arr, skipped = parse_table(text, option=option, source=source, header=header)
     return Loaded(arr, source, False, skipped)
+
+
+# Binary formats standard input does not read, by their first bytes (a .pt zip archive is told apart by load_npz).
+_UNREAD = ((b"PAR1", "a Parquet file"), (b"ARROW1", "an Arrow IPC / Feather file"),
+           (b"\xff\xff\xff\xff", "an Arrow IPC stream"),
+           (b"\x80\x02", "a pickle (a .pt file of torch's legacy format)"))
+
+
+def _refuse_unread(data: bytes, *, option: str) -> None:
+    """One line naming the format of a binary file piped in that standard input does not read."""
+    what = None
+    if data[8:10] in (b'{"', b"{}") and 8 + int.from_bytes(data[:8], "little") <= len(data):
+        what = "a .safetensors file"  # an 8-byte little-endian header length, then the JSON header
+    what = what or next((what for magic, what in _UNREAD if data.startswith(magic)), None)
+    if option == "--from" and data.startswith(MAGIC):
+        raise InputError("an .npy file holds one array with no name: a bundle is an .npz or a JSON object",
+                         option=option, source=STDIN)
+    if what is not None:
+        raise InputError(f"{what}: {STDIN_READS}", option=option, source=STDIN)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from ..errors import InputError
-from .common import numeric, one_name, require
+from .common import listing, numeric, one_name, require
 from .remote import file_size, is_url, open_random
 
 EXTS = (".parquet", ".arrow", ".feather")
@@ -208,7 +208,7 @@ def read_columns(path: str) -> dict[str, np.ndarray]:
     def choose(schema) -> list[str]:
         names = [f.name for f in schema if is_numbers(f.type)]
         if not names:
-            raise InputError(f"holds no column of numbers (it holds: {', '.join(schema.names) or 'nothing'})",
+            raise InputError(f"holds no column of numbers (it holds: {listing(schema.names) or 'nothing'})",
                              option="--from", source=path)
         return names
 

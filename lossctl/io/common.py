@@ -38,9 +38,19 @@ def native(arr: np.ndarray) -> np.ndarray:
     return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
+LISTED = 20  # names an error lists at most: a pandas Series' to_json has a key per row
+
+
+def listing(names) -> str:
+    """The names, sorted and comma-separated, the first LISTED of them and how many more."""
+    names = sorted(map(str, names))
+    more = f", and {len(names) - LISTED} more" if len(names) > LISTED else ""
+    return ", ".join(names[:LISTED]) + more
+
+
 def one_name(names: list[str], key: str | None, *, what: str, hint: str, option: str, source: str) -> str:
-    """The name `key` picks (or the only one when `key` is None), else an error listing every name."""
-    listed = ", ".join(sorted(names)) or "nothing"
+    """The name `key` picks (or the only one when `key` is None), else an error listing the names."""
+    listed = listing(names) or "nothing"
     if key is None:
         if len(names) == 1:
             return names[0]

@@ -13,7 +13,7 @@ from itertools import chain
 import numpy as np
 
 from ..errors import InputError
-from .common import one_name
+from .common import listing, one_name
 from .remote import file_size, open_binary, reading
 
 EXTS = (".jsonl", ".ndjson")
@@ -50,7 +50,7 @@ def _layout(no: int, obj, key: str | None, bundle: bool, *, option: str, source:
             keys = [k for k, v in obj.items() if _holds_numbers(v)]
             if not keys:
                 raise InputError(f"line {no} holds no numbers or lists of numbers (its keys: "
-                                 f"{', '.join(obj) or 'none'})", option=option, source=source)
+                                 f"{listing(obj) or 'none'})", option=option, source=source)
             return keys
         return [one_name(list(obj), key, what="key", hint="FILE.jsonl:KEY", option=option, source=source)]
     if bundle:
@@ -113,7 +113,7 @@ class JsonlRows:
                 elif not isinstance(obj, dict):
                     raise InputError(f"line {no}: not a JSON object but {_describe(obj)}", **where)
                 elif k not in obj:
-                    raise InputError(f"line {no}: no key {k!r} (it has: {', '.join(obj) or 'none'})", **where)
+                    raise InputError(f"line {no}: no key {k!r} (it has: {listing(obj) or 'none'})", **where)
                 else:
                     out.append(obj[k])
         return {k: self._column(vals, lines, k) for k, vals in values.items()}

@@ -9,10 +9,13 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError
-from .common import native
+from .common import listing, native
 from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
+STDIN = "<stdin>"
+STDIN_READS = "standard input reads .npy, .npz, JSON and text tables; give the file by its path"
+STDIN_KEYS = "standard input cannot name one: give the file's path as FILE:KEY, or pipe it to --from -"
 MAX_HEADER = 1 << 16  # numpy refuses headers past 10 KiB unless told; a header of numbers is far smaller
 
 
@@ -30,11 +33,12 @@ class NpyHeader(NamedTuple):
         return n * self.dtype.itemsize
 
 
-def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = None) -> NpyHeader:
+def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = None,
+                numbers: bool = True) -> NpyHeader:
     """Parse and validate the header of an .npy stream at its start, reading it forward only.
 
     The header's length is checked before its bytes are read, and its shape against `size` (the bytes
-    present) before the data is allocated.
+    present) before the data is allocated. numbers: False lets a dtype of no numbers (objects, strings) pass.
     """
     head = fp.read(len(MAGIC) + 2)
     if head[:len(MAGIC)] != MAGIC:
@@ -63,12 +67,12 @@ def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = No
         shape, fortran, dtype = reader(io.BytesIO(raw_len + raw), max_header_size=MAX_HEADER)
     except Exception as exc:  # noqa: BLE001  numpy parses a hostile header with literal_eval: anything can fly
         raise InputError(f"malformed .npy header ({_first_line(exc)})", option=option, source=source) from None
-    if dtype.hasobject:
+    if numbers and dtype.hasobject:
         raise InputError(
             "holds Python objects (a pickle); lossctl never unpickles, save numbers instead",
             option=option, source=source,
         )
-    if dtype.kind not in "biuf":
+    if numbers and dtype.kind not in "biuf":
         raise InputError(f"unsupported dtype {dtype} (need numbers)", option=option, source=source)
     if any(int(d) < 0 for d in shape):
         raise InputError(f"malformed .npy header: negative dimension in shape {shape}", option=option, source=source)
@@ -128,6 +132,9 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
         raise InputError(f"not a readable .npz archive ({_first_line(exc)})", option=option, source=source) from None
     with zf:
         names = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            how = STDIN_READS if source == STDIN else "name it .pt"
+            raise InputError(f"a PyTorch archive (torch.save), not an .npz: {how}", option=option, source=source)
 
         def read(name: str) -> np.ndarray:
             info = zf.getinfo(names[name])
@@ -141,16 +148,27 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
 
         if key is not None:
             if key not in names:
-                raise MissingKeyError(f"no array named {key!r}; it holds: {', '.join(sorted(names)) or 'nothing'}",
+                raise MissingKeyError(f"no array named {key!r}; it holds: {listing(names) or 'nothing'}",
                                  option=option, source=source)
             return read(key)
         if not names:
             raise InputError("the archive holds no arrays", option=option, source=source)
-        if option == "--from":
-            return {name: read(name) for name in names}
+        if option == "--from":  # members of no numbers (class names, pickled objects) cannot fill a role
+            return {name: read(name) for name in names if _holds_numbers(zf, names[name])}
         if len(names) > 1:
-            raise InputError(
-                f"holds several arrays ({', '.join(sorted(names))}); name one as FILE.npz:KEY",
-                option=option, source=source,
-            )
+            how = STDIN_KEYS if source == STDIN else "name one as FILE.npz:KEY"
+            raise InputError(f"holds several arrays ({listing(names)}); {how}", option=option, source=source)
         return read(next(iter(names)))
+
+
+def _holds_numbers(zf, member: str) -> bool:
+    """Whether an archive member's .npy header (read alone) declares numbers; a damaged one is left to the read,
+    and a member that is no .npy (a README beside the arrays) left out."""
+    if not member.endswith(".npy"):
+        return False
+    try:
+        with zf.open(member) as fp:
+            dtype = read_header(fp, option="--from", source=member, numbers=False).dtype
+    except Exception:  # noqa: BLE001  the read of the member names what is wrong with it
+        return True
+    return dtype.kind in "biuf" and not dtype.hasobject

@@ -22,6 +22,8 @@ from .text import (
     HEADER_PEEK_ROWS,
     TABLE_DELIMITERS,
     check_header,
+    comma_hint,
+    index_column,
     pandas_sep,
     skips_header,
     sniff_delimiter,
@@ -105,8 +107,10 @@ class CsvRows:
             head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
         if not head:
             raise InputError("the file is empty", option=option, source=path)
-        delimiter = delimiter or sniff_delimiter(head[0][1])
-        self.header = skips_header([split_cells(ln, delimiter) for _, ln in head], header)
+        delimiter = sniff_delimiter(head[0][1], delimiter)
+        rows = [split_cells(ln, delimiter) for _, ln in head]
+        self.header = skips_header(rows, header)
+        self._index = int(self.header and index_column(rows[:2]))  # pandas' index column: left out as data
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
         self._first_line = head[int(self.header)][0]
@@ -150,12 +154,14 @@ class CsvRows:
             return None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise self._parse_error(exc) from None
+        frame = frame.iloc[:, self._index:]  # the labels stay the file's column numbers, from 0
         bad = [c for c in frame.columns if frame[c].dtype.kind not in "iuf"]
         if bad:
             raise self._bad_cell(frame[bad[0]], int(bad[0]))
         arr = frame.to_numpy()
         if arr.dtype.kind == "f" and np.isnan(arr).any():
-            self._check_gap(*(int(i) for i in np.argwhere(np.isnan(arr))[0]))
+            r, c = (int(i) for i in np.argwhere(np.isnan(arr))[0])
+            self._check_gap(r, c + self._index)
         self._parsed += len(arr)
         if self.dtype is None:
             self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype
@@ -168,8 +174,8 @@ class CsvRows:
         wrong = (pd.to_numeric(column, errors="coerce").isna() & column.notna()).to_numpy()
         if wrong.any():
             line, cells = self._data_line(self._parsed + int(np.flatnonzero(wrong)[0]))
-            return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} is not a number", option=self.option,
-                              source=self.path)
+            return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} is not a number{comma_hint(cells[c])}",
+                              option=self.option, source=self.path)
         big = next((i for i, v in enumerate(column.astype(str)) if _past_int64(v)), 0)
         line, cells = self._data_line(self._parsed + big)
         return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} does not fit in int64", option=self.option,

@@ -110,7 +110,7 @@ def _read(path: str, header: Header, name: str, safe, *, option: str) -> np.ndar
     info = header.tensors[name]
     where = f"{path}:{name}"
     if info.dtype not in ITEMSIZE:
-        raise InputError(f"unsupported dtype {info.dtype} (need numbers)", option=option, source=where)
+        raise InputError(_unsupported(info.dtype), option=option, source=where)
     if info.dtype == "BF16":
         bits = np.fromfile(path, dtype="<u2", count=math.prod(info.shape), offset=header.offset + info.begin)
         return _decode(bits, info)
@@ -120,6 +120,13 @@ def _read(path: str, header: Header, name: str, safe, *, option: str) -> np.ndar
         raise InputError(f"not a readable .safetensors file ({_first_line(exc)})", option=option,
                          source=where) from None
     return numeric(arr, option=option, source=where)
+
+
+def _unsupported(dtype: str) -> str:
+    """Why a tensor of `dtype` is not read: a float8 is a number, but one NumPy cannot hold."""
+    if dtype.startswith("F8"):
+        return f"unsupported dtype {dtype} (float8, which NumPy cannot hold: save it as F16, BF16 or F32)"
+    return f"unsupported dtype {dtype} (need numbers)"
 
 
 def _decode(data: np.ndarray, info: TensorInfo) -> np.ndarray:
@@ -136,7 +143,7 @@ def _read_remote(fp, url: str, header: Header, name: str, *, option: str) -> np.
     info = header.tensors[name]
     where = f"{url}:{name}"
     if info.dtype not in ITEMSIZE:
-        raise InputError(f"unsupported dtype {info.dtype} (need numbers)", option=option, source=where)
+        raise InputError(_unsupported(info.dtype), option=option, source=where)
     data = np.empty(info.end - info.begin, np.uint8)
     fp.seek(header.offset + info.begin)
     if fp.readinto(data) != data.size:

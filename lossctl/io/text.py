@@ -18,6 +18,8 @@ def decode_utf8(data: bytes, *, option: str, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte-order mark: Excel's "Unicode Text" saves so
+            raise InputError("UTF-16 text: save it as UTF-8", option=option, source=source) from None
         raise InputError(f"not UTF-8 text (bad byte at offset {exc.start})", option=option, source=source) from None
 
 
@@ -154,8 +156,12 @@ def table_lines(lines: Iterable[str], limit: int | None = None) -> list[tuple[in
     return out
 
 
-def sniff_delimiter(line: str) -> str:
-    """The delimiter of a table whose first data line is `line`: tab, semicolon, comma or whitespace."""
+def sniff_delimiter(line: str, given: str | None = None) -> str:
+    """The delimiter of a table whose first data line is `line`: `given` (its extension's) where there is one, else
+    tab, semicolon, comma or whitespace. A .csv's comma gives way to a semicolon where the line holds one outside
+    quotes (no number holds one), as pandas' to_csv(sep=';') and spreadsheets set to a decimal comma write CSV."""
+    if given is not None:
+        return ";" if given == "," and ";" in re.sub(r'"[^"]*"', "", line) else given
     if "\t" in line and all(len(part.split()) <= 1 for part in line.split("\t")):
         return "\t"
     if ";" in line and "," not in line:
@@ -174,9 +180,22 @@ def skips_header(rows: list[list[str]], header: str) -> bool:
     if header != "auto":
         return header == "yes"
     first = rows[0]
-    if not any(_is_number(c) for c in first):
+    if not any(_is_number(c) for c in first) or index_column(rows):
         return True
     return _is_pandas_header(first, rows[1:1 + HEADER_PEEK_ROWS])
+
+
+def index_column(rows: list[list[str]]) -> bool:
+    """Whether a table whose first rows have the cells `rows` starts with a header above an index column, as
+    pandas' DataFrame.to_csv and R's write.csv write one by default: the first cell is empty, the others names, or
+    pandas' default 0,1,...,C-1 above an index of integers or names (a fraction there is data: the first row
+    then lacks its first value). The index is no data: read as a column, it would be a class's logits."""
+    first, rest = rows[0], rows[0][1:]
+    if len(first) < 2 or first[0] != "":
+        return False
+    below = rows[1][0] if len(rows) > 1 and rows[1] else "0"
+    return not any(map(_is_number, rest)) or (rest == [str(i) for i in range(len(rest))]
+                                              and (bool(_INT_CELL.fullmatch(below)) or not _is_number(below)))
 
 
 def _is_pandas_header(first: list[str], below: list[list[str]]) -> bool:
@@ -201,8 +220,9 @@ def pandas_sep(delimiter: str) -> str:
     return r"\s+" if delimiter == WHITESPACE else delimiter
 
 
-def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
-    """The same parse by pandas' C engine, or None where this parser should look (and say what is wrong)."""
+def _pandas_csv(text: str, delimiter: str, skip: int, drop: int = 0) -> np.ndarray | None:
+    """The same parse by pandas' C engine, or None where this parser should look (and say what is wrong); the
+    first `drop` columns (an index) left out."""
     try:
         import pandas as pd
     except ImportError:
@@ -212,6 +232,7 @@ def _pandas_csv(text: str, delimiter: str, skip: int) -> np.ndarray | None:
                             comment="#")
     except Exception:  # noqa: BLE001  any complaint: the validating parser below names the row and column
         return None
+    frame = frame.iloc[:, drop:]  # an index of names is no number, and no data
     if any(dt.kind not in "iuf" for dt in frame.dtypes):
         return None
     arr = frame.to_numpy()
@@ -237,6 +258,7 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
 
     `header` is "yes" (the first data line is a header), "no" (it is data) or "auto", where it is a header when
     - none of its cells is a number (`a,b,c`), or
+    - it heads an index column (`,a,b` or `,0,1`: see index_column), which is then left out, or
     - it reads exactly 0,1,...,C-1, pandas' default header (`0` alone for a Series), and the rows below it
       (the first HEADER_PEEK_ROWS) show it is not data: some cell is a number but not an integer (pandas'
       float frames, which write 1.0 where an integer frame writes 1), or every value is an integer below C-1
@@ -250,36 +272,41 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
     if not numbered:
         raise InputError("the file is empty" if not text.strip() else "holds only comments, no data",
                          option=option, source=source)
-    if delimiter is None:
-        delimiter = sniff_delimiter(numbered[0][1])
+    delimiter = sniff_delimiter(numbered[0][1], delimiter)
     rows = [split_cells(ln, delimiter) for _, ln in numbered]
     start = int(skips_header(rows, header))
     if start == len(rows):
         raise InputError("holds a header but no data rows", option=option, source=source)
+    drop = int(bool(start) and index_column(rows[:2]))  # pandas' index: the first column is left out
     if len(text) >= FAST_CSV_CHARS:
-        fast = _pandas_csv(text, delimiter, numbered[start][0] - 1)
+        fast = _pandas_csv(text, delimiter, numbered[start][0] - 1, drop)
         if fast is not None:
             return fast, bool(start)
     is_int = all(_INT_TEXT.match(ln) for _, ln in numbered[start:])
     out = _fill(rows[start:], [n for n, _ in numbered[start:]], np.int64 if is_int else np.float64,
-                option=option, source=source)
+                option=option, source=source, first_column=drop)
     return (out[:, 0] if out.shape[1] == 1 else out), bool(start)
 
 
-def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str, source: str) -> np.ndarray:
-    """Split cells into a (rows, columns) array, naming the file's line and the column of any bad cell."""
+def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str, source: str,
+          first_column: int = 0) -> np.ndarray:
+    """Split cells into a (rows, columns) array from the column `first_column` on (an index before it is left
+    out), naming the file's line and the column of any bad cell."""
     width = len(rows[0])
-    out = np.empty((len(rows), width), dtype=dtype)
+    out = np.empty((len(rows), width - first_column), dtype=dtype)
     for r, (cells, line_no) in enumerate(zip(rows, line_numbers, strict=True)):
         if len(cells) != width:
             raise InputError(f"ragged rows: row {line_no} has {len(cells)} columns, expected {width}",
                              option=option, source=source)
-        for c, cell in enumerate(cells):
+        for c in range(first_column, width):
+            cell = cells[c]
             try:
+                if "_" in cell:  # Python reads 1_0 as 10; numpy's and pandas' parsers, rightly, as no number
+                    raise ValueError(cell)
                 value = dtype(cell) if dtype is np.float64 else int(cell)
-                out[r, c] = value
+                out[r, c - first_column] = value
             except ValueError:
-                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} is not a number",
+                raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} is not a number{comma_hint(cell)}",
                                  option=option, source=source) from None
             except OverflowError:
                 raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} does not fit in int64",
@@ -288,6 +315,13 @@ def _fill(rows: list[list[str]], line_numbers: list[int], dtype, *, option: str,
                 raise InputError(f"row {line_no}, column {c + 1}: {cell[:40]!r} overflows float64",
                                  option=option, source=source)
     return out
+
+
+def comma_hint(cell: str) -> str:
+    """A hint where a cell is a number written with a decimal comma (1,5)."""
+    if "," in cell and _is_number(cell.replace(",", ".", 1)):
+        return " (a decimal comma? numbers are read with '.')"
+    return ""
 
 
 def _is_number(cell: str) -> bool:
