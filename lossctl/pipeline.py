@@ -230,13 +230,22 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
         for key, arr in arrays.items():
             role = key.replace("-", "_")
             if role in names and role not in sources:
-                loaded[role] = Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
+                loaded[role] = _bundled(arr, bundle, key, binary, header)
     for role, value in sources.items():
         loaded[role] = load_source(value, flag(role), stdin, header)
     if bundle is not None and bundle != "-":
         loaded.update(_key_read_alone(spec, loaded, bundle, header))
     check_roles(spec, loaded, bundle)
     return loaded
+
+
+def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:
+    """A bundle's key for a role; one that holds no numbers (None) is read alone, which says what is wrong with it."""
+    if arr is not None:
+        return Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
+    if bundle == "-":
+        raise InputError(f"key {key!r} holds no numbers", option="--from", source="<stdin>")
+    return load_array(f"{bundle}:{key}", option="--from", header=header)
 
 
 def _key_read_alone(spec: LossSpec, loaded: Mapping[str, Loaded], bundle: str, header: str) -> dict[str, Loaded]:

@@ -6,6 +6,7 @@ import datetime
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,10 +276,41 @@ def test_from_json_leaves_out_values_that_are_no_arrays(cli, tmp_path, data):
     assert ce_value(cli, "--from", str(js)) == pytest.approx(data["expected"], rel=1e-14)
     js.write_text(json.dumps({"logits": "see run 7", "target": data["target"].tolist()}))
     res = cli("ce", "--from", str(js), code=2)
-    assert res.stderr == f'lossctl: error: --from ({js}): non-numeric value "see run 7" at index []\n'
+    assert res.stderr == f'lossctl: error: --from ({js}:logits): non-numeric value "see run 7"\n'
     res = cli("ce", "--from", "-", input=js.read_bytes(), code=2)  # not read again: the message says no more
-    assert res.stderr == ("lossctl: error: --logits: ce needs --logits (and --from - has no key logits holding "
-                          "numbers)\n")
+    assert res.stderr == "lossctl: error: --from (<stdin>): key 'logits' holds no numbers\n"
+
+
+def _weight_bundles(tmp_path, data, weight) -> dict[str, Path]:
+    x, y = data["logits"], data["target"]
+    npz, js, pt = tmp_path / "w.npz", tmp_path / "w.json", tmp_path / "w.pt"
+    np.savez(npz, logits=x, target=y, weight=np.array(weight, dtype=object if isinstance(weight, str) else None))
+    js.write_text(json.dumps({"logits": x.tolist(), "target": y.tolist(), "weight": weight}))
+    torch.save({"logits": torch.from_numpy(x), "target": torch.from_numpy(y), "weight": weight}, pt)
+    return {"npz": npz, "json": js, "pt": pt}
+
+
+def test_from_bundle_refuses_an_optional_role_that_holds_no_numbers(cli, tmp_path, data):
+    """A weight the bundle cannot read must not be dropped: that would print the unweighted CE as if weighted."""
+    for kind, path in _weight_bundles(tmp_path, data, "1,5,1").items():
+        res = cli("ce", "--from", str(path), code=2)
+        assert res.stderr.startswith(f"lossctl: error: --from ({path}:weight): "), (kind, res.stderr)
+    js = tmp_path / "w.json"
+    res = cli("ce", "--from", "-", input=js.read_bytes(), code=2)
+    assert res.stderr == "lossctl: error: --from (<stdin>): key 'weight' holds no numbers\n"
+    # read as numbers, the same weight gives torch's weighted CE
+    for path in _weight_bundles(tmp_path, data, data["weight"].tolist()).values():
+        assert ce_value(cli, "--from", str(path)) == pytest.approx(data["weighted"], rel=1e-6)
+
+
+def test_from_bundle_leaves_out_class_names(cli, tmp_path, data):
+    """Class names beside the arrays (a list of strings) name no role: JSON and .pt bundles leave them out."""
+    x, y = data["logits"], data["target"]
+    js, pt = tmp_path / "n.json", tmp_path / "n.pt"
+    js.write_text(json.dumps({"logits": x.tolist(), "target": y.tolist(), "classes": ["cat", "dog", "eel"]}))
+    torch.save({"logits": torch.from_numpy(x), "target": torch.from_numpy(y), "classes": ["cat", "dog"]}, pt)
+    assert ce_value(cli, "--from", str(js)) == pytest.approx(data["expected"], rel=1e-14)
+    assert ce_value(cli, "--from", str(pt)) == pytest.approx(data["expected"], rel=1e-12)
 
 
 def test_from_npz_leaves_out_members_that_hold_no_numbers(cli, tmp_path, data):

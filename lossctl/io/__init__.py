@@ -149,16 +149,21 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     text = decode_utf8(_read_bytes(path, option), option=option, source=path)
     if ext == ".json":
         obj = parse_json(text, option=option, source=path)
+        where = path
         if isinstance(obj, dict):
             _refuse_pandas_json(obj, key, option=option, source=path)
+            where = f"{path}:{key or next(iter(obj), '')}"
             obj = _pick(obj, key, option=option, source=path)
-        return Loaded(json_to_array(obj, option=option, source=path), path, False)
+        return Loaded(json_to_array(obj, option=option, source=where), path, False)
     arr, skipped = parse_table(text, option=option, source=path, delimiter=TABLE_DELIMITERS.get(ext), header=header)
     return Loaded(arr, path, False, skipped)
 
 
 def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, np.ndarray], bool]:
-    """`--from FILE`: every named array in an .npz, a JSON object or a .pt dict; returns (arrays, binary)."""
+    """`--from FILE`: every named array in an .npz, a JSON object or a .pt dict; returns (arrays, binary).
+
+    A key of such a bundle that holds no numbers (class names, a note, a config) maps to None: it cannot fill a
+    role, and a role named so is read alone (pipeline), which says what is wrong with it."""
     option = "--from"
     if source == "-":
         data = stdin if stdin is not None else read_stdin(option)
@@ -181,9 +186,7 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         obj = load_pt(source, option=option)
         if not isinstance(obj, dict):
             raise InputError("holds one tensor, not a dict of named tensors", option=option, source=source)
-        # Plain numbers are arrays too; other values (a note, a config dict) cannot fill a role and are left out.
-        return {k: _as_numbers(v, option=option, source=f"{source}:{k}") for k, v in obj.items()
-                if isinstance(v, (np.ndarray, list, int, float)) and not isinstance(v, bool)}, True
+        return {k: _numbers_or_none(_as_numbers, v, f"{source}:{k}") for k, v in obj.items()}, True
     if ext == ".json":
         obj = parse_json(decode_utf8(_read_bytes(source, option), option=option, source=source),
                          option=option, source=source)
@@ -196,10 +199,17 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
 def _json_bundle(obj, source: str) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise InputError("must be a JSON object mapping role names to arrays", option="--from", source=source)
-    # As in a .pt dict: a value that is no number or list (a note, a config object, null) cannot fill a role and is
-    # left out; a role that needs it is read alone (pipeline._key_read_alone), which says what is wrong with it.
-    return {str(k): json_to_array(v, option="--from", source=f"{source}:{k}") for k, v in obj.items()
-            if isinstance(v, (list, int, float)) and not isinstance(v, bool)}
+    return {str(k): _numbers_or_none(json_to_array, v, f"{source}:{k}") for k, v in obj.items()}
+
+
+def _numbers_or_none(read, value, source: str) -> np.ndarray | None:
+    """A bundle's value as numbers, or None where it holds none (class names, a note, a config, null)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return read(value, option="--from", source=source)
+    except InputError:
+        return None
 
 
 def _refuse_pandas_json(obj: dict, key: str | None, *, option: str, source: str) -> None:

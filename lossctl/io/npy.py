@@ -153,8 +153,8 @@ def load_npz(fp, *, option: str, source: str, key: str | None) -> np.ndarray | d
             return read(key)
         if not names:
             raise InputError("the archive holds no arrays", option=option, source=source)
-        if option == "--from":  # members of no numbers (class names, pickled objects) cannot fill a role
-            return {name: read(name) for name in names if _holds_numbers(zf, names[name])}
+        if option == "--from":  # members of no numbers (class names, pickled objects) cannot fill a role: None
+            return {name: read(name) if _holds_numbers(zf, names[name]) else None for name in names}
         if len(names) > 1:
             how = STDIN_KEYS if source == STDIN else "name one as FILE.npz:KEY"
             raise InputError(f"holds several arrays ({listing(names)}); {how}", option=option, source=source)
