@@ -24,7 +24,7 @@ import numpy as np
 
 from .calibration_result import CalibrationResult
 from .errors import ShapeError, UsageError, ValueRangeError
-from .losses._common import check_choice, check_classes, check_nonempty, position, row_sum_warning, sum_tolerance
+from .losses._common import at_index, check_choice, check_classes, check_nonempty, row_sum_warning, sum_tolerance
 
 TASKS = ("auto", "binary", "multiclass")
 NORMS = ("l1", "l2", "max")
@@ -105,7 +105,7 @@ def _check_range(role: str, arr: np.ndarray, lo: float, hi: float) -> None:
     bad = np.flatnonzero(~inside)
     if bad.size:
         what = "must be finite" if math.isinf(lo) else f"must be probabilities in [{lo:g}, {hi:g}]"
-        raise ValueRangeError(f"{what}; found {arr.flat[bad[0]].item()!r} at index {position(arr, bad[0])}",
+        raise ValueRangeError(f"{what}; found {arr.flat[bad[0]].item()!r}{at_index(arr, bad[0])}",
                               option=f"--{role}")
 
 
@@ -115,8 +115,8 @@ def _check_whole(target: np.ndarray) -> None:
     if target.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(target) | (target != np.round(target)))
         if bad.size:
-            raise ValueRangeError(f"class indices must be integers; found {target.flat[bad[0]].item()!r} at index "
-                                  f"{position(target, bad[0])}", option="--target")
+            raise ValueRangeError(f"class indices must be integers; found {target.flat[bad[0]].item()!r}"
+                                  f"{at_index(target, bad[0])}", option="--target")
 
 
 def _task_of(task: str, scores: np.ndarray, target: np.ndarray) -> str:

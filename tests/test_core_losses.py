@@ -151,7 +151,8 @@ def test_one_distribution_that_does_not_sum_to_one_is_named_without_a_row(cli):
     x, t = [1.0, 2.0, 3.0], [0.2, 0.3, 0.6]
     ran = cli("ce", "--logits", str(x), "--target", str(t), "-f", "plain")
     assert float(ran.stdout) == pytest.approx(F.cross_entropy(T(np.array(x)), T(np.array(t))).item(), rel=1e-12)
-    assert ran.stderr == "lossctl: warning: --target: does not sum to 1 (it sums to 1.1)\n"
+    assert ran.stderr == ("lossctl: warning: --target: its one row (a 1-d array is one sample's classes) sums to 1.1, "
+                          "not 1\n")
 
 
 # --- negative log-likelihood ---------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_binary_data_given_to_ce_is_one_row_that_does_not_sum_to_1():
     res = lossctl.compute("ce", logits=x, target=y)
     assert res.value == pytest.approx(float(F.cross_entropy(torch.tensor(x), torch.tensor(y, dtype=torch.float32))),
                                       rel=1e-6)
-    assert res.warnings == ["--target: does not sum to 1 (it sums to 2)"]
+    assert res.warnings == ["--target: its one row (a 1-d array is one sample's classes) sums to 2, not 1"]
 
 
 CLAMP_NOTE = "torch clamps each log term at -100, and some are clamped here"

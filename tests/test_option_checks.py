@@ -156,3 +156,11 @@ def test_a_non_finite_result_without_a_masked_input_names_no_masked_logit(cli, a
     assert float(ran.stdout) == want or (math.isnan(want) and math.isnan(float(ran.stdout)))
     assert ran.stderr == (f"lossctl: warning: the result is {want} as torch computes it: an option is infinite, or a "
                           "loss overflows or is undefined (log 0, 0/0, 0 x inf, inf - inf)\n")
+
+
+def test_a_single_number_has_no_index_in_errors(cli):
+    """A 0-d value has no position: the error names the value alone (it said 'at index []')."""
+    res = cli("ce", "--logits", "[1.0, 2.0]", "--target", "0.5", code=2)
+    assert res.stderr == "lossctl: error: --target (literal): class indices must be integers; found 0.5\n"
+    res = cli("ce", "--logits", "[[1.0, 2.0]]", "--target", "[0.5]", code=2)
+    assert res.stderr == "lossctl: error: --target (literal): class indices must be integers; found 0.5 at index [0]\n"

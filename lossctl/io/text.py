@@ -110,7 +110,8 @@ def _json_shape(obj, *, option: str, source: str) -> tuple[int, ...]:
             import json
 
             what = "a list" if isinstance(node, list) else json.dumps(node)[:40]
-            raise InputError(f"non-numeric value {what} at index {list(pos)}", option=option, source=source)
+            where = f" at index {list(pos)}" if pos else ""
+            raise InputError(f"non-numeric value {what}{where}", option=option, source=source)
     return tuple(shape)
 
 

@@ -68,8 +68,8 @@ def check_whole(arr: np.ndarray, role: str, what: str = "class indices") -> None
         # Past 2**62 a float is no class index, and its cast to int64 would wrap around.
         bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) > 2.0**62))
         if bad.size:
-            raise ValueRangeError(f"{what} must be integers; found {arr.flat[bad[0]].item()!r} at index "
-                                  f"{position(arr, bad[0])}", option=flag(role))
+            raise ValueRangeError(f"{what} must be integers; found {arr.flat[bad[0]].item()!r}"
+                                  f"{at_index(arr, bad[0])}", option=flag(role))
 
 
 def ints(arr: np.ndarray, role: str, ctx: Context):
@@ -82,6 +82,11 @@ def ints(arr: np.ndarray, role: str, ctx: Context):
 
 # When a file is streamed in chunks of rows, positions in a chunk are offset by the rows before it.
 ROW_OFFSET: ContextVar[int] = ContextVar("row_offset", default=0)
+
+
+def at_index(arr: np.ndarray, flat_index: int) -> str:
+    """" at index [i, j]" for a flat position in `arr`; nothing for a single number (0-d), which has no index."""
+    return f" at index {position(arr, flat_index)}" if arr.ndim else ""
 
 
 def position(arr: np.ndarray, flat_index: int) -> list[int]:
@@ -116,7 +121,7 @@ def check_range(role: str, arr: np.ndarray, lo: float | None, hi: float | None, 
         bad |= arr > hi
     idx = np.flatnonzero(bad)
     if idx.size:
-        raise ValueRangeError(f"{what}; found {arr.flat[idx[0]].item()!r} at index {position(arr, idx[0])}",
+        raise ValueRangeError(f"{what}; found {arr.flat[idx[0]].item()!r}{at_index(arr, idx[0])}",
                               option=flag(role))
 
 
@@ -127,7 +132,7 @@ def check_classes(role: str, target: np.ndarray, n_classes: int, ignore_index: i
     bad = np.flatnonzero(((t < 0) | (t >= n_classes)) & ~ignored)
     if bad.size:
         v = t.flat[bad[0]].item()
-        raise ValueRangeError(f"class index {v} at index {position(t, bad[0])} is out of range [0, {n_classes})"
+        raise ValueRangeError(f"class index {v}{at_index(t, bad[0])} is out of range [0, {n_classes})"
                               + (f" and is not --ignore-index ({ignore_index})" if ignore_index is not None else ""),
                               option=flag(role))
     return int(ignored.sum())
@@ -184,7 +189,8 @@ def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float, then: 
         return None
     i = int(bad[0])
     if not sums.ndim:  # one distribution (a 1-d input): it has no row index to name
-        return Finding(f"row-sum:{role}", f"{flag(role)}: does not sum to 1 (it sums to {float(sums):.6g}){then}")
+        return Finding(f"row-sum:{role}", f"{flag(role)}: its one row (a 1-d array is one sample's classes) sums to "
+                       f"{float(sums):.6g}, not 1{then}")
     return Finding(f"row-sum:{role}", f"{flag(role)}: rows do not sum to 1 (first: row {position(sums, i)} sums "
                    f"to {float(sums.flat[i]):.6g}){then}")
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ShapeError, ValueRangeError
 from ..reduce import LossOutput
-from ._common import Context, check_nonempty, position
+from ._common import Context, at_index, check_nonempty
 
 
 def cosine_embedding(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> LossOutput:
@@ -22,6 +22,6 @@ def cosine_embedding(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> Lo
     bad = np.flatnonzero((target != 1) & (target != -1))
     if bad.size:
         raise ValueRangeError(f"targets must be 1 or -1 (torch silently gives 0 loss for others); found "
-                              f"{target.flat[bad[0]].item()!r} at index {position(target, bad[0])}", option="--target")
+                              f"{target.flat[bad[0]].item()!r}{at_index(target, bad[0])}", option="--target")
     values = ctx.kernels().cosine_embedding(ctx.array(x1), ctx.array(x2), ctx.array(target), margin=margin)
     return LossOutput(values, rows=x1.shape[0] if x1.ndim == 2 else 1, unit="pairs")

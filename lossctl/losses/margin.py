@@ -8,6 +8,7 @@ from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
 from ._common import (
     Context,
+    at_index,
     check_classes,
     check_nonempty,
     check_range,
@@ -15,15 +16,14 @@ from ._common import (
     check_weight,
     floats,
     ints,
-    position,
 )
 
 
 def check_signs(role: str, arr: np.ndarray, why: str) -> None:
     bad = np.flatnonzero((arr != 1) & (arr != -1))
     if bad.size:
-        raise ValueRangeError(f"targets must be 1 or -1 ({why}); found {arr.flat[bad[0]].item()!r} at index "
-                              f"{position(arr, bad[0])}", option="--" + role)
+        raise ValueRangeError(f"targets must be 1 or -1 ({why}); found {arr.flat[bad[0]].item()!r}"
+                              f"{at_index(arr, bad[0])}", option="--" + role)
 
 
 def check_scores(arr: np.ndarray) -> int:
@@ -71,8 +71,8 @@ def multilabel_soft_margin(input, target, weight=None, *, ctx: Context) -> LossO
     check_shape("target", y, x.shape, "--input", x.shape)
     bad = np.flatnonzero((y != 0) & (y != 1))
     if bad.size:
-        raise ValueRangeError(f"multi-label targets must be 0 or 1; found {y.flat[bad[0]].item()!r} at index "
-                              f"{position(y, bad[0])}", option="--target")
+        raise ValueRangeError(f"multi-label targets must be 0 or 1; found {y.flat[bad[0]].item()!r}"
+                              f"{at_index(y, bad[0])}", option="--target")
     check_weight(weight, n_classes)
     w = floats(weight, ctx) if weight is not None else None
     values = F.multilabel_soft_margin_loss(floats(x, ctx), floats(y, ctx), weight=w, reduction="none")

@@ -8,6 +8,7 @@ from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
 from ._common import (
     Context,
+    at_index,
     check_classes,
     check_nonempty,
     check_range,
@@ -15,7 +16,6 @@ from ._common import (
     flag,
     floats,
     ints,
-    position,
 )
 
 
@@ -70,7 +70,7 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
     check_classes("target", kept, n_classes, None)
     blanks = np.flatnonzero(used & (target == blank))
     if blanks.size:
-        raise ValueRangeError(f"the blank label {blank} appears at index {position(target, blanks[0])}",
+        raise ValueRangeError(f"the blank label {blank} appears{at_index(target, blanks[0])}",
                               option="--target")
     t = ints(target, "target", ctx)
     il, tl = ints(in_len, "input_lengths", ctx), ints(tg_len, "target_lengths", ctx)
