@@ -106,7 +106,8 @@ def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
     flag = "--logits" if arrays.get("logits") is not None else "--input"
     found = lint_sigmoid_applied(x, min_count=1, min_spread=0.0)
     # too few values, or too close together, to conclude alone (a stream's short chunk, a model at initialisation)
-    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT or float(np.ptp(x)) < SIGMOID_MIN_SPREAD)
+    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT
+                                or float(np.max(x)) - float(np.min(x)) < SIGMOID_MIN_SPREAD)
     return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak) for w in found]
 
 

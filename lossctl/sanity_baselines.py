@@ -111,7 +111,8 @@ def chance_note(value: float, reference: dict[str, float], *, rtol: float = AT_C
     bias was set to the class frequencies starts; a trained model there has learnt nothing more."""
     note = at_or_above_uniform(value, reference, rtol=rtol, shown=shown)
     prior = reference.get("prior")
-    if note or prior is None or not math.isfinite(value) or value < prior * (1.0 - rtol):
+    # a prior of 0 (every target one class) is a perfect constant: any loss is 'no better', which says nothing
+    if note or prior is None or prior <= 0 or not math.isfinite(value) or value < prior * (1.0 - rtol):
         return note
     shown = shown or (lambda v: v)
     return (f"the loss is no better than the best constant prediction, which scores {shown(prior):.6g} (the loss is "

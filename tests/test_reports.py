@@ -593,3 +593,56 @@ def test_one_class_baselines_of_zero_have_no_ratio(cli):
     assert doc["baselines"]["prior"]["ratio"] == "nan"
     table = cli(*args, "-f", "table").stdout
     assert "a baseline of 0: no ratio" in table and "infx" not in table and "nanx" not in table
+
+
+def test_an_infinite_loss_keeps_its_ratio_to_a_baseline_above_0(cli):
+    """Only a baseline of 0 has no ratio: an inf loss against uniform's ln 2 is inf times it."""
+    table = cli("ce", "--logits", "[[1.0, -Infinity], [2.0, 0.5]]", "--target", "[1, 0]", "-f", "table").stdout
+    assert f"{math.log(2):.8g}  (the loss is infx this)" in table and "no ratio" not in table
+
+
+def test_one_class_targets_get_no_best_constant_note(cli, tmp_path):
+    """Every target one class: the best constant is perfect (prior 0), so any loss is 'no better' and the note
+    would say nothing. Here the positives of the trained binary model: BCE far below uniform's ln 2."""
+    b = realistic("breast_cancer_logreg")
+    pos = b["target"] == 1
+    np.save(tmp_path / "x.npy", b["logits"][pos])
+    np.save(tmp_path / "y.npy", b["target"][pos].astype(np.float32))
+    doc = json.loads(cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "json").stdout)
+    want = F.binary_cross_entropy_with_logits(T(b["logits"][pos]).double(), T(b["target"][pos]).double())
+    assert doc["value"] == pytest.approx(float(want), rel=1e-6) and doc["value"] < 0.5 * math.log(2)
+    assert doc["baselines"]["prior"]["value"] == 0 and not [n for n in doc["notes"] if n.startswith(NO_BETTER)]
+    doc = json.loads(cli("ce", "--logits", "[[5.0, 0, 0], [4.0, 1, 0]]", "--target", "[0, 0]", "-f", "json").stdout)
+    assert not [n for n in doc["notes"] if n.startswith(NO_BETTER)]
+
+
+def test_bool_logits_are_read_as_0_and_1(cli, tmp_path):
+    """A bool array passed as --logits: the sigmoid rule's spread used np.ptp, which refuses bools (a traceback)."""
+    x, y = np.array([True, False] * 10), np.array([1.0, 0.0] * 10)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    for loss in ("bce", "focal"):
+        res = cli(loss, "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+        assert "sigmoid outputs" in res.stderr, loss
+    want = F.binary_cross_entropy_with_logits(T(x).double(), T(y).double())
+    res = cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert float(res.stdout) == pytest.approx(float(want), rel=1e-12)
+
+
+def test_half_precision_model_probs_do_not_warn_but_sigmoid_rows_do(cli, tmp_path):
+    """nll's --probs from a bf16 softmax over 1000 classes sum within about 1.5e-3 of 1: no warning. Per-class
+    sigmoid outputs (rows summing far from 1) still warn."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 1000, generator=g) * 3
+    probs = torch.softmax(logits.to(torch.bfloat16), dim=1).float().numpy()
+    assert np.abs(probs.sum(1) - 1).max() > 1e-3  # past float32's row tolerance
+    target = np.arange(64) % 1000
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "t.npy", target)
+    res = cli("nll", "--probs", tmp_path / "p.npy", "--target", tmp_path / "t.npy", "-f", "plain")
+    assert res.stderr == ""
+    want = F.nll_loss(torch.log(T(probs).double()), T(target))
+    assert float(res.stdout) == pytest.approx(float(want), rel=1e-6)
+    np.save(tmp_path / "s.npy", torch.sigmoid(logits).numpy())
+    res = cli("nll", "--probs", tmp_path / "s.npy", "--target", tmp_path / "t.npy", "-f", "plain")
+    assert "rows do not sum to 1" in res.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +41,7 @@ def _fields(obj: Result) -> Table:
     if obj.options:
         t.add_row("options", Text(", ".join(f"{k}={v}" for k, v in obj.options.items())))
     for name, b in obj.baselines.items():  # what a uniform / the best constant / any prediction would score
-        ratio = f"the loss is {b['ratio']:.4g}x this" if math.isfinite(b["ratio"]) else "a baseline of 0: no ratio"
+        ratio = "a baseline of 0: no ratio" if b["value"] == 0 else f"the loss is {b['ratio']:.4g}x this"
         t.add_row(f"baseline {name}", Text(f"{b['value']:.8g}  ({ratio})"))
     t.add_row("signature", Text(obj.signature, style="dim", overflow="fold"))
     for note in obj.notes:
