@@ -238,8 +238,18 @@ def _pandas_csv(text: str, delimiter: str, skip: int, drop: int = 0) -> np.ndarr
     arr = frame.to_numpy()
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return None  # a gap (ragged row), nan or an overflow: let the validating parser report or allow it
+    if may_pass_int64(arr):
+        return None  # an integer past int64 or a float that big: the validating parser refuses one, reads the other
     arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64, copy=False)
     return arr[:, 0] if arr.shape[1] == 1 else arr
+
+
+def may_pass_int64(arr: np.ndarray) -> bool:
+    """Whether pandas' parse may hold an integer cell past int64, which pandas reads as uint64, or as float64 where
+    its internal chunks of one column disagree (int64 in one, uint64 in another): the cell's text decides."""
+    if arr.dtype.kind == "u":
+        return True
+    return arr.dtype.kind == "f" and arr.size > 0 and bool(arr.max() >= 2.0**63 or arr.min() < -(2.0**63))
 
 
 def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None,
