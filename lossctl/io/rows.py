@@ -111,7 +111,7 @@ class CsvRows:
         delimiter = sniff_delimiter(head[0][1], delimiter)
         rows = [split_cells(ln, delimiter) for _, ln in head]
         self.header = skips_header(rows, header)
-        self._index = int(self.header and index_column(rows[:2]))  # pandas' index column: left out as data
+        self._index = int(self.header and index_column(rows[:2], header))  # pandas' index column: left out as data
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
         self._first_line = head[int(self.header)][0]

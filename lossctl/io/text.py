@@ -185,14 +185,17 @@ def skips_header(rows: list[list[str]], header: str) -> bool:
     return _is_pandas_header(first, rows[1:1 + HEADER_PEEK_ROWS])
 
 
-def index_column(rows: list[list[str]]) -> bool:
+def index_column(rows: list[list[str]], header: str = "auto") -> bool:
     """Whether a table whose first rows have the cells `rows` starts with a header above an index column, as
     pandas' DataFrame.to_csv and R's write.csv write one by default: the first cell is empty, the others names, or
-    pandas' default 0,1,...,C-1 above an index of integers or names (a fraction there is data: the first row
-    then lacks its first value). The index is no data: read as a column, it would be a class's logits."""
+    pandas' default 0,1,...,C-1 above an index of integers or names (under `header` auto a fraction there is data:
+    the first row then lacks its first value; under yes the first row is a header, so its empty cell heads an
+    index of any values). The index is no data: read as a column, it would be a class's logits."""
     first, rest = rows[0], rows[0][1:]
-    if len(first) < 2 or first[0] != "":
+    if len(first) < 2 or first[0] != "" or header == "no":
         return False
+    if header == "yes":
+        return True
     below = rows[1][0] if len(rows) > 1 and rows[1] else "0"
     return not any(map(_is_number, rest)) or (rest == [str(i) for i in range(len(rest))]
                                               and (bool(_INT_CELL.fullmatch(below)) or not _is_number(below)))
@@ -287,7 +290,7 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
     start = int(skips_header(rows, header))
     if start == len(rows):
         raise InputError("holds a header but no data rows", option=option, source=source)
-    drop = int(bool(start) and index_column(rows[:2]))  # pandas' index: the first column is left out
+    drop = int(bool(start) and index_column(rows[:2], header))  # pandas' index: the first column is left out
     if len(text) >= FAST_CSV_CHARS:
         fast = _pandas_csv(text, delimiter, numbered[start][0] - 1, drop)
         if fast is not None:
