@@ -111,6 +111,15 @@ def test_inline_literals(data):
     assert res.value == pytest.approx(data["expected"], rel=1e-14)
 
 
+@pytest.mark.parametrize("literal, where", [("nan", 1), ("+0", 1), ("[0.5, nan]", 7)])
+def test_a_literal_that_is_no_json_says_what_a_literal_is(cli, literal, where):
+    """Python's spellings (nan, +0) are no JSON: the error once said only "invalid JSON"."""
+    res = cli("mse", "--input", literal, "--target", "0.0", code=2)
+    assert res.stderr == (f"lossctl: error: --input (literal): invalid JSON (Expecting value: line 1 column {where} "
+                          f"(char {where - 1})); an inline literal is JSON: a number (0.5, -2, 1e-3, NaN, Infinity, "
+                          "-Infinity) or nested lists of them ([[2.0, 1.0], [0.1, 3.0]])\n")
+
+
 def test_bare_number_is_a_scalar_target(data):
     x = data["logits"][0]
     res = lossctl.compute("ce", logits=json.dumps(x.tolist()), target="2")

@@ -31,6 +31,9 @@ def _named_constant(name: str) -> float:
     return _Named(name.replace("Infinity", "inf"))
 
 
+# An inline literal is JSON, as a .json file is: Python's spellings (nan, inf, +1, .5) are not JSON numbers.
+LITERAL_FORM = ("; an inline literal is JSON: a number (0.5, -2, 1e-3, NaN, Infinity, -Infinity) or nested lists of "
+                "them ([[2.0, 1.0], [0.1, 3.0]])")
 FAST_JSON_CHARS = 1 << 16  # from here orjson (when installed) pays for its import; see benchmarks/parsers.py
 
 
@@ -57,7 +60,8 @@ def parse_json(text: str, *, option: str, source: str):
         raise InputError("JSON nested too deeply to be an array", option=option, source=source) from None
     except ValueError as exc:  # json.JSONDecodeError
         msg = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
-        raise InputError(f"invalid JSON ({msg})", option=option, source=source) from None
+        raise InputError(f"invalid JSON ({msg}){LITERAL_FORM if source == 'literal' else ''}", option=option,
+                         source=source) from None
 
 
 def json_to_array(obj, *, option: str, source: str) -> np.ndarray:
