@@ -361,8 +361,8 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
         shape = (0, *chunks.shape_tail.get(role, ()))
         raise ShapeError(f"is empty (shape {shape}): there is nothing to compute", option=flag(role),
                          source=getattr(reader, "path", None))
-    notes = [*totals.notes, f"streamed in {totals.chunks} chunks of up to {step} rows on {threads} thread"
-             f"{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
+    notes = [*totals.notes, f"streamed in {totals.chunks} chunk{'s' if totals.chunks != 1 else ''} of up to {step} "
+             f"rows on {threads} thread{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
     shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
     found, rep = None, totals.report

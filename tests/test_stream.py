@@ -614,3 +614,10 @@ def test_big_csv_floats_past_int64_are_numbers(tmp_path, monkeypatch, big, strea
     r = lossctl.compute("l1", input=str(tmp_path / "x.csv"), target=str(tmp_path / "t.npy"), stream=stream_it)
     assert stream_it == any("streamed" in n for n in r.notes)
     close(r.value, float(F.l1_loss(torch.from_numpy(want), torch.zeros(x.shape))), np.float64)
+
+
+def test_one_chunk_is_said_in_the_singular(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 << 20)
+    files = {"logits": save(tmp_path, "x", logits()), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
+    for result in (lossctl.compute("ce", **files, stream=True), lossctl.api.calibrate(**files, stream=True)):
+        assert [n.split(" of up to")[0] for n in result.notes if n.startswith("streamed")] == ["streamed in 1 chunk"]
