@@ -191,8 +191,9 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
     if not parts:
         raise ShapeError("has no rows: there is nothing to compute", option=flag(next(iter(chunks.readers))))
     total = _added(parts)
-    total.notes.append(f"streamed in {len(parts)} chunks of up to {step} rows on {threads} thread"
-                       f"{'s' if threads > 1 else ''}; per-bin sums accumulated in float64, in chunk order")
+    total.notes.append(f"streamed in {len(parts)} chunk{'s' if len(parts) != 1 else ''} of up to {step} rows on "
+                       f"{threads} thread{'s' if threads > 1 else ''}; per-bin sums accumulated in float64, in chunk "
+                       "order")
     return total
 
 

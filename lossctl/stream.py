@@ -79,8 +79,9 @@ class Plan:
         return sum(file_size(split_key(i.path)[0], flag(i.role)) or 0 for i in self.inputs)
 
 
-def _describe(source: Any, role: str) -> _Input | None:
-    """What streaming needs of one source: its rows' size and, for .npy, its header; None if not streamable."""
+def _describe(source: Any, role: str, header: str = "auto") -> _Input | None:
+    """What streaming needs of one source: its rows' size and, for .npy, its header; None if not streamable.
+    header: --header, which says whether a text table's first row heads an index column."""
     if not isinstance(source, str):
         return None
     path, key = split_key(source)
@@ -98,7 +99,7 @@ def _describe(source: Any, role: str) -> _Input | None:
             head = table_lines(fp, limit=1)  # the first line holding data: comments and blank lines come first
         first = head[0][1] if head else ""
         sep = TABLE_DELIMITERS[ext] and sniff_delimiter(first, TABLE_DELIMITERS[ext])
-        cells = len(first.split(sep)) - index_column([split_cells(first, sep)]) if sep else len(first.split())
+        cells = len(first.split(sep)) - index_column([split_cells(first, sep)], header) if sep else len(first.split())
         return _Input(role, path, max(cells, 1) * 8, None, columns=cells, width=cells)
     return _describe_rows(source, role, ext)
 
@@ -155,7 +156,7 @@ def plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings) -> Plan | Non
     """What to stream, or None when the inputs do not allow streaming. route.stream_plan calls it once the loss
     and reduction allow streaming, and weighs the size."""
     given = [r for r in spec.roles if sources.get(r.name) is not None]
-    described = {r.name: _describe(sources[r.name], r.name) for r in given if r.batched}
+    described = {r.name: _describe(sources[r.name], r.name, st.header) for r in given if r.batched}
     primary = next((r.name for r in given if r.batched), None)
     if primary is None or described[primary] is None:
         return None
@@ -360,8 +361,8 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
         shape = (0, *chunks.shape_tail.get(role, ()))
         raise ShapeError(f"is empty (shape {shape}): there is nothing to compute", option=flag(role),
                          source=getattr(reader, "path", None))
-    notes = [*totals.notes, f"streamed in {totals.chunks} chunks of up to {step} rows on {threads} thread"
-             f"{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
+    notes = [*totals.notes, f"streamed in {totals.chunks} chunk{'s' if totals.chunks != 1 else ''} of up to {step} "
+             f"rows on {threads} thread{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
     shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
     found, rep = None, totals.report

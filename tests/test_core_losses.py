@@ -109,6 +109,28 @@ def test_ce_float_whole_numbers_are_indices(rng):
         pytest.approx(expected, rel=1e-13)
 
 
+@pytest.mark.parametrize("loss", ["ce", "nll"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.bool_, np.int32, np.int64, np.uint8])
+def test_index_targets_of_a_dtype_torch_refuses_are_noted(rng, loss, dtype):
+    """torch takes index targets as int64 or uint8 only; lossctl reads whole numbers of any dtype, the same
+    number as target.long() gives torch, and says where torch itself would refuse."""
+    x = rng.normal(size=(N, C))
+    y = rng.integers(0, 2, size=N).astype(dtype)
+    fn = F.cross_entropy if loss == "ce" else lambda a, b: F.nll_loss(F.log_softmax(a, 1), b)
+    refused = True
+    try:
+        fn(T(x), T(y))
+        refused = False
+    except RuntimeError as exc:
+        assert "expected target dtype to be Long or Byte" in str(exc)
+    res = lossctl.compute(loss, logits=x, target=y)
+    assert res.value == pytest.approx(fn(T(x), T(y).long()).item(), rel=1e-13)
+    noted = [n for n in res.notes if "torch refuses" in n]
+    want = f"--target holds {np.dtype(dtype)} class indices, read as the whole numbers they are; torch refuses an " \
+           f"index target of dtype {np.dtype(dtype)} (it takes int64: target.long())"
+    assert noted == ([want] if refused else [])
+
+
 def test_ce_one_hot_equals_index(rng):
     x = rng.normal(size=(N, C))
     y = rng.integers(0, C, size=N)

@@ -333,3 +333,31 @@ def test_float8_safetensors_says_what_to_save_instead(tmp_path, cli):
     res = cli("ce", "--logits", str(tmp_path / "f8.safetensors"), "--target", "[0, 1]", code=2)
     assert res.stderr == (f"lossctl: error: --logits ({tmp_path / 'f8.safetensors'}:logits): unsupported dtype "
                           "F8_E4M3 (float8, which NumPy cannot hold: save it as F16, BF16 or F32)\n")
+
+
+@pytest.mark.parametrize("ext", ["parquet", "feather"])
+def test_pandas_index_columns_are_no_data(tmp_path, data, ext):
+    """A DataFrame whose rows were filtered keeps its index as a column (`__index_level_0__`, or the index's name)
+    that pandas' metadata names: the only column without a key, and no key of a --from bundle, is the data's."""
+    pd = pytest.importorskip("pandas")
+    import lossctl
+
+    keep = data["target"] > 0
+    x, t = data["logits"][keep], data["target"][keep]
+    frames = {"x": pd.DataFrame({"logits": list(x)}).set_axis(np.flatnonzero(keep)),
+              "t": pd.DataFrame({"target": t}).set_axis(pd.Index(np.flatnonzero(keep), name="row")),
+              "both": pd.DataFrame({"logits": list(x), "target": t}).set_axis(np.flatnonzero(keep))}
+    for name, frame in frames.items():
+        table = pa.Table.from_pandas(frame)
+        assert len(table.column_names) == len(frame.columns) + 1  # the index is stored as a column
+        (pq.write_table if ext == "parquet" else feather.write_feather)(table, tmp_path / f"{name}.{ext}")
+    files = {"logits": str(tmp_path / f"x.{ext}"), "target": str(tmp_path / f"t.{ext}")}
+    np.testing.assert_array_equal(load_array(files["logits"], option="--logits").array, x)
+    assert set(load_bundle(str(tmp_path / f"both.{ext}"))[0]) == {"logits", "target"}
+    assert load_array(f"{files['target']}:row", option="--target").array.tolist() == np.flatnonzero(keep).tolist()
+    want = float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t)))
+    for stream in (True, False):
+        r = lossctl.compute("ce", **files, stream=stream)
+        assert stream == any("streamed" in n for n in r.notes)
+        np.testing.assert_allclose(r.value, want, rtol=1e-12)
+    np.testing.assert_allclose(lossctl.compute("ce", bundle=str(tmp_path / f"both.{ext}")).value, want, rtol=1e-12)

@@ -112,6 +112,15 @@ def test_inline_literals(data):
     assert res.value == pytest.approx(data["expected"], rel=1e-14)
 
 
+@pytest.mark.parametrize("literal, where", [("nan", 1), ("+0", 1), ("[0.5, nan]", 7)])
+def test_a_literal_that_is_no_json_says_what_a_literal_is(cli, literal, where):
+    """Python's spellings (nan, +0) are no JSON: the error once said only "invalid JSON"."""
+    res = cli("mse", "--input", literal, "--target", "0.0", code=2)
+    assert res.stderr == (f"lossctl: error: --input (literal): invalid JSON (Expecting value: line 1 column {where} "
+                          f"(char {where - 1})); an inline literal is JSON: a number (0.5, -2, 1e-3, NaN, Infinity, "
+                          "-Infinity) or nested lists of them ([[2.0, 1.0], [0.1, 3.0]])\n")
+
+
 def test_bare_number_is_a_scalar_target(data):
     x = data["logits"][0]
     res = lossctl.compute("ce", logits=json.dumps(x.tolist()), target="2")
@@ -197,7 +206,7 @@ def test_stdin_names_a_binary_format_it_does_not_read(cli, tmp_path, data, optio
     for name, raw in _stdin_files(tmp_path, data).items():
         res = cli("ce", option, "-", *target, input=raw, code=2)
         assert res.stderr == (f"lossctl: error: {option} (<stdin>): {what[name]}standard input reads .npy, .npz, "
-                              "JSON and text tables; give the file by its path\n"), name
+                              "JSON, JSON Lines and text tables; give the file by its path\n"), name
 
 
 def test_stdin_with_several_arrays_says_how_to_pick_one(cli, data):
@@ -266,6 +275,28 @@ def test_from_stdin(cli, tmp_path, data):
         with open(path, "rb") as fp:
             value = ce_value(cli, "--from", "-", input=fp.read())
         assert value == pytest.approx(data["weighted"], rel=1e-14)
+
+
+def test_json_lines_on_stdin_read_as_by_path(cli, tmp_path, data):
+    """Several JSON values, one per line: JSON Lines, as a .jsonl file gives them (once "invalid JSON (Extra
+    data...)")."""
+    x, y, w = data["logits"], data["target"], data["weight"]
+    records = "".join(json.dumps({"logits": r.tolist(), "target": int(t)}) + "\n" for r, t in zip(x, y, strict=True))
+    (tmp_path / "b.jsonl").write_text(records)
+    for source, stdin in ((str(tmp_path / "b.jsonl"), None), ("-", records.encode())):
+        assert ce_value(cli, "--from", source, "--weight", json.dumps(w.tolist()), input=stdin) == \
+            pytest.approx(data["weighted"], rel=1e-14)
+    rows = "".join(json.dumps(r.tolist()) + "\n\n" for r in x).encode()  # a bare list per line, blank lines between
+    assert ce_value(cli, "--logits", "-", "--target", json.dumps(y.tolist()), input=rows) == \
+        pytest.approx(data["expected"], rel=1e-14)
+    one_key = "".join(json.dumps({"target": int(t)}) + "\n" for t in y).encode()
+    assert ce_value(cli, "--logits", json.dumps(x.tolist()), "--target", "-", input=one_key) == \
+        pytest.approx(data["expected"], rel=1e-14)
+    res = cli("ce", "--logits", "-", "--target", json.dumps(y.tolist()), input=records.encode(), code=2)
+    assert res.stderr == ("lossctl: error: --logits (<stdin>): holds several keys (logits, target); standard input "
+                          "cannot name one: give the file's path as FILE:KEY, or pipe it to --from -\n")
+    res = cli("ce", "--logits", "-", "--target", json.dumps(y.tolist()), input=b"[1.0, 2.0]\n[3.0, oops]\n", code=2)
+    assert res.stderr == "lossctl: error: --logits (<stdin>): line 2: not JSON (Expecting value at column 7)\n"
 
 
 def test_from_json_leaves_out_values_that_are_no_arrays(cli, tmp_path, data):

@@ -575,3 +575,49 @@ def test_a_list_column_of_one_value_streams_beside_wider_ones(tmp_path, monkeypa
     r = streamed("bce", {"logits": f"{f}:x", "target": f"{f}:y", "weight": f"{f}:w"})
     want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w))
     close(r.value, float(want), np.float64)
+
+
+@pytest.mark.parametrize("at", [0, 9_000])
+@pytest.mark.parametrize("stream_it", [True, False])
+def test_big_csv_integer_past_int64_is_refused_streamed_and_whole(tmp_path, monkeypatch, at, stream_it):
+    """pandas reads 2**64 - 1 as uint64, or as float64 where its internal chunks of a column disagree (int64 above
+    it, uint64 from it: 100 columns make those chunks 8,192 rows): refused as a small file's integer past int64 is."""
+    pytest.importorskip("pandas")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 << 20)
+    t = RNG.integers(0, 3, (12_000, 100))
+    buf = __import__("io").StringIO()
+    np.savetxt(buf, t, fmt="%d", delimiter=",")
+    lines = buf.getvalue().splitlines()
+    lines[at] = "18446744073709551615" + lines[at][1:]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    np.save(tmp_path / "x.npy", np.zeros(t.shape))
+    with pytest.raises(LossctlError) as err:
+        lossctl.compute("l1", input=str(tmp_path / "x.npy"), target=str(tmp_path / "t.csv"), stream=stream_it)
+    assert str(err.value).endswith(f"row {at + 1}, column 1: '18446744073709551615' does not fit in int64")
+
+
+@pytest.mark.parametrize("big", ["1e19", "18446744073709551615"])
+@pytest.mark.parametrize("stream_it", [True, False])
+def test_big_csv_floats_past_int64_are_numbers(tmp_path, monkeypatch, big, stream_it):
+    """A float table may hold a value past int64, even one written as an integer: a number, as a small file's."""
+    pytest.importorskip("pandas")
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 << 20)
+    x = RNG.standard_normal((2_500, 100))
+    buf = __import__("io").StringIO()
+    np.savetxt(buf, x, fmt="%.3f", delimiter=",")
+    lines = buf.getvalue().splitlines()
+    assert len(buf.getvalue()) > (1 << 20)  # read by pandas when read whole
+    lines[2_000] = big + lines[2_000][lines[2_000].index(","):]
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    want = np.loadtxt(tmp_path / "x.csv", delimiter=",")
+    np.save(tmp_path / "t.npy", np.zeros(x.shape))
+    r = lossctl.compute("l1", input=str(tmp_path / "x.csv"), target=str(tmp_path / "t.npy"), stream=stream_it)
+    assert stream_it == any("streamed" in n for n in r.notes)
+    close(r.value, float(F.l1_loss(torch.from_numpy(want), torch.zeros(x.shape))), np.float64)
+
+
+def test_one_chunk_is_said_in_the_singular(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 << 20)
+    files = {"logits": save(tmp_path, "x", logits()), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
+    for result in (lossctl.compute("ce", **files, stream=True), lossctl.api.calibrate(**files, stream=True)):
+        assert [n.split(" of up to")[0] for n in result.notes if n.startswith("streamed")] == ["streamed in 1 chunk"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -369,6 +370,33 @@ def test_a_first_row_missing_its_first_value_is_no_index(tmp_path):
     with pytest.raises(InputError) as exc:
         load_array(str(path), option="--logits")
     assert str(exc.value) == f"--logits ({path}): row 1, column 1: '' is not a number"
+
+
+def test_header_yes_leaves_out_an_index_of_fractions(monkeypatch, tmp_path, frame, targets):
+    """`,0,1,...` above an index of fractions (a float index): under auto the first row may be data missing its
+    first value; --header yes says it is a header, and its empty first cell heads pandas' index, as for names."""
+    index = np.arange(N) + 0.5
+    frame.set_axis(index).to_csv(tmp_path / "x.csv")
+    targets.set_axis(index).to_csv(tmp_path / "t.csv")
+    assert (tmp_path / "x.csv").read_text().startswith(",0,1,2,3,4\n0.5,")
+    expected_x = pd.read_csv(tmp_path / "x.csv", index_col=0).to_numpy()
+    expected_t = pd.read_csv(tmp_path / "t.csv", index_col=0).to_numpy()[:, 0]
+    for name, expected in (("x.csv", expected_x), ("t.csv", expected_t)):
+        path = str(tmp_path / name)
+        np.testing.assert_array_equal(load_array(path, option="--logits", header="yes").array, expected)
+        np.testing.assert_array_equal(streamed(path, header="yes")[0], expected)
+        with monkeypatch.context() as m:  # a big file's parse by pandas
+            m.setattr(text_mod, "FAST_CSV_CHARS", 0)
+            m.setattr(text_mod, "_fill", None)
+            np.testing.assert_array_equal(load_array(path, option="--logits", header="yes").array, expected)
+    ref = F.cross_entropy(torch.tensor(expected_x), torch.tensor(expected_t)).item()
+    for stream in ("--no-stream", "--stream"):
+        res = lossctl("ce", "--logits", str(tmp_path / "x.csv"), "--target", str(tmp_path / "t.csv"), stream,
+                      "--header", "yes", "-f", "json")
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        np.testing.assert_allclose(out["value"], ref, rtol=1e-12)
+        assert (stream == "--stream") == any("streamed" in n for n in out["notes"])
 
 
 def test_semicolon_csv_as_pandas_writes_it(tmp_path, frame):

@@ -160,10 +160,11 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
 
 
 def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, np.ndarray], bool]:
-    """`--from FILE`: every named array in an .npz, a JSON object or a .pt dict; returns (arrays, binary).
+    """`--from FILE`: every named array in an .npz, a JSON object, a .pt dict, .safetensors, Parquet/Arrow or JSON
+    Lines (standard input: .npz, a JSON object or JSON Lines); returns (arrays, binary).
 
-    A key of such a bundle that holds no numbers (class names, a note, a config) maps to None: it cannot fill a
-    role, and a role named so is read alone (pipeline), which says what is wrong with it."""
+    A key of an .npz, JSON or .pt bundle that holds no numbers (class names, a note, a config) maps to None: it
+    cannot fill a role, and a role named so is read alone (pipeline), which says what is wrong with it."""
     option = "--from"
     if source == "-":
         data = stdin if stdin is not None else read_stdin(option)
@@ -171,8 +172,12 @@ def load_bundle(source: str, *, stdin: bytes | None = None) -> tuple[dict[str, n
         if data.startswith(b"PK"):
             import io as _io
             return load_npz(_io.BytesIO(data), option=option, source="<stdin>", key=None), True
-        obj = parse_json(decode_utf8(data, option=option, source="<stdin>"), option=option, source="<stdin>")
-        return _json_bundle(obj, "<stdin>"), False
+        obj, lines = _json_or_lines(decode_utf8(data, option=option, source=STDIN), option=option)
+        if lines:
+            from .jsonl import read_keys
+
+            return read_keys(STDIN, data), False
+        return _json_bundle(obj, STDIN), False
     ext = _check_path(source, option)
     if ext in READERS:
         reader = READERS[ext]
@@ -370,7 +375,7 @@ def read_stdin(option: str) -> bytes:
 
 
 def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto") -> Loaded:
-    """Bytes of standard input: .npy, .npz, JSON, or a text table (comma, semicolon, tab or whitespace)."""
+    """Bytes of standard input: .npy, .npz, JSON, JSON Lines, or a text table (comma, semicolon, tab or whitespace)."""
     if not data.strip():
         raise InputError("standard input is empty", option=option, source=source)
     _refuse_unread(data, option=option)
@@ -384,12 +389,29 @@ def _sniff_bytes(data: bytes, *, option: str, source: str, header: str = "auto")
         raise InputError("binary data that is neither .npy nor .npz (text must be JSON or a CSV/whitespace table)",
                          option=option, source=source)
     if text.lstrip()[:1] in ("[", "{"):
-        obj = parse_json(text, option=option, source=source)
+        obj, lines = _json_or_lines(text, option=option)
+        if lines:
+            from .jsonl import read_key
+
+            return Loaded(read_key(source, None, option, data), source, False)
         if isinstance(obj, dict):
             obj = _pick(obj, None, option=option, source=source)
         return Loaded(json_to_array(obj, option=option, source=source), source, False)
     arr, skipped = parse_table(text, option=option, source=source, header=header)
     return Loaded(arr, source, False, skipped)
+
+
+def _json_or_lines(text: str, *, option: str) -> tuple[object, bool]:
+    """Standard input's text as (its one JSON value, False), or (None, True) where it is JSON Lines instead: several
+    JSON values, one per line, which json refuses as one value followed by "Extra data"."""
+    try:
+        return parse_json(text, option=option, source=STDIN), False
+    except InputError:
+        from .jsonl import is_json_lines
+
+        if is_json_lines(text):
+            return None, True
+        raise
 
 
 # Binary formats standard input does not read, by their first bytes (a .pt zip archive is told apart by load_npz).

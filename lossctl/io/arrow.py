@@ -190,12 +190,33 @@ def _no_nulls(col, where: str, first_row: int, *, option: str, source: str, per_
                          source=source)
 
 
+def data_names(schema) -> list[str]:
+    """The columns but pandas' index columns, which its metadata in the schema names (`__index_level_0__` once a
+    DataFrame's rows were filtered, or the index's own name): pyarrow's to_pandas makes them the index, no data."""
+    meta = (schema.metadata or {}).get(b"pandas")
+    if not meta:
+        return list(schema.names)
+    import json
+
+    try:
+        index = {c for c in json.loads(meta).get("index_columns", ()) if isinstance(c, str)}  # a RangeIndex: a dict
+    except (ValueError, AttributeError, TypeError):
+        return list(schema.names)  # metadata pandas did not write: every column is data
+    return [n for n in schema.names if n not in index]
+
+
+def choose_column(schema, key: str | None, *, path: str, option: str) -> str:
+    """The column KEY names (any column), or the only data column (see data_names)."""
+    hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
+    names = list(schema.names) if key is not None else data_names(schema)
+    return one_name(names, key, what="column", hint=hint, option=option, source=path)
+
+
 def read_column(path: str, key: str | None, option: str) -> np.ndarray:
     """`FILE.parquet[:COLUMN]` (or .arrow, .feather): one column, or the only one."""
-    hint = f"FILE{os.path.splitext(path)[1]}:COLUMN"
 
     def choose(schema) -> list[str]:
-        return [one_name(schema.names, key, what="column", hint=hint, option=option, source=path)]
+        return [choose_column(schema, key, path=path, option=option)]
 
     table = _read_table(path, choose, option)
     name = table.column_names[0]
@@ -203,10 +224,12 @@ def read_column(path: str, key: str | None, option: str) -> np.ndarray:
 
 
 def read_columns(path: str) -> dict[str, np.ndarray]:
-    """`--from FILE.parquet`: every column of numbers or lists of numbers, by name; other columns are left out."""
+    """`--from FILE.parquet`: every column of numbers or lists of numbers, by name; other columns, and pandas'
+    index columns, are left out."""
 
     def choose(schema) -> list[str]:
-        names = [f.name for f in schema if is_numbers(f.type)]
+        data = set(data_names(schema))
+        names = [f.name for f in schema if f.name in data and is_numbers(f.type)]
         if not names:
             raise InputError(f"holds no column of numbers (it holds: {listing(schema.names) or 'nothing'})",
                              option="--from", source=path)
@@ -250,8 +273,7 @@ class ArrowRows:
 
     def _choose(self, schema, key: str | None) -> str:
         """The column to read (KEY, or the only one), which must hold numbers; sets the dtype they read as."""
-        hint = f"FILE{os.path.splitext(self.path)[1]}:COLUMN"
-        column = one_name(schema.names, key, what="column", hint=hint, option=self.option, source=self.path)
+        column = choose_column(schema, key, path=self.path, option=self.option)
         t = schema.field(column).type
         if not is_numbers(t):
             raise InputError(f"column {column!r} holds {t}, not numbers or lists of numbers", option=self.option,

@@ -7,6 +7,7 @@ the first line that holds numbers) or a bare number or list of numbers. A field 
 
 from __future__ import annotations
 
+import io
 import json
 from itertools import chain
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from .common import listing, one_name
+from .npy import STDIN, STDIN_KEYS
 from .remote import file_size, open_binary, reading
 
 EXTS = (".jsonl", ".ndjson")
@@ -52,6 +54,8 @@ def _layout(no: int, obj, key: str | None, bundle: bool, *, option: str, source:
                 raise InputError(f"line {no} holds no numbers or lists of numbers (its keys: "
                                  f"{listing(obj) or 'none'})", option=option, source=source)
             return keys
+        if key is None and source == STDIN and len(obj) > 1:
+            raise InputError(f"holds several keys ({listing(obj)}); {STDIN_KEYS}", option=option, source=source)
         return [one_name(list(obj), key, what="key", hint="FILE.jsonl:KEY", option=option, source=source)]
     if bundle:
         raise InputError(f"--from needs a JSON object on every line; line {no} holds {_describe(obj)}",
@@ -62,12 +66,16 @@ def _layout(no: int, obj, key: str | None, bundle: bool, *, option: str, source:
 
 
 class JsonlRows:
-    """Rows of a JSON Lines file, parsed a chunk of lines at a time: one array per key read."""
+    """Rows of a JSON Lines file, parsed a chunk of lines at a time: one array per key read. `data`: the bytes
+    of standard input (`path` then names it), read from memory."""
 
-    def __init__(self, path: str, option: str, key: str | None, step: int = CHUNK_LINES, *, bundle: bool = False):
+    def __init__(self, path: str, option: str, key: str | None, step: int = CHUNK_LINES, *, bundle: bool = False,
+                 data: bytes | None = None):
         self.path, self.option = path, option
-        self.total_bytes = file_size(path, option) or 0  # 0: a server that does not say
-        self._fp = open_binary(path, option)  # a local file or a URL, read front to back; closed by close()
+        # Standard input's bytes, or a local file or a URL read front to back (closed by close()); a size of 0: a
+        # server that does not say.
+        self.total_bytes = len(data) if data is not None else file_size(path, option) or 0
+        self._fp = io.BytesIO(data) if data is not None else open_binary(path, option)
         self._line = 0
         self._widths: dict[str | None, tuple[int | None, int]] = {}  # key -> (C or None, the line that set it)
         try:
@@ -175,8 +183,9 @@ class JsonlRows:
         self._fp.close()
 
 
-def _read_all(path: str, option: str, key: str | None, bundle: bool) -> dict[str | None, np.ndarray]:
-    rows = JsonlRows(path, option, key, bundle=bundle)
+def _read_all(path: str, option: str, key: str | None, bundle: bool, data: bytes | None = None
+              ) -> dict[str | None, np.ndarray]:
+    rows = JsonlRows(path, option, key, bundle=bundle, data=data)
     try:
         parts: list[dict[str | None, np.ndarray]] = []
         while True:
@@ -190,12 +199,26 @@ def _read_all(path: str, option: str, key: str | None, bundle: bool) -> dict[str
     return {k: np.concatenate([p[k] for p in parts]) for k in rows.keys}
 
 
-def read_key(path: str, key: str | None, option: str) -> np.ndarray:
-    """`FILE.jsonl[:KEY]`: that field of every line (or the bare value of every line)."""
-    (arr,) = _read_all(path, option, key, False).values()
+def read_key(path: str, key: str | None, option: str, data: bytes | None = None) -> np.ndarray:
+    """`FILE.jsonl[:KEY]`: that field of every line (or the bare value of every line); `data`: standard input's
+    bytes, `path` its name."""
+    (arr,) = _read_all(path, option, key, False, data).values()
     return arr
 
 
-def read_keys(path: str) -> dict[str, np.ndarray]:
+def read_keys(path: str, data: bytes | None = None) -> dict[str, np.ndarray]:
     """`--from FILE.jsonl`: each field of the first line that holds numbers, read from every line."""
-    return {str(k): v for k, v in _read_all(path, "--from", None, True).items()}
+    return {str(k): v for k, v in _read_all(path, "--from", None, True, data).items()}
+
+
+def is_json_lines(text: str) -> bool:
+    """Whether text that is no one JSON value is JSON Lines: its first line holding data is a JSON value by itself,
+    and more lines follow."""
+    first, _, rest = text.strip().partition("\n")
+    if not rest.strip():
+        return False
+    try:
+        json.loads(first)
+    except (ValueError, RecursionError):
+        return False
+    return True

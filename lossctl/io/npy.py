@@ -14,7 +14,7 @@ from .remote import file_size, open_binary, reading
 
 MAGIC = b"\x93NUMPY"
 STDIN = "<stdin>"
-STDIN_READS = "standard input reads .npy, .npz, JSON and text tables; give the file by its path"
+STDIN_READS = "standard input reads .npy, .npz, JSON, JSON Lines and text tables; give the file by its path"
 STDIN_KEYS = "standard input cannot name one: give the file's path as FILE:KEY, or pipe it to --from -"
 MAX_HEADER = 1 << 16  # numpy refuses headers past 10 KiB unless told; a header of numbers is far smaller
 

@@ -24,6 +24,7 @@ from .text import (
     check_header,
     comma_hint,
     index_column,
+    may_pass_int64,
     pandas_sep,
     skips_header,
     sniff_delimiter,
@@ -110,7 +111,7 @@ class CsvRows:
         delimiter = sniff_delimiter(head[0][1], delimiter)
         rows = [split_cells(ln, delimiter) for _, ln in head]
         self.header = skips_header(rows, header)
-        self._index = int(self.header and index_column(rows[:2]))  # pandas' index column: left out as data
+        self._index = int(self.header and index_column(rows[:2], header))  # pandas' index column: left out as data
         if self.header and len(head) == 1:
             raise InputError("holds a header but no data rows", option=option, source=path)
         self._first_line = head[int(self.header)][0]
@@ -126,6 +127,7 @@ class CsvRows:
         self._pending: np.ndarray | None = None
         self._done = 0
         self._parsed = 0  # rows in the chunks pandas has handed over: where the next chunk's rows start
+        self._integers = True  # as far as the chunks show, a table of integers (see _check_int64)
         self.dtype = None
 
     def read(self, n: int) -> np.ndarray:
@@ -162,6 +164,8 @@ class CsvRows:
         if arr.dtype.kind == "f" and np.isnan(arr).any():
             r, c = (int(i) for i in np.argwhere(np.isnan(arr))[0])
             self._check_gap(r, c + self._index)
+        if may_pass_int64(arr):
+            self._check_int64(arr)
         self._parsed += len(arr)
         if self.dtype is None:
             self.dtype = np.dtype(np.float64) if arr.dtype.kind == "f" else arr.dtype
@@ -180,6 +184,23 @@ class CsvRows:
         line, cells = self._data_line(self._parsed + big)
         return InputError(f"row {line}, column {c + 1}: {cells[c][:40]!r} does not fit in int64", option=self.option,
                           source=self.path)
+
+    def _check_int64(self, arr: np.ndarray) -> None:
+        """Refuses an integer cell past int64 where the chunk holds whole numbers only, as a whole read refuses one in
+        a table of integers; a cell written as a float (1e19), or among fractions, is a number. Asked until the
+        file shows it is no table of integers."""
+        if not self._integers:
+            return
+        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.trunc(arr)).all()):
+            self._integers = False
+            return
+        r, c = (int(i) for i in np.argwhere(np.abs(arr) >= 2**63)[0])
+        line, cells = self._data_line(self._parsed + r)
+        cell = cells[c + self._index]
+        if _past_int64(cell):
+            raise InputError(f"row {line}, column {c + self._index + 1}: {cell[:40]!r} does not fit in int64",
+                             option=self.option, source=self.path)
+        self._integers = False
 
     def _check_gap(self, r: int, c: int) -> None:
         """pandas reads an empty cell, a short row, NA or null and a written `nan` alike as NaN: the others are

@@ -31,6 +31,9 @@ def _named_constant(name: str) -> float:
     return _Named(name.replace("Infinity", "inf"))
 
 
+# An inline literal is JSON, as a .json file is: Python's spellings (nan, inf, +1, .5) are not JSON numbers.
+LITERAL_FORM = ("; an inline literal is JSON: a number (0.5, -2, 1e-3, NaN, Infinity, -Infinity) or nested lists of "
+                "them ([[2.0, 1.0], [0.1, 3.0]])")
 FAST_JSON_CHARS = 1 << 16  # from here orjson (when installed) pays for its import; see benchmarks/parsers.py
 
 
@@ -57,7 +60,8 @@ def parse_json(text: str, *, option: str, source: str):
         raise InputError("JSON nested too deeply to be an array", option=option, source=source) from None
     except ValueError as exc:  # json.JSONDecodeError
         msg = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
-        raise InputError(f"invalid JSON ({msg})", option=option, source=source) from None
+        raise InputError(f"invalid JSON ({msg}){LITERAL_FORM if source == 'literal' else ''}", option=option,
+                         source=source) from None
 
 
 def json_to_array(obj, *, option: str, source: str) -> np.ndarray:
@@ -186,14 +190,17 @@ def skips_header(rows: list[list[str]], header: str) -> bool:
     return _is_pandas_header(first, rows[1:1 + HEADER_PEEK_ROWS])
 
 
-def index_column(rows: list[list[str]]) -> bool:
+def index_column(rows: list[list[str]], header: str = "auto") -> bool:
     """Whether a table whose first rows have the cells `rows` starts with a header above an index column, as
     pandas' DataFrame.to_csv and R's write.csv write one by default: the first cell is empty, the others names, or
-    pandas' default 0,1,...,C-1 above an index of integers or names (a fraction there is data: the first row
-    then lacks its first value). The index is no data: read as a column, it would be a class's logits."""
+    pandas' default 0,1,...,C-1 above an index of integers or names (under `header` auto a fraction there is data:
+    the first row then lacks its first value; under yes the first row is a header, so its empty cell heads an
+    index of any values). The index is no data: read as a column, it would be a class's logits."""
     first, rest = rows[0], rows[0][1:]
-    if len(first) < 2 or first[0] != "":
+    if len(first) < 2 or first[0] != "" or header == "no":
         return False
+    if header == "yes":
+        return True
     below = rows[1][0] if len(rows) > 1 and rows[1] else "0"
     return not any(map(_is_number, rest)) or (rest == [str(i) for i in range(len(rest))]
                                               and (bool(_INT_CELL.fullmatch(below)) or not _is_number(below)))
@@ -239,8 +246,18 @@ def _pandas_csv(text: str, delimiter: str, skip: int, drop: int = 0) -> np.ndarr
     arr = frame.to_numpy()
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return None  # a gap (ragged row), nan or an overflow: let the validating parser report or allow it
+    if may_pass_int64(arr):
+        return None  # an integer past int64 or a float that big: the validating parser refuses one, reads the other
     arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float64, copy=False)
     return arr[:, 0] if arr.shape[1] == 1 else arr
+
+
+def may_pass_int64(arr: np.ndarray) -> bool:
+    """Whether pandas' parse may hold an integer cell past int64, which pandas reads as uint64, or as float64 where
+    its internal chunks of one column disagree (int64 in one, uint64 in another): the cell's text decides."""
+    if arr.dtype.kind == "u":
+        return True
+    return arr.dtype.kind == "f" and arr.size > 0 and bool(arr.max() >= 2.0**63 or arr.min() < -(2.0**63))
 
 
 def parse_csv(text: str, *, option: str, source: str, delimiter: str | None = None,
@@ -278,7 +295,7 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
     start = int(skips_header(rows, header))
     if start == len(rows):
         raise InputError("holds a header but no data rows", option=option, source=source)
-    drop = int(bool(start) and index_column(rows[:2]))  # pandas' index: the first column is left out
+    drop = int(bool(start) and index_column(rows[:2], header))  # pandas' index: the first column is left out
     if len(text) >= FAST_CSV_CHARS:
         fast = _pandas_csv(text, delimiter, numbered[start][0] - 1, drop)
         if fast is not None:

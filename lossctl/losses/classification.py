@@ -55,6 +55,15 @@ def check_ignore_index_of_probs(ignore_index: int) -> None:
                          option="--ignore-index")
 
 
+def index_dtype_notes(target: np.ndarray) -> list[str]:
+    """torch takes class indices as int64 (or uint8) only, and refuses a float, bool or other integer target ("expected
+    target dtype to be Long or Byte"); lossctl reads whole numbers of any dtype as indices, and says so."""
+    if target.dtype in (np.int64, np.uint8):
+        return []
+    return [f"--target holds {target.dtype} class indices, read as the whole numbers they are; torch refuses an index "
+            f"target of dtype {target.dtype} (it takes int64: target.long())"]
+
+
 def index_output(values, denominators, *, ignored: int, rows: int, weighted: bool) -> LossOutput:
     """An index target's per-target losses and denominators: its class weight (1 each), 0 where ignored."""
     return LossOutput(values, weights=denominators, rows=rows, unit="targets", ignored=ignored, weighted=weighted)
@@ -97,6 +106,7 @@ def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, labe
         values, denominators = k.cross_entropy_index(x, ctx.indices(target, "target"), w, ignore_index=ignore_index,
                                                      label_smoothing=label_smoothing, input_kind="logits")
         out = index_output(values, denominators, ignored=ignored, rows=rows, weighted=weight is not None)
+        notes += index_dtype_notes(target)
     else:
         check_shape("target", target, logits.shape, "--logits", logits.shape)
         check_ignore_index_of_probs(ignore_index)
@@ -150,6 +160,7 @@ def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ig
     out = index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
                        weighted=weight is not None)
     out.warnings += warnings
+    out.notes += index_dtype_notes(target)
     return out
 
 
