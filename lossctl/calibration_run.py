@@ -191,8 +191,7 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
     if not parts:
         raise ShapeError("has no rows: there is nothing to compute", option=flag(next(iter(chunks.readers))))
     total = _added(parts)
-    total.notes.append(f"streamed in {len(parts)} chunks of up to {step} rows on {threads} thread"
-                       f"{'s' if threads > 1 else ''}; per-bin sums accumulated in float64, in chunk order")
+    total.notes.append(streaming.streamed_note(len(parts), step, threads, "per-bin sums"))
     return total
 
 

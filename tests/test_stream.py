@@ -575,3 +575,13 @@ def test_a_list_column_of_one_value_streams_beside_wider_ones(tmp_path, monkeypa
     r = streamed("bce", {"logits": f"{f}:x", "target": f"{f}:y", "weight": f"{f}:w"})
     want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w))
     close(r.value, float(want), np.float64)
+
+
+def test_the_streamed_note_counts_one_chunk_and_one_thread_in_the_singular(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 1 << 20)  # the whole file in one chunk
+    files = {"logits": save(tmp_path, "x", logits()), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
+    one = [n for n in lossctl.compute("ce", stream=True, threads=1, **files).notes if n.startswith("streamed")]
+    assert one and one[0].startswith("streamed in 1 chunk of up to ") and " rows on 1 thread; sums " in one[0]
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 80)
+    many = [n for n in lossctl.compute("ce", stream=True, threads=2, **files).notes if n.startswith("streamed")]
+    assert many[0].startswith("streamed in 10 chunks of up to 4 rows on 2 threads; sums ")
