@@ -109,7 +109,8 @@ def sums_of_arrays(arrays: Mapping[str, np.ndarray], cs: CalibrationSettings, dt
         scores = scores.astype(dtype)
     confidence, correct, task = calibration_inputs(**{role: scores}, target=arrays["target"], task=cs.task)
     if role == "logits":  # probabilities passed as logits get softmax or sigmoid a second time, as in ce and bce
-        warnings = input_lints(("logits-are-probs" if task == "multiclass" else "sigmoid-applied",), arrays, {})
+        warnings = input_lints(("logits-are-probs" if task == "multiclass" else "sigmoid-applied",), arrays, {},
+                               ("logits", "probs"))
     else:
         warnings = probability_warnings(scores) if task == "multiclass" else []
     edges = quantile_edges(confidence, cs.bins) if cs.binning == "quantile" and whole else None

@@ -424,7 +424,7 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
         out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
     except LossctlError as exc:
         raise _classes_last_hint(spec, arrays, exc) from None
-    out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options)]
+    out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options, tuple(r.name for r in spec.roles))]
     if st.scale != 1.0:
         out.values = out.values / st.scale
         if out.mean_values is not None:

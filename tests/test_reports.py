@@ -282,6 +282,49 @@ def test_probabilities_passed_as_logits_to_kl_and_entropy_are_named(cli, tmp_pat
     assert cli("entropy", "--logits", tmp_path / "seg.npy").stderr == ""  # along the image's last axis: logits
 
 
+def test_the_fix_for_probabilities_as_logits_fits_the_command(cli, tmp_path):
+    """The advice names the command's own --probs where it has one, else where the same loss takes them."""
+    probs, target = "[[0.7,0.2,0.1],[0.1,0.8,0.1]]", "[0,1]"
+    head = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within "
+            "1e-06): softmax would be applied twice; ")
+    for command in ("ce", "perplexity"):
+        assert cli(command, "--logits", probs, "--target", target).stderr == (
+            head + "pass the raw logits, or pass the probabilities to `lossctl nll --probs`, whose loss is their "
+                   "cross entropy\n")
+    # which is so: nll of the probabilities' log is their cross entropy
+    want = F.cross_entropy(torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]], dtype=torch.float64)),
+                           torch.tensor([0, 1]))
+    assert float(cli("nll", "--probs", probs, "--target", target, "-f", "plain").stdout) == pytest.approx(
+        float(want), rel=1e-12)
+    own = head + "pass them as --probs, or pass the raw logits\n"
+    assert cli("nll", "--logits", probs, "--target", target).stderr == own
+    assert cli("entropy", "--logits", probs).stderr == own
+    assert cli("calibration", "--logits", probs, "--target", target).stderr == own
+    assert cli("kl", "--logits", probs, "--target", probs, "--reduction", "batchmean").stderr == own
+    assert cli("focal", "--logits", probs, "--target", target).stderr == head + "pass the raw logits\n"
+
+
+def test_the_fix_for_sigmoid_outputs_fits_the_command(cli, tmp_path):
+    b = realistic("breast_cancer_logreg")
+    p, y = b["probs"].reshape(-1, 1), b["target"].reshape(-1, 1).astype(np.float64)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    res = cli("multilabel-soft-margin", "--input", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert res.stderr == ("lossctl: warning: --input looks like sigmoid outputs (every value in [0, 1]; real logits "
+                          "are negative wherever the model leans to 0): sigmoid would be applied twice; pass the raw "
+                          "logits (`lossctl bce --probs` takes probabilities; its mean equals this loss's mean)\n")
+    # which is so: MultiLabelSoftMarginLoss's mean is the mean BCE of the sigmoid
+    x = torch.randn(6, 3, dtype=torch.float64)
+    labels = (torch.rand(6, 3) > 0.5).double()
+    assert float(F.multilabel_soft_margin_loss(x, labels)) == pytest.approx(
+        float(F.binary_cross_entropy(torch.sigmoid(x), labels)), rel=1e-12)
+    tail = "sigmoid would be applied twice; "
+    assert cli("bce", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy").stderr.endswith(
+        tail + "pass them as --probs, or pass the raw logits\n")
+    assert cli("focal", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy").stderr.endswith(
+        tail + "pass the raw logits\n")
+
+
 def test_probabilities_passed_to_kl_as_log_probs_are_named_along_its_last_axis(cli, tmp_path):
     """KLDivLoss's distributions lie along the last axis: a language model's (N, L, C) probabilities are
     probabilities there, not raw logits (the advice to pass them as --logits would apply softmax to them)."""
