@@ -144,10 +144,22 @@ def _dim_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) 
     return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x, class_axis=dim, fix=PROBS_FIX)]
 
 
+def _kind_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
+    """js: --p-kind / --q-kind logits apply softmax over the last axis to rows that may be probabilities already."""
+    found = []
+    for role in ("p", "q"):
+        x = arrays.get(role)
+        if x is not None and x.ndim and options.get(f"{role}_kind") == "logits":
+            found += [Finding(f"{role}-logits-are-probs", w, every=True) for w in lint_logits_are_probs(
+                x, class_axis=-1, option=f"--{role}", fix=f"drop --{role}-kind logits (prob is the default), or "
+                                                          f"pass the raw logits")]
+    return found
+
+
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
          "log-probs-last-are-probs": _log_probs_last_are_probs, "sigmoid-applied": _sigmoid_applied,
          "index-logits-are-probs": _index_logits_are_probs,
-         "dim-logits-are-probs": _dim_logits_are_probs,
+         "dim-logits-are-probs": _dim_logits_are_probs, "kind-logits-are-probs": _kind_logits_are_probs,
          "dim-log-probs-are-probs": lambda arrays, options, inputs: _log_probs_are_probs(arrays, options, inputs, -1)}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 

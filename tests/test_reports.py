@@ -282,6 +282,32 @@ def test_probabilities_passed_as_logits_to_kl_and_entropy_are_named(cli, tmp_pat
     assert cli("entropy", "--logits", tmp_path / "seg.npy").stderr == ""  # along the image's last axis: logits
 
 
+def test_probabilities_passed_to_js_as_logits_are_named(cli, tmp_path):
+    d = realistic("digits_logreg")
+    p, q = d["probs"][:50], d["probs"][50:100]
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "q.npy", q)
+    base = ("js", "--p", tmp_path / "p.npy", "--q", tmp_path / "q.npy", "-f", "plain")
+
+    def js(a, b):  # the formula written out: 0.5 KL(a || m) + 0.5 KL(b || m), m = (a + b) / 2
+        m = (a + b) / 2
+        return float(np.mean(0.5 * np.sum(a * np.log(a / m), 1) + 0.5 * np.sum(b * np.log(b / m), 1)))
+
+    twice = ("lossctl: warning: --{0} looks like probabilities (every value in [0, 1] and every row sums to 1 within "
+             "1e-06): softmax would be applied twice; drop --{0}-kind logits (prob is the default), or pass the raw "
+             "logits\n")
+    softmax_p = torch.softmax(T(p), 1).numpy()
+    res = cli(*base, "--p-kind", "logits")
+    assert float(res.stdout) == pytest.approx(js(softmax_p, q), rel=1e-9)  # the number never changes
+    assert res.stderr == twice.format("p")
+    res = cli(*base, "--p-kind", "logits", "--q-kind", "logits")
+    assert res.stderr == twice.format("p") + twice.format("q")
+    assert cli(*base, "--q-kind", "logits", "--strict", code=2).stderr.startswith("lossctl: error: --strict: --q looks")
+    assert cli(*base).stderr == ""
+    np.save(tmp_path / "x.npy", d["logits"][:50])  # real logits as logits: silent
+    assert cli("js", "--p", tmp_path / "x.npy", "--q", tmp_path / "q.npy", "--p-kind", "logits").stderr == ""
+
+
 def test_the_fix_for_probabilities_as_logits_fits_the_command(cli, tmp_path):
     """The advice names the command's own --probs where it has one, else where the same loss takes them."""
     probs, target = "[[0.7,0.2,0.1],[0.1,0.8,0.1]]", "[0,1]"

@@ -40,7 +40,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="js", backends=NUMPY_AND_TORCH, aliases=("jensen-shannon",),
+    name="js", backends=NUMPY_AND_TORCH, aliases=("jensen-shannon",), lints=("kind-logits-are-probs",),
     torch_name="none (torch.nn has no Jensen-Shannon loss)",
     summary="Jensen-Shannon divergence between two distributions per row, symmetric and at most ln 2.",
     formula="JS(p, q) = 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, over the last axis",
