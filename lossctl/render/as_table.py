@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from . import ByTypeName, number
+from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, number
 from .as_plain import render as plain
 
 TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
@@ -65,11 +65,9 @@ def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table
 def _result(obj: Result):
     parts = [_fields(obj)]
     if obj.by_class is not None:
-        parts.append(_rows_table("by class", obj.by_class, ("class", "count", "loss", "share", "accuracy",
-                                                            "p_target")))
+        parts.append(_rows_table("by class", obj.by_class, BY_CLASS_COLUMNS))
     if obj.worst is not None:
-        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst,
-                                 ("index", "target", "predicted", "p_target", "loss")))
+        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst, WORST_COLUMNS))
     if obj.values is None:
         return Group(*parts) if len(parts) > 1 else parts[0]
     if obj.summary is not None:
