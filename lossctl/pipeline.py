@@ -608,5 +608,7 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
     raw = finish(partial, st.reduction) if transform is not None and result.value is not None else None
     reps = finish_reports(result.value, kept if st.details else None, found, report, transform, raw)
     result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst
+    if reps.by_class is not None or reps.worst is not None:
+        result.breakdown_loss = spec.breakdown_loss
     result.summary, result.histogram = reps.summary, reps.histogram
     result.notes += reps.notes

@@ -514,6 +514,27 @@ def test_classes_last_logits_are_refused_by_torch_and_taken_with_class_axis(cli)
 
 # --- breakdowns --------------------------------------------------------------------------------------------
 
+def test_perplexitys_breakdowns_say_their_loss_is_cross_entropy_in_nats(cli):
+    """Perplexity's value is exp of the mean CE, but its breakdowns hold each target's CE: labelled so."""
+    path = REALISTIC / "digits_logreg.npz"
+    base = ("perplexity", "--logits", f"{path}:logits", "--target", f"{path}:target")
+    data = json.loads(cli(*base, "--by-class", "--worst", "3", "-f", "json").stdout)
+    d = realistic("digits_logreg")
+    x, t = T(d["logits"]).double(), T(d["target"])
+    ce = F.cross_entropy(x, t, reduction="none").numpy()
+    assert data["value"] == pytest.approx(math.exp(ce.mean()), rel=2e-6)
+    assert data["breakdown_loss"] == "cross entropy (nats)"
+    for row in data["by_class"]:
+        assert row["loss"] == pytest.approx(ce[d["target"] == row["class"]].mean(), rel=2e-6)
+    np.testing.assert_allclose([r["loss"] for r in data["worst"]], np.sort(ce)[::-1][:3], rtol=2e-6)
+    assert cli(*base, "--by-class", "-f", "csv").stdout.splitlines()[0] == (
+        "class,count,cross entropy (nats),share,accuracy,p_target")
+    assert cli(*base, "--worst", "3", "-f", "csv").stdout.splitlines()[0] == (
+        "i0,target,predicted,p_target,cross entropy (nats)")
+    assert "cross entropy (nats)" in cli(*base, "--by-class", "-f", "table", env={"COLUMNS": "200"}).stdout
+    assert "breakdown_loss" not in json.loads(cli("ce", *base[1:], "--by-class", "-f", "json").stdout)
+
+
 def test_by_class_is_a_groupby_of_torchs_per_sample_losses(cli):
     path = REALISTIC / "digits_logreg.npz"
     data = json.loads(cli("ce", "--logits", f"{path}:logits", "--target", f"{path}:target", "--by-class",

@@ -19,6 +19,11 @@ BY_CLASS_COLUMNS = ("class", "count", "loss", "share", "accuracy", "p_target")
 WORST_COLUMNS = ("index", "target", "predicted", "p_target", "loss")
 
 
+def breakdown_header(column: str, loss_label: str) -> str:
+    """A breakdown column's header: "loss" says what it is where that is not the loss itself (perplexity)."""
+    return loss_label if column == "loss" and loss_label else column
+
+
 def check_breakdowns(fmt: str, *, by_class: bool, worst: int) -> None:
     """Refuse, before anything is read, a breakdown the format cannot show: plain prints the loss only, and a CSV
     is one table. The table and JSON show both."""

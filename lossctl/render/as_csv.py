@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, number
+from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
 
 if TYPE_CHECKING:
     from ..calibration_result import CalibrationFiles, CalibrationResult
@@ -33,10 +33,12 @@ def _value(r: Result) -> str:
 def _breakdown(obj: Result) -> str | None:
     """--by-class or --worst K (one of them: check_breakdowns refuses both) as the CSV's one table."""
     if obj.by_class is not None:
-        return _table(list(BY_CLASS_COLUMNS), ([_cell(r[c]) for c in BY_CLASS_COLUMNS] for r in obj.by_class))
+        return _table([breakdown_header(c, obj.breakdown_loss) for c in BY_CLASS_COLUMNS],
+                      ([_cell(r[c]) for c in BY_CLASS_COLUMNS] for r in obj.by_class))
     if obj.worst is not None:  # the index is one column per axis, as reduction none's values are
         ndim = max((len(r["index"]) for r in obj.worst), default=1)
-        return _table([*(f"i{d}" for d in range(ndim)), *WORST_COLUMNS[1:]],
+        return _table([*(f"i{d}" for d in range(ndim)), *(breakdown_header(c, obj.breakdown_loss)
+                                                           for c in WORST_COLUMNS[1:])],
                       ([*r["index"], *(_cell(r[c]) for c in WORST_COLUMNS[1:])] for r in obj.worst))
     return None
 

@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, number
+from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
 from .as_plain import render as plain
 
 TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
@@ -52,10 +52,10 @@ def _fields(obj: Result) -> Table:
     return t
 
 
-def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:
+def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...], loss_label: str = "") -> Table:
     t = Table(title=Text(title))
     for c in columns:
-        t.add_column(c, justify="left" if c in ("class", "index") else "right")
+        t.add_column(breakdown_header(c, loss_label), justify="left" if c in ("class", "index") else "right")
     for r in rows[:TABLE_ROWS]:
         t.add_row(*(Text(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c])) for c in columns))
     return t
@@ -65,9 +65,10 @@ def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table
 def _result(obj: Result):
     parts = [_fields(obj)]
     if obj.by_class is not None:
-        parts.append(_rows_table("by class", obj.by_class, BY_CLASS_COLUMNS))
+        parts.append(_rows_table("by class", obj.by_class, BY_CLASS_COLUMNS, obj.breakdown_loss))
     if obj.worst is not None:
-        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst, WORST_COLUMNS))
+        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst, WORST_COLUMNS,
+                                 obj.breakdown_loss))
     if obj.values is None:
         return Group(*parts) if len(parts) > 1 else parts[0]
     if obj.summary is not None:
