@@ -118,7 +118,8 @@ def _check_result(obj: CheckResult):
         t.add_row("…", Text(f"{len(obj.rows) - TABLE_ROWS} more rows: use --format csv"))
     summary = (f"{obj.passed} of {len(obj.rows)} pass; largest residual {obj.max_residual:.3g}; "
                f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype})")
-    return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes))
+    return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes),
+                 *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
 
 
 @render.register("CheckReport")
@@ -132,7 +133,8 @@ def _check_report(obj: CheckReport):
         t.add_row(Text(c.name), Text(c.statement), verdict, Text(f"{c.max_residual:.3g}"),
                   Text(f"atol {c.atol:g}, rtol {c.rtol:g}"))
     # a failed check's notes say why (such as torch's own nan); a passing one's stay in JSON
-    return Group(t, *(Text(f"note ({c.name}): {n}") for c in obj if not c.ok for n in c.notes))
+    return Group(t, *(Text(f"note ({c.name}): {n}") for c in obj if not c.ok for n in c.notes),
+                 *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
 
 
 @render.register("Catalog")
