@@ -105,7 +105,7 @@ BIN_COLUMNS = ("lower", "upper", "count", "confidence", "accuracy", "gap")
 
 
 def _cell(x) -> str:
-    return "" if x is None else str(x) if isinstance(x, int) else number(x)  # bool is an int: True, False
+    return "" if x is None else str(x) if isinstance(x, int) else number(x)
 
 
 @render.register("CalibrationResult")
