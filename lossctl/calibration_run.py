@@ -109,7 +109,8 @@ def sums_of_arrays(arrays: Mapping[str, np.ndarray], cs: CalibrationSettings, dt
         scores = scores.astype(dtype)
     confidence, correct, task = calibration_inputs(**{role: scores}, target=arrays["target"], task=cs.task)
     if role == "logits":  # probabilities passed as logits get softmax or sigmoid a second time, as in ce and bce
-        warnings = input_lints(("logits-are-probs" if task == "multiclass" else "sigmoid-applied",), arrays, {})
+        warnings = input_lints(("logits-are-probs" if task == "multiclass" else "sigmoid-applied",), arrays, {},
+                               ("logits", "probs"))
     else:
         warnings = probability_warnings(scores) if task == "multiclass" else []
     edges = quantile_edges(confidence, cs.bins) if cs.binning == "quantile" and whole else None
@@ -191,9 +192,7 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
     if not parts:
         raise ShapeError("has no rows: there is nothing to compute", option=flag(next(iter(chunks.readers))))
     total = _added(parts)
-    total.notes.append(f"streamed in {len(parts)} chunk{'s' if len(parts) != 1 else ''} of up to {step} rows on "
-                       f"{threads} thread{'s' if threads > 1 else ''}; per-bin sums accumulated in float64, in chunk "
-                       "order")
+    total.notes.append(streaming.streamed_note(len(parts), step, threads, "per-bin sums"))
     return total
 
 

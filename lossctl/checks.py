@@ -31,6 +31,8 @@ from .losses._common import (
 from .losses.classification import check_ignore_index_of_probs, split_classes, target_kind_of
 from .pipeline import check_denominator, check_finite, compute_dtype, gather, resolve_options
 from .reduce import Partial
+from .reports import PROBS_FIX, RAW_FIX
+from .sanity_lint import lint_logits_are_probs, lint_sigmoid_applied
 from .specs import get_loss
 from .tolerance import check_tolerances, close
 
@@ -153,8 +155,9 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
     notes += _masked_nan_notes(ce.reshape(-1), h + kl) if kind != "index" else []
     if keep is not None and not bool(keep.all()):
         notes.append(f"{int((~keep).sum())} targets equal --ignore-index and are left out")
+    # as ce warns; the identity holds either way, but of the softmax of probabilities
     return CheckResult("decompose", DECOMPOSE, "ce", "entropy+kl", rows, atol, rtol, str(ctx.dtype), notes,
-                       columns=("entropy", "kl"))
+                       columns=("entropy", "kl"), warnings=lint_logits_are_probs(x_np, fix=RAW_FIX))
 
 
 def _decompose_rows(ce, h, kl, keep, shape: tuple[int, ...], atol: float, rtol: float) -> list[CheckRow]:
@@ -288,7 +291,18 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
         for r in (r for r in results if r.name != "ce-grad"):
             r.notes.append("the weight given is not used: these identities are stated without class weights "
                            "(`lossctl decompose --weight` checks the weighted form of CE = H + KL)")
-    return CheckReport(results)
+    for r in results:
+        r.warnings = []  # decompose's input lints: the report says them once, for the whole data
+    return CheckReport(results, warnings=_check_lints(x_np, probs_given, multi, binary))
+
+
+def _check_lints(x_np, probs_given: bool, multi: bool, binary: bool) -> list[str]:
+    """The input lints of ce and bce on check's logits; --probs takes binary rows, (N, 2) or (N), as they are."""
+    if probs_given:
+        return []
+    if multi:
+        return lint_logits_are_probs(x_np, fix=PROBS_FIX if binary else RAW_FIX)
+    return lint_sigmoid_applied(x_np, fix=PROBS_FIX)
 
 
 # --- the gradient of cross entropy ---------------------------------------------------------------------------

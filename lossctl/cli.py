@@ -299,9 +299,12 @@ def split_params(spec: LossSpec, kw: dict[str, Any]) -> tuple[dict, dict, dict]:
 
 def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     from .api import check_expect, compute_files
+    from .render import check_breakdowns
 
     sources, options, common = split_params(spec, kw)
     fmt, partials = resolve_format(common.pop("format")), common.pop("partials")
+    if not partials:  # --partials refuses the breakdowns itself
+        check_breakdowns(fmt, by_class=common.get("by_class", False), worst=common.get("worst", 0))
     expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
     check_expect(spec.name, common.get("reduction"), expect=expect[0], rtol=expect[1], atol=expect[2],
                  partials=partials)

@@ -39,6 +39,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     columns: tuple[str, ...] = ()  # names of each row's `extra` values, in display order
     skipped: str | None = None  # why the identity could not be checked on this data
+    warnings: list[str] = field(default_factory=list)  # the input lints (probabilities as logits): shown on stderr
 
     @property
     def ok(self) -> bool:
@@ -59,7 +60,7 @@ class CheckResult:
         return {
             "check": self.name, "statement": self.statement, "ok": self.ok, "passed": self.passed,
             "total": len(self.rows), "max_residual": self.max_residual, "atol": self.atol, "rtol": self.rtol,
-            "dtype": self.dtype, "notes": self.notes, "skipped": self.skipped,
+            "dtype": self.dtype, "warnings": self.warnings, "notes": self.notes, "skipped": self.skipped,
             "rows": [{"label": r.label, **r.extra, self.left_name: r.left, self.right_name: r.right,
                       "residual": r.residual, "ok": r.ok} for r in self.rows],
         }
@@ -86,7 +87,7 @@ class CheckReport:
         return all(c.ok for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
+        return {"ok": self.ok, "warnings": self.warnings, "checks": [c.to_dict() for c in self.checks]}
 
 
 @dataclass

@@ -433,7 +433,7 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
         out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
     except LossctlError as exc:
         raise _classes_last_hint(spec, arrays, exc) from None
-    out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options)]
+    out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options, tuple(r.name for r in spec.roles))]
     if st.scale != 1.0:
         out.values = out.values / st.scale
         if out.mean_values is not None:
@@ -617,5 +617,7 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
     raw = finish(partial, st.reduction) if transform is not None and result.value is not None else None
     reps = finish_reports(result.value, kept if st.details else None, found, report, transform, raw)
     result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst
+    if reps.by_class is not None or reps.worst is not None:
+        result.breakdown_loss = spec.breakdown_loss
     result.summary, result.histogram = reps.summary, reps.histogram
     result.notes += reps.notes

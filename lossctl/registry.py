@@ -98,6 +98,8 @@ class LossSpec:
     post: "module:function" applied to the reduced value and its partial, giving (value, note): perplexity's
         exp; the partial stays the loss's own, so shards merge before it.
     lints, report, baseline, class_roles: the sanity reports that apply to the loss (see lossctl.reports).
+    breakdown_loss: what the "loss" of --by-class and --worst is where it is not the loss itself (perplexity's is
+        each target's cross entropy): their label in every output format.
     """
 
     name: str
@@ -119,6 +121,7 @@ class LossSpec:
     report: str | None = None  # "module:function": a run's (or chunk's) mergeable ReportPartial
     baseline: str | None = None  # which baselines apply: "ce", "bce" or "focal"
     class_roles: tuple[str, ...] = ()  # roles with the classes on torch's axis 1, which --class-axis moves there
+    breakdown_loss: str = ""
     traps: tuple[str, ...] = ()
     denominator: str = "the number of elements"
 

@@ -76,42 +76,56 @@ def _first(arrays: dict, *roles: str):
     return next((arrays[r] for r in roles if arrays.get(r) is not None), None)
 
 
-def _logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+# What to do instead, as the command offers it: its own --probs, else where the same loss takes probabilities.
+PROBS_FIX = "pass them as --probs, or pass the raw logits"
+CE_FIX = ("pass the raw logits, or pass the probabilities to `lossctl nll --probs`, whose loss is their cross "
+          "entropy")
+RAW_FIX = "pass the raw logits"
+MLSM_FIX = "pass the raw logits (`lossctl bce --probs` takes probabilities; its mean equals this loss's mean)"
+
+
+def _logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...], fix: str | None = None
+                      ) -> list[Finding]:
     x = arrays.get("logits")
-    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x)] if x is not None else []
+    if x is None:
+        return []
+    fix = fix or (PROBS_FIX if "probs" in inputs else CE_FIX)
+    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x, fix=fix)]
 
 
-def _log_probs_are_probs(arrays: dict, options: dict, class_axis: int | None = None, *,
-                         other_inputs: bool = True) -> list[Finding]:
+def _log_probs_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...], class_axis: int | None = None
+                         ) -> list[Finding]:
     x = arrays.get("log_probs")
     if x is None or (class_axis is not None and not -x.ndim <= class_axis < max(x.ndim, 1)):
         return []
-    found = lint_log_probs_are_probs(x, class_axis, other_inputs=other_inputs)
+    # the fix names --probs and --logits where the loss takes them (kl, nll); ctc takes neither
+    found = lint_log_probs_are_probs(x, class_axis, other_inputs="probs" in inputs and "logits" in inputs)
     # "rows that are probabilities" must hold everywhere; "a value above 0" anywhere
     return [Finding("log-probs-are-probs", w, every=True) if w.startswith("--log-probs look like")
             else Finding("log-probs-above-0", w) for w in found]
 
 
-def _log_probs_last_are_probs(arrays: dict, options: dict) -> list[Finding]:
-    """ctc: (T, N, C) log-probabilities, classes last, and no --probs or --logits to offer instead."""
-    return _log_probs_are_probs(arrays, options, -1, other_inputs=False)
+def _log_probs_last_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
+    """ctc: (T, N, C) log-probabilities, classes last."""
+    return _log_probs_are_probs(arrays, options, inputs, -1)
 
 
-def _sigmoid_applied(arrays: dict, options: dict) -> list[Finding]:
+def _sigmoid_applied(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
     x = _first(arrays, "logits", "input")
     t = arrays.get("target")
     if x is None or options.get("target_kind") == "index" or (t is not None and t.dtype.kind in "iu"
                                                                and _is_index_target(t, x)):
         return []
-    flag = "--logits" if arrays.get("logits") is not None else "--input"
-    found = lint_sigmoid_applied(x, min_count=1, min_spread=0.0)
+    option = "--logits" if arrays.get("logits") is not None else "--input"
+    fix = PROBS_FIX if "probs" in inputs else MLSM_FIX if option == "--input" else RAW_FIX
+    found = lint_sigmoid_applied(x, min_count=1, min_spread=0.0, option=option, fix=fix)
     # too few values, or too close together, to conclude alone (a stream's short chunk, a model at initialisation)
-    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT
-                                or float(np.max(x)) - float(np.min(x)) < SIGMOID_MIN_SPREAD)
-    return [Finding("sigmoid-applied", w.replace("--logits", flag, 1), every=True, weak=weak) for w in found]
+    spread = float(np.max(x)) - float(np.min(x)) if found else 0.0  # np.ptp refuses bools
+    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT or spread < SIGMOID_MIN_SPREAD)
+    return [Finding("sigmoid-applied", w, every=True, weak=weak) for w in found]
 
 
-def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+def _index_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
     """focal: softmax probabilities as --logits matter to its multi-class form (index targets), as the loss
     decides it; its sigmoid form has sigmoid-applied."""
     x, t = arrays.get("logits"), arrays.get("target")
@@ -119,29 +133,42 @@ def _index_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
         return []
     if options.get("target_kind") != "index" and not (t.dtype.kind in "iu" and _is_index_target(t, x)):
         return []
-    return _logits_are_probs(arrays, options)
+    return _logits_are_probs(arrays, options, inputs, RAW_FIX)
 
 
-def _dim_logits_are_probs(arrays: dict, options: dict) -> list[Finding]:
+def _dim_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
     """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1; so do kl's
     distributions for dim-log-probs-are-probs."""
     x, dim = arrays.get("logits"), options.get("dim", -1)
     if x is None or not -x.ndim <= dim < max(x.ndim, 1):
         return []
-    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x, class_axis=dim)]
+    return [Finding("logits-are-probs", w, every=True) for w in lint_logits_are_probs(x, class_axis=dim, fix=PROBS_FIX)]
+
+
+def _kind_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
+    """js: --p-kind / --q-kind logits apply softmax over the last axis to rows that may be probabilities already."""
+    found = []
+    for role in ("p", "q"):
+        x = arrays.get(role)
+        if x is not None and x.ndim and options.get(f"{role}_kind") == "logits":
+            found += [Finding(f"{role}-logits-are-probs", w, every=True) for w in lint_logits_are_probs(
+                x, class_axis=-1, option=f"--{role}", fix=f"drop --{role}-kind logits (prob is the default), or "
+                                                          f"pass the raw logits")]
+    return found
 
 
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
          "log-probs-last-are-probs": _log_probs_last_are_probs, "sigmoid-applied": _sigmoid_applied,
          "index-logits-are-probs": _index_logits_are_probs,
-         "dim-logits-are-probs": _dim_logits_are_probs,
-         "dim-log-probs-are-probs": lambda arrays, options: _log_probs_are_probs(arrays, options, -1)}
+         "dim-logits-are-probs": _dim_logits_are_probs, "kind-logits-are-probs": _kind_logits_are_probs,
+         "dim-log-probs-are-probs": lambda arrays, options, inputs: _log_probs_are_probs(arrays, options, inputs, -1)}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 
-def input_lints(rules: tuple[str, ...], arrays: dict, options: dict) -> list[Finding]:
-    """The spec's input-convention rules on these arrays (a whole file, or one chunk of it)."""
-    return [w for rule in rules if rule in LINTS for w in LINTS[rule](arrays, options)]
+def input_lints(rules: tuple[str, ...], arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
+    """The spec's input-convention rules on these arrays (a whole file, or one chunk of it); `inputs` are the
+    command's input roles, which the fixes the warnings suggest are chosen from."""
+    return [w for rule in rules if rule in LINTS for w in LINTS[rule](arrays, options, inputs)]
 
 
 def value_lints(rules: tuple[str, ...], value: float | None) -> list[str]:

@@ -37,6 +37,7 @@ class Result:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # uniform/prior/floor: value, ratio
     by_class: list[dict[str, Any]] | None = None  # --by-class
     worst: list[dict[str, Any]] | None = None  # --worst K
+    breakdown_loss: str = ""  # what their "loss" is where it is not this loss (LossSpec.breakdown_loss)
     summary: dict[str, Any] | None = None  # reduction none: count, mean, min, p50, p90, p99, max
     histogram: list[str] | None = None  # reduction none: the per-sample losses, as text for a terminal
     # What a total over many files or shards needs to add up the reports (not shown): their mergeable sums
@@ -64,7 +65,7 @@ class Result:
                  partial=self.partial.to_dict(), warnings=self.warnings, notes=self.notes)
         if self.unit != "nats":
             d["unit"] = self.unit
-        for key in ("baselines", "by_class", "worst", "summary"):
+        for key in ("baselines", "by_class", "worst", "breakdown_loss", "summary"):
             if getattr(self, key):
                 d[key] = getattr(self, key)
         d["signature"] = self.signature

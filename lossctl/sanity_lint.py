@@ -40,19 +40,27 @@ def row_tolerance(dtype) -> float:
     return sum_tolerance(np.float32 if dtype == np.float32 else np.float64)
 
 
-def lint_logits_are_probs(logits, class_axis: int | None = None) -> list[str]:
-    """ce, nll, perplexity, decompose: --logits that look like probabilities get softmax applied twice.
+def lint_logits_are_probs(logits, class_axis: int | None = None, *, option: str = "--logits",
+                          fix: str = "pass them as --probs, or pass the raw logits") -> list[str]:
+    """ce, nll, perplexity, kl, entropy, js, decompose, check: logits that look like probabilities get softmax
+    applied twice.
 
     Rule: at least 2 classes, every value in [0, 1] and every row (along the class axis; torch's axis 1, or 0 for
     a 1-D input, unless class_axis says otherwise) sums to 1 within row_tolerance(dtype). Softmax of a
     probability row is close to uniform, so the loss sits near ln C whatever the model predicted.
+    option: the flag that holds them; fix: what to do instead, as the command offers it.
     """
     rows = _probability_rows(np.asarray(logits), class_axis)
     if rows is None:
         return []
     tol = row_tolerance(np.asarray(logits).dtype)
-    return [f"--logits look like probabilities (every value in [0, 1] and every row sums to 1 within {tol:g}): "
-            "softmax would be applied twice; pass them as --probs (nll) or pass the raw logits"]
+    return [f"{option} {_look(option)} like probabilities (every value in [0, 1] and every row sums to 1 within "
+            f"{tol:g}): softmax would be applied twice; {fix}"]
+
+
+def _look(option: str) -> str:
+    """The verb after a flag: --logits look, --input looks."""
+    return "look" if option.endswith("s") else "looks"
 
 
 def lint_log_probs_are_probs(log_probs, class_axis: int | None = None, *, other_inputs: bool = True) -> list[str]:
@@ -90,12 +98,14 @@ def lint_negative_kl(value: float, *, tol: float = NEGATIVE_KL_TOL) -> list[str]
             "probabilities whose rows sum to 1 (log-probabilities need --target-kind log-prob)"]
 
 
-def lint_sigmoid_applied(logits, min_count: int = SIGMOID_MIN_COUNT,
-                         min_spread: float = SIGMOID_MIN_SPREAD) -> list[str]:
+def lint_sigmoid_applied(logits, min_count: int = SIGMOID_MIN_COUNT, min_spread: float = SIGMOID_MIN_SPREAD, *,
+                         option: str = "--logits", fix: str = "pass them as --probs, or pass the raw logits"
+                         ) -> list[str]:
     """bce, focal, multilabel-soft-margin: --logits that look like sigmoid outputs get sigmoid applied twice.
 
     Rule: at least min_count values (SIGMOID_MIN_COUNT = 16, see there for why), every one in [0, 1], and their
     largest at least min_spread (SIGMOID_MIN_SPREAD = 0.5) above their least.
+    option: the flag that holds them; fix: what to do instead, as the command offers it.
     """
     arr = np.asarray(logits)
     first = arr.reshape(-1)[:64]  # a rule about every value: the first ones refute it cheaply
@@ -104,9 +114,8 @@ def lint_sigmoid_applied(logits, min_count: int = SIGMOID_MIN_COUNT,
     low, high = float(arr.min()), float(arr.max())
     if not (low >= 0 and high <= 1 and high - low >= min_spread):
         return []
-    return ["--logits look like sigmoid outputs (every value in [0, 1]; real logits are negative wherever the "
-            "model leans to 0): sigmoid would be applied twice; pass the raw logits (bce also takes probabilities "
-            "as --probs)"]
+    return [f"{option} {_look(option)} like sigmoid outputs (every value in [0, 1]; real logits are negative "
+            f"wherever the model leans to 0): sigmoid would be applied twice; {fix}"]
 
 
 def classes_last_hint(logits_shape, target_shape) -> str | None:

@@ -353,6 +353,12 @@ class _InOrder:
             self.progress(done if self.pending or not c.random_access else c.total_bytes, c.total_bytes)
 
 
+def streamed_note(chunks: int, step: int, threads: int, sums: str) -> str:
+    """How a stream ran, for the result's notes: `sums` names what was added up in chunk order."""
+    return (f"streamed in {chunks} chunk{'s' if chunks != 1 else ''} of up to {step} rows on {threads} "
+            f"thread{'s' if threads != 1 else ''}; {sums} accumulated in float64, in chunk order")
+
+
 def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chunks, others: dict[str, Loaded],
                      ctx: Context, step: int, threads: int, final: bool) -> Result:
     rows = chunks.start
@@ -361,8 +367,7 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
         shape = (0, *chunks.shape_tail.get(role, ()))
         raise ShapeError(f"is empty (shape {shape}): there is nothing to compute", option=flag(role),
                          source=getattr(reader, "path", None))
-    notes = [*totals.notes, f"streamed in {totals.chunks} chunk{'s' if totals.chunks != 1 else ''} of up to {step} "
-             f"rows on {threads} thread{'s' if threads > 1 else ''}; sums accumulated in float64, in chunk order"]
+    notes = [*totals.notes, streamed_note(totals.chunks, step, threads, "sums")]
     shapes = {r: [rows, *tail] for r, tail in chunks.shape_tail.items()}
     shapes.update({r: list(item.array.shape) for r, item in others.items()})
     found, rep = None, totals.report

@@ -104,6 +104,12 @@ def test_streamed_equals_in_memory_and_torchmetrics(cli, digits, monkeypatch, th
     assert_matches(streamed, np.load(digits["logits"]), np.load(digits["target"]))
 
 
+def test_one_streamed_chunk_is_said_in_the_singular(cli, digits):
+    doc = run_json(cli, "--logits", digits["logits"], "--target", digits["target"], "--stream", "--threads", "1")
+    assert any(n.startswith("streamed in 1 chunk of up to ") and " rows on 1 thread; per-bin sums " in n
+               for n in doc["notes"]), doc["notes"]
+
+
 def test_streamed_csv_binary(cli, cancer, tmp_path, monkeypatch):
     pytest.importorskip("pandas")  # the chunked CSV reader
     p, t = np.load(cancer["probs"]), np.load(cancer["target"])

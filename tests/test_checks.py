@@ -415,3 +415,35 @@ def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_prob
     (note,) = by_name(lossctl.check(probs=[[0.3, 0.7], [0.5, 0.2]], target=[1, 0]))["bce-nll"].notes
     assert note.endswith("--probs: rows do not sum to 1 (first: row [1] sums to 0.7); both sides read column 1 "
                          "only, as 1 - p and p")
+
+
+TWICE = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within "
+         "1e-06): softmax would be applied twice; ")
+
+
+def test_decompose_and_check_warn_of_probabilities_as_logits_as_ce_does(cli, rng):
+    """The identities hold on any logits, so the numbers stay; the warning is ce's."""
+    p = rng.dirichlet(np.ones(C), size=N)
+    t = rng.integers(0, C, N)
+    lit = json.dumps(p.tolist()), json.dumps(t.tolist())
+    ran = cli("decompose", "--logits", lit[0], "--target", lit[1], "-f", "json")
+    assert ran.stderr == TWICE + "pass the raw logits\n"
+    doc = json.loads(ran.stdout)
+    want = F.cross_entropy(torch.from_numpy(p), torch.from_numpy(t), reduction="none").numpy()
+    np.testing.assert_allclose([r["ce"] for r in doc["rows"]], want, rtol=1e-12)
+    assert doc["ok"] and doc["warnings"] == [ran.stderr[len("lossctl: warning: "):-1]]
+    ran = cli("check", "--logits", lit[0], "--target", lit[1], "-f", "plain")
+    assert ran.stderr == TWICE + "pass the raw logits\n"  # once, though decompose runs inside check
+    # two classes: check takes them as binary probabilities too
+    two = rng.dirichlet(np.ones(2), size=N)
+    ran = cli("check", "--logits", json.dumps(two.tolist()), "--target", json.dumps((t % 2).tolist()), "-f", "json")
+    assert ran.stderr == TWICE + "pass them as --probs, or pass the raw logits\n"
+    assert json.loads(ran.stdout)["ok"]
+    # sigmoid outputs as binary logits
+    ran = cli("check", "--logits", json.dumps(np.linspace(0.02, 0.98, 20).tolist()), "--target",
+              json.dumps([0, 1] * 10), "-f", "plain")
+    assert ran.stderr.startswith("lossctl: warning: --logits look like sigmoid outputs (every value in [0, 1]")
+    # real logits: silent
+    x = rng.normal(size=(N, C))
+    assert cli("decompose", "--logits", json.dumps(x.tolist()), "--target", lit[1]).stderr == ""
+    assert cli("check", "--logits", json.dumps(x.tolist()), "--target", lit[1]).stderr == ""

@@ -147,3 +147,51 @@ def test_partials_with_an_infinite_option_merge(cli, tmp_path):
     merged = float(cli("merge", tmp_path / "p.json", "-f", "plain").stdout)
     want = F.pairwise_distance(torch.from_numpy(a), torch.from_numpy(b), p=math.inf).mean().item()
     assert merged == pytest.approx(want, rel=1e-12)
+
+
+def test_by_class_and_worst_as_csv_are_their_rows(cli, tmp_path):
+    """-f csv prints the breakdown asked for as its table; the numbers are torch's per-sample losses grouped."""
+    x, t = np.load(EX / "logits.npy"), np.load(EX / "targets.npy")
+    per_sample = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), reduction="none").double().numpy()
+    p_target = torch.softmax(torch.from_numpy(x).double(), 1).numpy()[np.arange(len(t)), t]
+    base = ("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", "csv")
+    lines = cli(*base, "--by-class").stdout.splitlines()
+    assert lines[0] == "class,count,loss,share,accuracy,p_target"
+    classes = sorted(set(t.tolist()))
+    for line, c in zip(lines[1:], classes, strict=True):
+        cells = line.split(",")
+        mask = t == c
+        assert [int(cells[0]), int(cells[1])] == [c, int(mask.sum())]
+        np.testing.assert_allclose([float(v) for v in cells[2:4]], [per_sample[mask].mean(),
+                                                                    per_sample[mask].sum() / per_sample.sum()],
+                                   rtol=1e-6)
+        assert float(cells[4]) == pytest.approx(float(np.mean(x[mask].argmax(1) == c)))
+        assert float(cells[5]) == pytest.approx(float(p_target[mask].mean()), rel=1e-6)
+    lines = cli(*base, "--worst", "3").stdout.splitlines()
+    assert lines[0] == "i0,target,predicted,p_target,loss"
+    order = np.argsort(-per_sample)[:3]
+    assert [int(line.split(",")[0]) for line in lines[1:]] == order.tolist()
+    np.testing.assert_allclose([float(line.split(",")[-1]) for line in lines[1:]], per_sample[order], rtol=1e-6)
+    # several files: the rows of all of them together, indexed as one batch (equal losses: lower index first)
+    two = cli("ce", "--logits", EX / "logits.npy", "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+              "--target", EX / "targets.npy", "--worst", "2", "-f", "csv").stdout.splitlines()
+    assert [int(line.split(",")[0]) for line in two[1:]] == [order[0], order[0] + len(t)]
+
+
+@pytest.mark.parametrize("fmt, extra, option", [("plain", ["--by-class"], "--by-class"),
+                                                ("plain", ["--worst", "2"], "--worst"),
+                                                (None, ["--by-class"], "--by-class")])
+def test_a_breakdown_plain_output_cannot_show_is_a_usage_error(cli, fmt, extra, option):
+    """It was dropped without a word; the harness's stdout is a pipe, so no -f means plain."""
+    ran = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", *extra,
+              *(["-f", fmt] if fmt else []), code=2)
+    assert ran.stdout == ""
+    assert ran.stderr == (f"lossctl: error: {option}: plain output (-f plain, and the default in a pipe) prints the "
+                          "loss only; use -f csv for the breakdown's rows or -f json for everything\n")
+
+
+def test_both_breakdowns_in_one_csv_are_a_usage_error(cli):
+    ran = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--by-class", "--worst", "2",
+              "-f", "csv", code=2)
+    assert ran.stderr == ("lossctl: error: --by-class: -f csv prints one table: ask for --by-class or --worst, or use "
+                          "-f json for both\n")

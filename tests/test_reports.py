@@ -282,6 +282,75 @@ def test_probabilities_passed_as_logits_to_kl_and_entropy_are_named(cli, tmp_pat
     assert cli("entropy", "--logits", tmp_path / "seg.npy").stderr == ""  # along the image's last axis: logits
 
 
+def test_probabilities_passed_to_js_as_logits_are_named(cli, tmp_path):
+    d = realistic("digits_logreg")
+    p, q = d["probs"][:50], d["probs"][50:100]
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "q.npy", q)
+    base = ("js", "--p", tmp_path / "p.npy", "--q", tmp_path / "q.npy", "-f", "plain")
+
+    def js(a, b):  # the formula written out: 0.5 KL(a || m) + 0.5 KL(b || m), m = (a + b) / 2
+        m = (a + b) / 2
+        return float(np.mean(0.5 * np.sum(a * np.log(a / m), 1) + 0.5 * np.sum(b * np.log(b / m), 1)))
+
+    twice = ("lossctl: warning: --{0} looks like probabilities (every value in [0, 1] and every row sums to 1 within "
+             "1e-06): softmax would be applied twice; drop --{0}-kind logits (prob is the default), or pass the raw "
+             "logits\n")
+    softmax_p = torch.softmax(T(p), 1).numpy()
+    res = cli(*base, "--p-kind", "logits")
+    assert float(res.stdout) == pytest.approx(js(softmax_p, q), rel=1e-9)  # the number never changes
+    assert res.stderr == twice.format("p")
+    res = cli(*base, "--p-kind", "logits", "--q-kind", "logits")
+    assert res.stderr == twice.format("p") + twice.format("q")
+    assert cli(*base, "--q-kind", "logits", "--strict", code=2).stderr.startswith("lossctl: error: --strict: --q looks")
+    assert cli(*base).stderr == ""
+    np.save(tmp_path / "x.npy", d["logits"][:50])  # real logits as logits: silent
+    assert cli("js", "--p", tmp_path / "x.npy", "--q", tmp_path / "q.npy", "--p-kind", "logits").stderr == ""
+
+
+def test_the_fix_for_probabilities_as_logits_fits_the_command(cli, tmp_path):
+    """The advice names the command's own --probs where it has one, else where the same loss takes them."""
+    probs, target = "[[0.7,0.2,0.1],[0.1,0.8,0.1]]", "[0,1]"
+    head = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within "
+            "1e-06): softmax would be applied twice; ")
+    for command in ("ce", "perplexity"):
+        assert cli(command, "--logits", probs, "--target", target).stderr == (
+            head + "pass the raw logits, or pass the probabilities to `lossctl nll --probs`, whose loss is their "
+                   "cross entropy\n")
+    # which is so: nll of the probabilities' log is their cross entropy
+    want = F.cross_entropy(torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]], dtype=torch.float64)),
+                           torch.tensor([0, 1]))
+    assert float(cli("nll", "--probs", probs, "--target", target, "-f", "plain").stdout) == pytest.approx(
+        float(want), rel=1e-12)
+    own = head + "pass them as --probs, or pass the raw logits\n"
+    assert cli("nll", "--logits", probs, "--target", target).stderr == own
+    assert cli("entropy", "--logits", probs).stderr == own
+    assert cli("calibration", "--logits", probs, "--target", target).stderr == own
+    assert cli("kl", "--logits", probs, "--target", probs, "--reduction", "batchmean").stderr == own
+    assert cli("focal", "--logits", probs, "--target", target).stderr == head + "pass the raw logits\n"
+
+
+def test_the_fix_for_sigmoid_outputs_fits_the_command(cli, tmp_path):
+    b = realistic("breast_cancer_logreg")
+    p, y = b["probs"].reshape(-1, 1), b["target"].reshape(-1, 1).astype(np.float64)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    res = cli("multilabel-soft-margin", "--input", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert res.stderr == ("lossctl: warning: --input looks like sigmoid outputs (every value in [0, 1]; real logits "
+                          "are negative wherever the model leans to 0): sigmoid would be applied twice; pass the raw "
+                          "logits (`lossctl bce --probs` takes probabilities; its mean equals this loss's mean)\n")
+    # which is so: MultiLabelSoftMarginLoss's mean is the mean BCE of the sigmoid
+    x = torch.randn(6, 3, dtype=torch.float64)
+    labels = (torch.rand(6, 3) > 0.5).double()
+    assert float(F.multilabel_soft_margin_loss(x, labels)) == pytest.approx(
+        float(F.binary_cross_entropy(torch.sigmoid(x), labels)), rel=1e-12)
+    tail = "sigmoid would be applied twice; "
+    assert cli("bce", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy").stderr.endswith(
+        tail + "pass them as --probs, or pass the raw logits\n")
+    assert cli("focal", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy").stderr.endswith(
+        tail + "pass the raw logits\n")
+
+
 def test_probabilities_passed_to_kl_as_log_probs_are_named_along_its_last_axis(cli, tmp_path):
     """KLDivLoss's distributions lie along the last axis: a language model's (N, L, C) probabilities are
     probabilities there, not raw logits (the advice to pass them as --logits would apply softmax to them)."""
@@ -444,6 +513,27 @@ def test_classes_last_logits_are_refused_by_torch_and_taken_with_class_axis(cli)
 
 
 # --- breakdowns --------------------------------------------------------------------------------------------
+
+def test_perplexitys_breakdowns_say_their_loss_is_cross_entropy_in_nats(cli):
+    """Perplexity's value is exp of the mean CE, but its breakdowns hold each target's CE: labelled so."""
+    path = REALISTIC / "digits_logreg.npz"
+    base = ("perplexity", "--logits", f"{path}:logits", "--target", f"{path}:target")
+    data = json.loads(cli(*base, "--by-class", "--worst", "3", "-f", "json").stdout)
+    d = realistic("digits_logreg")
+    x, t = T(d["logits"]).double(), T(d["target"])
+    ce = F.cross_entropy(x, t, reduction="none").numpy()
+    assert data["value"] == pytest.approx(math.exp(ce.mean()), rel=2e-6)
+    assert data["breakdown_loss"] == "cross entropy (nats)"
+    for row in data["by_class"]:
+        assert row["loss"] == pytest.approx(ce[d["target"] == row["class"]].mean(), rel=2e-6)
+    np.testing.assert_allclose([r["loss"] for r in data["worst"]], np.sort(ce)[::-1][:3], rtol=2e-6)
+    assert cli(*base, "--by-class", "-f", "csv").stdout.splitlines()[0] == (
+        "class,count,cross entropy (nats),share,accuracy,p_target")
+    assert cli(*base, "--worst", "3", "-f", "csv").stdout.splitlines()[0] == (
+        "i0,target,predicted,p_target,cross entropy (nats)")
+    assert "cross entropy (nats)" in cli(*base, "--by-class", "-f", "table", env={"COLUMNS": "200"}).stdout
+    assert "breakdown_loss" not in json.loads(cli("ce", *base[1:], "--by-class", "-f", "json").stdout)
+
 
 def test_by_class_is_a_groupby_of_torchs_per_sample_losses(cli):
     path = REALISTIC / "digits_logreg.npz"

@@ -670,3 +670,24 @@ def test_one_file_of_many_with_every_target_ignored_adds_nothing(cli, tmp_path):
     assert ran.stdout.splitlines()[1] == "nan"
     assert ran.stderr == (f"lossctl: warning: {tmp_path}/x_1.npy: all 4 targets equal --ignore-index, so its mean "
                           "has no denominator: it shows torch's nan, and the total counts nothing of it\n")
+
+
+def test_ctc_zero_infinity_says_how_many_losses_it_zeroed_and_that_the_mean_counts_them(cli):
+    """torch's zero_infinity sets an impossible sequence's loss to 0 and still divides the mean by every sequence."""
+    lp = torch.from_numpy(np.random.default_rng(3).normal(size=(4, 3, 5))).log_softmax(-1)
+    target, tg_len = torch.tensor([[1, 2, 3], [1, 1, 1], [2, 3, 4]]), torch.tensor([2, 3, 3])
+    in_len = torch.tensor([4, 4, 2])  # 1, 1, 1 needs 5 steps and 2, 3, 4 needs 3: two sequences are impossible
+    zeroed = int(F.ctc_loss(lp, target, in_len, tg_len, reduction="none").isinf().sum())
+    assert zeroed == 2
+    args = ["ctc", "--log-probs", json.dumps(lp.tolist()), "--target", json.dumps(target.tolist()), "--input-lengths",
+            json.dumps(in_len.tolist()), "--target-lengths", json.dumps(tg_len.tolist()), "--zero-infinity"]
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    assert doc["value"] == pytest.approx(F.ctc_loss(lp, target, in_len, tg_len, zero_infinity=True).item(), rel=1e-12)
+    note = ("--zero-infinity set the infinite loss of 2 of 3 sequences to 0 (no alignment of non-zero probability)")
+    assert note + "; they still count in the mean's denominator, as torch counts them" in doc["notes"]
+    assert doc["warnings"] == []
+    assert note in json.loads(cli(*args, "--reduction", "sum", "-f", "json").stdout)["notes"]
+    feasible = json.loads(cli(*args[:6], "[4, 4, 4]", "--target-lengths", "[2, 1, 3]", "--zero-infinity", "-f",
+                              "json").stdout)  # every sequence has an alignment: nothing is zeroed
+    assert not any("--zero-infinity" in n for n in feasible["notes"])
+    assert cli("grad", *args, "-f", "json").exit_code == 0  # autograd through the loss, as torch zeroes its gradient

@@ -616,8 +616,11 @@ def test_big_csv_floats_past_int64_are_numbers(tmp_path, monkeypatch, big, strea
     close(r.value, float(F.l1_loss(torch.from_numpy(want), torch.zeros(x.shape))), np.float64)
 
 
-def test_one_chunk_is_said_in_the_singular(tmp_path, monkeypatch):
-    monkeypatch.setattr(stream, "CHUNK_BYTES", 8 << 20)
+def test_the_streamed_note_counts_one_chunk_and_one_thread_in_the_singular(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 1 << 20)  # the whole file in one chunk
     files = {"logits": save(tmp_path, "x", logits()), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
-    for result in (lossctl.compute("ce", **files, stream=True), lossctl.api.calibrate(**files, stream=True)):
-        assert [n.split(" of up to")[0] for n in result.notes if n.startswith("streamed")] == ["streamed in 1 chunk"]
+    one = [n for n in lossctl.compute("ce", stream=True, threads=1, **files).notes if n.startswith("streamed")]
+    assert one and one[0].startswith("streamed in 1 chunk of up to ") and " rows on 1 thread; sums " in one[0]
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 80)
+    many = [n for n in lossctl.compute("ce", stream=True, threads=2, **files).notes if n.startswith("streamed")]
+    assert many[0].startswith("streamed in 10 chunks of up to 4 rows on 2 threads; sums ")

@@ -85,4 +85,20 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
         out.warnings.append("some sequences have no alignment of non-zero probability (an input too short for its "
                             "target, or log-probabilities of -inf on every path): their loss is inf; "
                             "--zero-infinity sets it to 0")
+    if zero_infinity and bool((values == 0).any()):  # only a zeroed loss or a certain alignment is 0
+        out.notes += _zeroed_note(lambda: F.ctc_loss(floats(lp, ctx), t, il, tl, blank=blank, reduction="none"),
+                                  values.numel(), ctx.reduction)
     return out
+
+
+def _zeroed_note(losses, n: int, reduction: str) -> list[str]:
+    """--zero-infinity: how many losses it set to 0, from `losses()` without it, and that the mean still counts them."""
+    import torch
+
+    with torch.no_grad():
+        zeroed = int(losses().isinf().sum())
+    if not zeroed:
+        return []
+    return [f"--zero-infinity set the infinite loss of {zeroed} of {n} sequence{'s' if n != 1 else ''} to 0 (no "
+            "alignment of non-zero probability)" + ("; they still count in the mean's denominator, as torch counts "
+                                                   "them" if reduction == "mean" else "")]

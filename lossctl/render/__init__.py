@@ -14,6 +14,31 @@ from typing import Any
 FORMATS = ("auto", "table", "json", "csv", "plain")
 _MODULES = {"plain": "as_plain", "json": "as_json", "csv": "as_csv", "table": "as_table"}
 
+# The columns of --by-class and --worst K, as the table and CSV show them (the JSON rows hold the same keys).
+BY_CLASS_COLUMNS = ("class", "count", "loss", "share", "accuracy", "p_target")
+WORST_COLUMNS = ("index", "target", "predicted", "p_target", "loss")
+
+
+def breakdown_header(column: str, loss_label: str) -> str:
+    """A breakdown column's header: "loss" says what it is where that is not the loss itself (perplexity)."""
+    return loss_label if column == "loss" and loss_label else column
+
+
+def check_breakdowns(fmt: str, *, by_class: bool, worst: int) -> None:
+    """Refuse, before anything is read, a breakdown the format cannot show: plain prints the loss only, and a CSV
+    is one table. The table and JSON show both."""
+    from ..errors import UsageError
+
+    option = "--by-class" if by_class else "--worst" if worst else None
+    if option is None:
+        return
+    if fmt == "plain":
+        raise UsageError("plain output (-f plain, and the default in a pipe) prints the loss only; use -f csv for "
+                         "the breakdown's rows or -f json for everything", option=option)
+    if fmt == "csv" and by_class and worst:
+        raise UsageError("-f csv prints one table: ask for --by-class or --worst, or use -f json for both",
+                         option=option)
+
 
 def render(obj: Any, fmt: str):
     """`obj` in format `fmt` (not auto: the CLI resolves it); a string, or a Rich renderable for tables."""

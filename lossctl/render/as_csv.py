@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import ByTypeName, number
+from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
 
 if TYPE_CHECKING:
     from ..calibration_result import CalibrationFiles, CalibrationResult
@@ -30,8 +30,24 @@ def _value(r: Result) -> str:
     return number(r.value) if r.value is not None else ""
 
 
+def _breakdown(obj: Result) -> str | None:
+    """--by-class or --worst K (one of them: check_breakdowns refuses both) as the CSV's one table."""
+    if obj.by_class is not None:
+        return _table([breakdown_header(c, obj.breakdown_loss) for c in BY_CLASS_COLUMNS],
+                      ([_cell(r[c]) for c in BY_CLASS_COLUMNS] for r in obj.by_class))
+    if obj.worst is not None:  # the index is one column per axis, as reduction none's values are
+        ndim = max((len(r["index"]) for r in obj.worst), default=1)
+        return _table([*(f"i{d}" for d in range(ndim)), *(breakdown_header(c, obj.breakdown_loss)
+                                                           for c in WORST_COLUMNS[1:])],
+                      ([*r["index"], *(_cell(r[c]) for c in WORST_COLUMNS[1:])] for r in obj.worst))
+    return None
+
+
 @render.register("Result")
 def _result(obj: Result) -> str:
+    breakdown = _breakdown(obj)
+    if breakdown is not None:
+        return breakdown
     if obj.values is not None:
         values = np.asarray(obj.values)
         return _table([*(f"i{d}" for d in range(values.ndim)), "value"],
@@ -43,6 +59,9 @@ def _result(obj: Result) -> str:
 
 @render.register("MultiResult")
 def _multi_result(obj: MultiResult) -> str:
+    breakdown = _breakdown(obj.total)  # of all the files together
+    if breakdown is not None:
+        return breakdown
     if obj.total.values is not None:
         return render(obj.total)  # reduction none: every value, files in order, as plain prints them
     rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype,

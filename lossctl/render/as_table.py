@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from . import ByTypeName, number
+from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
 from .as_plain import render as plain
 
 TABLE_ROWS = 50  # a table of per-element values stops here; plain, csv and json give them all
@@ -51,10 +51,10 @@ def _fields(obj: Result) -> Table:
     return t
 
 
-def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:
+def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...], loss_label: str = "") -> Table:
     t = Table(title=Text(title))
     for c in columns:
-        t.add_column(c, justify="left" if c in ("class", "index") else "right")
+        t.add_column(breakdown_header(c, loss_label), justify="left" if c in ("class", "index") else "right")
     for r in rows[:TABLE_ROWS]:
         t.add_row(*(Text(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c])) for c in columns))
     return t
@@ -64,11 +64,10 @@ def _rows_table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table
 def _result(obj: Result):
     parts = [_fields(obj)]
     if obj.by_class is not None:
-        parts.append(_rows_table("by class", obj.by_class, ("class", "count", "loss", "share", "accuracy",
-                                                            "p_target")))
+        parts.append(_rows_table("by class", obj.by_class, BY_CLASS_COLUMNS, obj.breakdown_loss))
     if obj.worst is not None:
-        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst,
-                                 ("index", "target", "predicted", "p_target", "loss")))
+        parts.append(_rows_table(f"the {len(obj.worst)} highest losses", obj.worst, WORST_COLUMNS,
+                                 obj.breakdown_loss))
     if obj.values is None:
         return Group(*parts) if len(parts) > 1 else parts[0]
     if obj.summary is not None:
@@ -118,7 +117,8 @@ def _check_result(obj: CheckResult):
         t.add_row("…", Text(f"{len(obj.rows) - TABLE_ROWS} more rows: use --format csv"))
     summary = (f"{obj.passed} of {len(obj.rows)} pass; largest residual {obj.max_residual:.3g}; "
                f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype})")
-    return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes))
+    return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes),
+                 *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
 
 
 @render.register("CheckReport")
@@ -132,7 +132,8 @@ def _check_report(obj: CheckReport):
         t.add_row(Text(c.name), Text(c.statement), verdict, Text(f"{c.max_residual:.3g}"),
                   Text(f"atol {c.atol:g}, rtol {c.rtol:g}"))
     # a failed check's notes say why (such as torch's own nan); a passing one's stay in JSON
-    return Group(t, *(Text(f"note ({c.name}): {n}") for c in obj if not c.ok for n in c.notes))
+    return Group(t, *(Text(f"note ({c.name}): {n}") for c in obj if not c.ok for n in c.notes),
+                 *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
 
 
 @render.register("Catalog")

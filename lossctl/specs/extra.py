@@ -40,7 +40,7 @@ register_loss(LossSpec(
 ))
 
 register_loss(LossSpec(
-    name="js", backends=NUMPY_AND_TORCH, aliases=("jensen-shannon",),
+    name="js", backends=NUMPY_AND_TORCH, aliases=("jensen-shannon",), lints=("kind-logits-are-probs",),
     torch_name="none (torch.nn has no Jensen-Shannon loss)",
     summary="Jensen-Shannon divergence between two distributions per row, symmetric and at most ln 2.",
     formula="JS(p, q) = 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, over the last axis",
@@ -69,7 +69,7 @@ register_loss(LossSpec(
              Opt("label_smoothing", float, 0.0, "Mix the target with the uniform distribution, in [0, 1]."),
              TARGET_KIND),
     reductions=("mean",), compute="lossctl.losses.classification:cross_entropy", information=False,
-    post="lossctl.losses.extra:perplexity",
+    post="lossctl.losses.extra:perplexity", breakdown_loss="cross entropy (nats)",
     denominator="as ce's mean: the sum of the targets' class weights (1 each), ignored targets excluded; "
                 "perplexity is only defined for the mean, so --reduction takes only mean",
     traps=("Perplexity is exp of CE in nats: a base would change nothing (2^bits = e^nats), so there is no --base.",
