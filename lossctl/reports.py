@@ -106,7 +106,7 @@ def _log_probs_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...], c
 
 
 def _log_probs_last_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
-    """ctc: (T, N, C) log-probabilities, classes last."""
+    """kl and ctc ((T, N, C)): log-probabilities with the classes last, not on torch's axis 1."""
     return _log_probs_are_probs(arrays, options, inputs, -1)
 
 
@@ -137,8 +137,7 @@ def _index_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]
 
 
 def _dim_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
-    """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1; so do kl's
-    distributions for dim-log-probs-are-probs."""
+    """kl, entropy: their softmax runs along the last axis (entropy's --dim), not torch's class axis 1."""
     x, dim = arrays.get("logits"), options.get("dim", -1)
     if x is None or not -x.ndim <= dim < max(x.ndim, 1):
         return []
@@ -160,8 +159,7 @@ def _kind_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...])
 LINTS = {"logits-are-probs": _logits_are_probs, "log-probs-are-probs": _log_probs_are_probs,
          "log-probs-last-are-probs": _log_probs_last_are_probs, "sigmoid-applied": _sigmoid_applied,
          "index-logits-are-probs": _index_logits_are_probs,
-         "dim-logits-are-probs": _dim_logits_are_probs, "kind-logits-are-probs": _kind_logits_are_probs,
-         "dim-log-probs-are-probs": lambda arrays, options, inputs: _log_probs_are_probs(arrays, options, inputs, -1)}
+         "dim-logits-are-probs": _dim_logits_are_probs, "kind-logits-are-probs": _kind_logits_are_probs}
 VALUE_LINTS = {"negative-kl": lint_negative_kl}
 
 

@@ -4,7 +4,7 @@ from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register
 
 register_loss(LossSpec(
     name="kl", backends=NUMPY_AND_TORCH, stream=Streaming("rows"),
-    lints=("dim-log-probs-are-probs", "dim-logits-are-probs", "negative-kl"),
+    lints=("log-probs-last-are-probs", "dim-logits-are-probs", "negative-kl"),
     aliases=("kl-div",), torch_name="torch.nn.KLDivLoss",
     summary="Kullback-Leibler divergence KL(target || model), elementwise as KLDivLoss computes it.",
     formula="loss_{n,c} = p_{n,c} * (log p_{n,c} - log q_{n,c}), p = target, log q = model log-probs",
