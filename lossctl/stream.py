@@ -96,9 +96,9 @@ def _describe(source: Any, role: str, header: str = "auto") -> _Input | None:
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext in TABLE_DELIMITERS:
         with io.TextIOWrapper(open_binary(path, flag(role)), encoding="utf-8-sig", errors="replace") as fp:
-            head = table_lines(fp, limit=1)  # the first line holding data: comments and blank lines come first
+            head = table_lines(fp, limit=2)  # the first lines holding data: comments and blank lines come first
         first = head[0][1] if head else ""
-        sep = TABLE_DELIMITERS[ext] and sniff_delimiter(first, TABLE_DELIMITERS[ext])
+        sep = TABLE_DELIMITERS[ext] and sniff_delimiter([ln for _, ln in head], TABLE_DELIMITERS[ext])
         cells = len(first.split(sep)) - index_column([split_cells(first, sep)], header) if sep else len(first.split())
         return _Input(role, path, max(cells, 1) * 8, None, columns=cells, width=cells)
     return _describe_rows(source, role, ext)

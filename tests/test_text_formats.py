@@ -486,3 +486,13 @@ def test_cli_whitespace_stdin(tmp_path):
     x = torch.tensor([[2.0, 1.0, 0.1], [0.1, 2.0, 1.0]], dtype=torch.float64)
     expected = F.cross_entropy(x, torch.tensor([0, 1])).item()
     np.testing.assert_allclose(float(res.stdout), expected, rtol=1e-12)
+
+
+def test_a_csv_header_holding_a_semicolon_keeps_the_comma(cli, tmp_path):
+    """Only a file whose first two lines both hold ';' is ;-separated: a header cell 'x;y' above comma rows is not."""
+    (tmp_path / "x.csv").write_text("x;y,z\n0.5,1.5\n-1.0,2.0\n")
+    (tmp_path / "t.csv").write_text("0\n1\n")
+    want = F.cross_entropy(torch.tensor([[0.5, 1.5], [-1.0, 2.0]], dtype=torch.float64), torch.tensor([0, 1]))
+    for stream in ("--no-stream", "--stream"):
+        res = cli("ce", "--logits", tmp_path / "x.csv", "--target", tmp_path / "t.csv", stream, "-f", "plain")
+        assert float(res.stdout) == pytest.approx(float(want), rel=1e-12), stream

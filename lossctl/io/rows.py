@@ -108,7 +108,7 @@ class CsvRows:
             head = table_lines(fp, limit=HEADER_PEEK_ROWS + 1)  # as text.parse_table decides, on the same rows
         if not head:
             raise InputError("the file is empty", option=option, source=path)
-        delimiter = sniff_delimiter(head[0][1], delimiter)
+        delimiter = sniff_delimiter([ln for _, ln in head[:2]], delimiter)
         rows = [split_cells(ln, delimiter) for _, ln in head]
         self.header = skips_header(rows, header)
         self._index = int(self.header and index_column(rows[:2], header))  # pandas' index column: left out as data

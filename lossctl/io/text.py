@@ -161,12 +161,15 @@ def table_lines(lines: Iterable[str], limit: int | None = None) -> list[tuple[in
     return out
 
 
-def sniff_delimiter(line: str, given: str | None = None) -> str:
-    """The delimiter of a table whose first data line is `line`: `given` (its extension's) where there is one, else
-    tab, semicolon, comma or whitespace. A .csv's comma gives way to a semicolon where the line holds one outside
-    quotes (no number holds one), as pandas' to_csv(sep=';') and spreadsheets set to a decimal comma write CSV."""
+def sniff_delimiter(lines: list[str], given: str | None = None) -> str:
+    """The delimiter of a table whose first data lines are `lines` (one or two): `given` (its extension's) where
+    there is one, else tab, semicolon, comma or whitespace, decided on the first. A .csv's comma gives way to a
+    semicolon where both lines hold one outside quotes (no number holds one), as pandas' to_csv(sep=';') and
+    spreadsheets set to a decimal comma write CSV; a header alone holding one (a column 'x;y') does not count."""
+    line = lines[0] if lines else ""
     if given is not None:
-        return ";" if given == "," and ";" in re.sub(r'"[^"]*"', "", line) else given
+        semicolons = all(";" in re.sub(r'"[^"]*"', "", ln) for ln in lines[:2]) and bool(lines)
+        return ";" if given == "," and semicolons else given
     if "\t" in line and all(len(part.split()) <= 1 for part in line.split("\t")):
         return "\t"
     if ";" in line and "," not in line:
@@ -290,7 +293,7 @@ def parse_table(text: str, *, option: str, source: str, delimiter: str | None = 
     if not numbered:
         raise InputError("the file is empty" if not text.strip() else "holds only comments, no data",
                          option=option, source=source)
-    delimiter = sniff_delimiter(numbered[0][1], delimiter)
+    delimiter = sniff_delimiter([ln for _, ln in numbered[:2]], delimiter)
     rows = [split_cells(ln, delimiter) for _, ln in numbered]
     start = int(skips_header(rows, header))
     if start == len(rows):
