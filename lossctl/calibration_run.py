@@ -10,6 +10,7 @@ read of one set of files.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from collections.abc import Mapping
@@ -206,7 +207,7 @@ def _added(parts: list[CalibrationSums]) -> CalibrationSums:
     warnings = [w for s in parts for w in s.warnings if not getattr(w, "every", False)][:1]
     every = [[w for w in s.warnings if getattr(w, "every", False)] for s in parts]  # one rule per task: 0 or 1 each
     if all(every):
-        warnings += [next((found[0] for found in every if not found[0].weak), every[0][0])]
+        warnings += [functools.reduce(lambda a, b: a.joined(b), (found[0] for found in every))]
     return CalibrationSums(total, parts[0].task, concluded(warnings),
                            list(dict.fromkeys(n for s in parts for n in s.notes)),
                            dtype="+".join(sorted({s.dtype for s in parts if s.dtype})))

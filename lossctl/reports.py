@@ -120,9 +120,13 @@ def _sigmoid_applied(arrays: dict, options: dict, inputs: tuple[str, ...]) -> li
     fix = PROBS_FIX if "probs" in inputs else MLSM_FIX if option == "--input" else RAW_FIX
     found = lint_sigmoid_applied(x, min_count=1, min_spread=0.0, option=option, fix=fix)
     # too few values, or too close together, to conclude alone (a stream's short chunk, a model at initialisation)
-    spread = float(np.max(x)) - float(np.min(x)) if found else 0.0  # np.ptp refuses bools
-    weak = bool(found) and (np.size(x) < SIGMOID_MIN_COUNT or spread < SIGMOID_MIN_SPREAD)
-    return [Finding("sigmoid-applied", w, every=True, weak=weak) for w in found]
+    if not found:
+        return []
+    lo, hi = float(np.min(x)), float(np.max(x))  # np.ptp refuses bools
+    # the whole array's count and spread decide: a stream's chunks add theirs up (Finding.joined)
+    extent = (int(np.size(x)), lo, hi, SIGMOID_MIN_COUNT, SIGMOID_MIN_SPREAD)
+    weak = np.size(x) < SIGMOID_MIN_COUNT or hi - lo < SIGMOID_MIN_SPREAD
+    return [Finding("sigmoid-applied", w, every=True, weak=weak, extent=extent) for w in found]
 
 
 def _index_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:

@@ -209,8 +209,7 @@ class _Totals:
                           if not getattr(w, "every", False) and getattr(w, "key", w) not in seen]
         every = {w.key: w for w in out.warnings if getattr(w, "every", False)}
         # a rule every chunk reports, kept in the words of its first chunk that could conclude it (not weak)
-        self.every = every if self.chunks == 0 else {k: every[k] if v.weak else v for k, v in self.every.items()
-                                                     if k in every}
+        self.every = every if self.chunks == 0 else {k: v.joined(every[k]) for k, v in self.every.items() if k in every}
         self.notes += out.notes
         self.unit, self.weighted = out.unit, out.weighted
         self.report = report if self.report is None else self.report + report if report is not None else self.report

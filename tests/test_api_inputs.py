@@ -163,6 +163,12 @@ def test_a_finding_survives_pickling_to_a_worker():
 
     f = pickle.loads(pickle.dumps(Finding("row-sum:target", "--target: rows do not sum to 1", every=True, weak=True)))
     assert (str(f), f.key, f.every, f.weak) == ("--target: rows do not sum to 1", "row-sum:target", True, True)
+    g = Finding("sigmoid-applied", "x", every=True, weak=True, extent=(8, 0.1, 0.3, 16, 0.5))
+    g = pickle.loads(pickle.dumps(g))
+    assert g.extent == (8, 0.1, 0.3, 16, 0.5)
+    # two parts of one array that together hold 16 values spread over 0.8 conclude the rule
+    joined = g.joined(Finding("sigmoid-applied", "y", every=True, weak=True, extent=(8, 0.6, 0.9, 16, 0.5)))
+    assert (str(joined), joined.weak, joined.extent) == ("x", False, (16, 0.1, 0.9, 16, 0.5))
 
 
 def test_grad_keeps_quiet_about_a_rule_too_few_values_can_show(cli):

@@ -736,3 +736,24 @@ def test_half_precision_model_probs_do_not_warn_but_sigmoid_rows_do(cli, tmp_pat
     np.save(tmp_path / "s.npy", torch.sigmoid(logits).numpy())
     res = cli("nll", "--probs", tmp_path / "s.npy", "--target", tmp_path / "t.npy", "-f", "plain")
     assert "rows do not sum to 1" in res.stderr
+
+
+def test_sigmoid_outputs_sorted_by_score_warn_streamed_as_whole(tmp_path, monkeypatch):
+    """Sorted probabilities spread over [0, 1] as a whole but less than half of it in each chunk: the rule adds the
+    chunks' counts and ranges up (it dropped the warning when streamed). A narrow file stays silent either way."""
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 4096)
+    rng = np.random.default_rng(3)
+    p = np.sort(rng.uniform(0.01, 0.99, 20_000)).astype(np.float32)
+    y = (rng.random(p.size) < p).astype(np.float32)
+    for name, scores in (("wide", p), ("narrow", 0.4 + 0.1 * p)):
+        np.save(tmp_path / f"{name}.npy", scores)
+        np.save(tmp_path / "y.npy", y)
+        files = {"logits": str(tmp_path / f"{name}.npy"), "target": str(tmp_path / "y.npy")}
+        for stream_it in (False, True):
+            loss = lossctl.compute("bce", **files, stream=stream_it)
+            cal = lossctl.api.calibrate(**files, stream=stream_it)
+            assert stream_it == any(n.startswith("streamed in") and "chunks" in n for n in loss.notes)
+            want = F.binary_cross_entropy_with_logits(T(scores).double(), T(y).double())
+            assert loss.value == pytest.approx(float(want), rel=1e-6)
+            for result in (loss, cal):
+                assert any("sigmoid outputs" in w for w in result.warnings) == (name == "wide"), (name, stream_it)

@@ -167,13 +167,28 @@ class Finding(str):
     weak: bool  # an every-rule that holds on too few values to conclude (a short last chunk): it does not refute
     # the rule in a stream, and alone (every chunk weak, or a small array read whole) it is not reported
 
-    def __new__(cls, key: str, text: str, every: bool = False, weak: bool = False) -> Finding:
+    extent: tuple | None  # where weak depends on the whole array: (values, least, largest, values needed, spread
+    # needed), which parts of one array add up (joined) to decide it as one read of the whole would
+
+    def __new__(cls, key: str, text: str, every: bool = False, weak: bool = False,
+                extent: tuple | None = None) -> Finding:
         obj = super().__new__(cls, text)
-        obj.key, obj.every, obj.weak = key, every, weak
+        obj.key, obj.every, obj.weak, obj.extent = key, every, weak, extent
         return obj
 
     def __reduce__(self):  # pickled to and from Dask workers: str's own reduce would lose the key
-        return (Finding, (self.key, str(self), self.every, self.weak))
+        return (Finding, (self.key, str(self), self.every, self.weak, self.extent))
+
+    def joined(self, later: Finding) -> Finding:
+        """This every-rule's finding over this part and a later part of one array: in the words of the first part
+        that could conclude it; weak unless the parts together conclude it (their extents, where they have one)."""
+        first = later if self.weak and not later.weak else self
+        if self.extent is None or later.extent is None:
+            return first
+        (n, lo, hi, need_n, need_spread), (m, lo2, hi2, *_) = self.extent, later.extent
+        extent = (n + m, min(lo, lo2), max(hi, hi2), need_n, need_spread)
+        weak = extent[0] < need_n or extent[2] - extent[1] < need_spread
+        return Finding(self.key, str(first), self.every, weak, extent)
 
 
 def concluded(warnings: list[str]) -> list[str]:
