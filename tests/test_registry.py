@@ -567,6 +567,8 @@ def focal_cases():
              lambda T, r: nn.CrossEntropyLoss(reduction=r)(T["logits"], T["target"]),
              lambda: multi_ref(xm, t, alpha=1.0, gamma=0.0), options={"alpha": -1.0, "gamma": 0.0}),
         Case("multi-class-N,C,d", {"logits": x3, "target": t3}, None, lambda: multi_ref(x3, t3)),
+        # whole-number floats of the index shape are class indices, as ce reads them (once a shape error)
+        Case("multi-class-float-indices", {"logits": xm, "target": t.astype(float)}, None, lambda: multi_ref(xm, t)),
     ]
 
 

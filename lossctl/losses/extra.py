@@ -14,6 +14,7 @@ from ._common import (
     check_range,
     check_shape,
     check_weight,
+    focal_index,
     row_sum_warning,
     sum_tolerance,
 )
@@ -34,11 +35,7 @@ def focal(logits, target, weight=None, *, alpha: float = 0.25, gamma: float = 2.
     if alpha > 1:
         raise UsageError(f"must be in [0, 1], or negative to disable; got {alpha}", option="--alpha")
     check_choice("target_kind", target_kind, ("auto", "binary", "index"))
-    kind = target_kind
-    if kind == "auto":
-        index_shape = split_classes(logits)[2] if logits.ndim > 1 else None
-        kind = "index" if target.dtype.kind in "iu" and target.shape == index_shape else "binary"
-    if kind == "index":
+    if focal_index(logits, target, target_kind):
         return _focal_multiclass(logits, target, weight, alpha, gamma, ignore_index, ctx)
     if weight is not None:
         raise UsageError("applies only to the multi-class form (index targets); use --alpha", option="--weight")
