@@ -192,3 +192,24 @@ def test_a_non_finite_result_without_a_masked_input_names_no_masked_logit(cli, a
     assert float(ran.stdout) == want or (math.isnan(want) and math.isnan(float(ran.stdout)))
     assert ran.stderr == (f"lossctl: warning: the result is {want} as torch computes it: an option is infinite, or a "
                           "loss overflows or is undefined (log 0, 0/0, 0 x inf, inf - inf)\n")
+
+
+@pytest.mark.parametrize("x, t", [([1.0, 2.0, 3.0], [0]), ([[1.0, 2.0, 3.0]], 0), ([1.0, 2.0, 3.0], 0),
+                                  ([[1.0, 2.0, 3.0]], [0])])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_multi_margin_takes_one_samples_target_in_either_shape_as_torch(cli, x, t, reduction):
+    """torch takes a (1) target with (C) input and a () target with (1, C); lossctl once refused both."""
+    want = torch.nn.MultiMarginLoss(reduction=reduction)(torch.tensor(x, dtype=torch.float64), torch.tensor(t))
+    ran = cli("multi-margin", "--input", json.dumps(x), "--target", json.dumps(t), "--reduction", reduction,
+              "-f", "json")
+    doc = json.loads(ran.stdout)
+    got = doc["values"] if reduction == "none" else doc["value"]
+    assert list(torch.tensor(got).shape) == list(want.shape)
+    torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), want, rtol=1e-12, atol=0)
+
+
+def test_multi_margin_refuses_what_torch_refuses(cli):
+    with pytest.raises(RuntimeError, match="target tensor should be 1-D"):
+        torch.nn.MultiMarginLoss()(torch.ones(2, 3), torch.tensor(0))
+    assert cli("multi-margin", "--input", "[[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]", "--target", "0", code=2).stderr == (
+        "lossctl: error: --target (literal): shape () does not match --input (2, 3); expected (2,)\n")

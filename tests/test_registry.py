@@ -413,6 +413,11 @@ def multi_margin_cases():
              options={"p": 2, "margin": 0.5}),
         Case("C", {"input": x[0], "target": t[0]}, module(mm, "input", "target"),
              lambda: multi_margin_ref(x[0], t[0])),
+        # one sample's target may be (1) or (): torch takes either with (C) or (1, C), and none has its shape
+        Case("C-target-1", {"input": x[0], "target": t[:1]}, module(mm, "input", "target"),
+             lambda: multi_margin_ref(x[0], t[:1])),
+        Case("1,C-target-scalar", {"input": x[:1], "target": np.array(t[0])}, module(mm, "input", "target"),
+             lambda: multi_margin_ref(x[:1], np.array(t[0]))),
     ]
 
 
