@@ -452,6 +452,9 @@ def triplet_margin_cases():
              options={"p": 1.0, "swap": True, "margin": 2.0}),
         Case("D", {k: v[0] for k, v in arrays.items()}, module(tm, *names),
              lambda: triplet_ref(a[0], p[0], n[0], pdist)),
+        # torch takes (N, L, D) too, the distances along the last axis (lossctl once refused it)
+        Case("N,L,D", {k: v.reshape(3, 2, 4) for k, v in arrays.items()}, module(tm, *names),
+             lambda: triplet_ref(a.reshape(3, 2, 4), p.reshape(3, 2, 4), n.reshape(3, 2, 4), pdist)),
     ]
 
 
@@ -469,6 +472,13 @@ def triplet_with_distance_cases():
         Case("cosine-swap", arrays, module(tm, *names, distance_function=cosine_distance, swap=True, margin=0.5),
              lambda: triplet_ref(a, p, n, lambda u, v: 1 - cos(u, v), 0.5, True),
              options={"distance": "cosine", "swap": True, "margin": 0.5}),
+        # torch's docs allow (N, *): the distances along the last axis (lossctl once refused it)
+        Case("N,L,D", {k: v.reshape(3, 2, 4) for k, v in arrays.items()}, module(tm, *names),
+             lambda: triplet_ref(a.reshape(3, 2, 4), p.reshape(3, 2, 4), n.reshape(3, 2, 4), pdist)),
+        Case("N,L,D-cosine", {k: v.reshape(3, 2, 4) for k, v in arrays.items()},
+             module(tm, *names, distance_function=cosine_distance),
+             lambda: triplet_ref(*(v.reshape(3, 2, 4) for v in (a, p, n)), lambda u, v: 1 - cos(u, v)),
+             options={"distance": "cosine"}),
     ]
 
 

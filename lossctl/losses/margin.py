@@ -136,8 +136,8 @@ def margin_ranking(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> Loss
 
 def _triplet(anchor: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> None:
     check_nonempty("anchor", anchor)
-    if anchor.ndim not in (1, 2):
-        raise ShapeError(f"must be (N, D) or (D); got shape {anchor.shape}", option="--anchor")
+    if anchor.ndim == 0:  # torch takes any number of axes, the distances along the last, as pairwise_distance
+        raise ShapeError("is a single number; triplets are vectors: (D), (N, D) or (N, ..., D)", option="--anchor")
     check_shape("positive", pos, anchor.shape, "--anchor", anchor.shape)
     check_shape("negative", neg, anchor.shape, "--anchor", anchor.shape)
 
