@@ -30,7 +30,8 @@ TASKS = ("auto", "binary", "multiclass")
 NORMS = ("l1", "l2", "max")
 
 
-def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
+def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto", ignore_index: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, str]:
     """Per-sample (confidence, correct, task): float64 confidence in [0, 1] and a bool outcome.
 
     multiclass: (N, C) or (N, C, d...) scores with (N) or (N, d...) class indices. confidence = max softmax (or
@@ -39,6 +40,8 @@ def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto") -
     sigmoid of a logit) and the "accuracy" is the target itself; not the top label (p = 0.1 with target 0 counts
     as confidence 0.1 and accuracy 0, not as 0.9 and 1).
     auto: 1-d scores with 1-d targets are binary; scores with one more axis than the targets are multiclass.
+    ignore_index: samples whose target equals it are left out, as torchmetrics' ignore_index drops them before
+    anything is computed (default None: none, as there).
     Unlike torchmetrics, which applies softmax/sigmoid only when some score lies outside [0, 1], logits are
     always normalised and probabilities never are.
     """
@@ -50,26 +53,43 @@ def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto") -
         if target.shape != scores.shape:
             raise ShapeError(f"shape {target.shape} does not match --{role} {scores.shape}; binary calibration needs "
                              "one 0/1 target per score", option="--target")
-        check_classes("target", target, 2, None)
+        keep = _kept(target, 2, ignore_index)
         confidence = _sigmoid(scores) if role == "logits" else scores
-        return confidence.ravel(), target.ravel() == 1, task
+        return confidence.ravel()[keep], target.ravel()[keep] == 1, task
     if scores.ndim < 2:
         raise ShapeError(f"shape {scores.shape} is not (N, C): multiclass calibration needs a score per class; 1-d "
                          "scores of p(class 1) are binary (--task binary, or auto)", option=f"--{role}")
     expected = scores.shape[:1] + scores.shape[2:]
     if target.shape != expected:
+        last = scores.ndim > 2 and scores.shape[:-1] == target.shape  # Hugging Face's (N, L, C)
         raise ShapeError(f"shape {target.shape} does not match --{role} {scores.shape}; multiclass calibration "
-                         f"needs (N, C) scores and (N) class indices, so expected {expected}", option="--target")
+                         f"needs (N, C) scores and (N) class indices, so expected {expected}"
+                         + ("; for classes on the last axis pass --class-axis -1" if last else ""), option="--target")
     n_classes = scores.shape[1]
-    check_classes("target", target, n_classes, None)
-    rows = np.moveaxis(scores, 1, -1).reshape(-1, n_classes)
+    keep = _kept(target, n_classes, ignore_index)
+    rows = np.moveaxis(scores, 1, -1).reshape(-1, n_classes)[keep]
     predicted = rows.argmax(axis=1)
     if role == "logits":
         # The largest softmax probability is exp(0) / sum(exp(x - max)).
         confidence = 1.0 / np.exp(rows - rows.max(axis=1, keepdims=True)).sum(axis=1)
     else:
         confidence = rows[np.arange(rows.shape[0]), predicted]
-    return confidence, predicted == target.ravel(), task
+    return confidence, predicted == target.ravel()[keep], task
+
+
+def _kept(target: np.ndarray, n_classes: int, ignore_index: int | None) -> np.ndarray:
+    """Which of the flattened targets count: every one in [0, n_classes) or the error, bar --ignore-index's."""
+    flat = target.ravel()
+    try:
+        check_classes("target", target, n_classes, ignore_index)
+    except ValueRangeError as exc:
+        if ignore_index is not None:
+            raise
+        # padding (-100) and segmentation's void (255) are the usual: torchmetrics drops them with ignore_index
+        v = int(flat[(flat < 0) | (flat >= n_classes)][0])  # a whole number: _check_whole came first
+        raise ValueRangeError(f"{exc.message}; if {v} marks targets to leave out (padding), pass --ignore-index {v}, "
+                              "as torchmetrics' ignore_index", option=exc.option, source=exc.source) from None
+    return flat != ignore_index if ignore_index is not None else np.ones(flat.shape, dtype=bool)
 
 
 def probability_warnings(probs) -> list[str]:

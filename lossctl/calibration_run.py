@@ -39,7 +39,17 @@ from .calibration_result import CalibrationFiles, CalibrationResult
 from .errors import InputError, LossctlError, ShapeError, StrictWarningError, UsageError
 from .io import Loaded
 from .losses._common import ROW_OFFSET, check_choice, concluded
-from .pipeline import HEADERS, Settings, call_loss, check_finite, check_threads, compute_dtype, gather
+from .pipeline import (
+    HEADERS,
+    Settings,
+    call_loss,
+    check_finite,
+    check_threads,
+    compute_dtype,
+    gather,
+    move_class_axis,
+    typed_option,
+)
 from .registry import LossSpec, Role, Streaming, flag
 from .reports import input_lints
 from .route import stream_plan
@@ -55,7 +65,7 @@ CALIBRATION = LossSpec(
     roles=(Role("logits", "Logits (N, C) (softmax) or (N) (sigmoid).", group="input"),
            Role("probs", "Probabilities (N, C), or p(class 1) of shape (N).", group="input"),
            Role("target", "Class indices (N), or 0/1 of the scores' shape.")),
-    stream=Streaming("elements", index_target=True),
+    stream=Streaming("elements", index_target=True), class_roles=("logits", "probs"),
 )
 
 
@@ -70,11 +80,17 @@ class CalibrationSettings:
     strict: bool = False
     threads: int | None = None  # streamed chunks computed at once; None: the machine's cores
     header: str = "auto"
+    ignore_index: int | None = None  # targets left out, as torchmetrics' ignore_index; None: none, as there
+    class_axis: int = 1  # where the scores hold their classes, moved to torch's 1 (-1: classes last)
+
+    def loss_settings(self) -> Settings:
+        """What the loaders, the stream planner and move_class_axis read of these settings."""
+        return Settings("mean", {}, threads=self.threads, header=self.header, class_axis=self.class_axis)
 
 
 def calibration_settings(*, bins: int = 15, norm: str = "l1", binning: str = "uniform", task: str = "auto",
-                         strict: bool = False, threads: int | None = None, header: str = "auto"
-                         ) -> CalibrationSettings:
+                         strict: bool = False, threads: int | None = None, header: str = "auto",
+                         ignore_index: int | None = None, class_axis: int = 1) -> CalibrationSettings:
     """Check every setting before any file is read."""
     uniform_edges(bins)  # refuses a bin count that is not a whole number >= 1
     check_choice("norm", norm, NORMS)
@@ -82,7 +98,10 @@ def calibration_settings(*, bins: int = 15, norm: str = "l1", binning: str = "un
     check_choice("task", task, TASKS)
     check_choice("header", header, HEADERS)
     threads = check_threads(threads)
-    return CalibrationSettings(bins, norm, binning, task, strict, threads, header)
+    if ignore_index is not None:
+        ignore_index = typed_option("--ignore-index", int, ignore_index)
+    class_axis = typed_option("--class-axis", int, class_axis)
+    return CalibrationSettings(bins, norm, binning, task, strict, threads, header, ignore_index, class_axis)
 
 
 @dataclass
@@ -105,10 +124,12 @@ def sums_of_arrays(arrays: Mapping[str, np.ndarray], cs: CalibrationSettings, dt
     whole: quantile edges are taken from these confidences; a chunk (whole=False) only ever has uniform bins.
     """
     role = "logits" if arrays.get("logits") is not None else "probs"
+    arrays = move_class_axis(CALIBRATION, arrays, cs.loss_settings())
     scores = np.asarray(arrays[role])
     if scores.dtype.kind == "f" and scores.dtype != dtype:
         scores = scores.astype(dtype)
-    confidence, correct, task = calibration_inputs(**{role: scores}, target=arrays["target"], task=cs.task)
+    confidence, correct, task = calibration_inputs(**{role: scores}, target=arrays["target"], task=cs.task,
+                                                   ignore_index=cs.ignore_index)
     if role == "logits":  # probabilities passed as logits get softmax or sigmoid a second time, as in ce and bce
         warnings = input_lints(("logits-are-probs" if task == "multiclass" else "sigmoid-applied",), arrays, {},
                                ("logits", "probs"))
@@ -146,8 +167,7 @@ def _plan(sources: Mapping[str, Any], cs: CalibrationSettings, stream: bool | No
         return None
     if bundle is not None or stream is False:
         return None
-    st = Settings("mean", {}, threads=cs.threads, header=cs.header)
-    return stream_plan(CALIBRATION, sources, st, stream)
+    return stream_plan(CALIBRATION, sources, cs.loss_settings(), stream)
 
 
 def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progress=None) -> CalibrationSums:
@@ -242,11 +262,13 @@ def _strict(warnings: list[str], cs: CalibrationSettings) -> list[str]:
 
 def calibrate(*, logits=None, probs=None, target=None, bins: int = 15, norm: str = "l1", binning: str = "uniform",
               task: str = "auto", dtype: str = "auto", strict: bool = False, threads: int | None = None,
-              header: str = "auto", bundle: str | None = None, stream: bool | None = None) -> CalibrationResult:
+              header: str = "auto", bundle: str | None = None, stream: bool | None = None,
+              ignore_index: int | None = None, class_axis: int = 1) -> CalibrationResult:
     """The calibration error of scores (logits or probabilities: arrays, lists, tensors, paths or JSON literals)
-    against targets, as torchmetrics' MulticlassCalibrationError / BinaryCalibrationError compute it."""
+    against targets, as torchmetrics' MulticlassCalibrationError / BinaryCalibrationError compute it (with its
+    ignore_index); class_axis: where the scores hold their classes (-1: classes last)."""
     cs = calibration_settings(bins=bins, norm=norm, binning=binning, task=task, strict=strict, threads=threads,
-                              header=header)
+                              header=header, ignore_index=ignore_index, class_axis=class_axis)
     sources = {"logits": logits, "probs": probs, "target": target}
     return finish(sums_of(sources, cs, dtype=dtype, bundle=bundle, stream=stream), cs)
 

@@ -93,9 +93,10 @@ FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named a
 HeaderOpt = Annotated[choice("auto", "yes", "no"), typer.Option(
     "--header", help="Whether text tables (CSV, TSV, whitespace) start with a header row; auto: a row of words, or "
     "pandas' default 0,1,...,C-1 above non-integer data.")]
+CLASS_AXIS_HELP = ("The axis of the logits that holds the classes: torch's 1, or -1 for the classes-last (N, L, C) "
+                   "layout Hugging Face models give.")
 CLASS_AXIS = inspect.Parameter("class_axis", inspect.Parameter.KEYWORD_ONLY, default=1, annotation=Annotated[
-    int, typer.Option("--class-axis", help="The axis of the logits that holds the classes: torch's 1, or -1 for the "
-                      "classes-last (N, L, C) layout Hugging Face models give.")])
+    int, typer.Option("--class-axis", help=CLASS_AXIS_HELP)])
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
 
@@ -533,12 +534,16 @@ def calibration_cmd(
     threads: Annotated[int | None, typer.Option("--threads", show_default=False,
                                                 help="Threads binning streamed chunks, 1 to 256 [default: the "
                                                 "machine's cores].")] = None,
+    ignore_index: Annotated[int | None, typer.Option("--ignore-index", show_default=False, help="Leave out the "
+                                                     "samples whose target is this value (padding), as "
+                                                     "torchmetrics' ignore_index [default: none].")] = None,
+    class_axis: Annotated[int, typer.Option("--class-axis", help=CLASS_AXIS_HELP)] = 1,
 ) -> None:
     """Calibration error (ECE, RMSCE, MCE) and the reliability table, as torchmetrics computes them."""
     from .calibration_run import calibrate_files, calibration_document, calibration_settings
 
     cs = calibration_settings(bins=bins, norm=norm, binning=binning, task=task, strict=strict, threads=threads,
-                              header=header)
+                              header=header, ignore_index=ignore_index, class_axis=class_axis)
     if partials and plot:
         raise UsageError("a partial has no final bins to draw; plot the merged result instead", option="--plot")
     sources = {"logits": logits, "probs": probs, "target": target}

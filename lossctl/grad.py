@@ -82,8 +82,9 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
     notes = list(out.notes) + ([NONE_NOTE] if st.reduction == "none" else [])
     post = resolve(spec.post)
     if post is not None:
-        loss, note = post(loss, partial)
+        loss, note, post_warnings = post(loss, partial)
         notes.append(note)
+        out.warnings.extend(post_warnings)
     loss.backward()
     missing = [r for r in roles if leaves[r].grad is None]
     if missing:

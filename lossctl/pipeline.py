@@ -578,10 +578,15 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     report, baselines: the reports' mergeable sums, and the baselines when they were computed from whole arrays.
     kept: reduction none's values without the ignored targets, for the per-sample summary.
     """
-    if st.reduction != "none" and spec.lints:
-        warnings = [*warnings, *value_lints(spec.lints, finish(partial, st.reduction))]
+    value = None if st.reduction == "none" else finish(partial, st.reduction)
+    if value is not None and spec.lints:
+        warnings = [*warnings, *value_lints(spec.lints, value)]
     if final:
         warnings = [*warnings, *_nothing_counted(partial, st.reduction, unit)]
+    post, shown = resolve(spec.post), value
+    if post is not None and value is not None:
+        shown, note, post_warnings = post(value, partial, str(dtype))
+        notes, warnings = [*notes, note], [*warnings, *post_warnings]
     warnings = _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
@@ -596,11 +601,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     if st.reduction == "none":
         result.values, result.kept = values, values if kept is None else kept
     else:
-        result.value = finish(partial, st.reduction)
-    post = resolve(spec.post)
-    if post is not None and result.value is not None:
-        result.value, note = post(result.value, partial)
-        result.notes.append(note)
+        result.value = shown
     if st.details or report is not None:
         attach_reports(result, spec, st, report, baselines, post, partial, result.kept)
     return result
@@ -613,7 +614,7 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
     from .reports import finish_reports
 
     result.report = report
-    transform = (lambda v: post(v, partial)[0]) if post is not None else None
+    transform = (lambda v: post(v, partial, result.dtype)[0]) if post is not None else None
     raw = finish(partial, st.reduction) if transform is not None and result.value is not None else None
     reps = finish_reports(result.value, kept if st.details else None, found, report, transform, raw)
     result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst

@@ -95,8 +95,8 @@ class LossSpec:
     backends: the backends `compute` has: ("numpy", "torch") where a NumPy kernel exists, else ("torch",).
     stream: how it streams, or None when it does not.
     explain_steps: "module:function" giving the worked computation for `lossctl explain` with arrays.
-    post: "module:function" applied to the reduced value and its partial, giving (value, note): perplexity's
-        exp; the partial stays the loss's own, so shards merge before it.
+    post: "module:function" applied to the reduced value, its partial and the compute dtype, giving (value, note,
+        warnings): perplexity's exp; the partial stays the loss's own, so shards merge before it.
     lints, report, baseline, class_roles: the sanity reports that apply to the loss (see lossctl.reports).
     breakdown_loss: what the "loss" of --by-class and --worst is where it is not the loss itself (perplexity's is
         each target's cross entropy): their label in every output format.

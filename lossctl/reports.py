@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import UsageError
-from .losses._common import Finding
+from .losses._common import Finding, focal_index
 from .reduce import as_numpy
 from .sanity_lint import (
     SIGMOID_MIN_COUNT,
@@ -113,8 +113,7 @@ def _log_probs_last_are_probs(arrays: dict, options: dict, inputs: tuple[str, ..
 def _sigmoid_applied(arrays: dict, options: dict, inputs: tuple[str, ...]) -> list[Finding]:
     x = _first(arrays, "logits", "input")
     t = arrays.get("target")
-    if x is None or options.get("target_kind") == "index" or (t is not None and t.dtype.kind in "iu"
-                                                               and _is_index_target(t, x)):
+    if x is None or focal_index(x, t, options.get("target_kind", "auto")):
         return []
     option = "--logits" if arrays.get("logits") is not None else "--input"
     fix = PROBS_FIX if "probs" in inputs else MLSM_FIX if option == "--input" else RAW_FIX
@@ -135,7 +134,7 @@ def _index_logits_are_probs(arrays: dict, options: dict, inputs: tuple[str, ...]
     x, t = arrays.get("logits"), arrays.get("target")
     if x is None or t is None or options.get("target_kind") == "binary":
         return []
-    if options.get("target_kind") != "index" and not (t.dtype.kind in "iu" and _is_index_target(t, x)):
+    if not focal_index(x, t, options.get("target_kind", "auto")):
         return []
     return _logits_are_probs(arrays, options, inputs, RAW_FIX)
 
@@ -252,7 +251,7 @@ def label_report(arrays: dict, options: dict, out, wants: Wants, first_row: int,
     """BCE and sigmoid focal: the sums their baselines read (when `baselines`), per label column (the last axis),
     and the breakdowns asked."""
     x, y = _first(arrays, "logits", "probs"), arrays.get("target")
-    if options.get("target_kind") == "index" or (y is not None and y.dtype.kind in "iu" and _is_index_target(y, x)):
+    if x is not None and focal_index(x, y, options.get("target_kind", "auto")):
         return index_report(arrays, options, out, wants, first_row, baselines=baselines)  # multi-class focal
     if y is None or x is None:
         return ReportPartial()
@@ -281,8 +280,7 @@ def label_report(arrays: dict, options: dict, out, wants: Wants, first_row: int,
 def _baseline_options(kind: str, arrays: dict, options: dict) -> tuple[str, dict]:
     x, t = _first(arrays, "logits", "log_probs", "probs"), arrays["target"]
     if kind == "focal":
-        index = options.get("target_kind") == "index" or (t.dtype.kind in "iu" and _is_index_target(t, x))
-        kind = "focal_index" if index else "focal_sigmoid"
+        kind = "focal_index" if focal_index(x, t, options.get("target_kind", "auto")) else "focal_sigmoid"
     opts: dict[str, Any] = {"target": t}
     if kind in ("ce", "focal_index"):
         opts.update(n_classes=x.shape[0 if x.ndim == 1 else 1], weight=arrays.get("weight"),

@@ -40,16 +40,19 @@ def cancer(tmp_path) -> dict[str, Path]:
     return {k: save(d[k], tmp_path / f"cancer_{k}.npy") for k in ("logits", "probs", "target")}
 
 
-def torchmetrics_error(scores: np.ndarray, target: np.ndarray, norm: str, bins: int = 15) -> float:
-    """The torchmetrics module on the same arrays: multiclass for (N, C) scores, binary for (N)."""
+def torchmetrics_error(scores: np.ndarray, target: np.ndarray, norm: str, bins: int = 15,
+                       ignore_index: int | None = None) -> float:
+    """The torchmetrics module on the same arrays: multiclass for (N, C, d...) scores with (N, d...) targets,
+    binary for scores and targets of one shape."""
     import torch
     from torchmetrics.classification import BinaryCalibrationError, MulticlassCalibrationError
 
     preds, t = torch.from_numpy(np.ascontiguousarray(scores)), torch.from_numpy(target.astype(np.int64))
-    if scores.ndim == 2:
-        metric = MulticlassCalibrationError(num_classes=scores.shape[1], n_bins=bins, norm=norm)
+    if scores.ndim == target.ndim + 1:
+        metric = MulticlassCalibrationError(num_classes=scores.shape[1], n_bins=bins, norm=norm,
+                                            ignore_index=ignore_index)
     else:
-        metric = BinaryCalibrationError(n_bins=bins, norm=norm)
+        metric = BinaryCalibrationError(n_bins=bins, norm=norm, ignore_index=ignore_index)
     return float(metric(preds, t))
 
 
@@ -57,10 +60,11 @@ def run_json(cli, *args: str) -> dict:
     return json.loads(cli("calibration", *map(str, args), "-f", "json").stdout)
 
 
-def assert_matches(doc: dict, scores: np.ndarray, target: np.ndarray, bins: int = 15) -> None:
+def assert_matches(doc: dict, scores: np.ndarray, target: np.ndarray, bins: int = 15,
+                   ignore_index: int | None = None) -> None:
     for norm in NORMS:
-        np.testing.assert_allclose(doc[KEYS[norm]], torchmetrics_error(scores, target, norm, bins), **F32,
-                                   err_msg=norm)
+        np.testing.assert_allclose(doc[KEYS[norm]], torchmetrics_error(scores, target, norm, bins, ignore_index),
+                                   **F32, err_msg=norm)
 
 
 @pytest.mark.parametrize("bins", [15, 10])
@@ -303,3 +307,42 @@ def test_binary_float64_confidences_are_binned_in_float64_as_torchmetrics_does(c
     for norm in NORMS:
         np.testing.assert_allclose(doc[KEYS[norm]], torchmetrics_error(p, d["target"], norm), rtol=1e-12, atol=0)
     assert len(doc["bins"]) == 15 and not any("confidence 1.0" in n for n in doc["notes"])
+
+
+def test_classes_last_with_padding_equals_torchmetrics_and_the_axis_moved_by_hand(cli, tmp_path, monkeypatch):
+    """gpt2_init's (N, L, C) logits with -100 padding: once refused (index -100 out of range, no --class-axis)."""
+    d = _data("gpt2_init.npz")
+    x, t = save(d["logits_nlc"], tmp_path / "x.npy"), save(d["labels_nl"], tmp_path / "t.npy")
+    moved = save(np.ascontiguousarray(np.moveaxis(d["logits_nlc"], -1, 1)), tmp_path / "moved.npy")
+    first = np.argwhere(d["labels_nl"] == -100)[0].tolist()
+    refused = cli("calibration", "--logits", x, "--target", t, "--class-axis", "-1", code=2)
+    assert refused.stderr == (f"lossctl: error: --target ({t}): class index -100 at index {first} is out of range "
+                              "[0, 100); if -100 marks targets to leave out (padding), pass --ignore-index -100, as "
+                              "torchmetrics' ignore_index\n")
+    last = run_json(cli, "--logits", x, "--target", t, "--ignore-index", "-100", "--class-axis", "-1")
+    by_hand = run_json(cli, "--logits", moved, "--target", t, "--ignore-index", "-100")
+    kept = int((d["labels_nl"] != -100).sum())
+    assert last["count"] == by_hand["count"] == kept < d["labels_nl"].size
+    assert [b["count"] for b in last["bins"]] == [b["count"] for b in by_hand["bins"]]
+    np.testing.assert_allclose(last["ece"], by_hand["ece"], rtol=1e-12)
+    assert_matches(last, np.moveaxis(d["logits_nlc"], -1, 1), d["labels_nl"], ignore_index=-100)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 32 * 100 * 4)  # one sequence a chunk: 4 chunks
+    streamed = run_json(cli, "--logits", x, "--target", t, "--ignore-index", "-100", "--class-axis", "-1",
+                        "--stream", "--threads", "2")
+    assert any("streamed in 4 chunks" in n for n in streamed["notes"]), streamed["notes"]
+    assert streamed["count"] == kept
+    np.testing.assert_allclose(streamed["ece"], last["ece"], rtol=1e-12)
+
+
+def test_segmentation_void_and_binary_padding_are_left_out_as_torchmetrics_does(cli, cancer, tmp_path):
+    d = _data("segmentation_conv.npz")
+    x, t = save(d["logits"], tmp_path / "x.npy"), save(d["target"], tmp_path / "t.npy")
+    doc = run_json(cli, "--logits", x, "--target", t, "--ignore-index", "255")
+    assert doc["count"] == int((d["target"] != 255).sum())
+    assert_matches(doc, d["logits"], d["target"], ignore_index=255)
+    y = np.load(cancer["target"]).astype(np.int64)
+    y[::7] = -1
+    p = np.load(cancer["probs"])
+    binary = run_json(cli, "--probs", cancer["probs"], "--target", save(y, tmp_path / "y.npy"), "--ignore-index", "-1")
+    assert binary["task"] == "binary" and binary["count"] == int((y != -1).sum())
+    assert_matches(binary, p, y, ignore_index=-1)

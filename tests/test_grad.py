@@ -27,14 +27,16 @@ pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWa
 
 
 def focal_torch(T: dict, r: str, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """torchvision.ops.sigmoid_focal_loss for float targets; the softmax form (kornia's) for class indices."""
+    """torchvision.ops.sigmoid_focal_loss for labels of the logits' shape; the softmax form (kornia's) for class
+    indices (whole-number floats too)."""
     x, y = T["logits"], T["target"]
-    if y.dtype.is_floating_point:
+    if y.shape == x.shape:
         p = torch.sigmoid(x)
         ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
         p_t = p * y + (1 - p) * (1 - y)
         values = (alpha * y + (1 - alpha) * (1 - y)) * ce * (1 - p_t) ** gamma
         return {"none": values, "sum": values.sum(), "mean": values.mean()}[r]
+    y = y.long()
     keep = y != -100
     logp = torch.gather(torch.log_softmax(x, 1), 1, y.clamp(min=0).unsqueeze(1)).squeeze(1)
     w = T["weight"][y.clamp(min=0)] if "weight" in T else torch.ones_like(logp)

@@ -59,6 +59,42 @@ def test_perplexity_of_a_nan_cross_entropy_is_nan_as_torch_gives(cli):
     assert ran.stdout == "nan\n" and "the result is nan" in ran.stderr
 
 
+@pytest.mark.parametrize("how", [["--backend", "numpy"], ["--backend", "torch"], ["--stream"]])
+def test_float32_perplexity_past_ce_88_7_is_inf_as_torch_exp_gives(cli, tmp_path, how):
+    """torch takes the exp of its float32 CE in float32: inf past ln(float32 max) = 88.72. lossctl once printed
+    1.58e48 labelled float32, from an exp taken in float64."""
+    import numpy as np
+
+    x = np.tile(np.array([[-89.3238, 21.6562]], np.float32), (4, 1))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", np.zeros(4, np.int64))
+    ce = F.cross_entropy(torch.from_numpy(x), torch.zeros(4, dtype=torch.long))
+    assert 88.8 < ce.item() and math.isinf(torch.exp(ce).item())
+    ran = cli("perplexity", "--logits", str(tmp_path / "x.npy"), "--target", str(tmp_path / "t.npy"), *how,
+              "-f", "plain")
+    assert ran.stdout == "inf\n"
+    assert ran.stderr.startswith(f"lossctl: warning: perplexity is inf: exp({ce.item():.6g}) overflows float32 "
+                                 "(at most exp(88.72) = 3.4e38), as torch.exp of the float32 cross entropy does; "
+                                 "--dtype float64 gives ")
+    wide = cli("perplexity", "--logits", str(tmp_path / "x.npy"), "--target", str(tmp_path / "t.npy"), *how,
+               "--dtype", "float64", "-f", "plain")
+    want = torch.exp(F.cross_entropy(torch.from_numpy(x).double(), torch.zeros(4, dtype=torch.long))).item()
+    assert float(wide.stdout) == pytest.approx(want, rel=1e-9) and wide.stderr == ""
+    assert cli("perplexity", "--logits", str(tmp_path / "x.npy"), "--target", str(tmp_path / "t.npy"), *how,
+               "--strict", code=2).stderr.startswith("lossctl: error: --strict: perplexity is inf")
+
+
+@pytest.mark.parametrize("dtype, low", [(torch.float32, -88.0), (torch.float64, -709.5)])
+def test_perplexity_just_below_the_overflow_stays_finite_as_torch_gives(dtype, low):
+    """float64's exp overflows past 709.78; lossctl once gave inf from 709 on."""
+    x, t = torch.tensor([[low, 0.0]], dtype=dtype), torch.tensor([0])
+    want = torch.exp(F.cross_entropy(x, t)).item()
+    assert math.isfinite(want)
+    got = lossctl.compute("perplexity", logits=x.numpy(), target=t.numpy())
+    assert got.dtype == str(dtype).replace("torch.", "") and got.warnings == []
+    assert got.value == pytest.approx(want, rel=1e-5)
+
+
 @pytest.mark.parametrize("value", ["1e39", "-1e39"])
 def test_a_value_the_compute_dtype_cannot_hold_is_refused_not_made_inf(cli, value):
     ran = cli("ce", "--logits", f"[[{value}, 0.0]]", "--target", "[1]", "--dtype", "float32", code=2)
@@ -164,3 +200,24 @@ def test_a_single_number_has_no_index_in_errors(cli):
     assert res.stderr == "lossctl: error: --target (literal): class indices must be integers; found 0.5\n"
     res = cli("ce", "--logits", "[[1.0, 2.0]]", "--target", "[0.5]", code=2)
     assert res.stderr == "lossctl: error: --target (literal): class indices must be integers; found 0.5 at index [0]\n"
+
+
+@pytest.mark.parametrize("x, t", [([1.0, 2.0, 3.0], [0]), ([[1.0, 2.0, 3.0]], 0), ([1.0, 2.0, 3.0], 0),
+                                  ([[1.0, 2.0, 3.0]], [0])])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_multi_margin_takes_one_samples_target_in_either_shape_as_torch(cli, x, t, reduction):
+    """torch takes a (1) target with (C) input and a () target with (1, C); lossctl once refused both."""
+    want = torch.nn.MultiMarginLoss(reduction=reduction)(torch.tensor(x, dtype=torch.float64), torch.tensor(t))
+    ran = cli("multi-margin", "--input", json.dumps(x), "--target", json.dumps(t), "--reduction", reduction,
+              "-f", "json")
+    doc = json.loads(ran.stdout)
+    got = doc["values"] if reduction == "none" else doc["value"]
+    assert list(torch.tensor(got).shape) == list(want.shape)
+    torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), want, rtol=1e-12, atol=0)
+
+
+def test_multi_margin_refuses_what_torch_refuses(cli):
+    with pytest.raises(RuntimeError, match="target tensor should be 1-D"):
+        torch.nn.MultiMarginLoss()(torch.ones(2, 3), torch.tensor(0))
+    assert cli("multi-margin", "--input", "[[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]", "--target", "0", code=2).stderr == (
+        "lossctl: error: --target (literal): shape () does not match --input (2, 3); expected (2,)\n")

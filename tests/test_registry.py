@@ -413,6 +413,11 @@ def multi_margin_cases():
              options={"p": 2, "margin": 0.5}),
         Case("C", {"input": x[0], "target": t[0]}, module(mm, "input", "target"),
              lambda: multi_margin_ref(x[0], t[0])),
+        # one sample's target may be (1) or (): torch takes either with (C) or (1, C), and none has its shape
+        Case("C-target-1", {"input": x[0], "target": t[:1]}, module(mm, "input", "target"),
+             lambda: multi_margin_ref(x[0], t[:1])),
+        Case("1,C-target-scalar", {"input": x[:1], "target": np.array(t[0])}, module(mm, "input", "target"),
+             lambda: multi_margin_ref(x[:1], np.array(t[0]))),
     ]
 
 
@@ -447,6 +452,9 @@ def triplet_margin_cases():
              options={"p": 1.0, "swap": True, "margin": 2.0}),
         Case("D", {k: v[0] for k, v in arrays.items()}, module(tm, *names),
              lambda: triplet_ref(a[0], p[0], n[0], pdist)),
+        # torch takes (N, L, D) too, the distances along the last axis (lossctl once refused it)
+        Case("N,L,D", {k: v.reshape(3, 2, 4) for k, v in arrays.items()}, module(tm, *names),
+             lambda: triplet_ref(a.reshape(3, 2, 4), p.reshape(3, 2, 4), n.reshape(3, 2, 4), pdist)),
     ]
 
 
@@ -464,6 +472,13 @@ def triplet_with_distance_cases():
         Case("cosine-swap", arrays, module(tm, *names, distance_function=cosine_distance, swap=True, margin=0.5),
              lambda: triplet_ref(a, p, n, lambda u, v: 1 - cos(u, v), 0.5, True),
              options={"distance": "cosine", "swap": True, "margin": 0.5}),
+        # torch's docs allow (N, *): the distances along the last axis (lossctl once refused it)
+        Case("N,L,D", {k: v.reshape(3, 2, 4) for k, v in arrays.items()}, module(tm, *names),
+             lambda: triplet_ref(a.reshape(3, 2, 4), p.reshape(3, 2, 4), n.reshape(3, 2, 4), pdist)),
+        Case("N,L,D-cosine", {k: v.reshape(3, 2, 4) for k, v in arrays.items()},
+             module(tm, *names, distance_function=cosine_distance),
+             lambda: triplet_ref(*(v.reshape(3, 2, 4) for v in (a, p, n)), lambda u, v: 1 - cos(u, v)),
+             options={"distance": "cosine"}),
     ]
 
 
@@ -567,6 +582,8 @@ def focal_cases():
              lambda T, r: nn.CrossEntropyLoss(reduction=r)(T["logits"], T["target"]),
              lambda: multi_ref(xm, t, alpha=1.0, gamma=0.0), options={"alpha": -1.0, "gamma": 0.0}),
         Case("multi-class-N,C,d", {"logits": x3, "target": t3}, None, lambda: multi_ref(x3, t3)),
+        # whole-number floats of the index shape are class indices, as ce reads them (once a shape error)
+        Case("multi-class-float-indices", {"logits": xm, "target": t.astype(float)}, None, lambda: multi_ref(xm, t)),
     ]
 
 

@@ -108,6 +108,15 @@ def check_shape(role: str, arr: np.ndarray, expected: tuple[int, ...], other: st
                                                  "shape (N) go to bce)" if one_sample else ""), option=flag(role))
 
 
+def focal_index(logits, target, target_kind: str = "auto") -> bool:
+    """Whether focal (and the reports on it) reads `target` as class indices, its multi-class form: under auto
+    when it has the (N, C, d...) logits' shape without the class axis, whole-number floats too as ce reads them;
+    else it is 0/1 labels, the sigmoid form."""
+    if target_kind != "auto":
+        return target_kind == "index"
+    return target is not None and logits.ndim > 1 and target.shape == logits.shape[:1] + logits.shape[2:]
+
+
 def check_nonempty(role: str, arr: np.ndarray) -> None:
     if arr.size == 0:
         raise ShapeError(f"is empty (shape {tuple(arr.shape)}): there is nothing to compute", option=flag(role))

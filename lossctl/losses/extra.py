@@ -14,6 +14,7 @@ from ._common import (
     check_range,
     check_shape,
     check_weight,
+    focal_index,
     row_sum_warning,
     sum_tolerance,
 )
@@ -34,11 +35,7 @@ def focal(logits, target, weight=None, *, alpha: float = 0.25, gamma: float = 2.
     if alpha > 1:
         raise UsageError(f"must be in [0, 1], or negative to disable; got {alpha}", option="--alpha")
     check_choice("target_kind", target_kind, ("auto", "binary", "index"))
-    kind = target_kind
-    if kind == "auto":
-        index_shape = split_classes(logits)[2] if logits.ndim > 1 else None
-        kind = "index" if target.dtype.kind in "iu" and target.shape == index_shape else "binary"
-    if kind == "index":
+    if focal_index(logits, target, target_kind):
         return _focal_multiclass(logits, target, weight, alpha, gamma, ignore_index, ctx)
     if weight is not None:
         raise UsageError("applies only to the multi-class form (index targets); use --alpha", option="--weight")
@@ -89,16 +86,42 @@ def js(p, q, *, p_kind: str = "prob", q_kind: str = "prob", ctx: Context) -> Los
     return LossOutput(values, rows=p.shape[0] if p.ndim > 1 else 1, unit="rows", warnings=warnings)
 
 
-def perplexity(value: float, partial) -> tuple[float, str]:
-    """exp of the mean cross entropy; the partial stays CE's, so shards merge before the exp.
+def perplexity(value: float, partial, dtype="float64") -> tuple[float, str, list[str]]:
+    """exp of the mean cross entropy; the partial stays CE's, so shards merge before the exp. Gives the value, a
+    note and the warnings.
 
-    `value` may be a torch scalar (`lossctl grad`): its exp keeps the autograd graph.
+    `value` may be a torch scalar (`lossctl grad`): its exp keeps the autograd graph, in the scalar's dtype.
+    dtype: the compute dtype. torch takes the exp of its float32 CE in float32, which overflows to inf past
+    ln(float32 max) = 88.72; the float64 exp taken here would print a finite number torch never gives.
     """
     import math
 
     note = f"perplexity = exp(mean cross entropy) = exp({partial.total:.6g} / {partial.denominator:.6g})"
     if hasattr(value, "exp"):
-        return value.exp(), note
-    # past ln(max float) torch.exp gives inf too; exp(nan) is nan, as torch's
-    ppl = math.exp(value) if value < 709.0 else math.nan if math.isnan(value) else math.inf
-    return ppl, note
+        ppl = value.exp()
+        dtype = str(value.dtype).replace("torch.", "")
+        return ppl, note, _overflow_warning(float(value.detach()), float(ppl.detach()), dtype)
+    try:
+        ppl = math.exp(value)  # exp(nan) is nan, as torch's
+    except OverflowError:  # past ln(float64 max) = 709.78 torch.exp gives inf too
+        ppl = math.inf
+    if str(dtype) == "float32" and math.isfinite(ppl) and math.exp(float(np.float32(value))) >= _FLOAT32_INF:
+        return math.inf, note, _overflow_warning(value, math.inf, "float32", ppl)
+    return ppl, note, _overflow_warning(value, ppl, str(dtype))
+
+
+_FLOAT32_INF = 2.0 ** 128 - 2.0 ** 103  # the least value that rounds to inf in float32: its max plus half a step
+
+
+def _overflow_warning(ce: float, ppl: float, dtype: str, wide: float | None = None) -> list[str]:
+    """Why a finite cross entropy gives an infinite perplexity: the exp overflows the compute dtype. `wide`: the
+    float64 perplexity, where it is finite."""
+    import math
+
+    if not math.isfinite(ce) or not math.isinf(ppl):
+        return []
+    largest = {"float32": "exp(88.72) = 3.4e38", "float64": "exp(709.78) = 1.8e308"}.get(dtype, f"{dtype}'s max")
+    wider = "" if dtype == "float64" or ce >= 709.78 else \
+        f"; --dtype float64 gives {wide:.6g}" if wide is not None else "; --dtype float64 gives a finite value"
+    return [f"perplexity is inf: exp({ce:.6g}) overflows {dtype} (at most {largest}), as torch.exp of the "
+            f"{dtype} cross entropy does{wider}"]

@@ -105,8 +105,9 @@ def multi_margin(input, target, weight=None, *, p: int = 1, margin: float = 1.0,
     n_classes = check_scores(x)
     if p not in (1, 2):
         raise UsageError(f"must be 1 or 2; got {p}", option="--p")
-    expected = x.shape[:1] if x.ndim == 2 else ()
-    check_shape("target", y, expected, "--input", x.shape)
+    # torch takes a target of at most one axis with one index a sample: also (1) with (C) and () with (1, C)
+    if y.ndim > 1 or y.size != _rows(x):
+        check_shape("target", y, x.shape[:1] if x.ndim == 2 else (), "--input", x.shape)
     check_classes("target", y, n_classes, None)
     check_weight(weight, n_classes)
     w = floats(weight, ctx) if weight is not None else None
@@ -135,8 +136,8 @@ def margin_ranking(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> Loss
 
 def _triplet(anchor: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> None:
     check_nonempty("anchor", anchor)
-    if anchor.ndim not in (1, 2):
-        raise ShapeError(f"must be (N, D) or (D); got shape {anchor.shape}", option="--anchor")
+    if anchor.ndim == 0:  # torch takes any number of axes, the distances along the last, as pairwise_distance
+        raise ShapeError("is a single number; triplets are vectors: (D), (N, D) or (N, ..., D)", option="--anchor")
     check_shape("positive", pos, anchor.shape, "--anchor", anchor.shape)
     check_shape("negative", neg, anchor.shape, "--anchor", anchor.shape)
 

@@ -28,8 +28,9 @@ register_loss(LossSpec(
     options=(Opt("alpha", float, 0.25, "Weight of the positive class, in [0, 1]; negative disables it "
                  "(torchvision's convention). The multi-class form multiplies every class by it."),
              Opt("gamma", float, 2.0, "Focusing exponent, >= 0; 0 with alpha < 0 is plain BCE / CE."),
-             Opt("target_kind", str, "auto", "auto: integers of the logits' shape minus the class axis are "
-                 "class indices (multi-class), anything else 0/1 labels; binary; index.",
+             Opt("target_kind", str, "auto", "auto: a target of the logits' shape minus the class axis is "
+                 "class indices (multi-class; whole-number floats too, as ce reads them), anything else 0/1 labels; "
+                 "binary; index.",
                  choices=("auto", "binary", "index")),
              IGNORE_INDEX),
     compute="lossctl.losses.extra:focal", information=False,

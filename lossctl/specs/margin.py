@@ -5,7 +5,9 @@ from ..registry import LossSpec, Opt, Role, register_loss
 MARGIN_1 = Opt("margin", float, 1.0, "The margin.")
 P_NORM = Opt("p", float, 2.0, "The norm degree of the pairwise distance.")
 SWAP = Opt("swap", bool, False, "Use min(d(a, n), d(p, n)) as the negative distance (distance swap).")
-TRIPLET = (Role("anchor", "Anchor embeddings, (N, D) or (D)."),
+TRIPLETS = "the number of triplets: N, or every position but the last axis's"
+TRIPLET = (Role("anchor", "Anchor embeddings, (N, D) or (D); (N, ..., D) too, as torch takes it: the distances run "
+                "along the last axis."),
            Role("positive", "Positive embeddings, the anchor's shape."),
            Role("negative", "Negative embeddings, the anchor's shape."))
 CLASS_WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False)
@@ -80,7 +82,7 @@ register_loss(LossSpec(
     formula="loss_n = max(||a_n - p_n + eps||_p - ||a_n - n_n + eps||_p + margin, 0)",
     roles=TRIPLET,
     options=(MARGIN_1, P_NORM, Opt("eps", float, 1e-6, "Added to the differences before the norm."), SWAP),
-    compute="lossctl.losses.margin:triplet_margin", denominator="the number of triplets N",
+    compute="lossctl.losses.margin:triplet_margin", denominator=TRIPLETS,
     traps=("eps is added to the difference a - p before the norm (pairwise_distance), not to the norm.",),
 ))
 
@@ -91,6 +93,6 @@ register_loss(LossSpec(
     roles=TRIPLET,
     options=(Opt("distance", str, "pairwise", "pairwise: torch's default, pairwise_distance (p = 2); "
                  "cosine: 1 - cosine_similarity.", choices=("pairwise", "cosine")), MARGIN_1, SWAP),
-    compute="lossctl.losses.margin:triplet_margin_with_distance", denominator="the number of triplets N",
+    compute="lossctl.losses.margin:triplet_margin_with_distance", denominator=TRIPLETS,
     traps=("With --distance cosine the distance lies in [0, 2], so a margin of 1 is large.",),
 ))
