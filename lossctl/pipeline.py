@@ -619,6 +619,8 @@ def attach_reports(result: Result, spec: LossSpec, st: Settings, report: ReportP
     reps = finish_reports(result.value, kept if st.details else None, found, report, transform, raw)
     result.baselines, result.by_class, result.worst = reps.baselines, reps.by_class, reps.worst
     if reps.by_class is not None or reps.worst is not None:
-        result.breakdown_loss = spec.breakdown_loss
+        # their loss is in the unit of --base, as the value is: said where it is not nats
+        in_base = f"loss ({result.unit})" if result.unit not in ("", "nats") else ""
+        result.breakdown_loss = spec.breakdown_loss or in_base
     result.summary, result.histogram = reps.summary, reps.histogram
     result.notes += reps.notes

@@ -535,6 +535,33 @@ def test_perplexitys_breakdowns_say_their_loss_is_cross_entropy_in_nats(cli):
     assert "breakdown_loss" not in json.loads(cli("ce", *base[1:], "--by-class", "-f", "json").stdout)
 
 
+@pytest.mark.parametrize(("base", "unit"), [("2", "bits"), ("10", "bans")])
+def test_ce_breakdowns_in_another_base_say_their_unit(cli, tmp_path, monkeypatch, base, unit):
+    """With --base 2 the breakdowns' loss is torch's per-sample CE / ln 2, and its column says bits."""
+    path = REALISTIC / "digits_logreg.npz"
+    args = ("ce", "--logits", f"{path}:logits", "--target", f"{path}:target", "--base", base)
+    data = json.loads(cli(*args, "--by-class", "--worst", "3", "-f", "json").stdout)
+    d = realistic("digits_logreg")
+    ce = F.cross_entropy(T(d["logits"]).double(), T(d["target"]), reduction="none").numpy() / math.log(int(base))
+    assert data["breakdown_loss"] == f"loss ({unit})"
+    for row in data["by_class"]:
+        assert row["loss"] == pytest.approx(ce[d["target"] == row["class"]].mean(), rel=2e-6)
+    np.testing.assert_allclose([r["loss"] for r in data["worst"]], np.sort(ce)[::-1][:3], rtol=2e-6)
+    assert cli(*args, "--by-class", "-f", "csv").stdout.splitlines()[0] == (
+        f"class,count,loss ({unit}),share,accuracy,p_target")
+    assert cli(*args, "--worst", "3", "-f", "csv").stdout.splitlines()[0] == (
+        f"i0,target,predicted,p_target,loss ({unit})")
+    assert f"loss ({unit})" in cli(*args, "--worst", "3", "-f", "table", env={"COLUMNS": "200"}).stdout
+    np.save(tmp_path / "x.npy", d["logits"]), np.save(tmp_path / "t.npy", d["target"])
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 4000)
+    r = lossctl.compute("ce", logits=str(tmp_path / "x.npy"), target=str(tmp_path / "t.npy"), base=base,
+                        worst=3, stream=True)
+    assert any(n.startswith("streamed in") for n in r.notes) and r.breakdown_loss == f"loss ({unit})"
+    np.testing.assert_allclose([w["loss"] for w in r.worst], np.sort(ce)[::-1][:3], rtol=2e-6)
+    nats = json.loads(cli(*args[:-2], "--base", "e", "--by-class", "-f", "json").stdout)
+    assert "breakdown_loss" not in nats
+
+
 def test_by_class_is_a_groupby_of_torchs_per_sample_losses(cli):
     path = REALISTIC / "digits_logreg.npz"
     data = json.loads(cli("ce", "--logits", f"{path}:logits", "--target", f"{path}:target", "--by-class",
