@@ -194,6 +194,24 @@ def test_a_non_finite_result_without_a_masked_input_names_no_masked_logit(cli, a
                           "loss overflows or is undefined (log 0, 0/0, 0 x inf, inf - inf)\n")
 
 
+@pytest.mark.parametrize("name", ["triplet-margin", "triplet-margin-with-distance"])
+@pytest.mark.parametrize(("negative", "line"), [
+    ([0.0, 0.0, 0.0], "--negative (literal): is 1-d (shape (3,)) where --anchor is 2-d (2, 3); torch takes the "
+                      "three with one number of axes"),
+    ([[0.0, 0.0, 0.0]] * 3, "--negative (literal): shape (3, 3) does not broadcast with --anchor (2, 3) and "
+                            "--positive (2, 3)"),
+])
+def test_triplets_that_torch_cannot_broadcast_are_refused_naming_the_option(cli, name, negative, line):
+    a, p = [[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]], [[1.0, 2.0, 2.0], [0.0, 1.0, 1.0]]
+    with pytest.raises(RuntimeError):
+        F.triplet_margin_loss(torch.tensor(a), torch.tensor(p), torch.tensor(negative))
+    with pytest.raises(RuntimeError):
+        F.triplet_margin_with_distance_loss(torch.tensor(a), torch.tensor(p), torch.tensor(negative))
+    ran = cli(name, "--anchor", json.dumps(a), "--positive", json.dumps(p), "--negative", json.dumps(negative),
+              code=2)
+    assert ran.stderr == f"lossctl: error: {line}\n"
+
+
 def test_a_single_number_has_no_index_in_errors(cli):
     """A 0-d value has no position: the error names the value alone (it said 'at index []')."""
     res = cli("ce", "--logits", "[1.0, 2.0]", "--target", "0.5", code=2)

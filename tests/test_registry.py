@@ -455,6 +455,12 @@ def triplet_margin_cases():
         # torch takes (N, L, D) too, the distances along the last axis (lossctl once refused it)
         Case("N,L,D", {k: v.reshape(3, 2, 4) for k, v in arrays.items()}, module(tm, *names),
              lambda: triplet_ref(a.reshape(3, 2, 4), p.reshape(3, 2, 4), n.reshape(3, 2, 4), pdist)),
+        # torch broadcasts the three (of one number of axes): one negative for every anchor (lossctl once refused)
+        Case("N,D-negative-1,D", {**arrays, "negative": n[:1]}, module(tm, *names),
+             lambda: triplet_ref(a, p, n[:1], pdist)),
+        Case("1,D-anchor-N,1-positive-swap", {**arrays, "anchor": a[:1], "positive": p[:, :1]},
+             module(tm, *names, swap=True), lambda: triplet_ref(a[:1], p[:, :1], n, pdist, swap=True),
+             options={"swap": True}),
     ]
 
 
@@ -479,6 +485,11 @@ def triplet_with_distance_cases():
              module(tm, *names, distance_function=cosine_distance),
              lambda: triplet_ref(*(v.reshape(3, 2, 4) for v in (a, p, n)), lambda u, v: 1 - cos(u, v)),
              options={"distance": "cosine"}),
+        Case("1,D-anchor-cosine", {**arrays, "anchor": a[:1]}, module(tm, *names, distance_function=cosine_distance),
+             lambda: triplet_ref(a[:1], p, n, lambda u, v: 1 - cos(u, v)), options={"distance": "cosine"}),
+        Case("N,L,D-negative-N,1,D", {**{k: v.reshape(3, 2, 4) for k, v in arrays.items()},
+                                      "negative": n[:3].reshape(3, 1, 4)}, module(tm, *names),
+             lambda: triplet_ref(a.reshape(3, 2, 4), p.reshape(3, 2, 4), n[:3].reshape(3, 1, 4), pdist)),
     ]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
+from ..registry import flag
 from ._common import (
     Context,
     at_index,
@@ -134,12 +135,25 @@ def margin_ranking(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> Loss
     return out
 
 
-def _triplet(anchor: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> None:
+def _triplet(anchor: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[int, ...]:
+    """The triplets' shape: torch takes three inputs of one number of axes that broadcast together ((1, D) beside
+    (N, D)), the distances along the last, as pairwise_distance."""
     check_nonempty("anchor", anchor)
-    if anchor.ndim == 0:  # torch takes any number of axes, the distances along the last, as pairwise_distance
+    if anchor.ndim == 0:
         raise ShapeError("is a single number; triplets are vectors: (D), (N, D) or (N, ..., D)", option="--anchor")
-    check_shape("positive", pos, anchor.shape, "--anchor", anchor.shape)
-    check_shape("negative", neg, anchor.shape, "--anchor", anchor.shape)
+    shape = anchor.shape
+    for role, arr in (("positive", pos), ("negative", neg)):
+        check_nonempty(role, arr)
+        if arr.ndim != anchor.ndim:  # torch refuses even a broadcastable (D) beside (N, D)
+            raise ShapeError(f"is {arr.ndim}-d (shape {arr.shape}) where --anchor is {anchor.ndim}-d "
+                             f"{anchor.shape}; torch takes the three with one number of axes", option=flag(role))
+        try:
+            shape = np.broadcast_shapes(shape, arr.shape)
+        except ValueError:
+            raise ShapeError(f"shape {arr.shape} does not broadcast with --anchor {anchor.shape}"
+                             + (f" and --positive {pos.shape}" if role == "negative" else ""),
+                             option=flag(role)) from None
+    return shape
 
 
 def triplet_margin(anchor, positive, negative, *, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
@@ -147,14 +161,14 @@ def triplet_margin(anchor, positive, negative, *, margin: float = 1.0, p: float 
     """torch.nn.TripletMarginLoss: max(||a - p + eps||_p - ||a - n + eps||_p + margin, 0)."""
     import torch.nn.functional as F
 
-    _triplet(anchor, positive, negative)
+    shape = _triplet(anchor, positive, negative)
     pos, neg = positive, negative
     if p <= 0:
         raise UsageError(f"must be > 0; got {p}", option="--p")
     _positive_margin(margin)
     values = F.triplet_margin_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx), margin=margin,
                                    p=p, eps=eps, swap=swap, reduction="none")
-    return LossOutput(values, rows=_rows(anchor), unit="triplets")
+    return LossOutput(values, rows=shape[0] if len(shape) > 1 else 1, unit="triplets")
 
 
 def _positive_margin(margin: float) -> None:
@@ -167,7 +181,7 @@ def triplet_margin_with_distance(anchor, positive, negative, *, distance: str = 
     """torch.nn.TripletMarginWithDistanceLoss: max(d(a, p) - d(a, n) + margin, 0), d pairwise or 1 - cosine."""
     import torch.nn.functional as F
 
-    _triplet(anchor, positive, negative)
+    shape = _triplet(anchor, positive, negative)
     pos, neg = positive, negative
     _positive_margin(margin)
     distance_function = None
@@ -177,4 +191,4 @@ def triplet_margin_with_distance(anchor, positive, negative, *, distance: str = 
     values = F.triplet_margin_with_distance_loss(floats(anchor, ctx), floats(pos, ctx), floats(neg, ctx),
                                                  distance_function=distance_function, margin=margin,
                                                  swap=swap, reduction="none")
-    return LossOutput(values, rows=_rows(anchor), unit="triplets")
+    return LossOutput(values, rows=shape[0] if len(shape) > 1 else 1, unit="triplets")

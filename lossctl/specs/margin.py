@@ -8,8 +8,9 @@ SWAP = Opt("swap", bool, False, "Use min(d(a, n), d(p, n)) as the negative dista
 TRIPLETS = "the number of triplets: N, or every position but the last axis's"
 TRIPLET = (Role("anchor", "Anchor embeddings, (N, D) or (D); (N, ..., D) too, as torch takes it: the distances run "
                 "along the last axis."),
-           Role("positive", "Positive embeddings, the anchor's shape."),
-           Role("negative", "Negative embeddings, the anchor's shape."))
+           Role("positive", "Positive embeddings: the anchor's number of axes, broadcast with it as torch does "
+                "((1, D) beside (N, D))."),
+           Role("negative", "Negative embeddings: the anchor's number of axes, broadcast with it as torch does."))
 CLASS_WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False)
 
 register_loss(LossSpec(
