@@ -126,9 +126,53 @@ def test_index_targets_of_a_dtype_torch_refuses_are_noted(rng, loss, dtype):
     res = lossctl.compute(loss, logits=x, target=y)
     assert res.value == pytest.approx(fn(T(x), T(y).long()).item(), rel=1e-13)
     noted = [n for n in res.notes if "torch refuses" in n]
-    want = f"--target holds {np.dtype(dtype)} class indices, read as the whole numbers they are; torch refuses an " \
-           f"index target of dtype {np.dtype(dtype)} (it takes int64: target.long())"
+    want = f"--target holds {np.dtype(dtype)} class indices, read as the whole numbers they are; torch refuses " \
+           f"class indices of dtype {np.dtype(dtype)} (it takes int64 or uint8: target.long())"
     assert noted == ([want] if refused else [])
+
+
+def _refused(fn) -> bool:
+    try:
+        fn()
+    except RuntimeError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("loss", ["multi-margin", "multilabel-margin"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.bool_, np.int32, np.int64, np.uint8])
+def test_margin_index_targets_of_a_dtype_torch_refuses_are_noted(rng, loss, dtype):
+    """MultiMarginLoss and MultiLabelMarginLoss take int64 targets only ("expected scalar type Long"), not even
+    the uint8 that ce takes: the same note as ce's where torch refuses, the number target.long()'s."""
+    x = rng.normal(size=(N, C))
+    if loss == "multi-margin":
+        y, fn = rng.integers(0, 2, size=N).astype(dtype), F.multi_margin_loss
+    else:  # class 1 then the -1 that ends each row's targets; bool and uint8 cannot hold -1, so all of class 0/1
+        y = np.ones((N, C)) if dtype in (np.bool_, np.uint8) else np.tile([1, 0, -1, 0], (N, 1))
+        y, fn = y.astype(dtype), F.multilabel_margin_loss
+    refused = _refused(lambda: fn(T(x), T(y)))
+    assert refused == (dtype != np.int64)
+    res = lossctl.compute(loss, input=x, target=y)
+    assert res.value == pytest.approx(fn(T(x), T(y).long()).item(), rel=1e-13)
+    want = f"--target holds {np.dtype(dtype)} class indices, read as the whole numbers they are; torch refuses " \
+           f"class indices of dtype {np.dtype(dtype)} (it takes int64: target.long())"
+    assert [n for n in res.notes if "torch refuses" in n] == ([want] if refused else [])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
+def test_ctc_lengths_of_a_dtype_torch_refuses_are_noted(rng, dtype):
+    """CTCLoss takes lengths of any integer dtype and refuses float ones ("must be integral"); its targets of any
+    dtype (on the CPU), so they get no note."""
+    lp = np.log(rng.dirichlet(np.ones(C), size=(6, 2)))
+    il, tl, t = np.array([6, 5]).astype(dtype), np.array([2, 1]).astype(dtype), np.array([[1, 2], [3, 0]])
+    refused = _refused(lambda: F.ctc_loss(T(lp), T(t), T(il), T(tl)))
+    assert refused == (np.dtype(dtype).kind == "f")
+    res = lossctl.compute("ctc", log_probs=lp, target=t.astype(np.float64), input_lengths=il, target_lengths=tl)
+    assert res.value == pytest.approx(F.ctc_loss(T(lp), T(t), T(il).long(), T(tl).long()).item(), rel=1e-12)
+    want = [f"--{r.replace('_', '-')} holds {np.dtype(dtype)} lengths, read as the whole numbers they are; torch "
+            f"refuses lengths of dtype {np.dtype(dtype)} (it takes integers: {r}.long())"
+            for r in ("input_lengths", "target_lengths")]
+    assert [n for n in res.notes if "torch refuses" in n] == (want if refused else [])
 
 
 def test_ce_one_hot_equals_index(rng):

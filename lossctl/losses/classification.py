@@ -18,6 +18,7 @@ from ._common import (
     check_unit_interval,
     check_weight,
     flag,
+    index_dtype_notes,
     row_sum_warning,
     sum_tolerance,
 )
@@ -53,15 +54,6 @@ def check_ignore_index_of_probs(ignore_index: int) -> None:
         raise UsageError(f"applies only to class-index targets; torch refuses {ignore_index} with probability "
                          "targets (only a negative value, such as the default -100, is accepted)",
                          option="--ignore-index")
-
-
-def index_dtype_notes(target: np.ndarray) -> list[str]:
-    """torch takes class indices as int64 (or uint8) only, and refuses a float, bool or other integer target ("expected
-    target dtype to be Long or Byte"); lossctl reads whole numbers of any dtype as indices, and says so."""
-    if target.dtype in (np.int64, np.uint8):
-        return []
-    return [f"--target holds {target.dtype} class indices, read as the whole numbers they are; torch refuses an index "
-            f"target of dtype {target.dtype} (it takes int64: target.long())"]
 
 
 def index_output(values, denominators, *, ignored: int, rows: int, weighted: bool) -> LossOutput:
@@ -106,7 +98,7 @@ def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, labe
         values, denominators = k.cross_entropy_index(x, ctx.indices(target, "target"), w, ignore_index=ignore_index,
                                                      label_smoothing=label_smoothing, input_kind="logits")
         out = index_output(values, denominators, ignored=ignored, rows=rows, weighted=weight is not None)
-        notes += index_dtype_notes(target)
+        notes += index_dtype_notes(target, accepted=(np.int64, np.uint8))
     else:
         check_shape("target", target, logits.shape, "--logits", logits.shape)
         check_ignore_index_of_probs(ignore_index)
@@ -160,7 +152,7 @@ def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ig
     out = index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
                        weighted=weight is not None)
     out.warnings += warnings
-    out.notes += index_dtype_notes(target)
+    out.notes += index_dtype_notes(target, accepted=(np.int64, np.uint8))
     return out
 
 

@@ -6,7 +6,6 @@ import numpy as np
 
 from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
-from ..registry import flag
 from ._common import (
     Context,
     at_index,
@@ -15,7 +14,9 @@ from ._common import (
     check_range,
     check_shape,
     check_weight,
+    flag,
     floats,
+    index_dtype_notes,
     ints,
 )
 
@@ -92,7 +93,7 @@ def multilabel_margin(input, target, *, ctx: Context) -> LossOutput:
     # torch reads each row's targets up to the first -1; what follows is never looked at
     read = np.cumprod(y != -1, axis=-1).astype(bool)
     values = F.multilabel_margin_loss(floats(x, ctx), t, reduction="none")
-    out = LossOutput(values, rows=_rows(x), unit="samples")
+    out = LossOutput(values, rows=_rows(x), unit="samples", notes=index_dtype_notes(y, accepted=(np.int64,)))
     if not read.any(axis=-1).all():
         out.notes.append("a sample whose target starts with -1 has no target classes and a loss of 0")
     return out
@@ -114,7 +115,7 @@ def multi_margin(input, target, weight=None, *, p: int = 1, margin: float = 1.0,
     w = floats(weight, ctx) if weight is not None else None
     values = F.multi_margin_loss(floats(x, ctx), ints(y, "target", ctx), p=p, margin=margin, weight=w,
                                  reduction="none")
-    return LossOutput(values, rows=_rows(x), unit="samples")
+    return LossOutput(values, rows=_rows(x), unit="samples", notes=index_dtype_notes(y, accepted=(np.int64,)))
 
 
 def margin_ranking(x1, x2, target, *, margin: float = 0.0, ctx: Context) -> LossOutput:

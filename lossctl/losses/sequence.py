@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import ShapeError, UsageError, ValueRangeError
 from ..reduce import LossOutput
 from ._common import (
+    INTEGER_DTYPES,
     Context,
     at_index,
     check_classes,
@@ -15,6 +16,7 @@ from ._common import (
     check_whole,
     flag,
     floats,
+    index_dtype_notes,
     ints,
 )
 
@@ -79,6 +81,8 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
     # torch's 'mean' divides each sequence's loss by its target length (at least 1), then averages
     mean_values = values / tl.clamp(min=1).to(values.dtype)
     out = LossOutput(values, mean_values=mean_values, rows=n or 1, unit="sequences")
+    for role, arr in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
+        out.notes += index_dtype_notes(arr, role, accepted=INTEGER_DTYPES, what="lengths")
     if ctx.reduction == "mean":
         out.notes.append("mean: each loss is divided by its target length, then averaged over the sequences")
     if bool(torch.isinf(values).any()):
