@@ -687,6 +687,17 @@ def test_ctc_zero_infinity_says_how_many_losses_it_zeroed_and_that_the_mean_coun
     assert note + "; they still count in the mean's denominator, as torch counts them" in doc["notes"]
     assert doc["warnings"] == []
     assert note in json.loads(cli(*args, "--reduction", "sum", "-f", "json").stdout)["notes"]
+    per_sample = json.loads(cli(*args, "--reduction", "none", "-f", "json").stdout)
+    assert note in per_sample["notes"] and per_sample["values"] == pytest.approx(
+        F.ctc_loss(lp, target, in_len, tg_len, reduction="none", zero_infinity=True).tolist(), rel=1e-12)
+    # two files (the second its first two sequences): each file's note counts its own sequences
+    two = [*args, *(x for flag, part in (("--log-probs", lp[:, :2]), ("--target", target[:2]),
+                                         ("--input-lengths", in_len[:2]), ("--target-lengths", tg_len[:2]))
+                     for x in (flag, json.dumps(part.tolist())))]
+    files = json.loads(cli(*two, "--reduction", "sum", "-f", "json").stdout)["files"]
+    assert [[n for n in f["notes"] if n.startswith("--zero-infinity")] for f in files] == [
+        [note], ["--zero-infinity set the infinite loss of 1 of 2 sequences to 0 (no alignment of non-zero "
+                 "probability)"]]
     feasible = json.loads(cli(*args[:6], "[4, 4, 4]", "--target-lengths", "[2, 1, 3]", "--zero-infinity", "-f",
                               "json").stdout)  # every sequence has an alignment: nothing is zeroed
     assert not any("--zero-infinity" in n for n in feasible["notes"])
