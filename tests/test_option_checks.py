@@ -220,6 +220,19 @@ def test_a_single_number_has_no_index_in_errors(cli):
     assert res.stderr == "lossctl: error: --target (literal): class indices must be integers; found 0.5 at index [0]\n"
 
 
+@pytest.mark.parametrize("loss", ["ce", "nll", "perplexity", "multi-margin", "calibration"])
+@pytest.mark.parametrize("target", ["2.5", "-3.5", "0.5"])
+def test_a_fractional_class_index_is_named_so_whatever_its_value(cli, loss, target):
+    """The integer check comes before the range check: 2.5 was 'out of range [0, 2)', 0.5 'must be integers'."""
+    scores = {"ce": "--logits", "perplexity": "--logits", "calibration": "--logits", "nll": "--log-probs",
+              "multi-margin": "--input"}[loss]
+    res = cli(loss, scores, "[[-1.0, -2.0], [-2.0, -1.0]]", "--target", f"[1, {target}]", code=2)
+    assert res.stderr == ("lossctl: error: --target (literal): class indices must be integers; found "
+                          f"{float(target)} at index [1]\n")
+    out = cli(loss, scores, "[[-1.0, -2.0], [-2.0, -1.0]]", "--target", "[1, 1e30]", code=2).stderr
+    assert "class index 1e+30 at index [1] is out of range [0, 2)" in out  # whole, but no class
+
+
 @pytest.mark.parametrize("x, t", [([1.0, 2.0, 3.0], [0]), ([[1.0, 2.0, 3.0]], 0), ([1.0, 2.0, 3.0], 0),
                                   ([[1.0, 2.0, 3.0]], [0])])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

@@ -78,11 +78,12 @@ def floats(arr: np.ndarray, ctx: Context):
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=ctx.dtype).reshape(np.shape(arr))).to(ctx.device)
 
 
-def check_whole(arr: np.ndarray, role: str, what: str = "class indices") -> None:
-    """Float arrays are class indices (or lengths, counts: `what`) only when every value is a whole number."""
+def check_whole(arr: np.ndarray, role: str, what: str = "class indices", *, bounded: bool = True) -> None:
+    """Float arrays are class indices (or lengths, counts: `what`) only when every value is a whole number.
+    bounded=False leaves huge values to a range check that follows."""
     if arr.dtype.kind == "f":
         # Past 2**62 a float is no class index, and its cast to int64 would wrap around.
-        bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) > 2.0**62))
+        bad = np.flatnonzero((arr != np.round(arr)) | ((np.abs(arr) > 2.0**62) & bounded))
         if bad.size:
             raise ValueRangeError(f"{what} must be integers; found {arr.flat[bad[0]].item()!r}"
                                   f"{at_index(arr, bad[0])}", option=flag(role))
@@ -152,6 +153,7 @@ def check_range(role: str, arr: np.ndarray, lo: float | None, hi: float | None, 
 
 def check_classes(role: str, target: np.ndarray, n_classes: int, ignore_index: int | None) -> int:
     """Validate class indices; returns how many equal ignore_index."""
+    check_whole(target, role, bounded=False)  # a fractional index is named as such, whatever its value
     t = target  # compared as given: a cast to int64 first would wrap a huge float index into range
     ignored = (t == ignore_index) if ignore_index is not None else np.zeros(t.shape, dtype=bool)
     bad = np.flatnonzero(((t < 0) | (t >= n_classes)) & ~ignored)
