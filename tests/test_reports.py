@@ -86,6 +86,42 @@ def test_perplexity_at_initialisation_notes_chance_as_cross_entropy_does():
     assert not any(n.startswith(chance) for n in ppl.notes)
 
 
+def test_float32_perplexity_of_a_huge_vocabulary_keeps_its_baselines_and_overflows_as_torch_exp():
+    """C = 100000 (ln C = 11.5): the baselines stay finite while a CE past 88.72 makes the float32 perplexity inf,
+    as torch.exp of the float32 CE does; the ratios to the baselines are inf, the breakdowns each target's CE."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 100_000)).astype(np.float32)
+    t = np.array([1, 2, 3, 1])
+    x[np.arange(4), t] = -90.0
+    ce = F.cross_entropy(T(x), T(t))
+    assert torch.exp(ce).isinf() and ce < 200
+    r = lossctl.compute("perplexity", logits=x, target=t, by_class=True)
+    assert r.dtype == "float32" and math.isinf(r.value)
+    uniform = torch.exp(F.cross_entropy(torch.zeros(4, 100_000), T(t)))
+    p = np.array([0.5, 0.25, 0.25])
+    assert r.baselines["uniform"]["value"] == pytest.approx(float(uniform), rel=1e-6)
+    assert r.baselines["prior"]["value"] == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-9)
+    assert all(b["ratio"] == math.inf for b in r.baselines.values())
+    per_target = F.cross_entropy(T(x), T(t), reduction="none").numpy()
+    for row in r.by_class:
+        assert row["loss"] == pytest.approx(per_target[t == row["class"]].mean(), rel=1e-6)
+
+
+def test_a_perplexity_baseline_past_float32s_exp_is_inf_as_the_value():
+    """No C makes a baseline (at most ln C nats) overflow, but the rule is the value's: exp past 88.72 in float32."""
+    from lossctl.losses.extra import perplexity
+    from lossctl.reduce import Partial
+    from lossctl.reports import finish_reports
+
+    def shown(v):
+        return perplexity(v, Partial(total=4 * v, denominator=4.0, count=4), "float32")[0]
+
+    reps = finish_reports(shown(100.0), None, {"uniform": 95.0, "prior": 50.0}, None, shown, 100.0)
+    assert reps.baselines["uniform"]["value"] == float(torch.exp(torch.tensor(95.0))) == math.inf
+    assert reps.baselines["prior"]["value"] == pytest.approx(float(torch.exp(torch.tensor(50.0))), rel=1e-6)
+    assert math.isnan(reps.baselines["uniform"]["ratio"]) and reps.baselines["prior"]["ratio"] == math.inf
+
+
 def test_perplexity_baselines_are_exp_of_ce_baselines_and_bce_of_zero_logits():
     d = realistic("gpt2_init")
     ce = lossctl.compute("ce", logits=d["logits"], target=d["target"])
