@@ -93,7 +93,9 @@ register_loss(LossSpec(
     formula="loss_n = max(d(a_n, p_n) - d(a_n, n_n) + margin, 0); d = pairwise_distance or 1 - cosine",
     roles=TRIPLET,
     options=(Opt("distance", str, "pairwise", "pairwise: torch's default, pairwise_distance (p = 2); "
-                 "cosine: 1 - cosine_similarity.", choices=("pairwise", "cosine")), MARGIN_1, SWAP),
+                 "cosine: 1 - cosine_similarity along the last axis, as pairwise_distance runs (torch's "
+                 "cosine_similarity defaults to dim=1: the same for (N, D)).", choices=("pairwise", "cosine")),
+             MARGIN_1, SWAP),
     compute="lossctl.losses.margin:triplet_margin_with_distance", denominator=TRIPLETS,
     traps=("With --distance cosine the distance lies in [0, 2], so a margin of 1 is large.",),
 ))
