@@ -69,42 +69,35 @@ def _picked_log_softmax_shifted(x: np.ndarray, idx: np.ndarray, axis: int) -> np
 
 
 def _picked_log_softmax_rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """_picked_log_softmax of C-contiguous float32 (N, C) logits, the shape of a big file's chunks.
+    """_picked_log_softmax of C-contiguous float32 (N, C) logits, the shape of a big file's chunks: x_y - lse.
 
     Unlike torch, which subtracts each row's maximum first (a pass to find it and one to subtract it), this sums
-    exp(x) of the other classes directly, o = sum_{c != y} exp(x_c), a block of rows at a time, and takes
-    log p_y = -log(1 + o / exp(x_y)) = -logaddexp(0, log o - x_y) in float64, rounded once to float32. float32
-    logits of a real model lie well inside exp's range, where this agrees with torch to float32 rounding; rows
-    outside it (a sum that underflows or overflows, +inf, nan, all -inf) take torch's formula, so they give what
-    torch gives. Half the passes over the data of the shifted formula, which bound a big file's CE.
-    Leaving exp(x_y) out of the float32 sum keeps a sure row's small loss to float32's relative precision, never
-    below 0; x_y - log(sum of all), as this once took it, carried the float32 rounding of exp(x_y): 4e-8 for
-    [20, -20], whose loss is 4e-18. Where torch's float32 cannot hold the loss (its sum 1 + 4e-18 rounds to 1: 0
-    for [20, -20]) or its running sum drops terms under half its step (many classes far below the largest), its
-    number is the less exact; README: "Which engine computes".
+    exp(x) directly, a block of rows at a time, takes the log and x_y - log(sum) in float64, and rounds once to
+    float32. float32 logits of a real model lie well inside exp's range, where the two agree to float32 rounding;
+    rows outside it (a sum that underflows or overflows, +inf, nan, all -inf) take torch's formula, so they give
+    what torch gives. Half the passes over the data of the shifted formula, which bound a big file's CE.
+    Where torch's float32 running sum drops terms under half its step (many classes far below the largest), its
+    number is the less exact; NumPy's pairwise sum keeps them (README: "Which engine computes").
     """
     n, c = x.shape
-    others, mine = np.empty(n, np.float64), np.empty(n, np.float64)
+    sums = np.empty(n, np.float64)
     step = max(1, BLOCK_BYTES // max(c * x.itemsize, 1))
-    buf = np.empty(min(step, n) * c, x.dtype)
-    at = idx[:, 0] + np.arange(0, n * c, c)  # each target's place in the flattened rows
+    buf = np.empty((min(step, n), c), x.dtype)
     with np.errstate(**QUIET):
         for start in range(0, n, step):
-            stop = min(start + step, n)
-            e = np.exp(x[start:stop].reshape(-1), out=buf[:(stop - start) * c])
-            where = at[start:stop] - start * c
-            mine[start:stop] = e[where]
-            e[where] = 0.0
-            others[start:stop] = np.einsum("ij->i", e.reshape(stop - start, c))  # in float32, as torch sums
-        picked = np.log(others)
-        picked -= x.reshape(-1)[at]
-        np.logaddexp(0.0, picked, out=picked)  # log1p(exp(.)) for a sure row: no rounding of 1 + tiny
-        out = np.negative(picked).astype(np.float32)
-        others += mine
-        redo = np.flatnonzero(~(np.isfinite(others) & (others >= _MIN_ROW_SUM)))
+            block = x[start:start + step]
+            e = np.exp(block, out=buf[:len(block)])
+            sums[start:start + len(block)] = np.einsum("ij->i", e)  # one pass, in float32, as torch sums
+        picked = np.take_along_axis(x, idx, axis=1).astype(np.float64)
+        picked -= np.log(sums)[:, None]
+        # log(float32 exp(x_y)) is x_y only to float32 rounding, so a sure row (one class; a logit far above the
+        # rest) could come out a hair above 0: a negative loss. torch's shifted formula never exceeds 0; nor does this.
+        np.minimum(picked, 0.0, out=picked)
+        redo = np.flatnonzero(~(np.isfinite(sums) & (sums >= _MIN_ROW_SUM)))
+        out = picked.astype(np.float32)
         if redo.size:
-            out[redo] = _picked_log_softmax_shifted(x[redo], idx[redo], 1)[:, 0]
-    return out[:, None]
+            out[redo] = _picked_log_softmax_shifted(x[redo], idx[redo], 1)
+    return out
 
 
 def _index_parts(target: np.ndarray, weight: np.ndarray | None, ignore_index: int, dtype: np.dtype, axis: int):
