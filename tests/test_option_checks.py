@@ -84,6 +84,18 @@ def test_float32_perplexity_past_ce_88_7_is_inf_as_torch_exp_gives(cli, tmp_path
                "--strict", code=2).stderr.startswith("lossctl: error: --strict: perplexity is inf")
 
 
+def test_a_float32_ce_that_rounds_past_709_78_gives_inf_not_a_traceback():
+    """A CE just below ln(float64 max) in float64 that rounds above it in float32: the float32 check's own exp
+    raised OverflowError."""
+    import numpy as np
+
+    x = np.array([[0, 709.78265], [0, 709.7827], [0, 709.7827]], np.float32)
+    t = np.zeros(3, np.int64)
+    want = torch.exp(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))).item()
+    got = lossctl.compute("perplexity", logits=x, target=t)
+    assert math.isinf(want) and math.isinf(got.value) and got.warnings[0].startswith("perplexity is inf")
+
+
 @pytest.mark.parametrize("dtype, low", [(torch.float32, -88.0), (torch.float64, -709.5)])
 def test_perplexity_just_below_the_overflow_stays_finite_as_torch_gives(dtype, low):
     """float64's exp overflows past 709.78; lossctl once gave inf from 709 on."""

@@ -105,12 +105,20 @@ def perplexity(value: float, partial, dtype="float64") -> tuple[float, str, list
         ppl = math.exp(value)  # exp(nan) is nan, as torch's
     except OverflowError:  # past ln(float64 max) = 709.78 torch.exp gives inf too
         ppl = math.inf
-    if str(dtype) == "float32" and math.isfinite(ppl) and math.exp(float(np.float32(value))) >= _FLOAT32_INF:
+    if str(dtype) == "float32" and math.isfinite(ppl) and _exp_overflows_float32(float(np.float32(value))):
         return math.inf, note, _overflow_warning(value, math.inf, "float32", ppl)
     return ppl, note, _overflow_warning(value, ppl, str(dtype))
 
 
 _FLOAT32_INF = 2.0 ** 128 - 2.0 ** 103  # the least value that rounds to inf in float32: its max plus half a step
+
+
+def _exp_overflows_float32(ce: float) -> bool:
+    """Whether exp of the float32 CE rounds to inf in float32 (a CE that is finite in float64 may round up past
+    ln(float64 max) in float32, where math.exp itself overflows)."""
+    import math
+
+    return ce > 709.0 or math.exp(ce) >= _FLOAT32_INF
 
 
 def _overflow_warning(ce: float, ppl: float, dtype: str, wide: float | None = None) -> list[str]:
