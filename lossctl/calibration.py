@@ -24,7 +24,7 @@ import numpy as np
 
 from .calibration_result import CalibrationResult
 from .errors import ShapeError, UsageError, ValueRangeError
-from .losses._common import at_index, check_choice, check_classes, check_nonempty, row_sum_warning, sum_tolerance
+from .losses._common import MODEL_PROBS_TOL, at_index, check_choice, check_classes, check_nonempty, row_sum_warning
 
 TASKS = ("auto", "binary", "multiclass")
 NORMS = ("l1", "l2", "max")
@@ -95,12 +95,12 @@ def _kept(target: np.ndarray, n_classes: int, ignore_index: int | None) -> np.nd
 def probability_warnings(probs) -> list[str]:
     """Multiclass probability rows (axis 1) that do not sum to 1, naming the worst row and its sum.
 
-    Tolerance 1e-3 for float32 input, 1e-6 for float64. torchmetrics takes such rows as they are; so does lossctl.
+    Tolerance MODEL_PROBS_TOL (1e-2: half-precision outputs). torchmetrics takes such rows as they are; so does lossctl.
     """
     probs = np.asarray(probs)
     if probs.ndim < 2 or probs.size == 0:
         return []
-    warning = row_sum_warning("probs", probs, 1, sum_tolerance(probs.dtype))
+    warning = row_sum_warning("probs", probs, 1, MODEL_PROBS_TOL)
     return [warning + "; the confidence is the largest value as given, not renormalised"] if warning else []
 
 

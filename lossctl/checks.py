@@ -15,6 +15,7 @@ import numpy as np
 from .command_results import CheckReport, CheckResult, CheckRow
 from .errors import UsageError, ValueRangeError
 from .losses._common import (
+    MODEL_PROBS_TOL,
     Context,
     check_classes,
     check_nonempty,
@@ -226,7 +227,7 @@ def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResu
     x = floats(x_np, ctx)
     if probs_given and two_class:
         p1, note = x[:, 1], "p = probs[:, 1] (two classes: the tutorial's rows [1 - p, p])"
-        unnormalised = row_sum_warning("probs", np.asarray(x_np), 1, sum_tolerance(ctx.dtype),
+        unnormalised = row_sum_warning("probs", np.asarray(x_np), 1, MODEL_PROBS_TOL,
                                        then="; both sides read column 1 only, as 1 - p and p")
         note += f"; {unnormalised}" if unnormalised else ""
     elif probs_given:

@@ -792,6 +792,10 @@ def test_half_precision_model_probs_do_not_warn_but_sigmoid_rows_do(cli, tmp_pat
     target = np.arange(64) % 1000
     np.save(tmp_path / "p.npy", probs)
     np.save(tmp_path / "t.npy", target)
+    for args in (("calibration", "--probs", tmp_path / "p.npy", "--target", tmp_path / "t.npy"),
+                 ("entropy", "--probs", tmp_path / "p.npy"),
+                 ("js", "--p", tmp_path / "p.npy", "--q", tmp_path / "p.npy")):
+        assert cli(*args, "-f", "plain").stderr == "", args[0]
     res = cli("nll", "--probs", tmp_path / "p.npy", "--target", tmp_path / "t.npy", "-f", "plain")
     assert res.stderr == ""
     want = F.nll_loss(torch.log(T(probs).double()), T(target))

@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
+    MODEL_PROBS_TOL,
     Context,
     check_choice,
     check_classes,
@@ -154,11 +155,6 @@ def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ig
     out.warnings += warnings
     out.notes += index_dtype_notes(target, accepted=(np.int64, np.uint8))
     return out
-
-
-# A model's probabilities may come from half precision: a bf16 softmax over 1000 classes sums within about 1.5e-3
-# of 1, past float32's 1e-3; outputs that are no distribution (a sigmoid per class) are off by far more.
-MODEL_PROBS_TOL = 1e-2
 
 
 def unnormalised_probs(probs: np.ndarray, axis: int, ctx: Context) -> list[str]:

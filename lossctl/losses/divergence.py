@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
+    MODEL_PROBS_TOL,
     Context,
     Finding,
     check_choice,
@@ -80,7 +81,7 @@ def entropy(probs=None, logits=None, *, dim: int = -1, ctx: Context) -> LossOutp
     warnings = []
     if given == "probs":
         check_range("probs", raw, 0.0, None, "probabilities must be >= 0")
-        w = row_sum_warning("probs", raw, dim, sum_tolerance(ctx.dtype),
+        w = row_sum_warning("probs", raw, dim, MODEL_PROBS_TOL,
                             then="; Categorical normalises each row before the entropy")
         warnings = [w] if w else []
         values = ctx.kernels().entropy(probs=ctx.array(raw), axis=dim)

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import ShapeError, UsageError
 from ..reduce import LossOutput
 from ._common import (
+    MODEL_PROBS_TOL,
     Context,
     check_choice,
     check_classes,
@@ -16,7 +17,6 @@ from ._common import (
     check_weight,
     focal_index,
     row_sum_warning,
-    sum_tolerance,
 )
 from .classification import index_output, split_classes
 
@@ -67,7 +67,7 @@ def _distribution(role: str, kind: str, arr: np.ndarray, ctx: Context, warnings:
     if kind == "logits":
         return ctx.kernels().softmax(ctx.array(arr), -1)
     check_range(role, arr, 0.0, None, "probabilities must be >= 0")
-    warning = row_sum_warning(role, arr, -1, sum_tolerance(ctx.dtype))
+    warning = row_sum_warning(role, arr, -1, MODEL_PROBS_TOL)
     warnings += [warning] if warning else []
     return ctx.array(arr)
 
