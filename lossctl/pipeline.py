@@ -249,8 +249,9 @@ def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header
 
 
 def _key_read_alone(spec: LossSpec, loaded: Mapping[str, Loaded], bundle: str, header: str) -> dict[str, Loaded]:
-    """A required role the bundle did not give, read as FILE:KEY: a bundle leaves out keys whose first value
-    holds no numbers (an id, a note, a null), so this says what is wrong with the key, or reads it."""
+    """A required role the bundle did not give, read as FILE:KEY: a Parquet/Arrow or JSON Lines bundle leaves out
+    columns or fields whose first value holds no numbers (an id, a note, a null), so this says what is wrong with
+    the key, or reads it. (.npz, JSON and .pt bundles give such keys as None: _bundled reads them alone.)"""
     found: dict[str, Loaded] = {}
     for roles in spec.groups().values():
         if any(r.name in loaded for r in roles) or not all(r.required for r in roles):

@@ -13,7 +13,7 @@ import scipy.stats
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import assert_close, result_value
+from conftest import REALISTIC, assert_close, result_value
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,6 +129,20 @@ def test_index_targets_of_a_dtype_torch_refuses_are_noted(rng, loss, dtype):
     want = f"--target holds {np.dtype(dtype)} class indices, read as the whole numbers they are; torch refuses " \
            f"class indices of dtype {np.dtype(dtype)} (it takes int64 or uint8: target.long())"
     assert noted == ([want] if refused else [])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.int32])
+def test_a_mask_of_class_indices_is_noted_unless_torch_takes_its_dtype(dtype):
+    """torch takes uint8 class indices for (N) targets only: an (N, H, W) uint8 mask (a PNG) is refused."""
+    s = np.load(REALISTIC / "segmentation_conv.npz") if REALISTIC.exists() else None
+    if s is None:
+        pytest.skip("../shared/data/realistic is not beside the project")
+    x, t = s["logits"], s["target"].astype(dtype)
+    refused = _refused(lambda: F.cross_entropy(T(x), T(t), ignore_index=255))
+    res = lossctl.compute("ce", logits=x, target=t, ignore_index=255)
+    want = F.cross_entropy(T(x).double(), T(t).long(), ignore_index=255).item()
+    assert res.value == pytest.approx(want, rel=1e-5)
+    assert any("torch refuses" in n for n in res.notes) == refused == (dtype != np.int64)
 
 
 def _refused(fn) -> bool:

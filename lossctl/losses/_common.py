@@ -57,8 +57,8 @@ INTEGER_DTYPES = tuple(np.dtype(c) for c in np.typecodes["AllInteger"])
 def index_dtype_notes(arr: np.ndarray, role: str = "target", *, accepted: tuple, what: str = "class indices"
                       ) -> list[str]:
     """torch takes indices of some integer dtypes only, and refuses the others, where lossctl reads whole numbers
-    of any dtype as indices: a note says so. `accepted`, by trying torch: ce and nll int64 or uint8 ("expected target
-    dtype to be Long or Byte"); multi-margin and multilabel-margin int64 ("expected scalar type Long"); ctc's
+    of any dtype as indices: a note says so. `accepted`, by trying torch: ce and nll int64, or uint8 for (N) targets
+    (classification.class_index_dtypes); multi-margin and multilabel-margin int64 ("expected scalar type Long"); ctc's
     lengths any integer ("must be integral")."""
     if any(arr.dtype == d for d in accepted):
         return []

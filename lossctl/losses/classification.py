@@ -99,7 +99,7 @@ def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, labe
         values, denominators = k.cross_entropy_index(x, ctx.indices(target, "target"), w, ignore_index=ignore_index,
                                                      label_smoothing=label_smoothing, input_kind="logits")
         out = index_output(values, denominators, ignored=ignored, rows=rows, weighted=weight is not None)
-        notes += index_dtype_notes(target, accepted=(np.int64, np.uint8))
+        notes += index_dtype_notes(target, accepted=class_index_dtypes(target))
     else:
         check_shape("target", target, logits.shape, "--logits", logits.shape)
         check_ignore_index_of_probs(ignore_index)
@@ -153,8 +153,15 @@ def nll(log_probs=None, logits=None, probs=None, target=None, weight=None, *, ig
     out = index_output(values, denominators, ignored=ignored, rows=given.shape[0] if given.ndim > 1 else 1,
                        weighted=weight is not None)
     out.warnings += warnings
-    out.notes += index_dtype_notes(target, accepted=(np.int64, np.uint8))
+    out.notes += index_dtype_notes(target, accepted=class_index_dtypes(target))
     return out
+
+
+def class_index_dtypes(target: np.ndarray) -> tuple:
+    """The dtypes torch's cross_entropy and nll_loss take for these class indices (by trying torch): int64, and
+    uint8 for one sample's or a batch's (N) targets only; (N, d1, ...) targets of uint8 (a PNG mask) are refused
+    ("expected scalar type Long but found Byte")."""
+    return (np.int64, np.uint8) if target.ndim <= 1 else (np.int64,)
 
 
 def unnormalised_probs(probs: np.ndarray, axis: int, ctx: Context) -> list[str]:

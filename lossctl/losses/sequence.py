@@ -104,5 +104,6 @@ def _zeroed_note(losses, n: int, reduction: str) -> list[str]:
     if not zeroed:
         return []
     return [f"--zero-infinity set the infinite loss of {zeroed} of {n} sequence{'s' if n != 1 else ''} to 0 (no "
-            "alignment of non-zero probability)" + ("; they still count in the mean's denominator, as torch counts "
-                                                   "them" if reduction == "mean" else "")]
+            "alignment of non-zero probability)" + (f"; {'they still count' if zeroed > 1 else 'it still counts'} in "
+                                                   "the mean's denominator, as torch counts them"
+                                                   if reduction == "mean" else "")]
