@@ -84,7 +84,8 @@ def choice(*values: str) -> Any:
 
 
 FormatOpt = Annotated[choice(*FORMATS), typer.Option("--format", "-f",
-                                        help="auto: a table on a terminal, plain in a pipe.")]
+                                        help="auto: a table on a terminal, plain in a pipe (--by-class or --worst: "
+                                             "CSV; both: JSON).")]
 DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
                                        help="auto: binary files keep their float dtype, text computes in float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
@@ -128,11 +129,13 @@ def handles_errors(func):
     return wrapper
 
 
-def resolve_format(fmt: str) -> str:
-    """auto: a table on a terminal, plain numbers in a pipe."""
-    if fmt == "auto":
-        return "table" if sys.stdout.isatty() else "plain"
-    return fmt
+def resolve_format(fmt: str, *, by_class: bool = False, worst: int = 0) -> str:
+    """auto: a table on a terminal; in a pipe plain numbers, or the breakdown asked for as CSV (both as JSON)."""
+    if fmt != "auto":
+        return fmt
+    if sys.stdout.isatty():
+        return "table"
+    return ("json" if by_class and worst else "csv") if by_class or worst else "plain"
 
 
 def emit(obj: Any, fmt: str) -> None:
@@ -303,7 +306,8 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     from .render import check_breakdowns
 
     sources, options, common = split_params(spec, kw)
-    fmt, partials = resolve_format(common.pop("format")), common.pop("partials")
+    fmt = resolve_format(common.pop("format"), by_class=common.get("by_class", False), worst=common.get("worst", 0))
+    partials = common.pop("partials")
     if not partials:  # --partials refuses the breakdowns itself
         check_breakdowns(fmt, by_class=common.get("by_class", False), worst=common.get("worst", 0))
     expect = [common.pop(k) for k in ("expect", "rtol", "atol")]

@@ -178,16 +178,21 @@ def test_by_class_and_worst_as_csv_are_their_rows(cli, tmp_path):
     assert [int(line.split(",")[0]) for line in two[1:]] == [order[0], order[0] + len(t)]
 
 
-@pytest.mark.parametrize("fmt, extra, option", [("plain", ["--by-class"], "--by-class"),
-                                                ("plain", ["--worst", "2"], "--worst"),
-                                                (None, ["--by-class"], "--by-class")])
-def test_a_breakdown_plain_output_cannot_show_is_a_usage_error(cli, fmt, extra, option):
-    """It was dropped without a word; the harness's stdout is a pipe, so no -f means plain."""
-    ran = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", *extra,
-              *(["-f", fmt] if fmt else []), code=2)
+@pytest.mark.parametrize("extra, option", [(["--by-class"], "--by-class"), (["--worst", "2"], "--worst")])
+def test_a_breakdown_plain_output_cannot_show_is_a_usage_error(cli, extra, option):
+    """It was dropped without a word."""
+    ran = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", *extra, "-f", "plain", code=2)
     assert ran.stdout == ""
-    assert ran.stderr == (f"lossctl: error: {option}: plain output (-f plain, and the default in a pipe) prints the "
-                          "loss only; use -f csv for the breakdown's rows or -f json for everything\n")
+    assert ran.stderr == (f"lossctl: error: {option}: -f plain prints the loss only; use -f csv for the breakdown's "
+                          "rows or -f json for everything (without -f, a pipe gets them so)\n")
+
+
+def test_a_pipe_without_format_gets_the_breakdown_asked_for(cli):
+    """The harness's stdout is a pipe: no -f gives the breakdown as CSV (both: JSON), as -f csv / -f json do; a
+    script's `lossctl ce ... --by-class > out` once exited 2."""
+    args = ("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy")
+    for extra, fmt in ((["--by-class"], "csv"), (["--worst", "2"], "csv"), (["--by-class", "--worst", "2"], "json")):
+        assert cli(*args, *extra).stdout == cli(*args, *extra, "-f", fmt).stdout, extra
 
 
 def test_both_breakdowns_in_one_csv_are_a_usage_error(cli):

@@ -33,8 +33,8 @@ def check_breakdowns(fmt: str, *, by_class: bool, worst: int) -> None:
     if option is None:
         return
     if fmt == "plain":
-        raise UsageError("plain output (-f plain, and the default in a pipe) prints the loss only; use -f csv for "
-                         "the breakdown's rows or -f json for everything", option=option)
+        raise UsageError("-f plain prints the loss only; use -f csv for the breakdown's rows or -f json for "
+                         "everything (without -f, a pipe gets them so)", option=option)
     if fmt == "csv" and by_class and worst:
         raise UsageError("-f csv prints one table: ask for --by-class or --worst, or use -f json for both",
                          option=option)
