@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InputError, LossctlError, UsageError, ValueRangeError
 from .io import load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
-from .pipeline import Settings, make_result, missing_denominator, settings, wants_baselines
+from .pipeline import POST_VALUE, Settings, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
@@ -182,7 +182,9 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
     return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
             "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
             "constants": r.constants,
-            "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings))}
+            "partial": r.partial.to_dict(), "files": files,
+            # warnings about the value itself (POST_VALUE) are not the shard's to pass on: merge recomputes them
+            "warnings": list(dict.fromkeys(w for w in obj.warnings if getattr(w, "key", None) != POST_VALUE))}
 
 
 def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] | None = None

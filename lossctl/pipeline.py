@@ -29,7 +29,7 @@ from .errors import (
     ValueRangeError,
 )
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
-from .losses._common import Context, concluded, position
+from .losses._common import Context, Finding, concluded, position
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .reports import ReportPartial, Wants, input_lints, value_lints
@@ -568,6 +568,9 @@ def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: 
     return warnings
 
 
+POST_VALUE = "post-value"  # the key of a warning about the post-processed value (perplexity's exp overflowing)
+
+
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
                 shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
                 backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True,
@@ -587,7 +590,8 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     post, shown = resolve(spec.post), value
     if post is not None and value is not None:
         shown, note, post_warnings = post(value, partial, str(dtype))
-        notes, warnings = [*notes, note], [*warnings, *post_warnings]
+        # about this value only (perplexity's exp overflowing): a merge recomputes them on its total
+        notes, warnings = [*notes, note], [*warnings, *(Finding(POST_VALUE, w) for w in post_warnings)]
     warnings = _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)

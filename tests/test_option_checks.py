@@ -264,3 +264,24 @@ def test_multi_margin_refuses_what_torch_refuses(cli):
         torch.nn.MultiMarginLoss()(torch.ones(2, 3), torch.tensor(0))
     assert cli("multi-margin", "--input", "[[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]", "--target", "0", code=2).stderr == (
         "lossctl: error: --target (literal): shape () does not match --input (2, 3); expected (2,)\n")
+
+
+def test_a_merge_recomputes_perplexity_overflow_on_its_total(cli, tmp_path):
+    """A float32 shard whose own perplexity overflows (CE 90) merged with one at CE 80: the merged CE (85) is
+    finite in float32's exp, as torch gives on the whole batch; the shard's warning is about its own value only."""
+    import numpy as np
+
+    docs = []
+    for ce in (90.0, 80.0):
+        np.save(tmp_path / f"x{ce:.0f}.npy", np.array([[0.0, ce]] * 4, np.float32))
+        np.save(tmp_path / f"t{ce:.0f}.npy", np.zeros(4, np.int64))
+        ran = cli("perplexity", "--logits", str(tmp_path / f"x{ce:.0f}.npy"), "--target",
+                  str(tmp_path / f"t{ce:.0f}.npy"), "--partials")
+        (tmp_path / f"p{ce:.0f}.json").write_text(ran.stdout)
+        docs.append(str(tmp_path / f"p{ce:.0f}.json"))
+    x = torch.tensor([[0.0, 90.0]] * 4 + [[0.0, 80.0]] * 4)
+    want = torch.exp(F.cross_entropy(x, torch.zeros(8, dtype=torch.long))).item()
+    merged = json.loads(cli("merge", *docs, "-f", "json").stdout)
+    assert math.isfinite(want) and merged["value"] == pytest.approx(want, rel=1e-5) and merged["warnings"] == []
+    alone = json.loads(cli("merge", docs[0], "-f", "json").stdout)
+    assert alone["value"] == "inf" and alone["warnings"][0].startswith("perplexity is inf: exp(90) overflows float32")
