@@ -82,7 +82,8 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
         raise UsageError("a partial carries the loss's sums only, not --by-class or --worst: run those on the whole "
                          "data (several files or a glob give the exact total)", option="--partials")
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
-                  threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details)
+                  threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details
+                  )._replace(partials=partials)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
     return run_many(spec, pair(spec, expanded, st.header), st, dtype=dtype, bundle=bundle, progress=progress,
                     stream=stream, final=not partials, scheduler=scheduler, scheduler_timeout=scheduler_timeout)

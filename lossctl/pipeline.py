@@ -61,6 +61,7 @@ class Settings(NamedTuple):
     class_axis: int = 1  # where --logits hold their classes; torch's is 1, Hugging Face's -1
     wants: Wants = Wants()  # the breakdowns asked for (--by-class, --worst)
     details: bool = True  # compute what a table or JSON shows beside the number: baselines, summary
+    partials: bool = False  # --partials: the run prints sums for merge, never a value
 
     @property
     def scale(self) -> float:
@@ -586,7 +587,8 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     post, shown = resolve(spec.post), value
     if post is not None and value is not None:
         shown, note, post_warnings = post(value, partial, str(dtype))
-        notes, warnings = [*notes, note], [*warnings, *post_warnings]
+        # they describe the value shown (perplexity's overflow); a partial shows none, and merge warns of the total
+        notes, warnings = [*notes, note], [*warnings, *([] if st.partials else post_warnings)]
     warnings = _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
