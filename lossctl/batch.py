@@ -18,6 +18,7 @@ import numpy as np
 from .errors import InputError, LossctlError, UsageError, ValueRangeError
 from .io import load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
+from .losses._common import Finding, joined_findings
 from .pipeline import Settings, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
@@ -102,8 +103,10 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
                      "columns differ, or sigmoid focal's labels are soft)")
     # the files whose own mean is empty: warned of on the total, where --strict applies and JSON carries them
     merged = make_result(spec, st, total, dtype="+".join(sorted({r.dtype for r in results})), shapes={},
-                         unit=first.denominator_unit,
-                         weighted=first.weighted, warnings=_empty_means(st, results, labels), constants=first.constants,
+                         unit=first.denominator_unit, weighted=first.weighted, constants=first.constants,
+                         # a rule each file met on too few values may conclude on all of them, as on one file
+                         warnings=[*_empty_means(st, results, labels),
+                                   *joined_findings([[*r.warnings, *r.pending] for r in results])],
                          final=final,
                          backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
@@ -182,7 +185,14 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
     return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
             "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
             "constants": r.constants,
-            "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings))}
+            "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings)),
+            "pending": [{"key": w.key, "text": str(w), "extent": w.extent} for w in r.pending]}
+
+
+def _pending(doc: dict[str, Any]) -> list[Finding]:
+    """A partial's findings too weak to report alone, as the Findings merge joins (see partial_document)."""
+    return [Finding(p["key"], p["text"], every=True, weak=True, extent=tuple(p["extent"]) if p["extent"] else None)
+            for p in doc.get("pending") or []]
 
 
 def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] | None = None
@@ -246,7 +256,8 @@ NUMBER = (int, float)
 SUMS_FIELDS = {"total": NUMBER, "denominator": NUMBER, "count": int, "ignored": int, "rows": int}
 PARTIAL_FIELDS = {"version": int, "loss": str, "reduction": str, "options": dict, "dtype": str,
                   "backend": (str, None), "unit": str, "weighted": bool, "constants": (dict, None),
-                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None)}
+                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None), "pending": (list, None)}
+PENDING_FIELDS = {"key": str, "text": str, "extent": (list, None)}
 
 
 def partial_problem(doc: dict[str, Any]) -> str | None:
@@ -273,11 +284,26 @@ def partial_problem(doc: dict[str, Any]) -> str | None:
         return str(exc)
     if any(not isinstance(w, str) for w in doc.get("warnings") or []):
         return "'warnings' is a list of strings"
+    problem = _pending_problem(doc.get("pending") or [])
+    if problem:
+        return problem
     if any(not isinstance(v, str) for v in (doc.get("constants") or {}).values()):
         return "'constants' maps each per-class array to its digest, a string"
     sums = doc["partial"]
     if min(sums["count"], sums["ignored"], sums["rows"]) < 0 or sums["ignored"] > sums["count"]:
         return f"'partial' has impossible counts: {sums!r}"
+    return None
+
+
+def _pending_problem(pending: list[Any]) -> str | None:
+    for i, p in enumerate(pending):
+        problem = fields_problem(p, PENDING_FIELDS, f"pending[{i}]")
+        if problem:
+            return problem
+        extent = p["extent"]
+        if extent is not None and (len(extent) != 5 or not all(isinstance(v, NUMBER) and not isinstance(v, bool)
+                                                                for v in extent)):
+            return f"'pending[{i}].extent' is 5 numbers (values, least, largest, values needed, spread needed)"
     return None
 
 
@@ -348,6 +374,7 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
     dtypes = "+".join(sorted({t for d in docs for t in d["dtype"].split("+")}))
     backends = "+".join(sorted({b for d in docs for b in (d.get("backend") or "unknown").split("+")}))
     warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings") or []))  # what each shard warned
+    warnings += joined_findings([_pending(d) for d in docs])  # what they conclude together, as one file would
     then = ", then divided" if st.reduction != "sum" else ""
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=warnings, backend=backends,

@@ -29,7 +29,7 @@ from .errors import (
     ValueRangeError,
 )
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
-from .losses._common import Context, concluded, position
+from .losses._common import Context, concluded, position, weak_findings
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .reports import ReportPartial, Wants, input_lints, value_lints
@@ -589,7 +589,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         shown, note, post_warnings = post(value, partial, str(dtype))
         # they describe the value shown (perplexity's overflow); a partial shows none, and merge warns of the total
         notes, warnings = [*notes, note], [*warnings, *([] if st.partials else post_warnings)]
-    warnings = _checked_warnings(spec, st, partial, concluded(warnings))
+    pending, warnings = weak_findings(warnings), _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(
@@ -598,7 +598,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         denominator=describe(partial, st.reduction, unit=unit, weighted=weighted),
         unit=UNITS[st.base] if spec.information else "", warnings=warnings,
         notes=list(dict.fromkeys(notes)), weighted=weighted, denominator_unit=unit, constants=constants or {},
-        backend=backend_label(backend) if backend in ("numpy", "torch") else backend,
+        backend=backend_label(backend) if backend in ("numpy", "torch") else backend, pending=pending,
     )
     if st.reduction == "none":
         result.values, result.kept = values, values if kept is None else kept

@@ -203,6 +203,10 @@ MALFORMED = {  # an edit to a good partial, and what merge says of it
     "negative count": (lambda d: d["partial"].update(total=1.5, count=-1), "'partial' has impossible counts: "
                        "{'total': 1.5, 'denominator': 8.0, 'count': -1, 'ignored': 0, 'rows': 8}"),
     "other version": (lambda d: d.update(version=2), "version 2; this lossctl reads version 1"),
+    "pending not findings": (lambda d: d.update(pending=[{"key": "k", "text": 1, "extent": None}]),
+                             "'pending[0].text' is an integer (1), not a string"),
+    "pending extent short": (lambda d: d.update(pending=[{"key": "k", "text": "t", "extent": [1, 0.5]}]),
+                             "'pending[0].extent' is 5 numbers (values, least, largest, values needed, spread needed)"),
 }
 
 
