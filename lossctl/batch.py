@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InputError, LossctlError, UsageError, ValueRangeError
 from .io import load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
-from .losses._common import Finding, joined_findings
+from .losses._common import Finding, joined_findings, weak_findings
 from .pipeline import Settings, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
@@ -186,11 +186,16 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
             "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
             "constants": r.constants,
             "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings)),
-            "pending": [{"key": w.key, "text": str(w), "extent": w.extent} for w in r.pending]}
+            "pending": pending_document(r.pending)}
 
 
-def _pending(doc: dict[str, Any]) -> list[Finding]:
-    """A partial's findings too weak to report alone, as the Findings merge joins (see partial_document)."""
+def pending_document(warnings: list[str]) -> list[dict[str, Any]]:
+    """The weak findings among `warnings` (too few values to conclude alone), as a partial writes them."""
+    return [{"key": w.key, "text": str(w), "extent": w.extent} for w in weak_findings(warnings)]
+
+
+def pending_findings(doc: dict[str, Any]) -> list[Finding]:
+    """A partial's findings too weak to report alone, as the Findings merge joins (see pending_document)."""
     return [Finding(p["key"], p["text"], every=True, weak=True, extent=tuple(p["extent"]) if p["extent"] else None)
             for p in doc.get("pending") or []]
 
@@ -284,7 +289,7 @@ def partial_problem(doc: dict[str, Any]) -> str | None:
         return str(exc)
     if any(not isinstance(w, str) for w in doc.get("warnings") or []):
         return "'warnings' is a list of strings"
-    problem = _pending_problem(doc.get("pending") or [])
+    problem = pending_problem(doc.get("pending") or [])
     if problem:
         return problem
     if any(not isinstance(v, str) for v in (doc.get("constants") or {}).values()):
@@ -295,7 +300,8 @@ def partial_problem(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def _pending_problem(pending: list[Any]) -> str | None:
+def pending_problem(pending: list[Any]) -> str | None:
+    """What makes a partial's 'pending' list not the findings pending_document writes, or None."""
     for i, p in enumerate(pending):
         problem = fields_problem(p, PENDING_FIELDS, f"pending[{i}]")
         if problem:
@@ -374,7 +380,7 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
     dtypes = "+".join(sorted({t for d in docs for t in d["dtype"].split("+")}))
     backends = "+".join(sorted({b for d in docs for b in (d.get("backend") or "unknown").split("+")}))
     warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings") or []))  # what each shard warned
-    warnings += joined_findings([_pending(d) for d in docs])  # what they conclude together, as one file would
+    warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together, as one file would
     then = ", then divided" if st.reduction != "sum" else ""
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=warnings, backend=backends,

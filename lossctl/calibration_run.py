@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import stream as streaming
-from .batch import expand, fields_problem, pair
+from .batch import expand, fields_problem, pair, pending_document, pending_findings, pending_problem
 from .calibration import (
     NORMS,
     TASKS,
@@ -38,7 +38,7 @@ from .calibration import (
 from .calibration_result import CalibrationFiles, CalibrationResult
 from .errors import InputError, LossctlError, ShapeError, StrictWarningError, UsageError
 from .io import Loaded
-from .losses._common import ROW_OFFSET, check_choice, concluded
+from .losses._common import ROW_OFFSET, check_choice, concluded, joined_findings
 from .pipeline import (
     HEADERS,
     Settings,
@@ -147,9 +147,7 @@ def _sums_whole(sources: Mapping[str, Any], cs: CalibrationSettings, dtype: str,
     check_finite(CALIBRATION, loaded)
     dt = compute_dtype(CALIBRATION, loaded, dtype)
     arrays = {role: item.array for role, item in loaded.items()}
-    sums = call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)
-    sums.warnings = concluded(sums.warnings)
-    return sums
+    return call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)  # weak findings kept: see finish
 
 
 # --- streamed ------------------------------------------------------------------------------------------------
@@ -220,7 +218,7 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
 def _added(parts: list[CalibrationSums]) -> CalibrationSums:
     """Sums added in order; a probability warning is kept once (the first chunk or file to raise it), a finding
     about every score (probabilities passed as logits) only if every part has it, in the words of the first that
-    could conclude it."""
+    could conclude it, and weak if the parts together cannot (finish leaves it out)."""
     total = parts[0].partial
     for s in parts[1:]:
         total = total + s.partial
@@ -228,7 +226,7 @@ def _added(parts: list[CalibrationSums]) -> CalibrationSums:
     every = [[w for w in s.warnings if getattr(w, "every", False)] for s in parts]  # one rule per task: 0 or 1 each
     if all(every):
         warnings += [functools.reduce(lambda a, b: a.joined(b), (found[0] for found in every))]
-    return CalibrationSums(total, parts[0].task, concluded(warnings),
+    return CalibrationSums(total, parts[0].task, warnings,
                            list(dict.fromkeys(n for s in parts for n in s.notes)),
                            dtype="+".join(sorted({s.dtype for s in parts if s.dtype})))
 
@@ -246,7 +244,7 @@ def sums_of(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str =
 
 def finish(sums: CalibrationSums, cs: CalibrationSettings, notes: list[str] | None = None) -> CalibrationResult:
     """The result of summed bins; --strict turns its first warning into an error."""
-    result = finish_calibration(sums.partial, norm=cs.norm, task=sums.task, warnings=sums.warnings)
+    result = finish_calibration(sums.partial, norm=cs.norm, task=sums.task, warnings=concluded(sums.warnings))
     result.notes += [*sums.notes, *(notes or [])]
     result.dtype = sums.dtype
     result.warnings = _strict(result.warnings, cs)
@@ -298,8 +296,8 @@ def calibrate_files(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtyp
     results = [finish(s, cs) for _, s in labelled]
     total = finish(_added([s for _, s in labelled]), cs,
                    [f"exact total over {len(labelled)} files: their per-bin sums added, then divided"])
-    return CalibrationFiles([label for label, _ in labelled], results, total,
-                            warnings=list(dict.fromkeys(w for r in results for w in r.warnings)))
+    return CalibrationFiles([label for label, _ in labelled], results, total,  # the files' warnings, then what
+                            warnings=list(dict.fromkeys([*(w for r in results for w in r.warnings), *total.warnings])))
 
 
 def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str = "auto",
@@ -308,16 +306,18 @@ def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *,
     labelled = _labelled_sums(sources, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
                               partials=True)
     sums = _added([s for _, s in labelled])
-    warnings = _strict([w for _, s in labelled for w in s.warnings], cs)
+    warnings = _strict(concluded([*(w for _, s in labelled for w in s.warnings), *sums.warnings]), cs)
     return {"kind": PARTIAL_KIND, "version": 1, "task": sums.task, "norm": cs.norm, "bins": cs.bins,
             "binning": cs.binning, "dtype": sums.dtype, "partial": sums.partial.to_dict(), "warnings": warnings,
-            "files": [label for label, _ in labelled] if len(labelled) > 1 else []}
+            "files": [label for label, _ in labelled] if len(labelled) > 1 else [],
+            "pending": pending_document(sums.warnings)}
 
 
 # What merge reads of a calibration partial (see lossctl.batch.fields_problem).
 BIN_SUMS_FIELDS = {"edges": list, "count": list, "conf_sum": list, "acc_sum": list, "binning": (str, None)}
 CALIBRATION_FIELDS = {"version": int, "task": str, "norm": str, "bins": int, "binning": str,
-                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None), "dtype": (str, None)}
+                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None), "dtype": (str, None),
+                      "pending": (list, None)}
 
 
 def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
@@ -329,6 +329,9 @@ def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
         return f"version {doc['version']}; this lossctl reads version 1"
     if any(not isinstance(w, str) for w in doc.get("warnings") or []):
         return "'warnings' is a list of strings"
+    problem = pending_problem(doc.get("pending") or [])
+    if problem:
+        return problem
     try:
         calibration_settings(bins=doc["bins"], norm=doc["norm"], binning=doc["binning"], task=doc["task"])
     except LossctlError as exc:
@@ -363,5 +366,6 @@ def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:
     sums = _added([CalibrationSums(p, first["task"], dtype=d.get("dtype") or "") for p, d in zip(parts, docs,
                                                                                                strict=True)])
     sums.warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings", [])))
+    sums.warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together
     cs = CalibrationSettings(bins=first["bins"], norm=first["norm"], binning=first["binning"], task=first["task"])
     return finish(sums, cs, [f"merged from {len(docs)} partials: per-bin sums added, then divided"])

@@ -795,3 +795,25 @@ def test_sigmoid_outputs_split_over_small_files_warn_as_one_file_does(cli, tmp_p
     merged = cli("merge", *parts, "-f", "plain")
     assert float(merged.stdout) == pytest.approx(want, rel=1e-12) and merged.stderr == whole.stderr
     assert cli("merge", *parts[:1], "-f", "plain").stderr == ""  # 10 values alone still conclude nothing
+
+
+def test_sigmoid_outputs_split_over_small_files_warn_in_calibration_as_one_file_does(cli, tmp_path):
+    """calibration's binary scores likewise: several files and merged calibration partials join what each file
+    is too small to conclude (they dropped it)."""
+    p, y = sigmoid_shards(tmp_path)
+    whole = cli("calibration", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert whole.stderr.startswith("lossctl: warning: --logits look like sigmoid outputs")
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    want = binary_calibration_error(torch.sigmoid(T(p)), T(y), n_bins=15).item()
+    many = cli("calibration", "--logits", tmp_path / "p?.npy", "--target", tmp_path / "y?.npy", "-f", "plain")
+    assert float(many.stdout.split()[-1]) == pytest.approx(want, rel=1e-5) and many.stderr == whole.stderr
+    parts = []
+    for i in range(4):
+        ran = cli("calibration", "--logits", tmp_path / f"p{i}.npy", "--target", tmp_path / f"y{i}.npy", "--partials")
+        assert ran.stderr == ""
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(ran.stdout)
+    merged = cli("merge", *parts, "-f", "plain")
+    assert float(merged.stdout) == pytest.approx(want, rel=1e-5) and merged.stderr == whole.stderr
+    assert cli("merge", *parts[:1], "-f", "plain").stderr == ""
