@@ -140,10 +140,11 @@ def merge_files(paths: str | os.PathLike | list[str | os.PathLike]):
 
     paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
     kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
-    docs = [d for p in paths for d in load_partials(p, kinds=kinds)]
+    found = [(p, d) for p in paths for d in load_partials(p, kinds=kinds)]
+    docs = [d for _, d in found]
     kinds = {d["kind"] for d in docs}
     if kinds == {CALIBRATION_KIND}:
         return merge_calibration(docs)
     if CALIBRATION_KIND in kinds:
         raise UsageError("cannot merge calibration partials with loss partials", option="merge")
-    return merge(docs, paths)
+    return merge(docs, paths, [p for p, _ in found])

@@ -95,9 +95,10 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
     report, found = merged_reports(spec, st, results, total)
+    loss_notes = files_notes(labels, [r.loss_notes for r in results])
     notes = [f"every value of {len(results)} files, in file order" if st.reduction == "none" else
              f"exact total over {len(results)} files: their partial sums added"
-             + (", then divided" if st.reduction != "sum" else "")]
+             + (", then divided" if st.reduction != "sum" else ""), *loss_notes]
     if found is None and wants_baselines(spec, st, total):
         notes.append("baselines: the files' targets do not determine them together (their classes or label "
                      "columns differ, or sigmoid focal's labels are soft)")
@@ -111,7 +112,18 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
                          backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
     warnings = [w for r in results for w in r.warnings] + merged.warnings
+    merged.loss_notes = loss_notes
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
+
+
+def files_notes(labels: Sequence[str], parts: list[list[str]]) -> list[str]:
+    """What the files' computations noted, for their total: a note every file gave once, as each file's; any
+    other after the name of the file that gave it (a count such as --zero-infinity's is that file's)."""
+    common = set(parts[0]).intersection(*parts[1:]) if parts else set()
+    if len(parts) == 1:
+        return list(parts[0])
+    return [f"each file: {n}" for n in parts[0] if n in common] + \
+        [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
 
 
 def _empty_means(st: Settings, results: list[Result], labels: list[str]) -> list[str]:
@@ -186,7 +198,7 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
             "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
             "constants": r.constants,
             "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings)),
-            "pending": pending_document(r.pending)}
+            "pending": pending_document(r.pending), "notes": list(r.loss_notes)}
 
 
 def pending_document(warnings: list[str]) -> list[dict[str, Any]]:
@@ -261,7 +273,8 @@ NUMBER = (int, float)
 SUMS_FIELDS = {"total": NUMBER, "denominator": NUMBER, "count": int, "ignored": int, "rows": int}
 PARTIAL_FIELDS = {"version": int, "loss": str, "reduction": str, "options": dict, "dtype": str,
                   "backend": (str, None), "unit": str, "weighted": bool, "constants": (dict, None),
-                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None), "pending": (list, None)}
+                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None), "pending": (list, None),
+                  "notes": (list, None)}
 PENDING_FIELDS = {"key": str, "text": str, "extent": (list, None)}
 
 
@@ -287,8 +300,8 @@ def partial_problem(doc: dict[str, Any]) -> str | None:
                  base=options.get("base", "e"))
     except LossctlError as exc:
         return str(exc)
-    if any(not isinstance(w, str) for w in doc.get("warnings") or []):
-        return "'warnings' is a list of strings"
+    if any(not isinstance(w, str) for w in [*(doc.get("warnings") or []), *(doc.get("notes") or [])]):
+        return "'warnings' and 'notes' are lists of strings"
     problem = pending_problem(doc.get("pending") or [])
     if problem:
         return problem
@@ -353,8 +366,9 @@ def json_type(value: Any) -> str:
     return f"{JSON_NAMES.get(type(value), type(value).__name__)} ({value!r})"
 
 
-def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
-    """Add partial documents of one loss, reduction and options into the exact total (sources: their files)."""
+def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Sequence[str] = ()) -> Result:
+    """Add partial documents of one loss, reduction and options into the exact total (sources: their files;
+    labels: each document's file, naming the notes of one)."""
     if not docs:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
@@ -382,9 +396,11 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
     warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings") or []))  # what each shard warned
     warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together, as one file would
     then = ", then divided" if st.reduction != "sum" else ""
+    labels = labels if len(labels) == len(docs) else [f"partial {i + 1}" for i in range(len(docs))]
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=warnings, backend=backends,
-                       notes=[f"merged from {len(docs)} partials: sums added{then}"])
+                       notes=[f"merged from {len(docs)} partials: sums added{then}",
+                              *files_notes(labels, [d.get("notes") or [] for d in docs])])
 
 
 def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Sequence[str]) -> None:
@@ -397,4 +413,5 @@ def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Se
                    "nan" if total.total == 0 else "±inf")
     reason, gives = missing
     raise ValueRangeError(f"the merged mean has no denominator: {reason} (torch returns {gives} here); merge "
-                          "partials made with --reduction sum instead", option="merge", source=", ".join(sources))
+                          "partials made with --reduction sum instead", option="merge",
+                          source=", ".join(sources))

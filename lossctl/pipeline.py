@@ -472,6 +472,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
                          constants=fingerprints(spec, arrays), report=report, baselines=found, values=values,
                          kept=_not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
     result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
+    result.loss_notes = list(dict.fromkeys(out.notes))
     return result
 
 

@@ -288,3 +288,42 @@ def test_files_that_cannot_add_up_name_what_differs():
     assert res.exit_code == 2
     assert res.stderr == (f"lossctl: error: --weight: {ex / 'logits.csv'} was computed with another weight than "
                           f"{ex / 'logits.npy'}: their sums do not add up to one loss\n")
+
+
+def test_the_files_loss_notes_reach_the_total_and_merge(cli, tmp_path):
+    """What each file's computation notes (ctc --zero-infinity's count, its mean; an int32 target) once showed only
+    in JSON's per-file rows: the total of several files and a merge of their partials dropped them, so the table
+    said nothing of them. A note every file gives is said once, as each file's; another names its file."""
+    torch.manual_seed(0)
+    lp = torch.randn(6, 2, 5).log_softmax(-1)
+    t, il, tl = torch.tensor([[1, 2, 3, 4, 1, 2, 3], [1, 2, 1, 1, 1, 1, 1]]), torch.tensor([6, 6]), torch.tensor([7, 2])
+    zeroed = int(F.ctc_loss(lp, t, il, tl, reduction="none").isinf().sum())
+    assert zeroed == 1
+    for i in range(2):
+        for name, a in (("lp", lp), ("t", t), ("il", il), ("tl", tl)):
+            np.save(tmp_path / f"{name}{i}.npy", a.numpy())
+    args = ["ctc", "--zero-infinity"]
+    for opt, name in (("--log-probs", "lp"), ("--target", "t"), ("--input-lengths", "il"), ("--target-lengths", "tl")):
+        args += [opt, str(tmp_path / f"{name}?.npy")]
+    want = (f"each file: --zero-infinity set the infinite loss of {zeroed} of 2 sequences to 0 (no alignment of "
+            "non-zero probability); they still count in the mean's denominator, as torch counts them")
+    total = json.loads(cli(*args, "-f", "json").stdout)["total"]
+    assert want in total["notes"]
+    mean = "each file: mean: each loss is divided by its target length, then averaged over the sequences"
+    assert mean in total["notes"]
+    parts = []
+    for i in range(2):
+        one = [a.replace("?", str(i)) for a in args]
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(cli(*one, "--partials").stdout)
+    assert want in json.loads(cli("merge", *parts, "-f", "json").stdout)["notes"]
+    x = RNG.standard_normal((4, 3))
+    np.save(tmp_path / "x0.npy", x)
+    np.save(tmp_path / "x1.npy", x)
+    np.save(tmp_path / "t32.npy", np.array([0, 1, 2, 0], np.int32))
+    np.save(tmp_path / "t64.npy", np.array([0, 1, 2, 0], np.int64))
+    mixed = json.loads(cli("ce", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy", "--target",
+                           tmp_path / "t32.npy", "--target", tmp_path / "t64.npy", "-f", "json").stdout)["total"]
+    assert [n for n in mixed["notes"] if "int32" in n] == [
+        f"{tmp_path / 'x0.npy'}: --target holds int32 class indices, read as the whole numbers they are; torch "
+        "refuses an index target of dtype int32 (it takes int64: target.long())"]
