@@ -327,3 +327,23 @@ def test_the_files_loss_notes_reach_the_total_and_merge(cli, tmp_path):
     assert [n for n in mixed["notes"] if "int32" in n] == [
         f"{tmp_path / 'x0.npy'}: --target holds int32 class indices, read as the whole numbers they are; torch "
         "refuses an index target of dtype int32 (it takes int64: target.long())"]
+
+
+def test_a_merge_says_it_has_no_baselines_where_one_run_of_the_files_has_them(cli, tmp_path):
+    """A partial carries the loss's sums only: merge printed no baselines and no word of them."""
+    d = ROOT / "examples"
+    parts = []
+    for name, ext in (("a", "npy"), ("b", "csv")):
+        parts.append(tmp_path / f"{name}.json")
+        parts[-1].write_text(cli("ce", "--logits", d / f"logits.{ext}", "--target", d / f"targets.{ext}",
+                                 "--partials").stdout)
+    merged = json.loads(cli("merge", *parts, "-f", "json").stdout)
+    note = ("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one run "
+            "(several files or a glob) for them")
+    assert "baselines" not in merged and note in merged["notes"]
+    together = json.loads(cli("ce", "--logits", d / "logits.npy", "--logits", d / "logits.csv", "--target",
+                              d / "targets.npy", "--target", d / "targets.csv", "-f", "json").stdout)["total"]
+    t = torch.from_numpy(np.load(d / "targets.npy"))
+    prior = torch.bincount(t, minlength=4).double() / len(t)  # the same targets twice: the same frequencies
+    want = -(prior * prior.log()).nansum().item()
+    assert together["baselines"]["prior"]["value"] == pytest.approx(want, rel=1e-12)
