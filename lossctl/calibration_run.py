@@ -310,14 +310,14 @@ def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *,
     return {"kind": PARTIAL_KIND, "version": 1, "task": sums.task, "norm": cs.norm, "bins": cs.bins,
             "binning": cs.binning, "dtype": sums.dtype, "partial": sums.partial.to_dict(), "warnings": warnings,
             "files": [label for label, _ in labelled] if len(labelled) > 1 else [],
-            "pending": pending_document(sums.warnings)}
+            "pending": pending_document(sums.warnings), "ignore_index": cs.ignore_index}
 
 
 # What merge reads of a calibration partial (see lossctl.batch.fields_problem).
 BIN_SUMS_FIELDS = {"edges": list, "count": list, "conf_sum": list, "acc_sum": list, "binning": (str, None)}
 CALIBRATION_FIELDS = {"version": int, "task": str, "norm": str, "bins": int, "binning": str,
                       "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None), "dtype": (str, None),
-                      "pending": (list, None)}
+                      "pending": (list, None), "ignore_index": (int, None)}
 
 
 def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
@@ -354,10 +354,10 @@ def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
     for d in docs[1:]:
-        for key in ("task", "norm", "bins", "binning"):
+        for key in ("task", "norm", "bins", "binning", "ignore_index"):  # ignore_index: None where none was given
             if d.get(key) != first.get(key):
-                raise UsageError(f"cannot merge calibration partials whose {key} differ: {first.get(key)!r} and "
-                                 f"{d.get(key)!r}", option="merge")
+                a, b = ("none" if v is None else repr(v) for v in (first.get(key), d.get(key)))
+                raise UsageError(f"cannot merge calibration partials whose {key} differ: {a} and {b}", option="merge")
     try:
         parts = [CalibrationPartial.from_dict(d["partial"]) for d in docs]
     except (KeyError, TypeError, ValueError) as exc:

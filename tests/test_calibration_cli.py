@@ -334,6 +334,29 @@ def test_classes_last_with_padding_equals_torchmetrics_and_the_axis_moved_by_han
     np.testing.assert_allclose(streamed["ece"], last["ece"], rtol=1e-12)
 
 
+def test_partials_with_padding_merge_as_torchmetrics_and_only_with_the_same_ignore_index(cli, tmp_path):
+    """gpt2_init's classes-last logits with -100 padding, in two shards: merged, torchmetrics' ignore_index value;
+    a shard made with another --ignore-index (or none) left out other targets, so merge refuses it (it added it)."""
+    d = _data("gpt2_init.npz")
+    x, t = d["logits_nlc"], d["labels_nl"]
+    half = len(x) // 2
+    docs = []
+    for i, rows in enumerate((slice(0, half), slice(half, None))):
+        ran = cli("calibration", "--logits", save(np.ascontiguousarray(x[rows]), tmp_path / f"x{i}.npy"), "--target",
+                  save(t[rows], tmp_path / f"t{i}.npy"), "--class-axis", "-1", "--ignore-index", "-100", "--partials")
+        docs.append(tmp_path / f"part{i}.json")
+        docs[-1].write_text(ran.stdout)
+    merged = json.loads(cli("merge", *docs, "-f", "json").stdout)
+    assert_matches(merged, np.moveaxis(x, -1, 1), t, ignore_index=-100)
+    other = np.where(t[:half] == -100, 0, t[:half])
+    ran = cli("calibration", "--logits", tmp_path / "x0.npy", "--target", save(other, tmp_path / "o.npy"),
+              "--class-axis", "-1", "--partials")
+    (tmp_path / "none.json").write_text(ran.stdout)
+    refused = cli("merge", tmp_path / "none.json", docs[1], code=2)
+    assert refused.stderr == ("lossctl: error: merge: cannot merge calibration partials whose ignore_index differ: "
+                              "none and -100\n")
+
+
 def test_segmentation_void_and_binary_padding_are_left_out_as_torchmetrics_does(cli, cancer, tmp_path):
     d = _data("segmentation_conv.npz")
     x, t = save(d["logits"], tmp_path / "x.npy"), save(d["target"], tmp_path / "t.npy")
