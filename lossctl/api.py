@@ -85,7 +85,9 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
                   threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details
                   )._replace(partials=partials)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
-    return run_many(spec, pair(spec, expanded, st.header), st, dtype=dtype, bundle=bundle, progress=progress,
+    sets = pair(spec, expanded, st.header, bundle)
+    bundle = None if bundle == "-" and len(sets) > 1 else bundle  # pair read standard input into every set
+    return run_many(spec, sets, st, dtype=dtype, bundle=bundle, progress=progress,
                     stream=stream, final=not partials, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
 
 

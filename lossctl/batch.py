@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, LossctlError, UsageError, ValueRangeError
-from .io import load_array, looks_literal, read_stdin
+from .io import STDIN, load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
 from .losses._common import Finding, joined_findings, weak_findings
-from .pipeline import Settings, make_result, missing_denominator, settings, wants_baselines
+from .pipeline import Settings, bundle_roles, check_roles, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
@@ -50,9 +50,11 @@ def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
     return out
 
 
-def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = "auto") -> list[dict[str, Any]]:
+def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = "auto", bundle: str | None = None
+         ) -> list[dict[str, Any]]:
     """Sets of sources, one per file: roles given several files are paired in order; single ones are shared (a
-    shared '-' is read once, with `header`, for every set)."""
+    shared '-' is read once, with `header`, for every set; so is `--from -`, whose keys then fill every set, and
+    the caller passes no bundle on)."""
     many = {r: v for r, v in sources.items() if v is not None and len(v) > 1}
     counts = {len(v) for v in many.values()}
     if len(counts) > 1:
@@ -60,6 +62,7 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = 
         raise UsageError(f"file counts must match to pair them: {desc}", option=flag(next(iter(many))))
     n = counts.pop() if counts else 1
     readers = [r for r, v in sources.items() for x in v or () if isinstance(x, str) and x == "-"]
+    readers += ["from"] if bundle == "-" else []
     if len(readers) > 1:
         raise UsageError(f"only one option may read standard input; {', '.join(map(flag, readers))} all ask for "
                          "'-'", option=flag(readers[1]))
@@ -67,6 +70,10 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = 
     if n > 1 and readers and readers[0] in shared:
         role = readers[0]
         shared[role] = load_array("-", option=flag(role), stdin=read_stdin(flag(role)), header=header)
+    if n > 1 and bundle == "-":  # named as standard input, which the workers of --scheduler cannot be sent
+        keys = bundle_roles(spec, "-", read_stdin("--from"), {r for r, v in sources.items() if v}, header)
+        shared.update({r: item._replace(source=STDIN) for r, item in keys.items()})
+        check_roles(spec, {**shared, **many}, "-")  # a role missing from both says so of the bundle, as gather does
     return [{r: (v[i] if r in many else shared.get(r)) for r, v in sources.items()} for i in range(n)]
 
 

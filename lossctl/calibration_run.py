@@ -275,7 +275,8 @@ def _labelled_sums(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype
                    stream: bool | None, progress, partials: bool) -> list[tuple[str, CalibrationSums]]:
     """Each set of paired files (several paths or a glob per option) with its sums."""
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in CALIBRATION.roles}
-    sets = pair(CALIBRATION, expanded, cs.header)
+    sets = pair(CALIBRATION, expanded, cs.header, bundle)
+    bundle = None if bundle == "-" and len(sets) > 1 else bundle  # pair read standard input into every set
     if len(sets) > 1 and cs.binning == "quantile":
         raise UsageError("quantile bins are drawn from one set of confidences; several files need --binning "
                          "uniform, whose sums add", option="--binning")

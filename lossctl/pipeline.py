@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -224,20 +224,22 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
         flags = ", ".join(flag(r) for r in readers)
         raise UsageError(f"only one option may read standard input; {flags} all ask for '-'", option=flag(readers[1]))
     stdin = read_stdin(flag(readers[0])) if readers else None
-    loaded: dict[str, Loaded] = {}
-    if bundle is not None:
-        arrays, binary = load_bundle(bundle, stdin=stdin)
-        names = {r.name for r in spec.roles}
-        for key, arr in arrays.items():
-            role = key.replace("-", "_")
-            if role in names and role not in sources:
-                loaded[role] = _bundled(arr, bundle, key, binary, header)
+    loaded = bundle_roles(spec, bundle, stdin, sources, header) if bundle is not None else {}
     for role, value in sources.items():
         loaded[role] = load_source(value, flag(role), stdin, header)
     if bundle is not None and bundle != "-":
         loaded.update(_key_read_alone(spec, loaded, bundle, header))
     check_roles(spec, loaded, bundle)
     return loaded
+
+
+def bundle_roles(spec: LossSpec, bundle: str, stdin: bytes | None, given: Collection[str], header: str = "auto"
+                 ) -> dict[str, Loaded]:
+    """The roles a --from bundle fills: each key named as a role that is not `given` by its own option."""
+    arrays, binary = load_bundle(bundle, stdin=stdin)
+    names = {r.name for r in spec.roles}
+    return {key.replace("-", "_"): _bundled(arr, bundle, key, binary, header) for key, arr in arrays.items()
+            if key.replace("-", "_") in names and key.replace("-", "_") not in given}
 
 
 def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -347,3 +348,29 @@ def test_a_merge_says_it_has_no_baselines_where_one_run_of_the_files_has_them(cl
     prior = torch.bincount(t, minlength=4).double() / len(t)  # the same targets twice: the same frequencies
     want = -(prior * prior.log()).nansum().item()
     assert together["baselines"]["prior"]["value"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("form", ["jsonl", "npz"])
+def test_from_stdin_with_several_files_reads_it_once_for_every_set(cli, tmp_path, form):
+    """--from - beside a repeated option: standard input was read again for the second set ('empty input')."""
+    x0, x1, t = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)), np.array([0, 3, 1])
+    np.save(tmp_path / "x0.npy", x0)
+    np.save(tmp_path / "x1.npy", x1)
+    if form == "jsonl":
+        data = "".join(json.dumps({"id": f"s{i}", "target": int(v)}) + "\n" for i, v in enumerate(t)).encode()
+    else:
+        buf = io.BytesIO()
+        np.savez(buf, target=t)
+        data = buf.getvalue()
+    args = ["--from", "-", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy", "-f", "plain"]
+    ran = cli("ce", *args, input=data)
+    want = [F.cross_entropy(torch.from_numpy(a), torch.from_numpy(t)).item() for a in (x0, x1)]
+    got = [float(v) for v in ran.stdout.split()]
+    assert got[:2] == pytest.approx(want, rel=1e-12)
+    ce_total = F.cross_entropy(torch.from_numpy(np.concatenate([x0, x1])), torch.from_numpy(np.tile(t, 2))).item()
+    assert got[2] == pytest.approx(ce_total, rel=1e-12)
+    cal = cli("calibration", *args, input=data)
+    assert len(cal.stdout.split()) == 3
+    assert cli("ce", *args[:2], "--target", "-", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy",
+               input=data, code=2).stderr == ("lossctl: error: --from: only one option may read standard input; "
+                                              "--target, --from all ask for '-'\n")
