@@ -24,6 +24,7 @@ import numpy as np
 from . import stream as streaming
 from .batch import expand, fields_problem, pair, pending_document, pending_findings, pending_problem
 from .calibration import (
+    NO_SAMPLES,
     NORMS,
     TASKS,
     CalibrationPartial,
@@ -297,8 +298,12 @@ def calibrate_files(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtyp
     results = [finish(s, cs) for _, s in labelled]
     total = finish(_added([s for _, s in labelled]), cs,
                    [f"exact total over {len(labelled)} files: their per-bin sums added, then divided"])
-    return CalibrationFiles([label for label, _ in labelled], results, total,  # the files' warnings, then what
-                            warnings=list(dict.fromkeys([*(w for r in results for w in r.warnings), *total.warnings])))
+    labels = [label for label, _ in labelled]
+    # the files' warnings (one with no samples named, as a loss names a file whose mean is empty), then the total's
+    warnings = [w if not (r.count == 0 and w == NO_SAMPLES) else f"{label}: {w} (every target ignored, or none "
+                "given); the total counts nothing of it" for label, r in zip(labels, results, strict=True)
+                for w in r.warnings]
+    return CalibrationFiles(labels, results, total, warnings=list(dict.fromkeys([*warnings, *total.warnings])))
 
 
 def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str = "auto",

@@ -369,3 +369,21 @@ def test_segmentation_void_and_binary_padding_are_left_out_as_torchmetrics_does(
     binary = run_json(cli, "--probs", cancer["probs"], "--target", save(y, tmp_path / "y.npy"), "--ignore-index", "-1")
     assert binary["task"] == "binary" and binary["count"] == int((y != -1).sum())
     assert_matches(binary, p, y, ignore_index=-1)
+
+
+def test_a_file_whose_every_target_is_ignored_is_named_among_several(cli, tmp_path):
+    """Its row is nan, as torchmetrics gives; the warning once read as if the whole run had no samples."""
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    rng = np.random.default_rng(2)
+    x0, x1, t1 = rng.standard_normal((4, 3)), rng.standard_normal((6, 3)), rng.integers(0, 3, 6)
+    files = [save(x0, tmp_path / "x0.npy"), save(x1, tmp_path / "x1.npy"), save(np.full(4, -100), tmp_path / "t0.npy"),
+             save(t1, tmp_path / "t1.npy")]
+    ran = cli("calibration", "--logits", files[0], "--logits", files[1], "--target", files[2], "--target", files[3],
+              "--ignore-index", "-100", "-f", "plain")
+    want = multiclass_calibration_error(torch.from_numpy(x1).softmax(1), torch.from_numpy(t1), 3, n_bins=15).item()
+    rows = ran.stdout.split()
+    assert rows[0] == "nan" and float(rows[2]) == pytest.approx(want, rel=1e-6)
+    assert ran.stderr == (f"lossctl: warning: {files[0]}: no samples: the calibration error is undefined (every target "
+                          "ignored, or none given); the total counts nothing of it\n")
