@@ -126,9 +126,9 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
 def files_notes(labels: Sequence[str], parts: list[list[str]]) -> list[str]:
     """What the files' computations noted, for their total: a note every file gave once, as each file's; any
     other after the name of the file that gave it (a count such as --zero-infinity's is that file's)."""
-    common = set(parts[0]).intersection(*parts[1:]) if parts else set()
-    if len(parts) == 1:
-        return list(parts[0])
+    if len(parts) < 2:
+        return [n for part in parts for n in part]
+    common = set(parts[0]).intersection(*parts[1:])
     return [f"each file: {n}" for n in parts[0] if n in common] + \
         [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
 
@@ -423,5 +423,4 @@ def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Se
                    "nan" if total.total == 0 else "±inf")
     reason, gives = missing
     raise ValueRangeError(f"the merged mean has no denominator: {reason} (torch returns {gives} here); merge "
-                          "partials made with --reduction sum instead", option="merge",
-                          source=", ".join(sources))
+                          "partials made with --reduction sum instead", option="merge", source=", ".join(sources))

@@ -10,7 +10,6 @@ read of one set of files.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections import deque
 from collections.abc import Mapping
@@ -224,9 +223,7 @@ def _added(parts: list[CalibrationSums]) -> CalibrationSums:
     for s in parts[1:]:
         total = total + s.partial
     warnings = [w for s in parts for w in s.warnings if not getattr(w, "every", False)][:1]
-    every = [[w for w in s.warnings if getattr(w, "every", False)] for s in parts]  # one rule per task: 0 or 1 each
-    if all(every):
-        warnings += [functools.reduce(lambda a, b: a.joined(b), (found[0] for found in every))]
+    warnings += joined_findings([s.warnings for s in parts])
     return CalibrationSums(total, parts[0].task, warnings,
                            list(dict.fromkeys(n for s in parts for n in s.notes)),
                            dtype="+".join(sorted({s.dtype for s in parts if s.dtype})))

@@ -237,9 +237,9 @@ def bundle_roles(spec: LossSpec, bundle: str, stdin: bytes | None, given: Collec
                  ) -> dict[str, Loaded]:
     """The roles a --from bundle fills: each key named as a role that is not `given` by its own option."""
     arrays, binary = load_bundle(bundle, stdin=stdin)
-    names = {r.name for r in spec.roles}
-    return {key.replace("-", "_"): _bundled(arr, bundle, key, binary, header) for key, arr in arrays.items()
-            if key.replace("-", "_") in names and key.replace("-", "_") not in given}
+    names, role = {r.name for r in spec.roles}, {key: key.replace("-", "_") for key in arrays}
+    return {role[key]: _bundled(arr, bundle, key, binary, header) for key, arr in arrays.items()
+            if role[key] in names and role[key] not in given}
 
 
 def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:
