@@ -82,9 +82,12 @@ def compute_files(name: str, sources: dict[str, list[Any] | None], options: dict
         raise UsageError("a partial carries the loss's sums only, not --by-class or --worst: run those on the whole "
                          "data (several files or a glob give the exact total)", option="--partials")
     st = settings(spec, options, reduction=reduction, base=base, device=device, strict=strict, backend=backend,
-                  threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details)
+                  threads=threads, header=header, class_axis=class_axis, wants=Wants(by_class, worst), details=details
+                  )._replace(partials=partials)
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in spec.roles}
-    return run_many(spec, pair(spec, expanded, st.header), st, dtype=dtype, bundle=bundle, progress=progress,
+    sets = pair(spec, expanded, st.header, bundle)
+    bundle = None if bundle == "-" and len(sets) > 1 else bundle  # pair read standard input into every set
+    return run_many(spec, sets, st, dtype=dtype, bundle=bundle, progress=progress,
                     stream=stream, final=not partials, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
 
 
@@ -139,10 +142,11 @@ def merge_files(paths: str | os.PathLike | list[str | os.PathLike]):
 
     paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
     kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
-    docs = [d for p in paths for d in load_partials(p, kinds=kinds)]
+    found = [(p, d) for p in paths for d in load_partials(p, kinds=kinds)]
+    docs = [d for _, d in found]
     kinds = {d["kind"] for d in docs}
     if kinds == {CALIBRATION_KIND}:
         return merge_calibration(docs)
     if CALIBRATION_KIND in kinds:
         raise UsageError("cannot merge calibration partials with loss partials", option="merge")
-    return merge(docs, paths)
+    return merge(docs, paths, [p for p, _ in found])

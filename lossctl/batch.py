@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, LossctlError, UsageError, ValueRangeError
-from .io import load_array, looks_literal, read_stdin
+from .io import STDIN, load_array, looks_literal, read_stdin
 from .io.remote import expand_glob, has_glob
-from .pipeline import POST_VALUE, Settings, make_result, missing_denominator, settings, wants_baselines
+from .losses._common import Finding, joined_findings, weak_findings
+from .pipeline import Settings, bundle_roles, check_roles, make_result, missing_denominator, settings, wants_baselines
 from .reduce import Partial
 from .registry import LossSpec, flag
 from .result import MultiResult, Result
@@ -49,9 +50,11 @@ def expand(values: str | Sequence[str] | None, option: str) -> list[Any] | None:
     return out
 
 
-def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = "auto") -> list[dict[str, Any]]:
+def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = "auto", bundle: str | None = None
+         ) -> list[dict[str, Any]]:
     """Sets of sources, one per file: roles given several files are paired in order; single ones are shared (a
-    shared '-' is read once, with `header`, for every set)."""
+    shared '-' is read once, with `header`, for every set; so is `--from -`, whose keys then fill every set, and
+    the caller passes no bundle on)."""
     many = {r: v for r, v in sources.items() if v is not None and len(v) > 1}
     counts = {len(v) for v in many.values()}
     if len(counts) > 1:
@@ -59,6 +62,7 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = 
         raise UsageError(f"file counts must match to pair them: {desc}", option=flag(next(iter(many))))
     n = counts.pop() if counts else 1
     readers = [r for r, v in sources.items() for x in v or () if isinstance(x, str) and x == "-"]
+    readers += ["from"] if bundle == "-" else []
     if len(readers) > 1:
         raise UsageError(f"only one option may read standard input; {', '.join(map(flag, readers))} all ask for "
                          "'-'", option=flag(readers[1]))
@@ -66,6 +70,10 @@ def pair(spec: LossSpec, sources: Mapping[str, list[Any] | None], header: str = 
     if n > 1 and readers and readers[0] in shared:
         role = readers[0]
         shared[role] = load_array("-", option=flag(role), stdin=read_stdin(flag(role)), header=header)
+    if n > 1 and bundle == "-":  # named as standard input, which the workers of --scheduler cannot be sent
+        keys = bundle_roles(spec, "-", read_stdin("--from"), {r for r, v in sources.items() if v}, header)
+        shared.update({r: item._replace(source=STDIN) for r, item in keys.items()})
+        check_roles(spec, {**shared, **many}, "-")  # a role missing from both says so of the bundle, as gather does
     return [{r: (v[i] if r in many else shared.get(r)) for r, v in sources.items()} for i in range(n)]
 
 
@@ -94,21 +102,37 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
     report, found = merged_reports(spec, st, results, total)
+    loss_notes = by_file(labels, [r.loss_notes for r in results])
     notes = [f"every value of {len(results)} files, in file order" if st.reduction == "none" else
              f"exact total over {len(results)} files: their partial sums added"
-             + (", then divided" if st.reduction != "sum" else "")]
+             + (", then divided" if st.reduction != "sum" else ""), *loss_notes]
     if found is None and wants_baselines(spec, st, total):
         notes.append("baselines: the files' targets do not determine them together (their classes or label "
                      "columns differ, or sigmoid focal's labels are soft)")
     # the files whose own mean is empty: warned of on the total, where --strict applies and JSON carries them
     merged = make_result(spec, st, total, dtype="+".join(sorted({r.dtype for r in results})), shapes={},
-                         unit=first.denominator_unit,
-                         weighted=first.weighted, warnings=_empty_means(st, results, labels), constants=first.constants,
+                         unit=first.denominator_unit, weighted=first.weighted, constants=first.constants,
+                         # a rule each file met on too few values may conclude on all of them, as on one file
+                         warnings=[*_empty_means(st, results, labels),
+                                   *joined_findings([[*r.warnings, *r.pending] for r in results])],
                          final=final,
                          backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
-    warnings = [w for r in results for w in r.warnings] + merged.warnings
+    given = {w for r in results for w in r.warnings}  # said of its file already, not again as the total's
+    warnings = by_file(labels, [r.warnings for r in results], each="") + [w for w in merged.warnings if w not in given]
+    merged.loss_notes = loss_notes
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
+
+
+def by_file(labels: Sequence[str], parts: list[list[str]], each: str = "each file: ") -> list[str]:
+    """The files' notes or warnings, for their total: one every file gave once (after `each`); any other after the
+    name of the file that gave it (a count such as --zero-infinity's, a row such as 'first: row [1]', is that
+    file's)."""
+    if len(parts) < 2:
+        return [n for part in parts for n in part]
+    common = set(parts[0]).intersection(*parts[1:])
+    return [f"{each}{n}" for n in parts[0] if n in common] + \
+        [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
 
 
 def _empty_means(st: Settings, results: list[Result], labels: list[str]) -> list[str]:
@@ -182,9 +206,19 @@ def partial_document(obj: Result | MultiResult) -> dict[str, Any]:
     return {"kind": PARTIAL_KIND, "version": 1, "loss": r.loss, "reduction": r.reduction, "options": r.options,
             "dtype": r.dtype, "backend": r.backend, "unit": r.denominator_unit, "weighted": r.weighted,
             "constants": r.constants,
-            "partial": r.partial.to_dict(), "files": files,
-            # warnings about the value itself (POST_VALUE) are not the shard's to pass on: merge recomputes them
-            "warnings": list(dict.fromkeys(w for w in obj.warnings if getattr(w, "key", None) != POST_VALUE))}
+            "partial": r.partial.to_dict(), "files": files, "warnings": list(dict.fromkeys(obj.warnings)),
+            "pending": pending_document(r.pending), "notes": list(r.loss_notes)}
+
+
+def pending_document(warnings: list[str]) -> list[dict[str, Any]]:
+    """The weak findings among `warnings` (too few values to conclude alone), as a partial writes them."""
+    return [{"key": w.key, "text": str(w), "extent": w.extent} for w in weak_findings(warnings)]
+
+
+def pending_findings(doc: dict[str, Any]) -> list[Finding]:
+    """A partial's findings too weak to report alone, as the Findings merge joins (see pending_document)."""
+    return [Finding(p["key"], p["text"], every=True, weak=True, extent=tuple(p["extent"]) if p["extent"] else None)
+            for p in doc.get("pending") or []]
 
 
 def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] | None = None
@@ -248,7 +282,9 @@ NUMBER = (int, float)
 SUMS_FIELDS = {"total": NUMBER, "denominator": NUMBER, "count": int, "ignored": int, "rows": int}
 PARTIAL_FIELDS = {"version": int, "loss": str, "reduction": str, "options": dict, "dtype": str,
                   "backend": (str, None), "unit": str, "weighted": bool, "constants": (dict, None),
-                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None)}
+                  "partial": SUMS_FIELDS, "files": (list, None), "warnings": (list, None), "pending": (list, None),
+                  "notes": (list, None)}
+PENDING_FIELDS = {"key": str, "text": str, "extent": (list, None)}
 
 
 def partial_problem(doc: dict[str, Any]) -> str | None:
@@ -273,13 +309,29 @@ def partial_problem(doc: dict[str, Any]) -> str | None:
                  base=options.get("base", "e"))
     except LossctlError as exc:
         return str(exc)
-    if any(not isinstance(w, str) for w in doc.get("warnings") or []):
-        return "'warnings' is a list of strings"
+    if any(not isinstance(w, str) for w in [*(doc.get("warnings") or []), *(doc.get("notes") or [])]):
+        return "'warnings' and 'notes' are lists of strings"
+    problem = pending_problem(doc.get("pending") or [])
+    if problem:
+        return problem
     if any(not isinstance(v, str) for v in (doc.get("constants") or {}).values()):
         return "'constants' maps each per-class array to its digest, a string"
     sums = doc["partial"]
     if min(sums["count"], sums["ignored"], sums["rows"]) < 0 or sums["ignored"] > sums["count"]:
         return f"'partial' has impossible counts: {sums!r}"
+    return None
+
+
+def pending_problem(pending: list[Any]) -> str | None:
+    """What makes a partial's 'pending' list not the findings pending_document writes, or None."""
+    for i, p in enumerate(pending):
+        problem = fields_problem(p, PENDING_FIELDS, f"pending[{i}]")
+        if problem:
+            return problem
+        extent = p["extent"]
+        if extent is not None and (len(extent) != 5 or not all(isinstance(v, NUMBER) and not isinstance(v, bool)
+                                                                for v in extent)):
+            return f"'pending[{i}].extent' is 5 numbers (values, least, largest, values needed, spread needed)"
     return None
 
 
@@ -323,8 +375,9 @@ def json_type(value: Any) -> str:
     return f"{JSON_NAMES.get(type(value), type(value).__name__)} ({value!r})"
 
 
-def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
-    """Add partial documents of one loss, reduction and options into the exact total (sources: their files)."""
+def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Sequence[str] = ()) -> Result:
+    """Add partial documents of one loss, reduction and options into the exact total (sources: their files;
+    labels: each document's file, naming the notes of one)."""
     if not docs:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
@@ -350,10 +403,16 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = ()) -> Result:
     dtypes = "+".join(sorted({t for d in docs for t in d["dtype"].split("+")}))
     backends = "+".join(sorted({b for d in docs for b in (d.get("backend") or "unknown").split("+")}))
     warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings") or []))  # what each shard warned
+    warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together, as one file would
     then = ", then divided" if st.reduction != "sum" else ""
+    labels = labels if len(labels) == len(docs) else [f"partial {i + 1}" for i in range(len(docs))]
+    notes = [f"merged from {len(docs)} partials: sums added{then}",
+             *by_file(labels, [d.get("notes") or [] for d in docs])]
+    if wants_baselines(spec, st, total):  # a run over the files together has them (run_many)
+        notes.append("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one "
+                     "run (several files or a glob) for them")
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
-                       weighted=first["weighted"], warnings=warnings, backend=backends,
-                       notes=[f"merged from {len(docs)} partials: sums added{then}"])
+                       weighted=first["weighted"], warnings=warnings, backend=backends, notes=notes)
 
 
 def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Sequence[str]) -> None:

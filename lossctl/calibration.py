@@ -28,6 +28,7 @@ from .losses._common import MODEL_PROBS_TOL, at_index, check_choice, check_class
 
 TASKS = ("auto", "binary", "multiclass")
 NORMS = ("l1", "l2", "max")
+NO_SAMPLES = "no samples: the calibration error is undefined"
 
 
 def calibration_inputs(*, logits=None, probs=None, target, task: str = "auto", ignore_index: int | None = None
@@ -298,7 +299,7 @@ def finish_calibration(partial: CalibrationPartial, *, norm: str = "l1", task: s
         mce = float(np.max(np.abs(gap[filled])))
     else:
         ece = mce = rmsce = math.nan
-        warnings.append("no samples: the calibration error is undefined")
+        warnings.append(NO_SAMPLES)
     table = _bin_table(partial.edges, count, conf, acc)
     value = {"l1": ece, "l2": rmsce, "max": mce}[norm]
     return CalibrationResult(task, norm, partial.n_bins, partial.binning, n, ece, mce, rmsce, value, table,

@@ -10,7 +10,6 @@ read of one set of files.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections import deque
 from collections.abc import Mapping
@@ -22,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from . import stream as streaming
-from .batch import expand, fields_problem, pair
+from .batch import by_file, expand, fields_problem, pair, pending_document, pending_findings, pending_problem
 from .calibration import (
+    NO_SAMPLES,
     NORMS,
     TASKS,
     CalibrationPartial,
@@ -38,7 +38,7 @@ from .calibration import (
 from .calibration_result import CalibrationFiles, CalibrationResult
 from .errors import InputError, LossctlError, ShapeError, StrictWarningError, UsageError
 from .io import Loaded
-from .losses._common import ROW_OFFSET, check_choice, concluded
+from .losses._common import ROW_OFFSET, check_choice, concluded, joined_findings
 from .pipeline import (
     HEADERS,
     Settings,
@@ -147,9 +147,7 @@ def _sums_whole(sources: Mapping[str, Any], cs: CalibrationSettings, dtype: str,
     check_finite(CALIBRATION, loaded)
     dt = compute_dtype(CALIBRATION, loaded, dtype)
     arrays = {role: item.array for role, item in loaded.items()}
-    sums = call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)
-    sums.warnings = concluded(sums.warnings)
-    return sums
+    return call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)  # weak findings kept: see finish
 
 
 # --- streamed ------------------------------------------------------------------------------------------------
@@ -220,15 +218,13 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
 def _added(parts: list[CalibrationSums]) -> CalibrationSums:
     """Sums added in order; a probability warning is kept once (the first chunk or file to raise it), a finding
     about every score (probabilities passed as logits) only if every part has it, in the words of the first that
-    could conclude it."""
+    could conclude it, and weak if the parts together cannot (finish leaves it out)."""
     total = parts[0].partial
     for s in parts[1:]:
         total = total + s.partial
     warnings = [w for s in parts for w in s.warnings if not getattr(w, "every", False)][:1]
-    every = [[w for w in s.warnings if getattr(w, "every", False)] for s in parts]  # one rule per task: 0 or 1 each
-    if all(every):
-        warnings += [functools.reduce(lambda a, b: a.joined(b), (found[0] for found in every))]
-    return CalibrationSums(total, parts[0].task, concluded(warnings),
+    warnings += joined_findings([s.warnings for s in parts])
+    return CalibrationSums(total, parts[0].task, warnings,
                            list(dict.fromkeys(n for s in parts for n in s.notes)),
                            dtype="+".join(sorted({s.dtype for s in parts if s.dtype})))
 
@@ -246,7 +242,7 @@ def sums_of(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str =
 
 def finish(sums: CalibrationSums, cs: CalibrationSettings, notes: list[str] | None = None) -> CalibrationResult:
     """The result of summed bins; --strict turns its first warning into an error."""
-    result = finish_calibration(sums.partial, norm=cs.norm, task=sums.task, warnings=sums.warnings)
+    result = finish_calibration(sums.partial, norm=cs.norm, task=sums.task, warnings=concluded(sums.warnings))
     result.notes += [*sums.notes, *(notes or [])]
     result.dtype = sums.dtype
     result.warnings = _strict(result.warnings, cs)
@@ -277,7 +273,8 @@ def _labelled_sums(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype
                    stream: bool | None, progress, partials: bool) -> list[tuple[str, CalibrationSums]]:
     """Each set of paired files (several paths or a glob per option) with its sums."""
     expanded = {r.name: expand(sources.get(r.name), r.flag) for r in CALIBRATION.roles}
-    sets = pair(CALIBRATION, expanded, cs.header)
+    sets = pair(CALIBRATION, expanded, cs.header, bundle)
+    bundle = None if bundle == "-" and len(sets) > 1 else bundle  # pair read standard input into every set
     if len(sets) > 1 and cs.binning == "quantile":
         raise UsageError("quantile bins are drawn from one set of confidences; several files need --binning "
                          "uniform, whose sums add", option="--binning")
@@ -298,8 +295,13 @@ def calibrate_files(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtyp
     results = [finish(s, cs) for _, s in labelled]
     total = finish(_added([s for _, s in labelled]), cs,
                    [f"exact total over {len(labelled)} files: their per-bin sums added, then divided"])
-    return CalibrationFiles([label for label, _ in labelled], results, total,
-                            warnings=list(dict.fromkeys(w for r in results for w in r.warnings)))
+    labels = [label for label, _ in labelled]
+    # the files' warnings, each named by its file unless every file gave it (as a loss run's), then the total's own
+    parts = [[f"{w} (every target ignored, or none given); the total counts nothing of it"
+              if r.count == 0 and w == NO_SAMPLES else w for w in r.warnings] for r in results]
+    given = {w for part in parts for w in part}
+    warnings = [*by_file(labels, parts, ""), *(w for w in total.warnings if w not in given)]
+    return CalibrationFiles(labels, results, total, warnings=list(dict.fromkeys(warnings)))
 
 
 def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str = "auto",
@@ -308,16 +310,22 @@ def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *,
     labelled = _labelled_sums(sources, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
                               partials=True)
     sums = _added([s for _, s in labelled])
-    warnings = _strict([w for _, s in labelled for w in s.warnings], cs)
+    parts = [concluded(s.warnings) for _, s in labelled]  # named by file where not every file gave them
+    given = {w for part in parts for w in part}
+    warnings = [*by_file([label for label, _ in labelled], parts, ""), *(w for w in concluded(sums.warnings)
+                                                                          if w not in given)]
+    warnings = _strict(list(dict.fromkeys(warnings)), cs)
     return {"kind": PARTIAL_KIND, "version": 1, "task": sums.task, "norm": cs.norm, "bins": cs.bins,
             "binning": cs.binning, "dtype": sums.dtype, "partial": sums.partial.to_dict(), "warnings": warnings,
-            "files": [label for label, _ in labelled] if len(labelled) > 1 else []}
+            "files": [label for label, _ in labelled] if len(labelled) > 1 else [],
+            "pending": pending_document(sums.warnings), "ignore_index": cs.ignore_index}
 
 
 # What merge reads of a calibration partial (see lossctl.batch.fields_problem).
 BIN_SUMS_FIELDS = {"edges": list, "count": list, "conf_sum": list, "acc_sum": list, "binning": (str, None)}
 CALIBRATION_FIELDS = {"version": int, "task": str, "norm": str, "bins": int, "binning": str,
-                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None), "dtype": (str, None)}
+                      "partial": BIN_SUMS_FIELDS, "warnings": (list, None), "files": (list, None), "dtype": (str, None),
+                      "pending": (list, None), "ignore_index": (int, None)}
 
 
 def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
@@ -329,6 +337,9 @@ def calibration_partial_problem(doc: dict[str, Any]) -> str | None:
         return f"version {doc['version']}; this lossctl reads version 1"
     if any(not isinstance(w, str) for w in doc.get("warnings") or []):
         return "'warnings' is a list of strings"
+    problem = pending_problem(doc.get("pending") or [])
+    if problem:
+        return problem
     try:
         calibration_settings(bins=doc["bins"], norm=doc["norm"], binning=doc["binning"], task=doc["task"])
     except LossctlError as exc:
@@ -351,10 +362,10 @@ def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
     for d in docs[1:]:
-        for key in ("task", "norm", "bins", "binning"):
+        for key in ("task", "norm", "bins", "binning", "ignore_index"):  # ignore_index: None where none was given
             if d.get(key) != first.get(key):
-                raise UsageError(f"cannot merge calibration partials whose {key} differ: {first.get(key)!r} and "
-                                 f"{d.get(key)!r}", option="merge")
+                a, b = ("none" if v is None else repr(v) for v in (first.get(key), d.get(key)))
+                raise UsageError(f"cannot merge calibration partials whose {key} differ: {a} and {b}", option="merge")
     try:
         parts = [CalibrationPartial.from_dict(d["partial"]) for d in docs]
     except (KeyError, TypeError, ValueError) as exc:
@@ -363,5 +374,6 @@ def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:
     sums = _added([CalibrationSums(p, first["task"], dtype=d.get("dtype") or "") for p, d in zip(parts, docs,
                                                                                                strict=True)])
     sums.warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings", [])))
+    sums.warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together
     cs = CalibrationSettings(bins=first["bins"], norm=first["norm"], binning=first["binning"], task=first["task"])
     return finish(sums, cs, [f"merged from {len(docs)} partials: per-bin sums added, then divided"])

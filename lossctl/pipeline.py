@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,7 +29,7 @@ from .errors import (
     ValueRangeError,
 )
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
-from .losses._common import Context, Finding, concluded, position
+from .losses._common import Context, concluded, position, weak_findings
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .reports import ReportPartial, Wants, input_lints, value_lints
@@ -61,6 +61,7 @@ class Settings(NamedTuple):
     class_axis: int = 1  # where --logits hold their classes; torch's is 1, Hugging Face's -1
     wants: Wants = Wants()  # the breakdowns asked for (--by-class, --worst)
     details: bool = True  # compute what a table or JSON shows beside the number: baselines, summary
+    partials: bool = False  # --partials: the run prints sums for merge, never a value
 
     @property
     def scale(self) -> float:
@@ -223,20 +224,22 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
         flags = ", ".join(flag(r) for r in readers)
         raise UsageError(f"only one option may read standard input; {flags} all ask for '-'", option=flag(readers[1]))
     stdin = read_stdin(flag(readers[0])) if readers else None
-    loaded: dict[str, Loaded] = {}
-    if bundle is not None:
-        arrays, binary = load_bundle(bundle, stdin=stdin)
-        names = {r.name for r in spec.roles}
-        for key, arr in arrays.items():
-            role = key.replace("-", "_")
-            if role in names and role not in sources:
-                loaded[role] = _bundled(arr, bundle, key, binary, header)
+    loaded = bundle_roles(spec, bundle, stdin, sources, header) if bundle is not None else {}
     for role, value in sources.items():
         loaded[role] = load_source(value, flag(role), stdin, header)
     if bundle is not None and bundle != "-":
         loaded.update(_key_read_alone(spec, loaded, bundle, header))
     check_roles(spec, loaded, bundle)
     return loaded
+
+
+def bundle_roles(spec: LossSpec, bundle: str, stdin: bytes | None, given: Collection[str], header: str = "auto"
+                 ) -> dict[str, Loaded]:
+    """The roles a --from bundle fills: each key named as a role that is not `given` by its own option."""
+    arrays, binary = load_bundle(bundle, stdin=stdin)
+    names, role = {r.name for r in spec.roles}, {key: key.replace("-", "_") for key in arrays}
+    return {role[key]: _bundled(arr, bundle, key, binary, header) for key, arr in arrays.items()
+            if role[key] in names and role[key] not in given}
 
 
 def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:
@@ -472,6 +475,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
                          constants=fingerprints(spec, arrays), report=report, baselines=found, values=values,
                          kept=_not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
     result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
+    result.loss_notes = list(dict.fromkeys(out.notes))
     return result
 
 
@@ -568,9 +572,6 @@ def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: 
     return warnings
 
 
-POST_VALUE = "post-value"  # the key of a warning about the post-processed value (perplexity's exp overflowing)
-
-
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
                 shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
                 backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True,
@@ -590,9 +591,9 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     post, shown = resolve(spec.post), value
     if post is not None and value is not None:
         shown, note, post_warnings = post(value, partial, str(dtype))
-        # about this value only (perplexity's exp overflowing): a merge recomputes them on its total
-        notes, warnings = [*notes, note], [*warnings, *(Finding(POST_VALUE, w) for w in post_warnings)]
-    warnings = _checked_warnings(spec, st, partial, concluded(warnings))
+        # they describe the value shown (perplexity's overflow); a partial shows none, and merge warns of the total
+        notes, warnings = [*notes, note], [*warnings, *([] if st.partials else post_warnings)]
+    pending, warnings = weak_findings(warnings), _checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(
@@ -601,7 +602,7 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
         denominator=describe(partial, st.reduction, unit=unit, weighted=weighted),
         unit=UNITS[st.base] if spec.information else "", warnings=warnings,
         notes=list(dict.fromkeys(notes)), weighted=weighted, denominator_unit=unit, constants=constants or {},
-        backend=backend_label(backend) if backend in ("numpy", "torch") else backend,
+        backend=backend_label(backend) if backend in ("numpy", "torch") else backend, pending=pending,
     )
     if st.reduction == "none":
         result.values, result.kept = values, values if kept is None else kept

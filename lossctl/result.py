@@ -46,6 +46,10 @@ class Result:
     report: Any = field(default=None, repr=False)
     class_weight: Any = field(default=None, repr=False)
     kept: Any = field(default=None, repr=False)  # reduction none: the values of the targets not ignored
+    # rules met on too few values to conclude here (losses._common.weak_findings), which files or shards join
+    pending: list[str] = field(default_factory=list, repr=False)
+    # what the loss's computation noted (a weighted mean, --zero-infinity's count), which a total repeats per file
+    loss_notes: list[str] = field(default_factory=list, repr=False)
 
     @property
     def signature(self) -> str:

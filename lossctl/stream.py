@@ -382,5 +382,5 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
                          weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
                          final=final, backend=ctx.backend, report=rep, baselines=found,
                          constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
-    result.class_weight = weight
+    result.class_weight, result.loss_notes = weight, list(dict.fromkeys(totals.notes))
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -203,6 +204,10 @@ MALFORMED = {  # an edit to a good partial, and what merge says of it
     "negative count": (lambda d: d["partial"].update(total=1.5, count=-1), "'partial' has impossible counts: "
                        "{'total': 1.5, 'denominator': 8.0, 'count': -1, 'ignored': 0, 'rows': 8}"),
     "other version": (lambda d: d.update(version=2), "version 2; this lossctl reads version 1"),
+    "pending not findings": (lambda d: d.update(pending=[{"key": "k", "text": 1, "extent": None}]),
+                             "'pending[0].text' is an integer (1), not a string"),
+    "pending extent short": (lambda d: d.update(pending=[{"key": "k", "text": "t", "extent": [1, 0.5]}]),
+                             "'pending[0].extent' is 5 numbers (values, least, largest, values needed, spread needed)"),
 }
 
 
@@ -284,3 +289,110 @@ def test_files_that_cannot_add_up_name_what_differs():
     assert res.exit_code == 2
     assert res.stderr == (f"lossctl: error: --weight: {ex / 'logits.csv'} was computed with another weight than "
                           f"{ex / 'logits.npy'}: their sums do not add up to one loss\n")
+
+
+def test_the_files_loss_notes_reach_the_total_and_merge(cli, tmp_path):
+    """What each file's computation notes (ctc --zero-infinity's count, its mean; an int32 target) once showed only
+    in JSON's per-file rows: the total of several files and a merge of their partials dropped them, so the table
+    said nothing of them. A note every file gives is said once, as each file's; another names its file."""
+    torch.manual_seed(0)
+    lp = torch.randn(6, 2, 5).log_softmax(-1)
+    t, il, tl = torch.tensor([[1, 2, 3, 4, 1, 2, 3], [1, 2, 1, 1, 1, 1, 1]]), torch.tensor([6, 6]), torch.tensor([7, 2])
+    zeroed = int(F.ctc_loss(lp, t, il, tl, reduction="none").isinf().sum())
+    assert zeroed == 1
+    for i in range(2):
+        for name, a in (("lp", lp), ("t", t), ("il", il), ("tl", tl)):
+            np.save(tmp_path / f"{name}{i}.npy", a.numpy())
+    args = ["ctc", "--zero-infinity"]
+    for opt, name in (("--log-probs", "lp"), ("--target", "t"), ("--input-lengths", "il"), ("--target-lengths", "tl")):
+        args += [opt, str(tmp_path / f"{name}?.npy")]
+    want = (f"each file: --zero-infinity set the infinite loss of {zeroed} of 2 sequences to 0 (no alignment of "
+            "non-zero probability); they still count in the mean's denominator, as torch counts them")
+    total = json.loads(cli(*args, "-f", "json").stdout)["total"]
+    assert want in total["notes"]
+    mean = "each file: mean: each loss is divided by its target length, then averaged over the sequences"
+    assert mean in total["notes"]
+    parts = []
+    for i in range(2):
+        one = [a.replace("?", str(i)) for a in args]
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(cli(*one, "--partials").stdout)
+    assert want in json.loads(cli("merge", *parts, "-f", "json").stdout)["notes"]
+    x = RNG.standard_normal((4, 3))
+    np.save(tmp_path / "x0.npy", x)
+    np.save(tmp_path / "x1.npy", x)
+    np.save(tmp_path / "t32.npy", np.array([0, 1, 2, 0], np.int32))
+    np.save(tmp_path / "t64.npy", np.array([0, 1, 2, 0], np.int64))
+    mixed = json.loads(cli("ce", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy", "--target",
+                           tmp_path / "t32.npy", "--target", tmp_path / "t64.npy", "-f", "json").stdout)["total"]
+    assert [n for n in mixed["notes"] if "int32" in n] == [
+        f"{tmp_path / 'x0.npy'}: --target holds int32 class indices, read as the whole numbers they are; torch "
+        "refuses an index target of dtype int32 (it takes int64: target.long())"]
+
+
+def test_a_merge_says_it_has_no_baselines_where_one_run_of_the_files_has_them(cli, tmp_path):
+    """A partial carries the loss's sums only: merge printed no baselines and no word of them."""
+    d = ROOT / "examples"
+    parts = []
+    for name, ext in (("a", "npy"), ("b", "csv")):
+        parts.append(tmp_path / f"{name}.json")
+        parts[-1].write_text(cli("ce", "--logits", d / f"logits.{ext}", "--target", d / f"targets.{ext}",
+                                 "--partials").stdout)
+    merged = json.loads(cli("merge", *parts, "-f", "json").stdout)
+    note = ("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one run "
+            "(several files or a glob) for them")
+    assert "baselines" not in merged and note in merged["notes"]
+    together = json.loads(cli("ce", "--logits", d / "logits.npy", "--logits", d / "logits.csv", "--target",
+                              d / "targets.npy", "--target", d / "targets.csv", "-f", "json").stdout)["total"]
+    t = torch.from_numpy(np.load(d / "targets.npy"))
+    prior = torch.bincount(t, minlength=4).double() / len(t)  # the same targets twice: the same frequencies
+    want = -(prior * prior.log()).nansum().item()
+    assert together["baselines"]["prior"]["value"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("form", ["jsonl", "npz"])
+def test_from_stdin_with_several_files_reads_it_once_for_every_set(cli, tmp_path, form):
+    """--from - beside a repeated option: standard input was read again for the second set ('empty input')."""
+    x0, x1, t = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)), np.array([0, 3, 1])
+    np.save(tmp_path / "x0.npy", x0)
+    np.save(tmp_path / "x1.npy", x1)
+    if form == "jsonl":
+        data = "".join(json.dumps({"id": f"s{i}", "target": int(v)}) + "\n" for i, v in enumerate(t)).encode()
+    else:
+        buf = io.BytesIO()
+        np.savez(buf, target=t)
+        data = buf.getvalue()
+    args = ["--from", "-", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy", "-f", "plain"]
+    ran = cli("ce", *args, input=data)
+    want = [F.cross_entropy(torch.from_numpy(a), torch.from_numpy(t)).item() for a in (x0, x1)]
+    got = [float(v) for v in ran.stdout.split()]
+    assert got[:2] == pytest.approx(want, rel=1e-12)
+    ce_total = F.cross_entropy(torch.from_numpy(np.concatenate([x0, x1])), torch.from_numpy(np.tile(t, 2))).item()
+    assert got[2] == pytest.approx(ce_total, rel=1e-12)
+    cal = cli("calibration", *args, input=data)
+    assert len(cal.stdout.split()) == 3
+    assert cli("ce", *args[:2], "--target", "-", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy",
+               input=data, code=2).stderr == ("lossctl: error: --from: only one option may read standard input; "
+                                              "--target, --from all ask for '-'\n")
+
+
+def test_a_warning_of_one_file_among_several_names_it(cli, tmp_path):
+    """A row that does not sum to 1 in the second file was warned of as 'row [1]' with no file: the whole data's
+    row 4, read as the first file's row 1. A warning every file gives (kl's mean) is said once, unnamed."""
+    p = np.full((6, 3), 1 / 3)
+    p[4] *= 0.9
+    x = RNG.standard_normal((6, 3))
+    for i in range(2):
+        np.save(tmp_path / f"x{i}.npy", x[3 * i:3 * i + 3])
+        np.save(tmp_path / f"p{i}.npy", p[3 * i:3 * i + 3])
+    files = ["--logits", tmp_path / "x?.npy", "--target", tmp_path / "p?.npy", "-f", "plain"]
+    row = "--target: rows do not sum to 1 (first: row [1] sums to 0.9)"
+    assert cli("ce", *files).stderr == f"lossctl: warning: {tmp_path / 'x1.npy'}: {row}\n"
+    kl = cli("kl", *files).stderr.splitlines()
+    assert kl[1] == f"lossctl: warning: {tmp_path / 'x1.npy'}: {row}" and len(kl) == 2
+    assert kl[0].startswith("lossctl: warning: kl: reduction 'mean' divides the total loss")
+    cal = cli("calibration", "--probs", tmp_path / "p?.npy", "--target", "[0, 1, 2]", "-f", "plain").stderr
+    assert cal == (f"lossctl: warning: {tmp_path / 'p1.npy'}: --probs: rows do not sum to 1 (first: row [1] sums to "
+                   "0.9); the confidence is the largest value as given, not renormalised\n")
+    part = cli("calibration", "--probs", tmp_path / "p?.npy", "--target", "[0, 1, 2]", "--partials")
+    assert part.stderr == cal and json.loads(part.stdout)["warnings"] == [cal[len("lossctl: warning: "):-1]]

@@ -334,6 +334,29 @@ def test_classes_last_with_padding_equals_torchmetrics_and_the_axis_moved_by_han
     np.testing.assert_allclose(streamed["ece"], last["ece"], rtol=1e-12)
 
 
+def test_partials_with_padding_merge_as_torchmetrics_and_only_with_the_same_ignore_index(cli, tmp_path):
+    """gpt2_init's classes-last logits with -100 padding, in two shards: merged, torchmetrics' ignore_index value;
+    a shard made with another --ignore-index (or none) left out other targets, so merge refuses it (it added it)."""
+    d = _data("gpt2_init.npz")
+    x, t = d["logits_nlc"], d["labels_nl"]
+    half = len(x) // 2
+    docs = []
+    for i, rows in enumerate((slice(0, half), slice(half, None))):
+        ran = cli("calibration", "--logits", save(np.ascontiguousarray(x[rows]), tmp_path / f"x{i}.npy"), "--target",
+                  save(t[rows], tmp_path / f"t{i}.npy"), "--class-axis", "-1", "--ignore-index", "-100", "--partials")
+        docs.append(tmp_path / f"part{i}.json")
+        docs[-1].write_text(ran.stdout)
+    merged = json.loads(cli("merge", *docs, "-f", "json").stdout)
+    assert_matches(merged, np.moveaxis(x, -1, 1), t, ignore_index=-100)
+    other = np.where(t[:half] == -100, 0, t[:half])
+    ran = cli("calibration", "--logits", tmp_path / "x0.npy", "--target", save(other, tmp_path / "o.npy"),
+              "--class-axis", "-1", "--partials")
+    (tmp_path / "none.json").write_text(ran.stdout)
+    refused = cli("merge", tmp_path / "none.json", docs[1], code=2)
+    assert refused.stderr == ("lossctl: error: merge: cannot merge calibration partials whose ignore_index differ: "
+                              "none and -100\n")
+
+
 def test_segmentation_void_and_binary_padding_are_left_out_as_torchmetrics_does(cli, cancer, tmp_path):
     d = _data("segmentation_conv.npz")
     x, t = save(d["logits"], tmp_path / "x.npy"), save(d["target"], tmp_path / "t.npy")
@@ -346,3 +369,21 @@ def test_segmentation_void_and_binary_padding_are_left_out_as_torchmetrics_does(
     binary = run_json(cli, "--probs", cancer["probs"], "--target", save(y, tmp_path / "y.npy"), "--ignore-index", "-1")
     assert binary["task"] == "binary" and binary["count"] == int((y != -1).sum())
     assert_matches(binary, p, y, ignore_index=-1)
+
+
+def test_a_file_whose_every_target_is_ignored_is_named_among_several(cli, tmp_path):
+    """Its row is nan, as torchmetrics gives; the warning once read as if the whole run had no samples."""
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    rng = np.random.default_rng(2)
+    x0, x1, t1 = rng.standard_normal((4, 3)), rng.standard_normal((6, 3)), rng.integers(0, 3, 6)
+    files = [save(x0, tmp_path / "x0.npy"), save(x1, tmp_path / "x1.npy"), save(np.full(4, -100), tmp_path / "t0.npy"),
+             save(t1, tmp_path / "t1.npy")]
+    ran = cli("calibration", "--logits", files[0], "--logits", files[1], "--target", files[2], "--target", files[3],
+              "--ignore-index", "-100", "-f", "plain")
+    want = multiclass_calibration_error(torch.from_numpy(x1).softmax(1), torch.from_numpy(t1), 3, n_bins=15).item()
+    rows = ran.stdout.split()
+    assert rows[0] == "nan" and float(rows[2]) == pytest.approx(want, rel=1e-6)
+    assert ran.stderr == (f"lossctl: warning: {files[0]}: no samples: the calibration error is undefined (every target "
+                          "ignored, or none given); the total counts nothing of it\n")

@@ -127,6 +127,20 @@ def test_plain_and_partials_output_as_a_local_run(scheduler, cli, tmp_path):
         assert (remote.stdout, remote.stderr) == (local.stdout, local.stderr)
 
 
+def test_a_rule_each_shard_is_too_small_to_conclude_warns_as_a_local_run(scheduler, cli, tmp_path):
+    """Sigmoid outputs, 10 per shard: each worker's Result carries its weak finding back, and the total joins
+    them as a local run does (40 values over [0, 1] conclude)."""
+    address, _ = scheduler
+    p = np.random.default_rng(5).uniform(0.02, 0.98, 40)
+    for i in range(4):
+        np.save(tmp_path / f"p{i}.npy", p[i * 10:(i + 1) * 10])
+        np.save(tmp_path / f"y{i}.npy", (p[i * 10:(i + 1) * 10] > 0.5).astype(np.int64))
+    args = ["bce", "--logits", str(tmp_path / "p?.npy"), "--target", str(tmp_path / "y?.npy"), "-f", "plain"]
+    local, remote = cli(*args), cli(*args, "--scheduler", address)
+    assert local.stderr.startswith("lossctl: warning: --logits look like sigmoid outputs")
+    assert (remote.stdout, remote.stderr) == (local.stdout, local.stderr)
+
+
 def test_local_cluster_of_two_processes(cli, tmp_path):
     files = shards("ce", tmp_path, n=4, seed=1)
     args = ["ce", *args_of(files)]

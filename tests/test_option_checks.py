@@ -96,6 +96,30 @@ def test_a_float32_ce_that_rounds_past_709_78_gives_inf_not_a_traceback():
     assert math.isinf(want) and math.isinf(got.value) and got.warnings[0].startswith("perplexity is inf")
 
 
+def test_a_float32_perplexity_shard_past_88_7_warns_only_where_its_total_overflows(cli, tmp_path):
+    """A --partials shard prints no perplexity: its own overflow is no warning (it once was, repeated by merge
+    beside the finite total); the merged total warns where torch.exp of the whole float32 CE overflows."""
+    import numpy as np
+
+    hot = np.tile(np.array([[100.0, 0.0]], np.float32), (2, 1))  # CE 100 against target 1
+    sure = np.tile(np.array([[100.0, 0.0]], np.float32), (6, 1))  # CE 0 against target 0
+    parts = []
+    for name, x, t in (("a", hot, np.ones(2, np.int64)), ("b", sure, np.zeros(6, np.int64))):
+        np.save(tmp_path / f"x{name}.npy", x)
+        np.save(tmp_path / f"t{name}.npy", t)
+        ran = cli("perplexity", "--logits", str(tmp_path / f"x{name}.npy"), "--target", str(tmp_path / f"t{name}.npy"),
+                  "--partials")
+        assert ran.stderr == "" and json.loads(ran.stdout)["warnings"] == []
+        parts.append(tmp_path / f"{name}.json")
+        parts[-1].write_text(ran.stdout)
+    x, t = torch.from_numpy(np.concatenate([hot, sure])), torch.tensor([1, 1] + [0] * 6)
+    want = torch.exp(F.cross_entropy(x, t)).item()
+    merged = cli("merge", *map(str, parts), "-f", "plain")
+    assert math.isfinite(want) and float(merged.stdout) == pytest.approx(want, rel=1e-5) and merged.stderr == ""
+    both = cli("merge", str(parts[0]), str(parts[0]), "-f", "plain")
+    assert both.stdout == "inf\n" and both.stderr.startswith("lossctl: warning: perplexity is inf: exp(100) overflows")
+
+
 @pytest.mark.parametrize("dtype, low", [(torch.float32, -88.0), (torch.float64, -709.5)])
 def test_perplexity_just_below_the_overflow_stays_finite_as_torch_gives(dtype, low):
     """float64's exp overflows past 709.78; lossctl once gave inf from 709 on."""

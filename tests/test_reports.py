@@ -824,3 +824,63 @@ def test_sigmoid_outputs_sorted_by_score_warn_streamed_as_whole(tmp_path, monkey
             assert loss.value == pytest.approx(float(want), rel=1e-6)
             for result in (loss, cal):
                 assert any("sigmoid outputs" in w for w in result.warnings) == (name == "wide"), (name, stream_it)
+
+
+def sigmoid_shards(tmp_path, n=4, size=10):
+    """Sigmoid outputs spread over [0, 1], split into files too small (fewer than 16 values) to conclude alone."""
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.02, 0.98, n * size)
+    y = (rng.random(p.size) < p).astype(np.int64)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    for i in range(n):
+        np.save(tmp_path / f"p{i}.npy", p[i * size:(i + 1) * size])
+        np.save(tmp_path / f"y{i}.npy", y[i * size:(i + 1) * size])
+    return p, y
+
+
+def test_sigmoid_outputs_split_over_small_files_warn_as_one_file_does(cli, tmp_path):
+    """Each file of 10 values is too few to conclude, all 40 are enough: several files, and their partials merged,
+    warn as the same values in one file do (they said nothing: each file's weak finding was dropped)."""
+    p, y = sigmoid_shards(tmp_path)
+    warning = "lossctl: warning: --logits look like sigmoid outputs"
+    whole = cli("bce", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert whole.stderr.startswith(warning)
+    alone = cli("bce", "--logits", tmp_path / "p0.npy", "--target", tmp_path / "y0.npy", "-f", "plain")
+    assert alone.stderr == ""
+    files = ["--logits", str(tmp_path / "p?.npy"), "--target", str(tmp_path / "y?.npy")]
+    many = cli("bce", *files, "-f", "plain")
+    want = F.binary_cross_entropy_with_logits(T(p), T(y).double()).item()
+    assert float(many.stdout.split()[-1]) == pytest.approx(want, rel=1e-12) and many.stderr == whole.stderr
+    assert cli("bce", *files, "--strict", code=2).stderr.startswith("lossctl: error: --strict: --logits look like")
+    parts = []
+    for i in range(4):
+        ran = cli("bce", "--logits", tmp_path / f"p{i}.npy", "--target", tmp_path / f"y{i}.npy", "--partials")
+        assert ran.stderr == ""
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(ran.stdout)
+    merged = cli("merge", *parts, "-f", "plain")
+    assert float(merged.stdout) == pytest.approx(want, rel=1e-12) and merged.stderr == whole.stderr
+    assert cli("merge", *parts[:1], "-f", "plain").stderr == ""  # 10 values alone still conclude nothing
+
+
+def test_sigmoid_outputs_split_over_small_files_warn_in_calibration_as_one_file_does(cli, tmp_path):
+    """calibration's binary scores likewise: several files and merged calibration partials join what each file
+    is too small to conclude (they dropped it)."""
+    p, y = sigmoid_shards(tmp_path)
+    whole = cli("calibration", "--logits", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "-f", "plain")
+    assert whole.stderr.startswith("lossctl: warning: --logits look like sigmoid outputs")
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    want = binary_calibration_error(torch.sigmoid(T(p)), T(y), n_bins=15).item()
+    many = cli("calibration", "--logits", tmp_path / "p?.npy", "--target", tmp_path / "y?.npy", "-f", "plain")
+    assert float(many.stdout.split()[-1]) == pytest.approx(want, rel=1e-5) and many.stderr == whole.stderr
+    parts = []
+    for i in range(4):
+        ran = cli("calibration", "--logits", tmp_path / f"p{i}.npy", "--target", tmp_path / f"y{i}.npy", "--partials")
+        assert ran.stderr == ""
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(ran.stdout)
+    merged = cli("merge", *parts, "-f", "plain")
+    assert float(merged.stdout) == pytest.approx(want, rel=1e-5) and merged.stderr == whole.stderr
+    assert cli("merge", *parts[:1], "-f", "plain").stderr == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
@@ -221,6 +222,19 @@ class Finding(str):
 def concluded(warnings: list[str]) -> list[str]:
     """The warnings without weak findings (a rule met on too few values to conclude): what a run reports."""
     return [w for w in warnings if not getattr(w, "weak", False)]
+
+
+def weak_findings(warnings: list[str]) -> list[Finding]:
+    """The findings `concluded` leaves out, which parts of one array (files, shards) join (joined_findings)."""
+    return [w for w in warnings if getattr(w, "weak", False)]
+
+
+def joined_findings(parts: list[list[str]]) -> list[Finding]:
+    """Each every-rule that every part reports (weak or not), its findings joined in part order: over files or
+    shards of one array, what a read of the whole would decide (too few values in each, enough together)."""
+    found = [{w.key: w for w in part if getattr(w, "every", False)} for part in parts]
+    keys = [k for k in found[0] if all(k in f for f in found[1:])] if found else []
+    return [functools.reduce(Finding.joined, (f[k] for f in found)) for k in keys]
 
 
 def row_sum_warning(role: str, probs: np.ndarray, axis: int, atol: float, then: str = "") -> Finding | None:
