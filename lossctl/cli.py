@@ -84,8 +84,8 @@ def choice(*values: str) -> Any:
 
 
 FormatOpt = Annotated[choice(*FORMATS), typer.Option("--format", "-f",
-                                        help="auto: a table on a terminal, plain in a pipe (--by-class or --worst: "
-                                             "CSV; both: JSON).")]
+                                        help="auto: a table on a terminal, plain in a pipe (a breakdown asked for: "
+                                             "CSV; both breakdowns: JSON).")]
 DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
                                        help="auto: binary files keep their float dtype, text computes in float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "

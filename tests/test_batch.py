@@ -307,7 +307,7 @@ def test_the_files_loss_notes_reach_the_total_and_merge(cli, tmp_path):
     for opt, name in (("--log-probs", "lp"), ("--target", "t"), ("--input-lengths", "il"), ("--target-lengths", "tl")):
         args += [opt, str(tmp_path / f"{name}?.npy")]
     want = (f"each file: --zero-infinity set the infinite loss of {zeroed} of 2 sequences to 0 (no alignment of "
-            "non-zero probability); they still count in the mean's denominator, as torch counts them")
+            "non-zero probability); it still counts in the mean's denominator, as torch counts them")
     total = json.loads(cli(*args, "-f", "json").stdout)["total"]
     assert want in total["notes"]
     mean = "each file: mean: each loss is divided by its target length, then averaged over the sequences"
@@ -327,7 +327,7 @@ def test_the_files_loss_notes_reach_the_total_and_merge(cli, tmp_path):
                            tmp_path / "t32.npy", "--target", tmp_path / "t64.npy", "-f", "json").stdout)["total"]
     assert [n for n in mixed["notes"] if "int32" in n] == [
         f"{tmp_path / 'x0.npy'}: --target holds int32 class indices, read as the whole numbers they are; torch "
-        "refuses an index target of dtype int32 (it takes int64: target.long())"]
+        "refuses class indices of dtype int32 (it takes int64 or uint8: target.long())"]
 
 
 def test_a_merge_says_it_has_no_baselines_where_one_run_of_the_files_has_them(cli, tmp_path):
