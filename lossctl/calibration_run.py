@@ -310,11 +310,7 @@ def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *,
     labelled = _labelled_sums(sources, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
                               partials=True)
     sums = _added([s for _, s in labelled])
-    parts = [concluded(s.warnings) for _, s in labelled]  # named by file where not every file gave them
-    given = {w for part in parts for w in part}
-    warnings = [*by_file([label for label, _ in labelled], parts, ""), *(w for w in concluded(sums.warnings)
-                                                                          if w not in given)]
-    warnings = _strict(list(dict.fromkeys(warnings)), cs)
+    warnings = _strict(concluded([*(w for _, s in labelled for w in s.warnings), *sums.warnings]), cs)
     return {"kind": PARTIAL_KIND, "version": 1, "task": sums.task, "norm": cs.norm, "bins": cs.bins,
             "binning": cs.binning, "dtype": sums.dtype, "partial": sums.partial.to_dict(), "warnings": warnings,
             "files": [label for label, _ in labelled] if len(labelled) > 1 else [],
