@@ -102,7 +102,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         kept = np.concatenate([np.asarray(r.kept).reshape(-1) for r in results])
     first = results[0]
     report, found = merged_reports(spec, st, results, total)
-    loss_notes = by_file(labels, [r.loss_notes for r in results])
+    loss_notes = files_notes(labels, [r.loss_notes for r in results])
     notes = [f"every value of {len(results)} files, in file order" if st.reduction == "none" else
              f"exact total over {len(results)} files: their partial sums added"
              + (", then divided" if st.reduction != "sum" else ""), *loss_notes]
@@ -118,20 +118,18 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
                          final=final,
                          backend="+".join(sorted({r.backend for r in results})), notes=notes,
                          values=values, kept=kept, report=report, baselines=found)
-    given = {w for r in results for w in r.warnings}  # said of its file already, not again as the total's
-    warnings = by_file(labels, [r.warnings for r in results], each="") + [w for w in merged.warnings if w not in given]
+    warnings = [w for r in results for w in r.warnings] + merged.warnings
     merged.loss_notes = loss_notes
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
 
 
-def by_file(labels: Sequence[str], parts: list[list[str]], each: str = "each file: ") -> list[str]:
-    """The files' notes or warnings, for their total: one every file gave once (after `each`); any other after the
-    name of the file that gave it (a count such as --zero-infinity's, a row such as 'first: row [1]', is that
-    file's)."""
+def files_notes(labels: Sequence[str], parts: list[list[str]]) -> list[str]:
+    """What the files' computations noted, for their total: a note every file gave once, as each file's; any
+    other after the name of the file that gave it (a count such as --zero-infinity's is that file's)."""
     if len(parts) < 2:
         return [n for part in parts for n in part]
     common = set(parts[0]).intersection(*parts[1:])
-    return [f"{each}{n}" for n in parts[0] if n in common] + \
+    return [f"each file: {n}" for n in parts[0] if n in common] + \
         [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
 
 
@@ -407,7 +405,7 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
     then = ", then divided" if st.reduction != "sum" else ""
     labels = labels if len(labels) == len(docs) else [f"partial {i + 1}" for i in range(len(docs))]
     notes = [f"merged from {len(docs)} partials: sums added{then}",
-             *by_file(labels, [d.get("notes") or [] for d in docs])]
+             *files_notes(labels, [d.get("notes") or [] for d in docs])]
     if wants_baselines(spec, st, total):  # a run over the files together has them (run_many)
         notes.append("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one "
                      "run (several files or a glob) for them")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import stream as streaming
-from .batch import by_file, expand, fields_problem, pair, pending_document, pending_findings, pending_problem
+from .batch import expand, fields_problem, pair, pending_document, pending_findings, pending_problem
 from .calibration import (
     NO_SAMPLES,
     NORMS,
@@ -296,12 +296,11 @@ def calibrate_files(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtyp
     total = finish(_added([s for _, s in labelled]), cs,
                    [f"exact total over {len(labelled)} files: their per-bin sums added, then divided"])
     labels = [label for label, _ in labelled]
-    # the files' warnings, each named by its file unless every file gave it (as a loss run's), then the total's own
-    parts = [[f"{w} (every target ignored, or none given); the total counts nothing of it"
-              if r.count == 0 and w == NO_SAMPLES else w for w in r.warnings] for r in results]
-    given = {w for part in parts for w in part}
-    warnings = [*by_file(labels, parts, ""), *(w for w in total.warnings if w not in given)]
-    return CalibrationFiles(labels, results, total, warnings=list(dict.fromkeys(warnings)))
+    # the files' warnings (one with no samples named, as a loss names a file whose mean is empty), then the total's
+    warnings = [w if not (r.count == 0 and w == NO_SAMPLES) else f"{label}: {w} (every target ignored, or none "
+                "given); the total counts nothing of it" for label, r in zip(labels, results, strict=True)
+                for w in r.warnings]
+    return CalibrationFiles(labels, results, total, warnings=list(dict.fromkeys([*warnings, *total.warnings])))
 
 
 def calibration_document(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str = "auto",

@@ -374,23 +374,3 @@ def test_from_stdin_with_several_files_reads_it_once_for_every_set(cli, tmp_path
     assert cli("ce", *args[:2], "--target", "-", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy",
                input=data, code=2).stderr == ("lossctl: error: --from: only one option may read standard input; "
                                               "--target, --from all ask for '-'\n")
-
-
-def test_a_warning_of_one_file_among_several_names_it(cli, tmp_path):
-    """A row that does not sum to 1 in the second file was warned of as 'row [1]' with no file: the whole data's
-    row 4, read as the first file's row 1. A warning every file gives (kl's mean) is said once, unnamed."""
-    p = np.full((6, 3), 1 / 3)
-    p[4] *= 0.9
-    x = RNG.standard_normal((6, 3))
-    for i in range(2):
-        np.save(tmp_path / f"x{i}.npy", x[3 * i:3 * i + 3])
-        np.save(tmp_path / f"p{i}.npy", p[3 * i:3 * i + 3])
-    files = ["--logits", tmp_path / "x?.npy", "--target", tmp_path / "p?.npy", "-f", "plain"]
-    row = "--target: rows do not sum to 1 (first: row [1] sums to 0.9)"
-    assert cli("ce", *files).stderr == f"lossctl: warning: {tmp_path / 'x1.npy'}: {row}\n"
-    kl = cli("kl", *files).stderr.splitlines()
-    assert kl[1] == f"lossctl: warning: {tmp_path / 'x1.npy'}: {row}" and len(kl) == 2
-    assert kl[0].startswith("lossctl: warning: kl: reduction 'mean' divides the total loss")
-    cal = cli("calibration", "--probs", tmp_path / "p?.npy", "--target", "[0, 1, 2]", "-f", "plain").stderr
-    assert cal == (f"lossctl: warning: {tmp_path / 'p1.npy'}: --probs: rows do not sum to 1 (first: row [1] sums to "
-                   "0.9); the confidence is the largest value as given, not renormalised\n")
