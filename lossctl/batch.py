@@ -90,8 +90,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
                             final=not parts, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
     if len(results) == 1:
         return results[0]
-    primary = next(r.name for r in spec.roles if sets[0].get(r.name) is not None)
-    labels = [str(getattr(s[primary], "source", s[primary])) for s in sets]  # a shared '-' read: <stdin>
+    labels = set_labels(spec, sets)
     _same_constants(results, labels)
     total = Partial()
     for r in results:
@@ -123,13 +122,29 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
     return MultiResult(labels, results, merged, warnings=list(dict.fromkeys(warnings)))
 
 
+def set_labels(spec: LossSpec, sets: list[dict[str, Any]]) -> list[str]:
+    """A name for each set of files: the file of its first role whose file differs between the sets (a shared
+    --logits, or a shared '-' read once, names none of them), else of its first role given as files; else 'set N'."""
+    def files(role: str) -> list:
+        values = [getattr(s.get(role), "source", s.get(role)) for s in sets]  # a shared '-' read once is a Loaded
+        return values if all(isinstance(v, str) and v != STDIN for v in values) else []
+
+    named = [names for r in spec.roles if (names := files(r.name))]
+    return next((names for names in named if len(set(names)) == len(sets)),
+                named[0] if named else [f"set {i + 1}" for i in range(len(sets))])
+
+
+EACH_FILE = "each file: "  # a note every file of a run gave; a partial of several files holds its notes so, and
+# a merge takes them as that partial's own
+
+
 def files_notes(labels: Sequence[str], parts: list[list[str]]) -> list[str]:
     """What the files' computations noted, for their total: a note every file gave once, as each file's; any
     other after the name of the file that gave it (a count such as --zero-infinity's is that file's)."""
     if len(parts) < 2:
         return [n for part in parts for n in part]
     common = set(parts[0]).intersection(*parts[1:])
-    return [f"each file: {n}" for n in parts[0] if n in common] + \
+    return [f"{EACH_FILE}{n}" for n in parts[0] if n in common] + \
         [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
 
 
@@ -405,7 +420,7 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
     then = ", then divided" if st.reduction != "sum" else ""
     labels = labels if len(labels) == len(docs) else [f"partial {i + 1}" for i in range(len(docs))]
     notes = [f"merged from {len(docs)} partials: sums added{then}",
-             *files_notes(labels, [d.get("notes") or [] for d in docs])]
+             *files_notes(labels, [[n.removeprefix(EACH_FILE) for n in d.get("notes") or []] for d in docs])]
     if wants_baselines(spec, st, total):  # a run over the files together has them (run_many)
         notes.append("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one "
                      "run (several files or a glob) for them")

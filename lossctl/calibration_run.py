@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import stream as streaming
-from .batch import expand, fields_problem, pair, pending_document, pending_findings, pending_problem
+from .batch import expand, fields_problem, pair, pending_document, pending_findings, pending_problem, set_labels
 from .calibration import (
     NO_SAMPLES,
     NORMS,
@@ -278,9 +278,8 @@ def _labelled_sums(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype
     if len(sets) > 1 and cs.binning == "quantile":
         raise UsageError("quantile bins are drawn from one set of confidences; several files need --binning "
                          "uniform, whose sums add", option="--binning")
-    primary = next((r.name for r in CALIBRATION.roles if sets[0].get(r.name) is not None), "logits")
-    return [(str(s.get(primary)), sums_of(s, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
-                                           partials=partials)) for s in sets]
+    return [(label, sums_of(s, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress, partials=partials))
+            for label, s in zip(set_labels(CALIBRATION, sets), sets, strict=True)]
 
 
 def calibrate_files(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str = "auto",

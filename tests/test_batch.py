@@ -374,3 +374,37 @@ def test_from_stdin_with_several_files_reads_it_once_for_every_set(cli, tmp_path
     assert cli("ce", *args[:2], "--target", "-", "--logits", tmp_path / "x0.npy", "--logits", tmp_path / "x1.npy",
                input=data, code=2).stderr == ("lossctl: error: --from: only one option may read standard input; "
                                               "--target, --from all ask for '-'\n")
+
+
+def test_each_set_is_named_by_the_file_that_differs(cli, tmp_path):
+    """A shared --logits (or a shared --from - read once) names no set: the --target files do."""
+    x = RNG.standard_normal((6, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "xb.npz", logits=x)
+    ys = [RNG.integers(0, 3, 6) for _ in range(2)]
+    for i, y in enumerate(ys):
+        np.save(tmp_path / f"y{i}.npy", y)
+    targets = ["--target", str(tmp_path / "y0.npy"), "--target", str(tmp_path / "y1.npy")]
+    want = F.cross_entropy(torch.from_numpy(np.concatenate([x, x])), torch.from_numpy(np.concatenate(ys))).item()
+    for args, stdin in ((["--logits", str(tmp_path / "x.npy")], None), (["--from", "-"], (tmp_path / "xb.npz"))):
+        doc = json.loads(cli("ce", *args, *targets, "-f", "json",
+                             input=stdin.read_bytes() if stdin else None).stdout)
+        assert [f["file"] for f in doc["files"]] == [str(tmp_path / "y0.npy"), str(tmp_path / "y1.npy")]
+        assert doc["total"]["value"] == pytest.approx(want, rel=1e-12)
+
+
+def test_merging_partials_of_several_files_says_each_files_note_once(cli, tmp_path):
+    """A partial of several files holds 'each file: ...' notes; a merge of two such took them for the partial's
+    own and said 'each file: each file: ...'."""
+    x = RNG.standard_normal((6, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", np.array([1.0, 2.0, 3.0]))
+    for i in range(2):
+        np.save(tmp_path / f"y{i}.npy", RNG.integers(0, 3, 6))
+    ran = cli("ce", "--logits", str(tmp_path / "x.npy"), "--logits", str(tmp_path / "x.npy"), "--target",
+              str(tmp_path / "y0.npy"), "--target", str(tmp_path / "y1.npy"), "--weight", str(tmp_path / "w.npy"),
+              "--partials")
+    (tmp_path / "m.json").write_text(ran.stdout)
+    notes = json.loads(cli("merge", str(tmp_path / "m.json"), str(tmp_path / "m.json"), "-f", "json").stdout)["notes"]
+    weighted = [n for n in notes if "weighted mean" in n]
+    assert len(weighted) == 1 and weighted[0].startswith("each file: weighted mean")
