@@ -262,8 +262,10 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
                          "sample, so leave the ignored ones out (ce and decompose take --ignore-index)",
                          option="--target")
     tol = _tolerances(ctx.dtype, atol, rtol)
-    # (C) logits with one class index are one unbatched sample, as ce reads them; (N) logits are binary
-    unbatched = not probs_given and x_np.ndim == 1 and t_np.ndim == 0
+    # (C) logits with one class index, or with a (C) distribution that is no 0/1 labels, are one unbatched sample,
+    # as ce reads them; (N) logits with 0/1 labels are binary
+    labels01 = set(np.unique(t_np).tolist()) <= {0, 1}
+    unbatched = not probs_given and x_np.ndim == 1 and (t_np.ndim == 0 or (t_np.shape == x_np.shape and not labels01))
     multi = not probs_given and (x_np.ndim >= 2 or unbatched)
     binary = probs_given or (x_np.ndim == 1 and not unbatched) or (x_np.ndim == 2 and x_np.shape[1] == 2)
     # whole-number floats are class indices (or 0/1 labels) where their shape says so, as the losses read them
@@ -274,7 +276,7 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     found: dict[str, CheckResult] = {}
     if multi and is_index:
         found.update((c.name, c) for c in _index_checks(x_np, t_np, ctx, tol))
-    if binary and is_index and set(np.unique(t_np).tolist()) <= {0, 1}:
+    if binary and is_index and labels01:
         found["bce-nll"] = _binary_check(x_np, t_np, probs_given, ctx, tol)
     if multi:
         found["decompose"] = decompose(logits=x_np, target=t_np, dtype=str(ctx.dtype), atol=tol[0], rtol=tol[1])

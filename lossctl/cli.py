@@ -397,7 +397,7 @@ def decompose_cmd(
 @handles_errors
 def check_cmd(
     logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2), (N), or (C) with one "
-                                               "class index.")] = None,
+                                               "class index or distribution.")] = None,
     probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities instead: (N), (N, 2) rows, or "
                                               "one per 0/1 label.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1), or probabilities of the "

@@ -393,6 +393,28 @@ def test_check_takes_unbatched_logits_with_one_class_index_as_ce_does(cli, rng):
     assert [ln.split("\t")[1] for ln in out.splitlines()] == ["ok", "ok", "skipped", "ok", "ok"]
 
 
+
+def test_check_takes_unbatched_logits_with_a_target_distribution_as_ce_and_decompose_do(cli, rng):
+    """(C) logits with a (C) distribution are one sample to torch, `lossctl ce` and `lossctl decompose`; check said
+    no identity applies. (C) 0/1 labels stay binary logits with their labels."""
+    x = rng.normal(size=C)
+    q = rng.dirichlet(np.ones(C))
+    res = by_name(lossctl.check(logits=x, target=q))
+    assert res["ce-nll"].skipped and res["onehot-index"].skipped and res["bce-nll"].skipped
+    logits = torch.tensor(x, requires_grad=True)
+    ce = F.cross_entropy(logits, torch.tensor(q))
+    ce.backward()
+    entropy = scipy.stats.entropy(q)
+    assert res["decompose"].ok and res["decompose"].rows[0].left == pytest.approx(float(ce.detach()), rel=1e-12)
+    assert res["decompose"].rows[0].extra["entropy"] == pytest.approx(entropy, rel=1e-12)
+    assert res["ce-grad"].ok and len(res["ce-grad"].rows) == 1
+    worst = int(res["ce-grad"].rows[0].extra["class"])
+    assert res["ce-grad"].rows[0].left == pytest.approx(float(logits.grad[worst]), rel=1e-12)
+    out = cli("check", "--logits", json.dumps(x.tolist()), "--target", json.dumps(q.tolist()), "-f", "plain").stdout
+    assert [ln.split("\t")[1] for ln in out.splitlines()] == ["skipped", "skipped", "skipped", "ok", "ok"]
+    labels = by_name(lossctl.check(logits=x, target=np.eye(C)[1]))
+    assert labels["bce-nll"].ok and labels["decompose"].skipped
+
 def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_probs(cli, rng):
     """The tutorial's rows [1 - p, p] given as (N, 2) probabilities with (N) labels; and one 0/1 label per
     probability (multi-label), as integers or whole-number floats alike."""
