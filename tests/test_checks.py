@@ -439,6 +439,19 @@ def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_prob
                          "only, as 1 - p and p")
 
 
+@pytest.mark.parametrize("role, scores", [("probs", [0.3, 0.7]), ("logits", [0.3, 2.0])])
+def test_check_binary_identity_on_one_two_class_sample_with_its_label(cli, role, scores):
+    """(2) scores with one label are one two-class sample, as nll --probs and ce read them: --probs said 'shape ()
+    does not match --probs (2,)', and (2) logits skipped bce-nll."""
+    p = torch.tensor(scores, dtype=torch.float64)
+    p1 = p[1] if role == "probs" else torch.softmax(p, 0)[1]
+    expected = float(F.binary_cross_entropy(p1, torch.tensor(1.0, dtype=torch.float64)))
+    (row,) = by_name(lossctl.check(**{role: scores}, target=1))["bce-nll"].rows
+    assert row.ok and row.left == pytest.approx(expected, rel=1e-12) and row.right == pytest.approx(expected, rel=1e-12)
+    out = cli("check", f"--{role}", json.dumps(scores), "--target", "1", "-f", "plain").stdout
+    assert out.splitlines()[2].split("\t")[:2] == ["bce-nll", "ok"]
+
+
 TWICE = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within "
          "1e-06): softmax would be applied twice; ")
 
