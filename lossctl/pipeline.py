@@ -476,7 +476,8 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
     result = make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
                          shapes={name: list(item.array.shape) for name, item in loaded.items()},
                          warnings=out.warnings, notes=out.notes, final=final, backend=backend,
-                         constants=fingerprints(spec, arrays), report=report, baselines=found, values=values,
+                         constants={**fingerprints(spec, arrays), **({"form": out.form} if out.form else {})},
+                         report=report, baselines=found, values=values,
                          kept=_not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
     result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
     result.loss_notes = list(dict.fromkeys(out.notes))

@@ -25,6 +25,8 @@ class LossOutput:
     rows: the batch size, for `batchmean`.
     unit: what one denominator counts ("targets", "elements", "samples", "rows").
     ignored: how many targets ignore_index removed.
+    form: which of the loss's forms computed the values, where its inputs choose one (focal: the multi-class form
+        for index targets, else the sigmoid form); files of two forms give no one loss, so their sums never add.
     """
 
     values: Any
@@ -36,6 +38,7 @@ class LossOutput:
     weighted: bool = False
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    form: str = ""
 
 
 @dataclass
