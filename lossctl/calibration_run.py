@@ -279,8 +279,13 @@ def _labelled_sums(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype
         raise UsageError("quantile bins are drawn from one set of confidences; several files need --binning "
                          "uniform, whose sums add", option="--binning")
     primary = next((r.name for r in CALIBRATION.roles if sets[0].get(r.name) is not None), "logits")
-    return [(str(s.get(primary)), sums_of(s, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
-                                           partials=partials)) for s in sets]
+    labelled = [(str(s.get(primary)), sums_of(s, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
+                                               partials=partials)) for s in sets]
+    for label, sums in labelled[1:]:  # as merge refuses partials of two tasks
+        if sums.task != labelled[0][1].task:
+            raise UsageError(f"{label} is {sums.task} and {labelled[0][0]} {labelled[0][1].task}: their bins do not "
+                             "add up to one calibration error", option=flag(primary))
+    return labelled
 
 
 def calibrate_files(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype: str = "auto",
