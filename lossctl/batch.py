@@ -200,6 +200,10 @@ def evaluate_sets(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, s
 def _same_constants(results: list[Result], labels: list[str]) -> None:
     """Per-class arrays (weight, pos_weight) must be one and the same for a total to be one torch call."""
     for label, r in zip(labels, results, strict=True):
+        forms = (r.constants.get("form"), results[0].constants.get("form"))
+        if forms[0] != forms[1]:  # focal's multi-class form beside its sigmoid form: two losses
+            raise UsageError(f"{label} gives the {forms[0]} form and {labels[0]} the {forms[1]} form: their sums "
+                             "do not add up to one loss", option="--target")
         if r.constants != results[0].constants:
             role = next(iter(set(r.constants) ^ set(results[0].constants) or r.constants))
             raise UsageError(f"{label} was computed with another {role} than {labels[0]}: their sums do not add "
@@ -395,6 +399,10 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
         raise UsageError("give at least one partial file", option="merge")
     first = docs[0]
     for d in docs[1:]:
+        forms = ((d.get("constants") or {}).get("form"), (first.get("constants") or {}).get("form"))
+        if None not in forms and forms[0] != forms[1]:  # a partial of a version before forms says none
+            raise UsageError(f"cannot merge partials of two forms of the loss, {forms[1]} and {forms[0]}: their sums "
+                             "do not add up to one loss", option="merge")
         for key in ("loss", "reduction", "options", "constants"):
             if d.get(key) != first.get(key):
                 what = "per-class arrays (weight, pos_weight)" if key == "constants" else key

@@ -219,6 +219,8 @@ def _binary_check(x_np, t_np, probs_given: bool, ctx: Context, tol) -> CheckResu
     import torch.nn.functional as F
 
     role = "probs" if probs_given else "logits"
+    if x_np.shape == (2,) and t_np.ndim == 0:  # one two-class sample with its label, as ce and nll read it
+        x_np, t_np = x_np.reshape(1, 2), t_np.reshape(1)
     # (N, 2) scores with (N) labels are two classes; probabilities of the labels' shape are one per label
     two_class = x_np.ndim == 2 and x_np.shape[1] == 2 and (not probs_given or t_np.shape == x_np.shape[:1])
     check_shape("target", t_np, x_np.shape[:1] if two_class else x_np.shape, flag(role), x_np.shape)
@@ -262,10 +264,12 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
                          "sample, so leave the ignored ones out (ce and decompose take --ignore-index)",
                          option="--target")
     tol = _tolerances(ctx.dtype, atol, rtol)
-    # (C) logits with one class index are one unbatched sample, as ce reads them; (N) logits are binary
-    unbatched = not probs_given and x_np.ndim == 1 and t_np.ndim == 0
+    # (C) logits with one class index, or with a (C) distribution that is no 0/1 labels, are one unbatched sample,
+    # as ce reads them; (N) logits with 0/1 labels are binary
+    labels01 = set(np.unique(t_np).tolist()) <= {0, 1}
+    unbatched = not probs_given and x_np.ndim == 1 and (t_np.ndim == 0 or (t_np.shape == x_np.shape and not labels01))
     multi = not probs_given and (x_np.ndim >= 2 or unbatched)
-    binary = probs_given or (x_np.ndim == 1 and not unbatched) or (x_np.ndim == 2 and x_np.shape[1] == 2)
+    binary = probs_given or (x_np.ndim == 1 and not unbatched) or (x_np.ndim <= 2 and x_np.shape[-1:] == (2,))
     # whole-number floats are class indices (or 0/1 labels) where their shape says so, as the losses read them
     index_shape = (t_np.ndim == x_np.ndim - 1 or (binary and t_np.shape == x_np.shape[:1])
                    or (probs_given and t_np.shape == x_np.shape))  # a 0/1 label per probability
@@ -274,7 +278,7 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     found: dict[str, CheckResult] = {}
     if multi and is_index:
         found.update((c.name, c) for c in _index_checks(x_np, t_np, ctx, tol))
-    if binary and is_index and set(np.unique(t_np).tolist()) <= {0, 1}:
+    if binary and is_index and labels01:
         found["bce-nll"] = _binary_check(x_np, t_np, probs_given, ctx, tol)
     if multi:
         found["decompose"] = decompose(logits=x_np, target=t_np, dtype=str(ctx.dtype), atol=tol[0], rtol=tol[1])

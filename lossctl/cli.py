@@ -397,9 +397,9 @@ def decompose_cmd(
 @handles_errors
 def check_cmd(
     logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2), (N), or (C) with one "
-                                               "class index.")] = None,
-    probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities instead: (N), (N, 2) rows, or "
-                                              "one per 0/1 label.")] = None,
+                                               "class index or distribution.")] = None,
+    probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities instead: (N), (N, 2) rows (or "
+                                              "one (2) row), or one per 0/1 label.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1), or probabilities of the "
                                                "logits' shape.")] = None,
     weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,), for the gradient "

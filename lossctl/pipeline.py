@@ -344,7 +344,7 @@ def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: np.dtype |
         bad = np.isnan(arr) | np.isposinf(arr) | (np.isneginf(arr) if not role.neg_inf_ok else False)
         idx = np.flatnonzero(bad)
         if idx.size:
-            raise ValueRangeError(f"{arr.flat[idx[0]]} at index {_where(role, arr, idx[0])} ({item.source}); inputs "
+            raise ValueRangeError(f"{arr.flat[idx[0]]}{_where(role, arr, idx[0])} ({item.source}); inputs "
                                   "must be finite" + ("" if not role.neg_inf_ok else " (-inf is allowed, as a mask)"),
                                   option=role.flag)
 
@@ -365,12 +365,16 @@ def _check_fits(role, item: Loaded, dtype: np.dtype | None, hi, lo) -> None:
         idx = np.flatnonzero(np.isfinite(arr) & (np.abs(arr) > top))
     if not idx.size:
         return
-    raise ValueRangeError(f"{arr.flat[idx[0]]} at index {_where(role, arr, idx[0])} ({item.source}) does not fit "
+    raise ValueRangeError(f"{arr.flat[idx[0]]}{_where(role, arr, idx[0])} ({item.source}) does not fit "
                           f"{np.dtype(dtype).name} (its largest is {top:.4g}); use --dtype float64", option=role.flag)
 
 
-def _where(role, arr: np.ndarray, i: int) -> list[int]:
-    return position(arr, i) if role.batched else [int(j) for j in np.unravel_index(i, arr.shape)]
+def _where(role, arr: np.ndarray, i: int) -> str:
+    """' at index [i, j]' of a flat position (rows of the whole file for batched roles); nothing for a single
+    number, which has no index."""
+    if not arr.ndim:
+        return ""
+    return f" at index {position(arr, i) if role.batched else [int(j) for j in np.unravel_index(i, arr.shape)]}"
 
 
 def row_mismatch_hint(loaded: Mapping[str, Loaded]) -> str | None:
@@ -472,7 +476,8 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
     result = make_result(spec, st, partial, dtype=ctx.dtype, unit=out.unit, weighted=out.weighted,
                          shapes={name: list(item.array.shape) for name, item in loaded.items()},
                          warnings=out.warnings, notes=out.notes, final=final, backend=backend,
-                         constants=fingerprints(spec, arrays), report=report, baselines=found, values=values,
+                         constants={**fingerprints(spec, arrays), **({"form": out.form} if out.form else {})},
+                         report=report, baselines=found, values=values,
                          kept=_not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
     result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
     result.loss_notes = list(dict.fromkeys(out.notes))

@@ -25,6 +25,8 @@ class LossOutput:
     rows: the batch size, for `batchmean`.
     unit: what one denominator counts ("targets", "elements", "samples", "rows").
     ignored: how many targets ignore_index removed.
+    form: which of the loss's forms computed the values, where its inputs choose one (focal: the multi-class form
+        for index targets, else the sigmoid form); files of two forms give no one loss, so their sums never add.
     """
 
     values: Any
@@ -36,6 +38,7 @@ class LossOutput:
     weighted: bool = False
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    form: str = ""
 
 
 @dataclass
@@ -85,21 +88,26 @@ def finish(partial: Partial, reduction: str) -> float:
 def describe(partial: Partial, reduction: str, *, unit: str, weighted: bool) -> str:
     """The denominator in words, e.g. 'mean over 6 of 8 targets; 2 ignored'."""
     if reduction == "none":
-        return f"none: {partial.count} values, not reduced"
+        return f"none: {_counted(partial.count, 'values')}, not reduced"
     if reduction == "sum":
-        return f"sum over {partial.count} {unit}" + (f"; {partial.ignored} ignored" if partial.ignored else "")
+        return f"sum over {_counted(partial.count, unit)}" + (f"; {partial.ignored} ignored" if partial.ignored else "")
     if reduction == "batchmean":
-        return f"batchmean: sum / {partial.rows} rows"
+        return f"batchmean: sum / {_counted(partial.rows, 'rows')}"
     kept = partial.count - partial.ignored
     if weighted:
         text = f"weighted mean: sum / {_num(partial.denominator)} (sum of the targets' class weights)"
     elif partial.ignored:
         text = f"mean over {kept} of {partial.count} {unit}"
     else:
-        text = f"mean over {_num(partial.denominator)} {unit}"
+        text = f"mean over {_counted(partial.denominator, unit)}"
     if partial.ignored:
         text += f"; {partial.ignored} ignored"
     return text
+
+
+def _counted(n: float, unit: str) -> str:
+    """'1 sequence', '2 sequences': one sample (an unbatched CTC sequence, one multi-margin sample) in the singular."""
+    return f"{_num(n)} {unit[:-1] if float(n) == 1 and unit.endswith('s') else unit}"
 
 
 def _num(x: float) -> str:

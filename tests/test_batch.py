@@ -90,6 +90,33 @@ def test_partials_then_merge_equals_single_pass(shards, tmp_path):
     assert float(res.stdout) == pytest.approx(float(want), rel=2e-6)
 
 
+
+def test_focal_files_of_its_two_forms_give_no_total(tmp_path):
+    """(N) whole-number targets are focal's multi-class form, (N, C) 0/1 labels its sigmoid form: two losses, whose
+    sums were added into one 'mean over 8 targets' (a mean over 2 targets and one over 6 elements)."""
+    x = np.array([[1.0, 2.0, 0.5], [0.3, 0.2, 0.1]])
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "index.npy", np.array([0.0, 2.0]))
+    np.save(tmp_path / "labels.npy", np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
+    files = {k: str(tmp_path / f"{k}.npy") for k in ("x", "index", "labels")}
+    res = run_cli("focal", "--logits", files["x"], "--logits", files["x"], "--target", files["index"], "--target",
+                  files["labels"], code=2)
+    assert res.stdout == "" and res.stderr == (
+        f"lossctl: error: --target: {files['x']} gives the sigmoid (0/1 labels) form and {files['x']} the multi-class "
+        "(softmax, index targets) form: their sums do not add up to one loss\n")
+    parts = []
+    for target in ("index", "labels"):
+        parts.append(tmp_path / f"{target}.json")
+        parts[-1].write_text(run_cli("focal", "--logits", files["x"], "--target", files[target], "--partials").stdout)
+    assert run_cli("merge", *map(str, parts), code=2).stderr == (
+        "lossctl: error: merge: cannot merge partials of two forms of the loss, multi-class (softmax, index targets) "
+        "and sigmoid (0/1 labels): their sums do not add up to one loss\n")
+    # one form in both files still adds up: the multi-class focal loss of the concatenated batch, written out
+    both = run_cli("focal", "--logits", files["x"], "--logits", files["x"], "--target", files["index"], "--target",
+                   files["index"], "-f", "plain").stdout.splitlines()
+    logp = torch.log_softmax(torch.tensor(np.concatenate([x, x])), 1)[torch.arange(4), torch.tensor([0, 2, 0, 2])]
+    assert float(both[-1]) == pytest.approx(float((-0.25 * (1 - logp.exp()) ** 2 * logp).mean()), rel=1e-12)
+
 def test_merge_rejects_other_json(tmp_path):
     (tmp_path / "x.json").write_text('{"value": 1}')
     res = invoke("merge", tmp_path / "x.json")

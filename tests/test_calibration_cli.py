@@ -177,6 +177,19 @@ def test_several_files_give_one_row_each_and_the_exact_total(cli, digits, tmp_pa
     np.testing.assert_allclose(float(plain[-1]), torchmetrics_error(x, t, "l1"), **F32)
 
 
+@pytest.mark.parametrize("extra", [(), ("--partials",)])
+def test_several_files_of_two_tasks_give_no_total(cli, tmp_path, extra):
+    """Binary scores beside multiclass ones: their bins were added into one error (0.26 here), where merge refuses
+    partials of two tasks."""
+    save(np.array([0.2, 0.9, 0.6]), tmp_path / "binary.npy")
+    save(np.array([[0.2, 0.8], [0.6, 0.4]]), tmp_path / "multi.npy")
+    res = cli("calibration", "--probs", str(tmp_path / "binary.npy"), "--probs", str(tmp_path / "multi.npy"),
+              "--target", "[0, 1, 1]", "--target", "[1, 0]", *extra, code=2)
+    assert res.stdout == "" and res.stderr == (
+        f"lossctl: error: --probs: {tmp_path / 'multi.npy'} is multiclass and {tmp_path / 'binary.npy'} binary: "
+        "their bins do not add up to one calibration error\n")
+
+
 def test_formats(cli, cancer):
     args = ("calibration", "--probs", cancer["probs"], "--target", cancer["target"])
     p, t = np.load(cancer["probs"]), np.load(cancer["target"])

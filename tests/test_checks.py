@@ -393,6 +393,28 @@ def test_check_takes_unbatched_logits_with_one_class_index_as_ce_does(cli, rng):
     assert [ln.split("\t")[1] for ln in out.splitlines()] == ["ok", "ok", "skipped", "ok", "ok"]
 
 
+
+def test_check_takes_unbatched_logits_with_a_target_distribution_as_ce_and_decompose_do(cli, rng):
+    """(C) logits with a (C) distribution are one sample to torch, `lossctl ce` and `lossctl decompose`; check said
+    no identity applies. (C) 0/1 labels stay binary logits with their labels."""
+    x = rng.normal(size=C)
+    q = rng.dirichlet(np.ones(C))
+    res = by_name(lossctl.check(logits=x, target=q))
+    assert res["ce-nll"].skipped and res["onehot-index"].skipped and res["bce-nll"].skipped
+    logits = torch.tensor(x, requires_grad=True)
+    ce = F.cross_entropy(logits, torch.tensor(q))
+    ce.backward()
+    entropy = scipy.stats.entropy(q)
+    assert res["decompose"].ok and res["decompose"].rows[0].left == pytest.approx(float(ce.detach()), rel=1e-12)
+    assert res["decompose"].rows[0].extra["entropy"] == pytest.approx(entropy, rel=1e-12)
+    assert res["ce-grad"].ok and len(res["ce-grad"].rows) == 1
+    worst = int(res["ce-grad"].rows[0].extra["class"])
+    assert res["ce-grad"].rows[0].left == pytest.approx(float(logits.grad[worst]), rel=1e-12)
+    out = cli("check", "--logits", json.dumps(x.tolist()), "--target", json.dumps(q.tolist()), "-f", "plain").stdout
+    assert [ln.split("\t")[1] for ln in out.splitlines()] == ["skipped", "skipped", "skipped", "ok", "ok"]
+    labels = by_name(lossctl.check(logits=x, target=np.eye(C)[1]))
+    assert labels["bce-nll"].ok and labels["decompose"].skipped
+
 def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_probs(cli, rng):
     """The tutorial's rows [1 - p, p] given as (N, 2) probabilities with (N) labels; and one 0/1 label per
     probability (multi-label), as integers or whole-number floats alike."""
@@ -415,6 +437,19 @@ def test_check_binary_identity_on_two_class_probability_rows_and_multilabel_prob
     (note,) = by_name(lossctl.check(probs=[[0.3, 0.7], [0.5, 0.2]], target=[1, 0]))["bce-nll"].notes
     assert note.endswith("--probs: rows do not sum to 1 (first: row [1] sums to 0.7); both sides read column 1 "
                          "only, as 1 - p and p")
+
+
+@pytest.mark.parametrize("role, scores", [("probs", [0.3, 0.7]), ("logits", [0.3, 2.0])])
+def test_check_binary_identity_on_one_two_class_sample_with_its_label(cli, role, scores):
+    """(2) scores with one label are one two-class sample, as nll --probs and ce read them: --probs said 'shape ()
+    does not match --probs (2,)', and (2) logits skipped bce-nll."""
+    p = torch.tensor(scores, dtype=torch.float64)
+    p1 = p[1] if role == "probs" else torch.softmax(p, 0)[1]
+    expected = float(F.binary_cross_entropy(p1, torch.tensor(1.0, dtype=torch.float64)))
+    (row,) = by_name(lossctl.check(**{role: scores}, target=1))["bce-nll"].rows
+    assert row.ok and row.left == pytest.approx(expected, rel=1e-12) and row.right == pytest.approx(expected, rel=1e-12)
+    out = cli("check", f"--{role}", json.dumps(scores), "--target", "1", "-f", "plain").stdout
+    assert out.splitlines()[2].split("\t")[:2] == ["bce-nll", "ok"]
 
 
 TWICE = ("lossctl: warning: --logits look like probabilities (every value in [0, 1] and every row sums to 1 within "

@@ -87,6 +87,20 @@ def test_table(cli):
     assert "float64" in res.stdout and "logits (3, 3)" in res.stdout
 
 
+@pytest.mark.parametrize("args, reduction, text", [
+    (("ctc", "--log-probs", "[[-1.2, -0.5], [-0.3, -1.5]]", "--target", "[1]", "--input-lengths", "[2]",
+      "--target-lengths", "1"), "mean", "mean over 1 sequence"),
+    (("multi-margin", "--input", "[1.0, 2.0, 0.5]", "--target", "[1]"), "sum", "sum over 1 sample"),
+    (("multi-margin", "--input", "[[1.0, 2.0, 0.5]]", "--target", "1"), "none", "none: 1 value, not reduced"),
+    (("kl", "--logits", "[[1.0, 2.0]]", "--target", "[[0.5, 0.5]]"), "batchmean", "batchmean: sum / 1 row"),
+    (("ctc", "--log-probs", "[[[-1.2, -0.5]], [[-0.3, -1.5]]]", "--target", "[[1]]", "--input-lengths", "[2]",
+      "--target-lengths", "[1]"), "mean", "mean over 1 sequence"),
+])
+def test_one_sample_is_counted_in_the_singular(cli, args, reduction, text):
+    """An unbatched CTC sequence or one multi-margin sample: the denominator said 'mean over 1 sequences'."""
+    assert json.loads(cli(*args, "--reduction", reduction, "-f", "json").stdout)["denominator"] == text
+
+
 def test_table_none_lists_values(cli):
     res = cli("ce", "--logits", LOGITS, "--target", TARGET, "-f", "table", "--reduction", "none",
               env={"COLUMNS": "120"})

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import lossctl
 from lossctl.errors import LossctlError, UsageError
+from lossctl.grad import gradient
 from lossctl.specs import all_specs, get_loss
 
 DTYPES = [np.float32, np.float64]
@@ -188,6 +189,27 @@ def test_ctc_lengths_of_a_dtype_torch_refuses_are_noted(rng, dtype):
             for r in ("input_lengths", "target_lengths")]
     assert [n for n in res.notes if "torch refuses" in n] == (want if refused else [])
 
+
+
+@pytest.mark.parametrize("target, length", [([[1, 2, 3]], 2), ([[1, 2, 0]], [2]), ([[3, 1, 2]], 3)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ctc_takes_an_unbatched_target_padded_as_one_row_as_torch(cli, rng, target, length, reduction):
+    """(T, C) log-probs with a (1, S) target: torch reads it padded, the first target-length labels (it was refused
+    as 'must be (N, S) or concatenated'); the value, its shape and the gradient are torch's."""
+    lp = torch.tensor(np.log(rng.dirichlet(np.ones(C), size=6)), requires_grad=True)
+    want = nn.CTCLoss(reduction=reduction)(lp, torch.tensor(target), torch.tensor(6), torch.tensor(length))
+    res = lossctl.compute("ctc", log_probs=lp.detach().numpy(), target=target, input_lengths=6,
+                          target_lengths=length, reduction=reduction)
+    assert_close(result_value(res), want)
+    assert np.shape(result_value(res)) == tuple(want.shape)
+    want.sum().backward()
+    grad = gradient("ctc", log_probs=lp.detach().numpy(), target=target, input_lengths=6,
+                                 target_lengths=length, reduction=reduction).gradients["log_probs"]
+    assert_close(grad, lp.grad)
+    too_short = cli("ctc", "--log-probs", str(lp.detach().tolist()), "--target", "[[1, 2]]", "--input-lengths", "6",
+                    "--target-lengths", "3", code=2)
+    assert too_short.stderr == "lossctl: error: --target (literal): padded targets (1, 2) need 1 row of at least 3 " \
+                               "labels\n"
 
 def test_ce_one_hot_equals_index(rng):
     x = rng.normal(size=(N, C))

@@ -329,7 +329,8 @@ def test_torch_is_the_backend_for_pt_inputs_and_devices(tmp_path):
 # --- the defects the redesign fixed -----------------------------------------------------------------------
 
 def test_check_that_checks_nothing_is_a_usage_error(cli):
-    res = cli("check", "--logits", "[0.1, 0.2]", "--target", "[0.5, 0.5]", code=2)
+    # ([0.1, 0.2] with [0.5, 0.5] is one sample with a target distribution, which decompose and ce-grad check)
+    res = cli("check", "--logits", "[0.1, 0.2, 0.3]", "--target", "[0.5, 0.5]", code=2)
     assert res.stdout == "" and len(res.stderr.splitlines()) == 1
     assert "no identity applies" in res.stderr and "ce-nll needs" in res.stderr and "bce-nll needs" in res.stderr
 

@@ -256,6 +256,22 @@ def test_a_single_number_has_no_index_in_errors(cli):
     assert res.stderr == "lossctl: error: --target (literal): class indices must be integers; found 0.5 at index [0]\n"
 
 
+
+@pytest.mark.parametrize("args, line", [
+    (("--var", "NaN"), "--var: nan (literal); inputs must be finite"),
+    (("--var", "1e39", "--dtype", "float32"),
+     "--var: 1e+39 (literal) does not fit float32 (its largest is 3.403e+38); use --dtype float64"),
+    (("--var", "1e999"), "--var (literal): value is infinite (overflows float64)"),
+])
+def test_a_single_number_has_no_index_in_input_checks(cli, args, line):
+    """gaussian-nll's one --var number: the finite, fits-the-dtype and JSON overflow checks said 'at index []'."""
+    res = cli("gaussian-nll", "--input", "[[1.0, 2.0]]", "--target", "[[1.0, 2.0]]", *args, code=2)
+    assert res.stderr == f"lossctl: error: {line}\n"
+    res = cli("multi-margin", "--input", "[[1.0, 2.0]]", "--target", "99999999999999999999", code=2)
+    assert res.stderr == "lossctl: error: --target (literal): the integer does not fit in int64\n"
+    res = cli("gaussian-nll", "--input", "[[1.0, 2.0]]", "--target", "[[1.0, NaN]]", "--var", "1", code=2)
+    assert res.stderr == "lossctl: error: --target: nan at index [0, 1] (literal); inputs must be finite\n"
+
 @pytest.mark.parametrize("loss", ["ce", "nll", "perplexity", "multi-margin", "calibration"])
 @pytest.mark.parametrize("target", ["2.5", "-3.5", "0.5"])
 def test_a_fractional_class_index_is_named_so_whatever_its_value(cli, loss, target):

@@ -73,18 +73,21 @@ def json_to_array(obj, *, option: str, source: str) -> np.ndarray:
         arr = np.array(flat, dtype=np.float64)
         for i in np.flatnonzero(np.isinf(arr)):
             if not isinstance(flat[i], _Named):
-                pos = np.unravel_index(i, shape) if shape else ()
-                raise InputError(f"value at index {list(map(int, pos))} is infinite (overflows float64)",
+                raise InputError(f"value{_at(i, shape)} is infinite (overflows float64)",
                                  option=option, source=source)
     else:
         try:
             arr = np.array(flat, dtype=np.int64)
         except OverflowError:
             i = next(i for i, v in enumerate(flat) if not -(2**63) <= v < 2**63)
-            pos = np.unravel_index(i, shape) if shape else ()
-            raise InputError(f"the integer at index {list(map(int, pos))} does not fit in int64",
+            raise InputError(f"the integer{_at(i, shape)} does not fit in int64",
                              option=option, source=source) from None
     return arr.reshape(shape)
+
+
+def _at(flat_index: int, shape: tuple[int, ...]) -> str:
+    """' at index [i, j]' of a flat position; nothing for a single number, which has no index."""
+    return f" at index {[int(j) for j in np.unravel_index(flat_index, shape)]}" if shape else ""
 
 
 def _json_shape(obj, *, option: str, source: str) -> tuple[int, ...]:

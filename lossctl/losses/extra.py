@@ -42,7 +42,7 @@ def focal(logits, target, weight=None, *, alpha: float = 0.25, gamma: float = 2.
     check_shape("target", target, logits.shape, "--logits", logits.shape)
     check_range("target", target, 0.0, 1.0, "binary focal targets must be in [0, 1]")
     values = ctx.kernels().focal_sigmoid(ctx.array(logits), ctx.array(target), alpha=alpha, gamma=gamma)
-    return LossOutput(values, rows=logits.shape[0] if logits.ndim else 1)
+    return LossOutput(values, rows=logits.shape[0] if logits.ndim else 1, form="sigmoid (0/1 labels)")
 
 
 def _focal_multiclass(logits, target, weight, alpha: float, gamma: float, ignore_index: int,
@@ -59,6 +59,7 @@ def _focal_multiclass(logits, target, weight, alpha: float, gamma: float, ignore
     # alpha and weight scale the loss, not the mean's denominator (as in kornia)
     out = index_output(values, denominators, ignored=ignored, rows=logits.shape[0], weighted=False)
     out.notes.append("multi-class focal loss (softmax): index targets")
+    out.form = "multi-class (softmax, index targets)"
     return out
 
 

@@ -54,10 +54,11 @@ def ctc(log_probs, target, input_lengths, target_lengths, *, blank: int = 0, zer
     if not 0 <= blank < n_classes:
         raise UsageError(f"must be a class index in [0, {n_classes}); got {blank}", option="--blank")
     lengths = np.atleast_1d(tg_len).astype(np.int64)
-    if target.ndim == 2 and batched:
-        if target.shape[0] != n or lengths.max(initial=0) > target.shape[1]:
-            raise ShapeError(f"padded targets {target.shape} need {n} rows of at least {int(lengths.max())} "
-                             "labels", option="--target")
+    if target.ndim == 2 and (batched or target.shape[0] == 1):  # torch pads an unbatched target as one row too
+        rows = n or 1
+        if target.shape[0] != rows or lengths.max(initial=0) > target.shape[1]:
+            raise ShapeError(f"padded targets {target.shape} need {rows} row{'s' if rows != 1 else ''} of at least "
+                             f"{int(lengths.max())} labels", option="--target")
         used = np.arange(target.shape[1])[None, :] < lengths[:, None]
     elif target.ndim == 1:
         need = int(lengths.sum()) if batched else int(lengths[0])

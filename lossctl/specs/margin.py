@@ -59,7 +59,7 @@ register_loss(LossSpec(
     name="multi-margin", torch_name="torch.nn.MultiMarginLoss",
     summary="Multi-class hinge loss: the target class should score --margin above every other class.",
     formula="loss_n = sum_{i != y_n} w_{y_n} * max(0, margin - x[y_n] + x[i])^p / C",
-    roles=(Role("input", "Scores, (N, C) or (C)."), Role("target", "Class indices, (N) or ()."),
+    roles=(Role("input", "Scores, (N, C) or (C)."), Role("target", "Class indices: (N), or one sample's () or (1)."),
            CLASS_WEIGHT),
     options=(Opt("p", int, 1, "1 or 2: the power of each hinge term."), MARGIN_1),
     compute="lossctl.losses.margin:multi_margin", denominator="the number of samples N (not the weights' sum)",

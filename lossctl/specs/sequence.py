@@ -9,7 +9,7 @@ register_loss(LossSpec(
     roles=(Role("log_probs", "Log-probabilities (T, N, C) or (T, C): time first, log_softmax over C.",
                 neg_inf_ok=True),  # batched: time first, the batch at axis 1; one per shard, not per class
            Role("target", "Target labels: padded (N, S), or all targets concatenated (sum of target lengths); "
-                "(S) unbatched, S = the target length."),
+                "(S) unbatched, S = the target length, or (1, S) padded."),
            Role("input_lengths", "Length of each input sequence, (N), or () or (1) unbatched; each <= T."),
            Role("target_lengths", "Length of each target, (N), or () or (1) unbatched.")),
     options=(Opt("blank", int, 0, "The blank label's class index."),
