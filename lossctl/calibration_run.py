@@ -279,8 +279,8 @@ def _labelled_sums(sources: Mapping[str, Any], cs: CalibrationSettings, *, dtype
         raise UsageError("quantile bins are drawn from one set of confidences; several files need --binning "
                          "uniform, whose sums add", option="--binning")
     primary = next((r.name for r in CALIBRATION.roles if sets[0].get(r.name) is not None), "logits")
-    labelled = [(label, sums_of(s, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress,
-                                partials=partials)) for label, s in zip(set_labels(CALIBRATION, sets), sets, strict=True)]
+    labelled = [(label, sums_of(s, cs, dtype=dtype, bundle=bundle, stream=stream, progress=progress, partials=partials))
+                for label, s in zip(set_labels(CALIBRATION, sets), sets, strict=True)]
     for label, sums in labelled[1:]:  # as merge refuses partials of two tasks
         if sums.task != labelled[0][1].task:
             raise UsageError(f"{label} is {sums.task} and {labelled[0][0]} {labelled[0][1].task}: their bins do not "

@@ -102,8 +102,8 @@ def test_focal_files_of_its_two_forms_give_no_total(tmp_path):
     res = run_cli("focal", "--logits", files["x"], "--logits", files["x"], "--target", files["index"], "--target",
                   files["labels"], code=2)
     assert res.stdout == "" and res.stderr == (
-        f"lossctl: error: --target: {files['x']} gives the sigmoid (0/1 labels) form and {files['x']} the multi-class "
-        "(softmax, index targets) form: their sums do not add up to one loss\n")
+        f"lossctl: error: --target: {files['labels']} gives the sigmoid (0/1 labels) form and {files['index']} the "
+        "multi-class (softmax, index targets) form: their sums do not add up to one loss\n")  # the files that differ
     parts = []
     for target in ("index", "labels"):
         parts.append(tmp_path / f"{target}.json")
