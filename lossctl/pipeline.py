@@ -235,11 +235,13 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
 
 def bundle_roles(spec: LossSpec, bundle: str, stdin: bytes | None, given: Collection[str], header: str = "auto"
                  ) -> dict[str, Loaded]:
-    """The roles a --from bundle fills: each key named as a role that is not `given` by its own option."""
+    """The roles a --from bundle fills: each key named as a role whose group (--probs or --logits, say) no option of
+    its own gives, so `--from f.npz --logits f.npz:logits` picks the logits of a bundle that holds probs too."""
     arrays, binary = load_bundle(bundle, stdin=stdin)
-    names, role = {r.name for r in spec.roles}, {key: key.replace("-", "_") for key in arrays}
+    group = {r.name: r.group or r.name for r in spec.roles}
+    taken, role = {group[g] for g in given if g in group}, {key: key.replace("-", "_") for key in arrays}
     return {role[key]: _bundled(arr, bundle, key, binary, header) for key, arr in arrays.items()
-            if role[key] in names and role[key] not in given}
+            if role[key] in group and group[role[key]] not in taken}
 
 
 def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:
@@ -306,7 +308,10 @@ def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = 
         given = [r for r in roles if r.name in loaded]
         flags = " or ".join(r.flag for r in roles)
         if len(given) > 1:
-            raise UsageError(f"give only one of {flags}", option=given[1].flag)
+            bundled = [r for r in given if bundle and str(getattr(loaded[r.name], "source", "")).startswith(bundle)]
+            hint = (f" (--from {bundle} holds {' and '.join(r.name for r in bundled)}: name the one to use, as "
+                    f"{bundled[0].flag} {bundle}:{bundled[0].name})") if len(bundled) > 1 else ""
+            raise UsageError(f"give only one of {flags}{hint}", option=given[1].flag)
         if not given and all(r.required for r in roles):
             where = f" (and --from {bundle} has no key {' or '.join(r.name for r in roles)} holding numbers)" \
                 if bundle else ""

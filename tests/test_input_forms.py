@@ -405,3 +405,21 @@ def test_pickled_npy_is_never_loaded(cli, tmp_path):
     np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     res = cli("ce", "--logits", bad, "--target", "[0]", code=2)
     assert "--logits" in res.stderr and "pickle" in res.stderr
+
+
+def test_from_a_bundle_of_probs_and_logits_one_is_named_by_its_option(cli, tmp_path):
+    """A bundle holding both probs and logits (the binary model's npz): --from alone says which to name, and naming
+    one with its own option keeps the bundle from filling the other (it could never be used with bce before)."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=20), (rng.random(20) < 0.5).astype(np.float64)
+    p = 1 / (1 + np.exp(-x))
+    np.savez(tmp_path / "b.npz", logits=x, probs=p, target=y)
+    b = str(tmp_path / "b.npz")
+    res = cli("bce", "--from", b, code=2)
+    assert res.stderr == (f"lossctl: error: --logits: give only one of --probs or --logits (--from {b} holds probs "
+                          f"and logits: name the one to use, as --probs {b}:probs)\n")
+    logits = json.loads(cli("bce", "--from", b, "--logits", f"{b}:logits", "-f", "json").stdout)["value"]
+    probs = json.loads(cli("bce", "--from", b, "--probs", f"{b}:probs", "-f", "json").stdout)["value"]
+    want = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)).item()
+    assert logits == pytest.approx(want, rel=1e-12)
+    assert probs == pytest.approx(F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y)).item(), rel=1e-12)
