@@ -404,10 +404,10 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
             raise UsageError(f"cannot merge partials of two forms of the loss, {forms[1]} and {forms[0]}: their sums "
                              "do not add up to one loss", option="merge")
         for key in ("loss", "reduction", "options", "constants"):
-            if d.get(key) != first.get(key):
+            mine, theirs = (_without_form(x.get(key)) if key == "constants" else x.get(key) for x in (d, first))
+            if mine != theirs:  # the form was compared above, where both partials name one
                 what = "per-class arrays (weight, pos_weight)" if key == "constants" else key
-                raise UsageError(f"cannot merge partials whose {what} differ: {first.get(key)!r} and {d.get(key)!r}",
-                                 option="merge")
+                raise UsageError(f"cannot merge partials whose {what} differ: {theirs!r} and {mine!r}", option="merge")
         if d.get("weighted") != first.get("weighted"):  # the same weights, one mean divided by their sum
             raise UsageError("cannot merge a weighted mean (class-index targets with --weight: divided by the sum of "
                              "the targets' weights) with an unweighted one (probability targets: divided by N)",
@@ -434,6 +434,11 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
                      "run (several files or a glob) for them")
     return make_result(spec, st, total, dtype=dtypes, shapes={}, unit=first["unit"], constants=first.get("constants"),
                        weighted=first["weighted"], warnings=warnings, backend=backends, notes=notes)
+
+
+def _without_form(constants: dict | None) -> dict:
+    """A partial's per-class arrays without focal's form, which a partial of an older lossctl does not name."""
+    return {k: v for k, v in (constants or {}).items() if k != "form"}
 
 
 def _check_merged_denominator(total: Partial, first: dict[str, Any], sources: Sequence[str]) -> None:

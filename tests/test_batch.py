@@ -116,6 +116,14 @@ def test_focal_files_of_its_two_forms_give_no_total(tmp_path):
                    files["index"], "-f", "plain").stdout.splitlines()
     logp = torch.log_softmax(torch.tensor(np.concatenate([x, x])), 1)[torch.arange(4), torch.tensor([0, 2, 0, 2])]
     assert float(both[-1]) == pytest.approx(float((-0.25 * (1 - logp.exp()) ** 2 * logp).mean()), rel=1e-12)
+    # a partial of a lossctl before forms (constants without 'form') still merges with one that names its form
+    new = json.loads(run_cli("focal", "--logits", files["x"], "--target", files["index"], "--partials").stdout)
+    old = {**new, "constants": {k: v for k, v in new["constants"].items() if k != "form"}}
+    assert "form" in new["constants"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    merged = run_cli("merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "-f", "plain").stdout
+    assert float(merged) == pytest.approx(float((-0.25 * (1 - logp.exp()) ** 2 * logp).mean()), rel=1e-12)
 
 def test_merge_rejects_other_json(tmp_path):
     (tmp_path / "x.json").write_text('{"value": 1}')
