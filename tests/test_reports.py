@@ -853,15 +853,21 @@ def test_sigmoid_outputs_split_over_small_files_warn_as_one_file_does(cli, tmp_p
     want = F.binary_cross_entropy_with_logits(T(p), T(y).double()).item()
     assert float(many.stdout.split()[-1]) == pytest.approx(want, rel=1e-12) and many.stderr == whole.stderr
     assert cli("bce", *files, "--strict", code=2).stderr.startswith("lossctl: error: --strict: --logits look like")
-    parts = []
-    for i in range(4):
-        ran = cli("bce", "--logits", tmp_path / f"p{i}.npy", "--target", tmp_path / f"y{i}.npy", "--partials")
-        assert ran.stderr == ""
-        parts.append(tmp_path / f"part{i}.json")
-        parts[-1].write_text(ran.stdout)
+    parts = quiet_partials(cli, tmp_path, "bce")
     merged = cli("merge", *parts, "-f", "plain")
     assert float(merged.stdout) == pytest.approx(want, rel=1e-12) and merged.stderr == whole.stderr
     assert cli("merge", *parts[:1], "-f", "plain").stderr == ""  # 10 values alone still conclude nothing
+
+
+def quiet_partials(cli, tmp_path, loss: str) -> list:
+    """--partials of each of sigmoid_shards' four files, each too small to warn alone (checked)."""
+    parts = []
+    for i in range(4):
+        ran = cli(loss, "--logits", tmp_path / f"p{i}.npy", "--target", tmp_path / f"y{i}.npy", "--partials")
+        assert ran.stderr == ""
+        parts.append(tmp_path / f"part{i}.json")
+        parts[-1].write_text(ran.stdout)
+    return parts
 
 
 def test_sigmoid_outputs_split_over_small_files_warn_in_calibration_as_one_file_does(cli, tmp_path):
@@ -875,12 +881,7 @@ def test_sigmoid_outputs_split_over_small_files_warn_in_calibration_as_one_file_
     want = binary_calibration_error(torch.sigmoid(T(p)), T(y), n_bins=15).item()
     many = cli("calibration", "--logits", tmp_path / "p?.npy", "--target", tmp_path / "y?.npy", "-f", "plain")
     assert float(many.stdout.split()[-1]) == pytest.approx(want, rel=1e-5) and many.stderr == whole.stderr
-    parts = []
-    for i in range(4):
-        ran = cli("calibration", "--logits", tmp_path / f"p{i}.npy", "--target", tmp_path / f"y{i}.npy", "--partials")
-        assert ran.stderr == ""
-        parts.append(tmp_path / f"part{i}.json")
-        parts[-1].write_text(ran.stdout)
+    parts = quiet_partials(cli, tmp_path, "calibration")
     merged = cli("merge", *parts, "-f", "plain")
     assert float(merged.stdout) == pytest.approx(want, rel=1e-5) and merged.stderr == whole.stderr
     assert cli("merge", *parts[:1], "-f", "plain").stderr == ""
