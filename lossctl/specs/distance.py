@@ -7,10 +7,10 @@ PAIR = (Role("x1", "First vectors, e.g. (N, D)."), Role("x2", "Second vectors, b
 register_loss(LossSpec(
     name="cosine-similarity", backends=NUMPY_AND_TORCH, torch_name="torch.nn.CosineSimilarity",
     summary="Cosine of the angle between x1 and x2 along --dim; one value per row unless --reduction.",
-    formula="cos_n = x1_n . x2_n / max(||x1_n|| * ||x2_n||, eps)",
+    formula="cos_n = x1_n . x2_n / (max(||x1_n||, eps) * max(||x2_n||, eps))",
     roles=PAIR,
     options=(Opt("dim", int, 1, "The axis along which the cosine is taken."),
-             Opt("eps", float, 1e-8, "Lower bound on the product of the norms.")),
+             Opt("eps", float, 1e-8, "Lower bound on each vector's norm (each is clamped to at least eps).")),
     compute="lossctl.losses.distance:cosine_similarity", default_reduction="none",
     denominator="the number of rows (vectors compared)",
     traps=("torch's default --dim is 1, not -1: a (D) vector needs --dim 0.",

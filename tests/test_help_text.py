@@ -1,0 +1,29 @@
+"""What a user reads: each command's --help, `lossctl explain`, the completion of names and choices, and the
+usage errors that point at a help page. Each text is held to what torch (or the command itself) does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+
+def help_text(cli, *args: str) -> str:
+    """A command's --help with its line breaks undone (the wrapping depends on the terminal's width)."""
+    return " ".join(cli(*args, "--help", env={"COLUMNS": "200"}).stdout.split())
+
+
+def test_cosine_similarity_eps_bounds_each_norm_as_torch_does(cli):
+    """--eps clamps each vector's norm, as torch's cosine_similarity does; the help and explain said it bounded
+    the product of the norms, which gives 1e-10 instead of torch's 0.01 for two vectors of norm 1e-9."""
+    x = [[1e-9, 0.0]]
+    want = F.cosine_similarity(torch.tensor(x, dtype=torch.float64), torch.tensor(x, dtype=torch.float64), eps=1e-8)
+    assert float(want) == pytest.approx(0.01, rel=1e-12)  # (1e-9)^2 / (max(1e-9, 1e-8))^2
+    got = json.loads(cli("cosine-similarity", "--x1", json.dumps(x), "--x2", json.dumps(x), "-f", "json").stdout)
+    assert got["values"] == pytest.approx([float(want)], rel=1e-12)
+    assert "--eps <float> Lower bound on each vector's norm (each is clamped to at least eps)." in help_text(
+        cli, "cosine-similarity")
+    formula = json.loads(cli("explain", "cosine-similarity", "-f", "json").stdout)["formula"]
+    assert formula == "cos_n = x1_n . x2_n / (max(||x1_n||, eps) * max(||x2_n||, eps))"
