@@ -682,7 +682,9 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `lossctl`: the help, as a usage error
             sys.stderr.write(exc.format_message() + "\n")
             sys.exit(2)
-        _err(f"error: {click_message(exc)} (see {prog} --help)")
+        # the help of the command that refused it (`lossctl decompose`), not the root's list of commands
+        where = getattr(getattr(exc, "ctx", None), "command_path", None) or prog
+        _err(f"error: {click_message(exc)} (see {where} --help)")
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -27,3 +27,20 @@ def test_cosine_similarity_eps_bounds_each_norm_as_torch_does(cli):
         cli, "cosine-similarity")
     formula = json.loads(cli("explain", "cosine-similarity", "-f", "json").stdout)["formula"]
     assert formula == "cos_n = x1_n . x2_n / (max(||x1_n||, eps) * max(||x2_n||, eps))"
+
+
+@pytest.mark.parametrize("args, line", [
+    (["decompose", "--logits", "[[1.0, 2.0]]", "--header", "yes"],
+     "lossctl: error: No such option: --header (see lossctl decompose --help)\n"),
+    (["calibration", "--bins", "x"],
+     "lossctl: error: Invalid value for '--bins': 'x' is not a valid int. (see lossctl calibration --help)\n"),
+    (["explain", "--samples", "-1", "ce"],
+     "lossctl: error: Invalid value for '--samples': -1 is not in the range x>=0. (see lossctl explain --help)\n"),
+    (["no-such-command"], "lossctl: error: No such command 'no-such-command'. (see lossctl --help)\n"),
+    (["kl", "--reduction", "avg"],
+     "lossctl: error: --reduction: must be one of mean, sum, none, batchmean; got 'avg' (see lossctl kl --help)\n"),
+])
+def test_usage_error_points_at_the_help_of_the_command_that_refused_it(cli, args, line):
+    """A usage error of decompose, check, calibration, list, explain or merge said `see lossctl --help`, whose
+    page lists the commands but none of their options."""
+    assert cli(*args, code=2).stderr == line
