@@ -4,10 +4,14 @@ usage errors that point at a help page. Each text is held to what torch (or the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def help_text(cli, *args: str) -> str:
@@ -44,3 +48,25 @@ def test_usage_error_points_at_the_help_of_the_command_that_refused_it(cli, args
     """A usage error of decompose, check, calibration, list, explain or merge said `see lossctl --help`, whose
     page lists the commands but none of their options."""
     assert cli(*args, code=2).stderr == line
+
+
+CHECK_INDEX = ["check", "--logits", "examples/logits.npy", "--target", "examples/targets.npy"]
+
+
+def test_a_skipped_identity_shows_no_residual(cli, monkeypatch):
+    """bce-nll is skipped on multi-class logits: nothing was compared, so it has no residual and no tolerance.
+    The table, CSV and JSON showed a max residual of 0 (a perfect agreement) and the tolerance beside it."""
+    monkeypatch.chdir(ROOT)
+    rows = cli(*CHECK_INDEX, "-f", "csv").stdout.splitlines()
+    skipped = [r for r in rows if r.startswith("bce-nll,")]
+    assert skipped == ['bce-nll,True,0,0,,"needs binary data: (N) or (N, 2) logits or probabilities with (N) 0/1 '
+                       'targets, or probabilities with a 0/1 label each"']
+    checks = {c["check"]: c for c in json.loads(cli(*CHECK_INDEX, "-f", "json").stdout)["checks"]}
+    assert checks["bce-nll"]["max_residual"] is None and checks["bce-nll"]["skipped"]
+    # the checks that ran keep their residual: CE against NLL of log_softmax, by torch
+    x, y = (torch.from_numpy(np.load(ROOT / "examples" / name)) for name in ("logits.npy", "targets.npy"))
+    ce_nll = (F.cross_entropy(x, y, reduction="none") - F.nll_loss(F.log_softmax(x, 1), y, reduction="none")).abs()
+    assert checks["ce-nll"]["max_residual"] == pytest.approx(float(ce_nll.max()), abs=1e-6)
+    table = cli(*CHECK_INDEX, "-f", "table", env={"COLUMNS": "200"}).stdout
+    bce_row = next(line for line in table.splitlines() if "bce-nll" in line)
+    assert [cell.strip() for cell in bce_row.split("│")[4:6]] == ["-", "-"], bce_row

@@ -80,7 +80,8 @@ def _check_result(obj: CheckResult) -> str:
 @render.register("CheckReport")
 def _check_report(obj: CheckReport) -> str:
     return _table(["check", "ok", "passed", "total", "max_residual", "skipped"],
-                  ([c.name, c.ok, c.passed, len(c.rows), number(c.max_residual), c.skipped or ""] for c in obj))
+                  ([c.name, c.ok, c.passed, len(c.rows), "" if c.skipped else number(c.max_residual), c.skipped or ""]
+                   for c in obj))
 
 
 @render.register("Catalog")

@@ -129,8 +129,9 @@ def _check_report(obj: CheckReport):
     for c in obj:
         verdict = Text("skipped: " + c.skipped, style="dim") if c.skipped else _verdict(
             c.ok, f"{c.passed}/{len(c.rows)} pass")
-        t.add_row(Text(c.name), Text(c.statement), verdict, Text(f"{c.max_residual:.3g}"),
-                  Text(f"atol {c.atol:g}, rtol {c.rtol:g}"))
+        # a skipped identity compared nothing: no residual (0 would read as a perfect agreement), no tolerance
+        t.add_row(Text(c.name), Text(c.statement), verdict, Text("-" if c.skipped else f"{c.max_residual:.3g}"),
+                  Text("-" if c.skipped else f"atol {c.atol:g}, rtol {c.rtol:g}"))
     # a failed check's notes say why (such as torch's own nan); a passing one's stay in JSON
     return Group(t, *(Text(f"note ({c.name}): {n}") for c in obj if not c.ok for n in c.notes),
                  *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
