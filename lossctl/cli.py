@@ -84,8 +84,10 @@ def choice(*values: str) -> Any:
 
 
 FormatOpt = Annotated[choice(*FORMATS), typer.Option("--format", "-f",
-                                        help="auto: a table on a terminal, plain in a pipe (a breakdown asked for: "
-                                             "CSV; both breakdowns: JSON).")]
+                                        help="auto: a table on a terminal, plain in a pipe.")]
+# the loss commands that have --by-class and --worst: in a pipe, auto prints the breakdown asked for
+BreakdownFormatOpt = Annotated[choice(*FORMATS), typer.Option(
+    "--format", "-f", help="auto: a table on a terminal, plain in a pipe (--by-class or --worst: CSV; both: JSON).")]
 DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
                                        help="auto: binary files keep their float dtype, text computes in float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
@@ -225,7 +227,8 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
         _param("backend", Annotated[choice("auto", *spec.backends), typer.Option("--backend",
                help="auto: the NumPy kernel where the loss has one (on the CPU, no .pt input), else torch.")],
                "auto"),
-        _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"),
+        _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None),
+        _param("format", FormatOpt if spec.report is None else BreakdownFormatOpt, "auto"),
         _param("strict", StrictOpt, False),
         _param("partials", Annotated[bool, typer.Option("--partials", help="Print the mergeable partial sums as "
                                                          "JSON, for `lossctl merge`.")], False),

@@ -70,3 +70,25 @@ def test_a_skipped_identity_shows_no_residual(cli, monkeypatch):
     table = cli(*CHECK_INDEX, "-f", "table", env={"COLUMNS": "200"}).stdout
     bce_row = next(line for line in table.splitlines() if "bce-nll" in line)
     assert [cell.strip() for cell in bce_row.split("│")[4:6]] == ["-", "-"], bce_row
+
+
+PLAIN_AUTO = "-f, --format <auto|table|json|csv|plain> auto: a table on a terminal, plain in a pipe. [default: auto]"
+
+
+@pytest.mark.parametrize("command", [["mse"], ["decompose"], ["check"], ["list"], ["explain"], ["merge"],
+                                     ["calibration"], ["grad", "ce"]])
+def test_format_help_names_breakdowns_only_where_the_command_has_them(cli, command):
+    """--format's help said '(a breakdown asked for: CSV; both breakdowns: JSON)' on every command, though only
+    the loss commands with --by-class and --worst have a breakdown to ask for."""
+    text = help_text(cli, *command)
+    assert PLAIN_AUTO in text and "breakdown" not in text and "--by-class" not in text
+
+
+def test_format_help_of_a_loss_with_breakdowns_says_what_auto_prints_in_a_pipe(cli, monkeypatch):
+    text = help_text(cli, "ce")
+    assert ("-f, --format <auto|table|json|csv|plain> auto: a table on a terminal, plain in a pipe (--by-class or "
+            "--worst: CSV; both: JSON). [default: auto]") in text
+    monkeypatch.chdir(ROOT)  # and that is what it does (the harness's stdout is a pipe)
+    args = ("ce", "--logits", "examples/logits.npy", "--target", "examples/targets.npy")
+    assert cli(*args, "--worst", "1").stdout.startswith("i0,target,predicted,p_target,loss\n")
+    assert set(json.loads(cli(*args, "--worst", "1", "--by-class").stdout)) >= {"by_class", "worst"}
