@@ -343,6 +343,12 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
 LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases)}
 
 
+def complete_loss_name(incomplete: str) -> list[str]:
+    """The shell completion of explain's and grad's NAME: the loss names that start so (as `lossctl <TAB>` offers
+    them; an alias is taken too, but not offered)."""
+    return [spec.name for spec in all_specs() if spec.name.startswith(incomplete)]
+
+
 @functools.cache
 def loss_function(name: str):
     """The command function of one loss (by name or alias), built when first asked for."""
@@ -444,7 +450,8 @@ def list_cmd(
 def explain_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The loss, e.g. ce. Then, optionally, its arrays and options "
-                                        "(--logits X --target T ...) to see the computation step by step.")],
+                                        "(--logits X --target T ...) to see the computation step by step.",
+                                        autocompletion=complete_loss_name)],
     samples: Annotated[int, typer.Option("--samples", min=0, help="How many samples to work through.")] = 3,
     format: FormatOpt = "auto",
 ) -> None:
@@ -633,7 +640,8 @@ def single_grad_command(name: str):
 def grad_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The loss, e.g. ce; then its arrays and options as `lossctl NAME` "
-                                        "takes them (see lossctl grad NAME --help).")],
+                                        "takes them (see lossctl grad NAME --help).",
+                                        autocompletion=complete_loss_name)],
 ) -> None:
     """d loss / d input by torch autograd (float64), for each float input; -o FILE.npy or .npz to save it."""
     spec = get_loss(name)

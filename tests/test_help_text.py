@@ -92,3 +92,25 @@ def test_format_help_of_a_loss_with_breakdowns_says_what_auto_prints_in_a_pipe(c
     args = ("ce", "--logits", "examples/logits.npy", "--target", "examples/targets.npy")
     assert cli(*args, "--worst", "1").stdout.startswith("i0,target,predicted,p_target,loss\n")
     assert set(json.loads(cli(*args, "--worst", "1", "--by-class").stdout)) >= {"by_class", "worst"}
+
+
+def complete(words: str) -> list[str]:
+    """What bash completion offers for the last word of `words` (as the script of --show-completion asks)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_LOSSCTL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    proc = subprocess.run([sys.executable, "-m", "lossctl"], env=env, capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    return proc.stdout.split()
+
+
+@pytest.mark.parametrize("command", ["explain", "grad"])
+def test_explain_and_grad_complete_the_loss_name(command):
+    """`lossctl explain <TAB>` and `lossctl grad <TAB>` offered nothing: NAME had no completion."""
+    from lossctl.specs import all_specs
+
+    assert complete(f"lossctl {command} ") == [spec.name for spec in all_specs()]
+    assert complete(f"lossctl {command} triplet") == ["triplet-margin", "triplet-margin-with-distance"]
