@@ -49,6 +49,10 @@ def explain_data(name: str, sources: dict[str, Any], options: dict[str, Any] | N
     if steps is not None:
         arrays = move_class_axis(spec, {k: v.array for k, v in loaded.items()}, st)
         expl.steps, expl.totals = steps(arrays, result.options, samples)
+        if result.dtype != "float64":  # the steps are float64 for display; the loss is the run's own
+            expl.totals.append(("steps in float64", f"the value below is computed in {result.dtype}, as `lossctl "
+                                f"{spec.name}` computes it, so it agrees with these steps to {result.dtype} "
+                                "rounding only"))
         if base != "e":
             expl.totals.append(("base", f"{base}: the nats above are divided by ln {base}"))
     elif "none" in spec.reductions:
@@ -73,7 +77,7 @@ def value_steps(values, samples: int, unit: str) -> list:
 
 
 def _reduction_lines(result, unit: str) -> list[tuple[str, str]]:
-    lines = [("reduction", result.reduction), ("backend", result.backend),
+    lines = [("reduction", result.reduction), ("dtype", result.dtype), ("backend", result.backend),
              ("sum", repr(result.partial.total)), ("denominator", result.denominator)]
     if result.values is None:
         lines.append(("value", repr(result.value) + unit))

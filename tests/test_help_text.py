@@ -114,3 +114,21 @@ def test_explain_and_grad_complete_the_loss_name(command):
 
     assert complete(f"lossctl {command} ") == [spec.name for spec in all_specs()]
     assert complete(f"lossctl {command} triplet") == ["triplet-margin", "triplet-margin-with-distance"]
+
+
+def test_explain_says_its_float64_steps_are_not_the_float32_value(cli, monkeypatch):
+    """explain's steps run in float64 for display, so on float32 logits their mean (1.424987151) differs from the
+    value printed below it (1.42498713, torch's float32 CE) in the eighth digit, and nothing said which dtype the
+    value was computed in."""
+    monkeypatch.chdir(ROOT)
+    x, y = (torch.from_numpy(np.load(ROOT / "examples" / name)) for name in ("logits.npy", "targets.npy"))
+    args = ("explain", "ce", "--logits", "examples/logits.npy", "--target", "examples/targets.npy", "-f", "json")
+    totals = json.loads(cli(*args).stdout)["totals"]
+    assert float(totals["mean = sum / denominator"]) == pytest.approx(float(F.cross_entropy(x.double(), y)), rel=1e-9)
+    torch.testing.assert_close(float(totals["value"].split()[0]), float(F.cross_entropy(x, y)), check_dtype=False)
+    assert totals["dtype"] == "float32"
+    assert totals["steps in float64"] == ("the value below is computed in float32, as `lossctl ce` computes it, so "
+                                          "it agrees with these steps to float32 rounding only")
+    totals64 = json.loads(cli(*args, "--dtype", "float64").stdout)["totals"]
+    assert totals64["dtype"] == "float64" and "steps in float64" not in totals64
+    assert float(totals64["value"].split()[0]) == pytest.approx(float(F.cross_entropy(x.double(), y)), rel=1e-12)
