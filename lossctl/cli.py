@@ -101,7 +101,8 @@ CLASS_AXIS_HELP = ("The axis of the logits that holds the classes: torch's 1, or
 CLASS_AXIS = inspect.Parameter("class_axis", inspect.Parameter.KEYWORD_ONLY, default=1, annotation=Annotated[
     int, typer.Option("--class-axis", help=CLASS_AXIS_HELP)])
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning into an error (exit 2).")]
-TolOpt = Annotated[float | None, typer.Option(help="Tolerance [default: by dtype].")]
+TolOpt = Annotated[float | None, typer.Option(help="Tolerance: |left - right| <= atol + rtol |right| [default: 1e-5 "
+                                                   "float32, 1e-10 float64].")]
 
 SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json[:key], .csv, .tsv, .txt, .dat, .pt[:key], "
                ".safetensors[:key], .parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key]) or a URL (s3://, gs://, "
@@ -380,14 +381,17 @@ def root(version: Annotated[bool, typer.Option("--version", "-V", callback=_vers
 @app.command("decompose", rich_help_panel="Checks")
 @handles_errors
 def decompose_cmd(
-    logits: Annotated[str | None, typer.Option("--logits", help="Logits (N, C) or (N, C, d...).")] = None,
+    logits: Annotated[str | None, typer.Option("--logits", help="Logits (C), (N, C) or (N, C, d...).")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Class indices or a target distribution.")] = None,
     weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,).")] = None,
     target_kind: Annotated[choice(*KINDS), typer.Option("--target-kind",
                                              help="auto: integers are indices, the logits' shape probabilities.")
                            ] = "auto",
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
-    ignore_index: Annotated[int, typer.Option("--ignore-index")] = -100,
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="Mix the target with the uniform "
+                                                   "distribution, in [0, 1], as ce does; H is then the mixture's.")
+                               ] = 0.0,
+    ignore_index: Annotated[int, typer.Option("--ignore-index", help="Samples whose target is this class index are "
+                                              "left out.")] = -100,
     atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
     format: FormatOpt = "auto",
 ) -> None:

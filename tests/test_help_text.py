@@ -132,3 +132,36 @@ def test_explain_says_its_float64_steps_are_not_the_float32_value(cli, monkeypat
     totals64 = json.loads(cli(*args, "--dtype", "float64").stdout)["totals"]
     assert totals64["dtype"] == "float64" and "steps in float64" not in totals64
     assert float(totals64["value"].split()[0]) == pytest.approx(float(F.cross_entropy(x.double(), y)), rel=1e-12)
+
+
+def test_decompose_help_says_what_it_takes_and_its_default_tolerances(cli, monkeypatch):
+    """decompose's --logits help left out the unbatched (C) it takes, --label-smoothing and --ignore-index had no
+    help at all, and --atol/--rtol (here and in check) said only '[default: by dtype]'."""
+    text = help_text(cli, "decompose")
+    assert "--logits <str> Logits (C), (N, C) or (N, C, d...)." in text
+    assert ("--label-smoothing <float> Mix the target with the uniform distribution, in [0, 1], as ce does; H is "
+            "then the mixture's. [default: 0.0]") in text
+    assert "--ignore-index <int> Samples whose target is this class index are left out. [default: -100]" in text
+    tolerance = "Tolerance: |left - right| <= atol + rtol |right| [default: 1e-5 float32, 1e-10 float64]."
+    for command in ("decompose", "check"):
+        assert f"--atol <float> {tolerance}" in help_text(cli, command)
+        assert f"--rtol <float> {tolerance}" in help_text(cli, command)
+    # (C) logits with a (C) distribution: one sample, whose CE is torch's for the unbatched input
+    x, q = [1.0, 2.0, 0.5], [0.2, 0.5, 0.3]
+    out = json.loads(cli("decompose", "--logits", json.dumps(x), "--target", json.dumps(q), "-f", "json").stdout)
+    ce = F.cross_entropy(torch.tensor(x, dtype=torch.float64), torch.tensor(q, dtype=torch.float64))
+    assert [r["ce"] for r in out["rows"]] == pytest.approx([float(ce)], rel=1e-12)
+    assert (out["atol"], out["rtol"]) == (1e-10, 1e-10)  # text computes in float64
+    monkeypatch.chdir(ROOT)
+    f32 = json.loads(cli("decompose", "--logits", "examples/logits.npy", "--target", "examples/targets.npy",
+                         "-f", "json").stdout)
+    assert (f32["dtype"], f32["atol"], f32["rtol"]) == ("float32", 1e-5, 1e-5)
+    # the smoothed target's entropy: q' = 0.7 onehot(0) + 0.3 / 3
+    smoothed = json.loads(cli("decompose", "--logits", "[[0.1, 0.2, 0.3]]", "--target", "[0]", "--label-smoothing",
+                              "0.3", "-f", "json").stdout)
+    q_s = np.array([0.8, 0.1, 0.1])
+    assert smoothed["rows"][0]["entropy"] == pytest.approx(float(-(q_s * np.log(q_s)).sum()), rel=1e-12)
+    # an ignored target's sample is left out
+    kept = json.loads(cli("decompose", "--logits", "[[1.0, 2.0], [0.5, 0.1]]", "--target", "[1, -100]",
+                          "-f", "json").stdout)
+    assert [r["label"] for r in kept["rows"]] == ["0"]
