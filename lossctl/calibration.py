@@ -342,7 +342,8 @@ def reliability_lines(result: CalibrationResult, width: int = 40) -> list[str]:
     """
     if width < 1:
         raise UsageError(f"the reliability diagram needs a width >= 1; got {width}")
-    lines = [f"{'bin':<14}{'n':>7}{'conf':>8}{'acc':>8}{'gap':>8}  accuracy (#) against confidence (|)"]
+    # the legend fits beside the columns in 80 characters: the table crops the line at the terminal's edge
+    lines = [f"{'bin':<14}{'n':>7}{'conf':>8}{'acc':>8}{'gap':>8}  # = accuracy, | = confidence"]
     for b in result.bins:
         label = (f"[{b['lower']:.2f}, {b['upper']:.2f})" if b["upper"] > b["lower"] else f"[{b['lower']:.2f}]")
         if not b["count"]:

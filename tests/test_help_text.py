@@ -165,3 +165,21 @@ def test_decompose_help_says_what_it_takes_and_its_default_tolerances(cli, monke
     kept = json.loads(cli("decompose", "--logits", "[[1.0, 2.0], [0.5, 0.1]]", "--target", "[1, -100]",
                           "-f", "json").stdout)
     assert [r["label"] for r in kept["rows"]] == ["0"]
+
+
+def test_reliability_diagram_legend_fits_an_80_column_terminal(cli, monkeypatch):
+    """The diagram's header 'accuracy (#) against confidence (|)' ran to 82 characters and the table crops the
+    line at the terminal's edge: on 80 columns (and in README.md) it read 'against confidence (', its '|' lost."""
+    monkeypatch.chdir(ROOT)
+    out = cli("calibration", "--probs", "examples/probs_binary.npy", "--target", "examples/targets_binary.csv",
+              "--bins", "5", "-f", "table", env={"COLUMNS": "80"}).stdout.splitlines()
+    header = next(line for line in out if line.startswith("bin "))
+    assert header.rstrip().endswith("# = accuracy, | = confidence") and len(header.rstrip()) <= 80
+    # the bin [0.2, 0.4): '#' up to round(30 x accuracy), '|' in the cell of its mean confidence
+    p = np.load(ROOT / "examples/probs_binary.npy").astype(np.float64)
+    y = np.loadtxt(ROOT / "examples/targets_binary.csv", delimiter=",", skiprows=1)
+    inside = (p >= 0.2) & (p < 0.4)
+    bar = next(line for line in out if line.startswith("[0.20, 0.40)")).split()[-1]
+    cells = ["#" if i < round(y[inside].mean() * 30) else "." for i in range(30)]
+    cells[int(p[inside].mean() * 30)] = "|"
+    assert bar == "".join(cells)
