@@ -104,11 +104,13 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Turn every warning in
 TolOpt = Annotated[float | None, typer.Option(help="Tolerance: |left - right| <= atol + rtol |right| [default: 1e-5 "
                                                    "float32, 1e-10 float64].")]
 
-SOURCE_HELP = ("SOURCE: a path (.npy, .npz[:key], .json[:key], .csv, .tsv, .txt, .dat, .pt[:key], "
-               ".safetensors[:key], .parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key]) or a URL (s3://, gs://, "
-               "az://, http(s)://, hf://); several paths (repeat the option) "
-               "or a quoted glob, paired in sorted order; '-' for standard input; or a JSON literal such as "
-               "'[[2.0, 1.0]]'.")
+SOURCE_FORMS = ("SOURCE: a path (.npy, .npz[:key], .json[:key], .csv, .tsv, .txt, .dat, .pt[:key], "
+                ".safetensors[:key], .parquet/.arrow/.feather[:column], .jsonl/.ndjson[:key]) or a URL (s3://, "
+                "gs://, az://, http(s)://, hf://); ")
+SOURCE_HELP = (SOURCE_FORMS + "several paths (repeat the option) or a quoted glob, paired in sorted order; '-' for "
+               "standard input; or a JSON literal such as '[[2.0, 1.0]]'.")
+# a gradient is of one set of inputs: grad refuses several files for an option
+GRAD_SOURCE_HELP = SOURCE_FORMS + "'-' for standard input; or a JSON literal such as '[[2.0, 1.0]]'. One per option."
 
 STREAM_HELP = ("Stream big inputs (.npy, text tables, Parquet/Arrow columns, JSON Lines) in chunks [default: when "
                "they pass 64 MiB together].")
@@ -634,7 +636,7 @@ def single_grad_command(name: str):
     """The Click command for `lossctl grad NAME` alone (see single_loss_command)."""
     one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
-    one.command(name, epilog=SOURCE_HELP)(grad_command(get_loss(name)))
+    one.command(name, epilog=GRAD_SOURCE_HELP)(grad_command(get_loss(name)))
     return typer.main.get_command(one)
 
 

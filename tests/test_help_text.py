@@ -183,3 +183,16 @@ def test_reliability_diagram_legend_fits_an_80_column_terminal(cli, monkeypatch)
     cells = ["#" if i < round(y[inside].mean() * 30) else "." for i in range(30)]
     cells[int(p[inside].mean() * 30)] = "|"
     assert bar == "".join(cells)
+
+
+def test_grad_help_does_not_offer_several_files(cli, monkeypatch):
+    """grad's SOURCE epilog was the loss commands' ('several paths (repeat the option) or a quoted glob, paired
+    in sorted order'), but a gradient is of one set of inputs and grad refuses a second file."""
+    text = help_text(cli, "grad", "ce")
+    assert "several paths" not in text and "glob" not in text
+    assert text.endswith("'-' for standard input; or a JSON literal such as '[[2.0, 1.0]]'. One per option.")
+    assert "several paths (repeat the option) or a quoted glob, paired in sorted order" in help_text(cli, "ce")
+    monkeypatch.chdir(ROOT)
+    res = cli("grad", "ce", "--logits", "examples/logits.npy", "--logits", "examples/logits.csv", "--target",
+              "examples/targets.npy", code=2)
+    assert res.stderr == "lossctl: error: --logits: a gradient is of one set of inputs; got 2 sources\n"
