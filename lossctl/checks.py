@@ -53,10 +53,11 @@ NEEDS = {"ce-nll": "(N, C) logits with class-index targets", "onehot-index": "(N
 
 
 def _prepare(sources: Mapping[str, Any], options: Mapping[str, Any], dtype: str, bundle: str | None,
-             loss: str = "ce"):
-    """Load and validate the arrays as `loss` reads them, so that errors name the option that was given."""
+             loss: str = "ce", *, command: str):
+    """Load and validate the arrays as `loss` reads them, so that errors name the option that was given (and a
+    missing one `command`, not the loss)."""
     spec = get_loss(loss)
-    loaded = gather(spec, sources, bundle)
+    loaded = gather(spec, sources, bundle, command=command)
     check_finite(spec, loaded)
     opts = resolve_options(spec, options)
     ctx = Context(dtype=compute_dtype(spec, loaded, dtype), reduction="none")
@@ -130,7 +131,7 @@ def decompose(*, logits, target, weight=None, target_kind: str = "auto", label_s
     check_tolerances(atol=atol, rtol=rtol)
     arrays, opts, ctx = _prepare({"logits": logits, "target": target, "weight": weight},
                                  {"target_kind": target_kind, "label_smoothing": label_smoothing,
-                                  "ignore_index": ignore_index}, dtype, bundle)
+                                  "ignore_index": ignore_index}, dtype, bundle, command="decompose")
     x_np, t_np, w_np = arrays["logits"], arrays["target"], arrays.get("weight")
     check_nonempty("logits", x_np)
     check_unit_interval("label_smoothing", opts["label_smoothing"])
@@ -254,7 +255,7 @@ def check(*, logits=None, target=None, probs=None, weight=None, dtype: str = "au
     if (logits is None) == (probs is None) and bundle is None:
         raise UsageError("give one of --logits or --probs", option="--logits")
     arrays, _, ctx = _prepare({"logits": logits, "probs": probs, "target": target, "weight": weight}, {}, dtype,
-                              bundle, loss="nll")
+                              bundle, loss="nll", command="check")
     probs_given = "probs" in arrays
     x_np, t_np = arrays.get("logits", arrays.get("probs")), arrays["target"]
     check_nonempty("probs" if probs_given else "logits", x_np)

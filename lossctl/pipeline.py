@@ -206,11 +206,12 @@ def backend_label(backend: str) -> str:
 
 # --- loading and validation ----------------------------------------------------------------------------------
 
-def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None, header: str = "auto"
-           ) -> dict[str, Loaded]:
+def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None, header: str = "auto", *,
+           command: str | None = None) -> dict[str, Loaded]:
     """Load every given role: from its own source (path, '-', literal, array) or from the --from bundle.
 
-    header: whether text tables start with a header row (auto, yes, no).
+    header: whether text tables start with a header row (auto, yes, no). command: the command that reads the
+    arrays as `spec` does (decompose reads them as ce), which a missing role's error names.
     """
     if isinstance(bundle, os.PathLike):
         bundle = os.fspath(bundle)
@@ -229,7 +230,7 @@ def gather(spec: LossSpec, sources: Mapping[str, Any], bundle: str | None = None
         loaded[role] = load_source(value, flag(role), stdin, header)
     if bundle is not None and bundle != "-":
         loaded.update(_key_read_alone(spec, loaded, bundle, header))
-    check_roles(spec, loaded, bundle)
+    check_roles(spec, loaded, bundle, command=command)
     return loaded
 
 
@@ -302,8 +303,10 @@ def _as_array(value: Any, flag: str) -> np.ndarray:
     return arr
 
 
-def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = None) -> None:
-    """Exactly one role of each group, and every required one."""
+def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = None, *,
+                command: str | None = None) -> None:
+    """Exactly one role of each group, and every required one (a missing one named as `command`'s, else the
+    loss's)."""
     for roles in spec.groups().values():
         given = [r for r in roles if r.name in loaded]
         flags = " or ".join(r.flag for r in roles)
@@ -315,7 +318,7 @@ def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = 
         if not given and all(r.required for r in roles):
             where = f" (and --from {bundle} has no key {' or '.join(r.name for r in roles)} holding numbers)" \
                 if bundle else ""
-            raise UsageError(f"{spec.name} needs {flags}{where}", option=roles[0].flag)
+            raise UsageError(f"{command or spec.name} needs {flags}{where}", option=roles[0].flag)
 
 
 def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> np.dtype:

@@ -196,3 +196,15 @@ def test_grad_help_does_not_offer_several_files(cli, monkeypatch):
     res = cli("grad", "ce", "--logits", "examples/logits.npy", "--logits", "examples/logits.csv", "--target",
               "examples/targets.npy", code=2)
     assert res.stderr == "lossctl: error: --logits: a gradient is of one set of inputs; got 2 sources\n"
+
+
+@pytest.mark.parametrize("args, line", [
+    (["decompose", "--logits", "[[1.0, 2.0]]"], "lossctl: error: --target: decompose needs --target\n"),
+    (["decompose", "--target", "[1]"], "lossctl: error: --logits: decompose needs --logits\n"),
+    (["check", "--logits", "[[1.0, 2.0]]"], "lossctl: error: --target: check needs --target\n"),
+    (["ce", "--logits", "[[1.0, 2.0]]"], "lossctl: error: --target: ce needs --target\n"),
+])
+def test_a_missing_array_is_named_as_the_command_the_user_ran(cli, args, line):
+    """decompose and check read their arrays as ce and nll do, and a missing one said 'ce needs --target' or
+    'nll needs --target' to someone who had run decompose or check."""
+    assert cli(*args, code=2).stderr == line
