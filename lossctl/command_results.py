@@ -133,7 +133,10 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["steps"] = [{"label": s.label, **dict(s.lines)} for s in self.steps]
-        d["totals"] = dict(self.totals)
+        # a result has several notes (a weighted mean's, label smoothing's, the baselines'): a list, since a dict
+        # keyed by name would keep only the last
+        d["totals"] = {k: v for k, v in self.totals if k != "note"}
+        d["notes"] = [v for k, v in self.totals if k == "note"]
         return d
 
 

@@ -208,3 +208,19 @@ def test_a_missing_array_is_named_as_the_command_the_user_ran(cli, args, line):
     """decompose and check read their arrays as ce and nll do, and a missing one said 'ce needs --target' or
     'nll needs --target' to someone who had run decompose or check."""
     assert cli(*args, code=2).stderr == line
+
+
+def test_explain_json_keeps_every_note(cli, monkeypatch):
+    """explain -f json keyed the result lines by name, so of several 'note' lines only the last survived:
+    perplexity's 'exp(mean cross entropy) = exp(sum / N)' and a weighted mean's note were dropped."""
+    monkeypatch.chdir(ROOT)
+    args = ("--logits", "examples/logits.npy", "--target", "examples/targets.npy", "--samples", "0", "-f", "json")
+    out = json.loads(cli("explain", "perplexity", *args).stdout)
+    x, y = (torch.from_numpy(np.load(ROOT / "examples" / name)) for name in ("logits.npy", "targets.npy"))
+    total = float(F.cross_entropy(x, y, reduction="sum"))
+    assert out["notes"][0] == f"perplexity = exp(mean cross entropy) = exp({total:.6g} / 8)"
+    assert out["notes"][1].startswith("the loss is at or above chance") and "note" not in out["totals"]
+    torch.testing.assert_close(float(out["totals"]["value"]), float(torch.exp(F.cross_entropy(x, y))),
+                               check_dtype=False)
+    weighted = json.loads(cli("explain", "ce", *args, "--weight", "examples/class_weights.json").stdout)
+    assert weighted["notes"][0] == "weighted mean: torch divides by the sum of the targets' class weights, not by N"
