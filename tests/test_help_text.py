@@ -224,3 +224,16 @@ def test_explain_json_keeps_every_note(cli, monkeypatch):
                                check_dtype=False)
     weighted = json.loads(cli("explain", "ce", *args, "--weight", "examples/class_weights.json").stdout)
     assert weighted["notes"][0] == "weighted mean: torch divides by the sum of the targets' class weights, not by N"
+
+
+@pytest.mark.parametrize("loss", ["ce", "perplexity"])
+def test_ce_target_help_names_every_index_shape_taken(cli, loss):
+    """--target said 'Class indices (N) or probabilities', though ce (as torch) takes one sample's () index beside
+    (C) logits and (N, d1..dk) indices beside (N, C, d1..dk) logits."""
+    assert ("--target SOURCE Class indices, shape (), (N) or (N, d1..dk), or probabilities of the logits' shape."
+            in help_text(cli, loss))
+    for x, y in (([1.0, 2.0, 0.5], 1), ([[[1.0, 2.0], [0.5, 0.1]]], [[0, 1]])):
+        want = F.cross_entropy(torch.tensor(x, dtype=torch.float64), torch.tensor(y))
+        want = torch.exp(want) if loss == "perplexity" else want
+        got = json.loads(cli(loss, "--logits", json.dumps(x), "--target", json.dumps(y), "-f", "json").stdout)
+        assert got["value"] == pytest.approx(float(want), rel=1e-12)

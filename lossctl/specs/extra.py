@@ -57,7 +57,8 @@ register_loss(LossSpec(
 ))
 
 _CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True),
-             Role("target", "Class indices (N) or probabilities of the logits' shape.", neg_inf_ok=True), WEIGHT)
+             Role("target", "Class indices, shape (), (N) or (N, d1..dk), or probabilities of the logits' shape.",
+                  neg_inf_ok=True), WEIGHT)
 
 register_loss(LossSpec(
     name="perplexity", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS,
