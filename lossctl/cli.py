@@ -109,8 +109,8 @@ SOURCE_FORMS = ("SOURCE: a path (.npy, .npz[:key], .json[:key], .csv, .tsv, .txt
                 "gs://, az://, http(s)://, hf://); ")
 SOURCE_HELP = (SOURCE_FORMS + "several paths (repeat the option) or a quoted glob, paired in sorted order; '-' for "
                "standard input; or a JSON literal such as '[[2.0, 1.0]]'.")
-# a gradient is of one set of inputs: grad refuses several files for an option
-GRAD_SOURCE_HELP = SOURCE_FORMS + "'-' for standard input; or a JSON literal such as '[[2.0, 1.0]]'. One per option."
+# grad, decompose and check work one set of inputs through: they refuse several files for an option
+ONE_SOURCE_HELP = SOURCE_FORMS + "'-' for standard input; or a JSON literal such as '[[2.0, 1.0]]'. One per option."
 
 STREAM_HELP = ("Stream big inputs (.npy, text tables, Parquet/Arrow columns, JSON Lines) in chunks [default: when "
                "they pass 64 MiB together].")
@@ -380,12 +380,25 @@ def root(version: Annotated[bool, typer.Option("--version", "-V", callback=_vers
     """Compute PyTorch losses from files, exactly as torch.nn does."""
 
 
-@app.command("decompose", rich_help_panel="Checks")
+def source_option(flag_: str, help: str) -> Any:
+    """An array option of decompose and check: repeatable, so that a second one is refused (one_source) where
+    Click would keep the last silently."""
+    return Annotated[list[str] | None, typer.Option(flag_, metavar="SOURCE", help=help)]
+
+
+def one_source(values: list[str] | None, option: str, command: str) -> str | None:
+    if values and len(values) > 1:
+        raise UsageError(f"{command} works one set of arrays through; got {len(values)} sources (run it once per set)",
+                         option=option)
+    return values[0] if values else None
+
+
+@app.command("decompose", rich_help_panel="Checks", epilog=ONE_SOURCE_HELP)
 @handles_errors
 def decompose_cmd(
-    logits: Annotated[str | None, typer.Option("--logits", help="Logits (C), (N, C) or (N, C, d...).")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Class indices or a target distribution.")] = None,
-    weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,).")] = None,
+    logits: source_option("--logits", "Logits (C), (N, C) or (N, C, d...).") = None,
+    target: source_option("--target", "Class indices or a target distribution.") = None,
+    weight: source_option("--weight", "Class weights (C,).") = None,
     target_kind: Annotated[choice(*KINDS), typer.Option("--target-kind",
                                              help="auto: integers are indices, the logits' shape probabilities.")
                            ] = "auto",
@@ -400,6 +413,8 @@ def decompose_cmd(
     """Check CE = H(target) + KL(target || softmax(logits)) for every sample; exit 1 if any row fails."""
     from .api import decompose
 
+    logits, target, weight = (one_source(v, f, "decompose") for v, f in ((logits, "--logits"), (target, "--target"),
+                                                                         (weight, "--weight")))
     result = decompose(logits=logits, target=target, weight=weight, target_kind=target_kind,
                        label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
                        rtol=rtol, bundle=from_)
@@ -408,17 +423,15 @@ def decompose_cmd(
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
-@app.command("check", rich_help_panel="Checks")
+@app.command("check", rich_help_panel="Checks", epilog=ONE_SOURCE_HELP)
 @handles_errors
 def check_cmd(
-    logits: Annotated[str | None, typer.Option("--logits", help="Logits: (N, C), (N, 2), (N), or (C) with one "
-                                               "class index or distribution.")] = None,
-    probs: Annotated[str | None, typer.Option("--probs", help="Binary probabilities instead: (N), (N, 2) rows (or "
-                                              "one (2) row), or one per 0/1 label.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Class indices (or 0/1), or probabilities of the "
-                                               "logits' shape.")] = None,
-    weight: Annotated[str | None, typer.Option("--weight", help="Class weights (C,), for the gradient "
-                                               "identity.")] = None,
+    logits: source_option("--logits", "Logits: (N, C), (N, 2), (N), or (C) with one class index or "
+                          "distribution.") = None,
+    probs: source_option("--probs", "Binary probabilities instead: (N), (N, 2) rows (or one (2) row), or one per "
+                         "0/1 label.") = None,
+    target: source_option("--target", "Class indices (or 0/1), or probabilities of the logits' shape.") = None,
+    weight: source_option("--weight", "Class weights (C,), for the gradient identity.") = None,
     atol: TolOpt = None, rtol: TolOpt = None, dtype: DtypeOpt = "auto", from_: FromOpt = None,
     format: FormatOpt = "auto",
 ) -> None:
@@ -426,6 +439,8 @@ def check_cmd(
     and autograd's gradient of CE against its closed form."""
     from .api import check
 
+    logits, probs, target, weight = (one_source(v, f, "check") for v, f in (
+        (logits, "--logits"), (probs, "--probs"), (target, "--target"), (weight, "--weight")))
     report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
                    bundle=from_)
     emit(report, format)
@@ -636,7 +651,7 @@ def single_grad_command(name: str):
     """The Click command for `lossctl grad NAME` alone (see single_loss_command)."""
     one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
-    one.command(name, epilog=GRAD_SOURCE_HELP)(grad_command(get_loss(name)))
+    one.command(name, epilog=ONE_SOURCE_HELP)(grad_command(get_loss(name)))
     return typer.main.get_command(one)
 
 

@@ -138,7 +138,7 @@ def test_decompose_help_says_what_it_takes_and_its_default_tolerances(cli, monke
     """decompose's --logits help left out the unbatched (C) it takes, --label-smoothing and --ignore-index had no
     help at all, and --atol/--rtol (here and in check) said only '[default: by dtype]'."""
     text = help_text(cli, "decompose")
-    assert "--logits <str> Logits (C), (N, C) or (N, C, d...)." in text
+    assert "--logits SOURCE Logits (C), (N, C) or (N, C, d...)." in text
     assert ("--label-smoothing <float> Mix the target with the uniform distribution, in [0, 1], as ce does; H is "
             "then the mixture's. [default: 0.0]") in text
     assert "--ignore-index <int> Samples whose target is this class index are left out. [default: -100]" in text
@@ -237,3 +237,18 @@ def test_ce_target_help_names_every_index_shape_taken(cli, loss):
         want = torch.exp(want) if loss == "perplexity" else want
         got = json.loads(cli(loss, "--logits", json.dumps(x), "--target", json.dumps(y), "-f", "json").stdout)
         assert got["value"] == pytest.approx(float(want), rel=1e-12)
+
+
+@pytest.mark.parametrize("command, option", [("decompose", "--logits"), ("check", "--target")])
+def test_decompose_and_check_refuse_a_second_source_rather_than_keep_the_last(cli, monkeypatch, command, option):
+    """decompose and check took each array option once, so Click kept the last of two silently: `decompose
+    --logits a.npy --logits '[[...]]'` checked the literal alone and passed. They now refuse, as grad and explain do,
+    and their help names SOURCE's forms (it showed <str> and no epilog)."""
+    monkeypatch.chdir(ROOT)
+    first = {"--logits": "examples/logits.npy", "--target": "examples/targets.npy"}
+    args = [command, *(a for f, v in first.items() for a in (f, v)), option, "[1]"]
+    res = cli(*args, code=2)
+    assert res.stderr == (f"lossctl: error: {option}: {command} works one set of arrays through; got 2 sources "
+                          "(run it once per set)\n")
+    text = help_text(cli, command)
+    assert "--logits SOURCE" in text and text.endswith("or a JSON literal such as '[[2.0, 1.0]]'. One per option.")
