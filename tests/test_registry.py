@@ -747,7 +747,9 @@ def test_every_torch_nn_loss_is_a_command_but_the_one_the_readme_names():
                if isinstance(c, type) and issubclass(c, torch_losses._Loss) and not name.startswith("_")}
     named = {part.strip().removeprefix("torch.nn.") for s in all_specs() for part in s.torch_name.split("/")}
     assert classes - named - {"NLLLoss2d"} <= {"LinearCrossEntropyLoss"}  # NLLLoss2d: NLLLoss's deprecated alias
-    assert "LinearCrossEntropyLoss" in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "LinearCrossEntropyLoss" in readme and "`NLLLoss2d`, NLLLoss's deprecated alias" in readme
+    assert issubclass(torch_losses.NLLLoss2d, torch_losses.NLLLoss)
 
 
 REFUSALS = [
