@@ -212,10 +212,17 @@ def _option_params(spec: LossSpec) -> list[inspect.Parameter]:
     return params
 
 
+def reduction_help(spec: LossSpec) -> str:
+    """What each of the loss's reductions gives, the mean's denominator from the spec (as explain says it)."""
+    parts = [text for name, text in (("none", "none: the unreduced values, as torch's reduction='none'"),
+                                     ("sum", "sum: their sum")) if name in spec.reductions]
+    return "; ".join([*parts, f"mean divides the sum by: {spec.denominator}"]) + "."
+
+
 def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
     params = [
         _param("reduction", Annotated[choice(*spec.reductions) | None, typer.Option(
-            "--reduction", help=f"[default: {spec.default_reduction}]",
+            "--reduction", help=f"{reduction_help(spec)} [default: {spec.default_reduction}]",
             show_default=False)], None),
         _param("dtype", DtypeOpt, "auto"),
     ]

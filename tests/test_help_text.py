@@ -4,6 +4,7 @@ usage errors that point at a help page. Each text is held to what torch (or the 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,22 @@ def test_decompose_and_check_refuse_a_second_source_rather_than_keep_the_last(cl
                           "(run it once per set)\n")
     text = help_text(cli, command)
     assert "--logits SOURCE" in text and text.endswith("or a JSON literal such as '[[2.0, 1.0]]'. One per option.")
+
+
+def test_reduction_help_says_what_each_choice_divides_by(cli):
+    """--reduction's help was only '[default: mean]': kl's batchmean, and what any mean divides by, went unsaid."""
+    assert ("--reduction <mean|sum|none|batchmean> none: the unreduced values, as torch's reduction='none'; sum: "
+            "their sum; mean divides the sum by: mean: every element (N * C); batchmean: the rows N. [default: mean]"
+            ) in help_text(cli, "kl")
+    assert "--reduction <mean> mean divides the sum by: as ce's mean" in help_text(cli, "perplexity")
+    x = torch.tensor([[0.2, -1.0, 0.5], [1.5, 0.1, -0.3]], dtype=torch.float64)
+    q = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]], dtype=torch.float64)
+    log_p = F.log_softmax(x, -1)
+    for reduction, want in (("batchmean", F.kl_div(log_p, q, reduction="sum") / 2),  # the formula written out
+                            ("mean", F.kl_div(log_p, q, reduction="sum") / 6)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own advice about 'mean'
+            assert float(F.kl_div(log_p, q, reduction=reduction)) == pytest.approx(float(want), rel=1e-12)
+        got = json.loads(cli("kl", "--logits", json.dumps(x.tolist()), "--target", json.dumps(q.tolist()),
+                             "--reduction", reduction, "-f", "json").stdout)
+        assert got["value"] == pytest.approx(float(want), rel=1e-12)
