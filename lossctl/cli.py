@@ -18,7 +18,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .errors import EXIT_CHECK_FAILED, LossctlError, UsageError
@@ -353,6 +353,26 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
 LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases)}
 
 
+class LossArgsCommand(TyperCommand):
+    """explain and grad, which take a loss's options as extra arguments after NAME: the shell completes those
+    options, and their choices, from that loss's own command."""
+
+    def shell_complete(self, ctx, incomplete: str) -> list:
+        name = ctx.params.get("name")
+        if name not in LOSS_NAMES:
+            return super().shell_complete(ctx, incomplete)
+        command = (single_grad_command if self.name == "grad" else single_loss_command)(name)
+        args = list(ctx.args)
+        with command.make_context(f"lossctl {self.name} {name}", list(args), resilient_parsing=True) as sub:
+            if incomplete.startswith("-"):  # the loss's options, then this command's own (--samples) not among them
+                found = command.shell_complete(sub, incomplete)
+                seen = {item.value for item in found}
+                return found + [item for item in super().shell_complete(ctx, incomplete) if item.value not in seen]
+            wants_value = [p for p in command.get_params(sub)
+                           if args and args[-1] in getattr(p, "opts", ()) and getattr(p, "is_flag", None) is False]
+            return wants_value[0].shell_complete(sub, incomplete) if wants_value else []
+
+
 def complete_loss_name(incomplete: str) -> list[str]:
     """The shell completion of explain's and grad's NAME: the loss names that start so (as `lossctl <TAB>` offers
     them; an alias is taken too, but not offered)."""
@@ -473,7 +493,8 @@ def list_cmd(
              f"e.g. '*{pattern.strip('*')}*'")
 
 
-@app.command("explain", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command("explain", cls=LossArgsCommand,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @handles_errors
 def explain_cmd(
     ctx: typer.Context,
@@ -662,7 +683,7 @@ def single_grad_command(name: str):
     return typer.main.get_command(one)
 
 
-@app.command("grad", rich_help_panel="Checks",
+@app.command("grad", rich_help_panel="Checks", cls=LossArgsCommand,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @handles_errors
 def grad_cmd(

@@ -272,3 +272,18 @@ def test_reduction_help_says_what_each_choice_divides_by(cli):
         got = json.loads(cli("kl", "--logits", json.dumps(x.tolist()), "--target", json.dumps(q.tolist()),
                              "--reduction", reduction, "-f", "json").stdout)
         assert got["value"] == pytest.approx(float(want), rel=1e-12)
+
+
+@pytest.mark.parametrize("words, offered", [
+    ("lossctl grad ce --red", ["--reduction"]),
+    ("lossctl grad kl --reduction ", ["mean", "sum", "none", "batchmean"]),
+    ("lossctl grad ce --dtype ", ["float32", "float64"]),
+    ("lossctl explain ce --target-kind ", ["auto", "index", "prob", "logits"]),
+    ("lossctl explain ce --logits x.npy --ta", ["--target", "--target-kind"]),
+    ("lossctl explain ce --sa", ["--samples"]),
+])
+def test_explain_and_grad_complete_the_loss_options_after_its_name(words, offered):
+    """After `explain NAME` or `grad NAME` the loss's options are extra arguments: the shell offered none of them
+    and none of their choices ('lossctl grad kl --reduction <TAB>' gave nothing, 'lossctl kl --reduction <TAB>'
+    the four reductions)."""
+    assert complete(words) == offered
