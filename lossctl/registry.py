@@ -180,11 +180,26 @@ def all_specs() -> list[LossSpec]:
     return [_REGISTRY[n] for n in list_losses()]
 
 
+def listed_arrays(spec: LossSpec) -> list[str]:
+    """The arrays as `lossctl list` shows them: an optional one with `?`, the alternatives of a group as one entry
+    (`--log-probs|--logits|--probs`: exactly one is given)."""
+    shown: list[str] = []
+    at: dict[str, int] = {}
+    for r in spec.roles:
+        if r.group in at:
+            shown[at[r.group]] += "|" + r.flag
+            continue
+        if r.group:
+            at[r.group] = len(shown)
+        shown.append(r.flag + ("" if r.required or r.group else "?"))
+    return shown
+
+
 def describe_spec(spec: LossSpec) -> dict[str, Any]:
     """What `lossctl list` shows of a loss, as data."""
     return {
         "name": spec.name, "aliases": list(spec.aliases), "torch": spec.torch_name,
-        "arrays": [r.flag + ("" if r.required or r.group else "?") for r in spec.roles],
+        "arrays": listed_arrays(spec),
         "options": {o.flag: o.default for o in spec.options}, "reductions": list(spec.reductions),
         "default_reduction": spec.default_reduction, "backends": list(spec.backends),
         "streams": spec.stream is not None, "summary": spec.summary,

@@ -287,3 +287,18 @@ def test_explain_and_grad_complete_the_loss_options_after_its_name(words, offere
     and none of their choices ('lossctl grad kl --reduction <TAB>' gave nothing, 'lossctl kl --reduction <TAB>'
     the four reductions)."""
     assert complete(words) == offered
+
+
+def test_list_shows_alternative_arrays_as_one_choice(cli):
+    """`lossctl list` showed nll's arrays as '--log-probs --logits --probs --target --weight?', as if each were
+    needed; exactly one of the first three is given (two are refused), so they are one entry."""
+    rows = {r["name"]: r["arrays"] for r in json.loads(cli("list", "-f", "json").stdout)["losses"]}
+    assert rows["nll"] == ["--log-probs|--logits|--probs", "--target", "--weight?"]
+    assert rows["bce"] == ["--probs|--logits", "--target", "--weight?", "--pos-weight?"]
+    assert rows["ce"] == ["--logits", "--target", "--weight?"]
+    x, y = [[2.0, 1.0, 0.1]], [0]
+    want = F.nll_loss(F.log_softmax(torch.tensor(x, dtype=torch.float64), 1), torch.tensor(y))
+    got = json.loads(cli("nll", "--logits", json.dumps(x), "--target", json.dumps(y), "-f", "json").stdout)
+    assert got["value"] == pytest.approx(float(want), rel=1e-12)
+    res = cli("nll", "--logits", json.dumps(x), "--probs", "[[0.5, 0.25, 0.25]]", "--target", json.dumps(y), code=2)
+    assert res.stderr == "lossctl: error: --probs: give only one of --log-probs or --logits or --probs\n"
