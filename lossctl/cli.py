@@ -111,8 +111,13 @@ STREAM_HELP = ("Stream big inputs (.npy, text tables, Parquet/Arrow columns, JSO
                "they pass 64 MiB together].")
 
 
+# A line break (or another control character) in a file name or literal that a message quotes, escaped as Python
+# writes it: every message is one line, as scripts that read stderr line by line count on.
+ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
 def _err(text: str) -> None:
-    sys.stderr.write(f"lossctl: {text}\n")
+    sys.stderr.write(f"lossctl: {text.translate(ONE_LINE)}\n")
 
 
 def handles_errors(func):

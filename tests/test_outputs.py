@@ -200,3 +200,22 @@ def test_both_breakdowns_in_one_csv_are_a_usage_error(cli):
               "-f", "csv", code=2)
     assert ran.stderr == ("lossctl: error: --by-class: -f csv prints one table: ask for --by-class or --worst, or use "
                           "-f json for both\n")
+
+
+def test_a_file_name_with_a_line_break_is_named_on_one_line(cli, tmp_path):
+    """A line break in a quoted file name split the error (and a warning) in two lines on stderr."""
+    bad = tmp_path / "bad\nname.npy"
+    bad.write_bytes(b"not an array")
+    ran = cli("ce", "--logits", bad, "--target", "[0]", code=2)
+    shown = str(bad).replace("\n", "\\n")
+    assert ran.stdout == ""
+    assert ran.stderr == f"lossctl: error: --logits ({shown}): not an .npy file (bad magic bytes)\n"
+    ignored = tmp_path / "all\rignored.json"
+    ignored.write_text(IGNORED)
+    ran = cli("ce", "--logits", EX / "logits.npy", "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+              "--target", ignored, "-f", "plain")
+    assert ran.stderr.count("\n") == 1 and str(ignored).replace("\r", "\\r") + ": all 8 targets" in ran.stderr
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    want = F.cross_entropy(x.double(), t).item()
+    lines = ran.stdout.splitlines()
+    assert math.isnan(float(lines[1])) and float(lines[2]) == pytest.approx(want, rel=1e-6)
