@@ -655,9 +655,19 @@ def _pipe_closed() -> None:
     sys.exit(0)
 
 
+def _escape_unencodable_output() -> None:
+    """stdout in its own encoding whatever a file name holds: a name that is not valid UTF-8 (Python keeps its bytes
+    as surrogates) or a character outside the encoding is written as a backslash escape, as Python writes it to
+    stderr, rather than raising UnicodeEncodeError after the loss was computed (a traceback and no output under
+    a strict UTF-8 stdout, PYTHONIOENCODING=utf-8) or writing bytes a UTF-8 reader of the CSV or table refuses."""
+    if callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
+    _escape_unencodable_output()
     args = sys.argv[1:]
     if args and args[0] in LOSS_NAMES:
         command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"

@@ -3,16 +3,20 @@ total's dtype and backend, and exit 0 when the reader of a pipe is gone."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, run_subprocess
 
 EX = ROOT / "examples"
 IGNORED = json.dumps([-100] * 8)
@@ -219,3 +223,30 @@ def test_a_file_name_with_a_line_break_is_named_on_one_line(cli, tmp_path):
     want = F.cross_entropy(x.double(), t).item()
     lines = ran.stdout.splitlines()
     assert math.isnan(float(lines[1])) and float(lines[2]) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table", "json"])
+def test_a_file_name_that_is_not_utf8_is_escaped_on_a_strict_utf8_stdout(tmp_path, fmt):
+    """Python keeps such a name's bytes as surrogates, which a strict UTF-8 stdout (PYTHONIOENCODING=utf-8, a
+    UTF-8 locale other than C) cannot encode: the CSV and the table ended in a UnicodeEncodeError traceback, with
+    nothing printed. Now the name is written with backslash escapes, as Python writes it to stderr."""
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/x\xff.npy")
+    with open(os.fsencode(name), "wb") as f:
+        np.save(f, np.load(EX / "logits.npy"))
+    ran = run_subprocess("ce", "--logits", name, "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+                         "--target", EX / "targets.npy", "-f", fmt, env={"PYTHONIOENCODING": "utf-8", "COLUMNS": "300"})
+    assert ran.returncode == 0 and ran.stderr == b"", ran.stderr.decode(errors="replace")
+    out = ran.stdout.decode("utf-8")  # valid UTF-8
+    escaped = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    want = F.cross_entropy(x, t).item()
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(out)))
+        assert rows[0] == ["file", "loss", "reduction", "value", "total", "denominator", "dtype", "backend"]
+        assert [r[0] for r in rows[1:]] == [escaped, str(EX / "logits.npy"), "total"]
+        frame = pd.read_csv(io.StringIO(out))
+        np.testing.assert_allclose(frame["value"], [want] * 3, rtol=1e-6)
+    elif fmt == "json":
+        assert strict_json(out)["files"][0]["file"] == name  # ensure_ascii: the surrogates as \udcff escapes
+    else:
+        assert f"│ {escaped} " in out  # a row of the files' table
