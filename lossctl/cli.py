@@ -152,7 +152,8 @@ def emit(obj: Any, fmt: str) -> None:
         _err(f"warning: {w}")
     out = render(obj, fmt)
     if isinstance(out, str):
-        sys.stdout.write(out + "\n")
+        if out:  # nothing to print (a list that matches no loss) is no line, not an empty one
+            sys.stdout.write(out + "\n")
     else:
         from rich.console import Console
 
