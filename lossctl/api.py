@@ -105,7 +105,8 @@ def check_expect(name: str, reduction: str | None, *, expect: float | None, rtol
         raise UsageError(f"needs a reduced loss (--reduction mean, sum or batchmean); {name} computes reduction none "
                          "here", option="--expect")
     if partials:
-        raise UsageError("a partial is not the loss; check the total that lossctl merge prints", option="--expect")
+        raise UsageError("a partial is not the loss; give --expect to lossctl merge, which checks the total",
+                         option="--expect")
 
 
 def expectation(result: Result, expect: float, *, rtol: float | None = None, atol: float | None = None
@@ -123,11 +124,12 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
     got = result.value
     if close(got, expect, atol, rtol, equal_nan=True):
         return None
+    what = "loss" if hasattr(result, "loss") else "calibration error"  # lossctl merge of calibration partials
     if not (math.isfinite(got) and math.isfinite(expect)):
-        return f"the loss is {got!r}, expected {expect!r} (a non-finite value matches only itself)"
+        return f"the {what} is {got!r}, expected {expect!r} (a non-finite value matches only itself)"
     diff = abs(got - expect)
     relative = diff / abs(expect) if expect else math.inf
-    return (f"the loss is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
+    return (f"the {what} is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
             f"atol {atol:g} + rtol {rtol:g} x |expected|)")
 
 

@@ -333,14 +333,26 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         # strict JSON, as every JSON output: a sum of inf or nan (torch's own result) is written as a string
         sys.stdout.write(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
+    off = expected(result, *expect)
     emit(result, fmt)
-    if expect[0] is not None:
-        from .api import expectation
+    exit_if_off(off)
 
-        off = expectation(getattr(result, "total", result), expect[0], rtol=expect[1], atol=expect[2])
-        if off:
-            _err(f"expect: {off}")
-            raise typer.Exit(EXIT_CHECK_FAILED)
+
+def expected(result: Any, expect: float | None, rtol: float | None, atol: float | None) -> str | None:
+    """--expect's verdict on a result (on the total over several files): None where it holds or was not asked,
+    else the line that says by how much it is off."""
+    if expect is None:
+        return None
+    from .api import expectation
+
+    return expectation(getattr(result, "total", result), expect, rtol=rtol, atol=atol)
+
+
+def exit_if_off(off: str | None) -> None:
+    """After the result was printed: --expect's line on stderr and exit 1 where the value is off."""
+    if off:
+        _err(f"expect: {off}")
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases)}
@@ -504,11 +516,22 @@ def merge_cmd(
     files: Annotated[list[str], typer.Argument(help="JSON files written by --partials (one object, a list, or "
                                                "one per line).")],
     format: FormatOpt = "auto",
+    expect: Annotated[float | None, typer.Option("--expect", help="Exit 1 when the merged loss (or calibration "
+                      "error) is not this value (within --rtol/--atol), as a loss command's --expect.")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol", help="For --expect [default: 1e-5 float32, 1e-9 "
+                    "float64].")] = None,
+    atol: Annotated[float | None, typer.Option("--atol", help="For --expect [default: 1e-6 float32, 1e-12 "
+                    "float64].")] = None,
 ) -> None:
     """Add partial sums from --partials runs (shards, machines) into the exact total loss or calibration error."""
     from .api import merge_files
+    from .tolerance import check_tolerances
 
-    emit(merge_files(files), format)
+    check_tolerances(atol=atol, rtol=rtol)  # before anything is read
+    result = merge_files(files)
+    off = expected(result, expect, rtol, atol)
+    emit(result, format)
+    exit_if_off(off)
 
 
 # --- calibration -----------------------------------------------------------------------------------------------
