@@ -427,7 +427,7 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
     warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together, as one file would
     then = ", then divided" if st.reduction != "sum" else ""
     labels = labels if len(labels) == len(docs) else [f"partial {i + 1}" for i in range(len(docs))]
-    notes = [f"merged from {len(docs)} partials: sums added{then}",
+    notes = [f"merged from {len(docs)} partial{'s' if len(docs) != 1 else ''}: sums added{then}",
              *files_notes(labels, [[n.removeprefix(EACH_FILE) for n in d.get("notes") or []] for d in docs])]
     if wants_baselines(spec, st, total):  # a run over the files together has them (run_many)
         notes.append("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one "

@@ -250,3 +250,18 @@ def test_a_file_name_that_is_not_utf8_is_escaped_on_a_strict_utf8_stdout(tmp_pat
         assert strict_json(out)["files"][0]["file"] == name  # ensure_ascii: the surrogates as \udcff escapes
     else:
         assert f"│ {escaped} " in out  # a row of the files' table
+
+
+def test_a_merge_of_one_partial_says_so_in_the_singular(cli, tmp_path):
+    """'merged from 1 partials' (loss and calibration alike), where the denominators say '1 row' since 6907c56."""
+    for name, args in (("ce", ["ce", "--target", EX / "targets.npy"]),
+                       ("cal", ["calibration", "--target", EX / "targets.npy"])):
+        (tmp_path / f"{name}.json").write_text(cli(*args, "--logits", EX / "logits.npy", "--partials").stdout)
+    loss = strict_json(cli("merge", tmp_path / "ce.json", "-f", "json").stdout)
+    assert loss["notes"][0] == "merged from 1 partial: sums added, then divided"
+    want = F.cross_entropy(torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy")))
+    assert loss["value"] == pytest.approx(want.item(), rel=1e-6)
+    cal = strict_json(cli("merge", tmp_path / "cal.json", "-f", "json").stdout)
+    assert "merged from 1 partial: per-bin sums added, then divided" in cal["notes"]
+    two = strict_json(cli("merge", tmp_path / "ce.json", tmp_path / "ce.json", "-f", "json").stdout)
+    assert two["notes"][0] == "merged from 2 partials: sums added, then divided"
