@@ -312,8 +312,10 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     from .render import check_breakdowns
 
     sources, options, common = split_params(spec, kw)
-    fmt = resolve_format(common.pop("format"), by_class=common.get("by_class", False), worst=common.get("worst", 0))
     partials = common.pop("partials")
+    if partials:
+        refuse_format_beside_partials(common["format"])
+    fmt = resolve_format(common.pop("format"), by_class=common.get("by_class", False), worst=common.get("worst", 0))
     if not partials:  # --partials refuses the breakdowns itself
         check_breakdowns(fmt, by_class=common.get("by_class", False), worst=common.get("worst", 0))
     expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
@@ -336,6 +338,14 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     off = expected(result, *expect)
     emit(result, fmt)
     exit_if_off(off)
+
+
+def refuse_format_beside_partials(fmt: str) -> None:
+    """--partials prints one JSON document for `lossctl merge`: a -f asking for anything else is refused rather
+    than ignored, as a breakdown plain output cannot show is."""
+    if fmt not in ("auto", "json"):
+        raise UsageError(f"prints the partial sums as JSON, for lossctl merge; -f {fmt} does not apply (leave -f out, "
+                         "or use -f json)", option="--partials")
 
 
 def expected(result: Any, expect: float | None, rtol: float | None, atol: float | None) -> str | None:
@@ -579,6 +589,8 @@ def calibration_cmd(
                               header=header, ignore_index=ignore_index, class_axis=class_axis)
     if partials and plot:
         raise UsageError("a partial has no final bins to draw; plot the merged result instead", option="--plot")
+    if partials:
+        refuse_format_beside_partials(format)
     sources = {"logits": logits, "probs": probs, "target": target}
     with progress_bar() as progress:
         if partials:

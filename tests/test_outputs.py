@@ -265,3 +265,15 @@ def test_a_merge_of_one_partial_says_so_in_the_singular(cli, tmp_path):
     assert "merged from 1 partial: per-bin sums added, then divided" in cal["notes"]
     two = strict_json(cli("merge", tmp_path / "ce.json", tmp_path / "ce.json", "-f", "json").stdout)
     assert two["notes"][0] == "merged from 2 partials: sums added, then divided"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "plain", "table"])
+@pytest.mark.parametrize("command", ["ce", "calibration"])
+def test_partials_refuse_a_format_they_would_ignore(cli, fmt, command):
+    """--partials printed its JSON whatever -f asked for: `-f csv --partials > part.csv` held JSON."""
+    args = [command, "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--partials"]
+    ran = cli(*args, "-f", fmt, code=2)
+    assert ran.stdout == ""
+    assert ran.stderr == (f"lossctl: error: --partials: prints the partial sums as JSON, for lossctl merge; -f {fmt} "
+                          "does not apply (leave -f out, or use -f json)\n")
+    assert strict_json(cli(*args, "-f", "json").stdout) == strict_json(cli(*args).stdout)
