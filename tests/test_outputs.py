@@ -277,3 +277,29 @@ def test_partials_refuse_a_format_they_would_ignore(cli, fmt, command):
     assert ran.stderr == (f"lossctl: error: --partials: prints the partial sums as JSON, for lossctl merge; -f {fmt} "
                           "does not apply (leave -f out, or use -f json)\n")
     assert strict_json(cli(*args, "-f", "json").stdout) == strict_json(cli(*args).stdout)
+
+
+def test_worst_over_files_of_different_shapes_is_a_rectangular_csv(cli, tmp_path):
+    """Files of (N, C) and (N, C, d) logits give worst rows of one and of two index axes: the CSV's rows of one axis
+    had a cell too few under the i0,i1 header, and pandas read their target as i1, their loss as nothing."""
+    rng = np.random.default_rng(1)
+    x2 = (rng.normal(size=(2, 4, 3)) * 3).astype(np.float32)
+    t2 = rng.integers(0, 4, size=(2, 3))
+    np.save(tmp_path / "x2.npy", x2)
+    np.save(tmp_path / "t2.npy", t2)
+    x1, t1 = np.load(EX / "logits.npy"), np.load(EX / "targets.npy")
+    out = cli("ce", "--logits", EX / "logits.npy", "--logits", tmp_path / "x2.npy", "--target", EX / "targets.npy",
+              "--target", tmp_path / "t2.npy", "--worst", "14", "-f", "csv").stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["i0", "i1", "target", "predicted", "p_target", "loss"]
+    assert all(len(r) == 6 for r in rows)
+    frame = pd.read_csv(io.StringIO(out))
+    losses = np.concatenate([F.cross_entropy(torch.from_numpy(x1), torch.from_numpy(t1), reduction="none").numpy(),
+                             F.cross_entropy(torch.from_numpy(x2), torch.from_numpy(t2), reduction="none")
+                             .numpy().ravel()])
+    np.testing.assert_allclose(frame["loss"], np.sort(losses)[::-1], rtol=1.3e-6)
+    first = frame["i0"] < len(t1)  # rows of the first file: one axis, its i1 empty
+    assert frame.loc[first, "i1"].isna().all() and frame.loc[~first, "i1"].notna().all()
+    np.testing.assert_array_equal(frame.loc[first, "target"], t1[frame.loc[first, "i0"]])
+    second = frame.loc[~first]
+    np.testing.assert_array_equal(second["target"], t2[second["i0"] - len(t1), second["i1"].astype(int)])

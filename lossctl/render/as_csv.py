@@ -35,11 +35,13 @@ def _breakdown(obj: Result) -> str | None:
     if obj.by_class is not None:
         return _table([breakdown_header(c, obj.breakdown_loss) for c in BY_CLASS_COLUMNS],
                       ([_cell(r[c]) for c in BY_CLASS_COLUMNS] for r in obj.by_class))
-    if obj.worst is not None:  # the index is one column per axis, as reduction none's values are
+    if obj.worst is not None:  # the index is one column per axis, as reduction none's values are; an index of
+        # fewer axes (several files of different shapes) leaves the others empty, as the gradients' rows do
         ndim = max((len(r["index"]) for r in obj.worst), default=1)
         return _table([*(f"i{d}" for d in range(ndim)), *(breakdown_header(c, obj.breakdown_loss)
                                                            for c in WORST_COLUMNS[1:])],
-                      ([*r["index"], *(_cell(r[c]) for c in WORST_COLUMNS[1:])] for r in obj.worst))
+                      ([*r["index"], *[""] * (ndim - len(r["index"])), *(_cell(r[c]) for c in WORST_COLUMNS[1:])]
+                       for r in obj.worst))
     return None
 
 
