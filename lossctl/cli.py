@@ -153,15 +153,35 @@ def emit(obj: Any, fmt: str) -> None:
     out = render(obj, fmt)
     if isinstance(out, str):
         if out:  # nothing to print (a list that matches no loss) is no line, not an empty one
-            sys.stdout.write(out + "\n")
-    else:
-        from rich.console import Console
+            write_out(out + "\n")
+        return
+    from rich.console import Console
 
-        class Quiet(Console):
-            def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
-                _pipe_closed()
+    class Quiet(Console):
+        def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
+            _pipe_closed()
 
+    with stdout_errors():
         Quiet(highlight=False, markup=False, soft_wrap=False).print(out)
+
+
+@contextlib.contextmanager
+def stdout_errors():
+    """A write to stdout that fails (a full disk: ENOSPC, EIO) is one error line and exit 2, as a failed -o or
+    --plot is, not a traceback and exit 1 (a failed check). Flushed here, so that it cannot fail at exit instead.
+    A reader gone early (BrokenPipeError) is left to main, which exits 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write the output: {exc.strerror or exc}", option="stdout") from None
+
+
+def write_out(text: str) -> None:
+    with stdout_errors():
+        sys.stdout.write(text)
 
 
 @contextlib.contextmanager
@@ -333,7 +353,7 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         for w in result.warnings:
             _err(f"warning: {w}")
         # strict JSON, as every JSON output: a sum of inf or nan (torch's own result) is written as a string
-        sys.stdout.write(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
+        write_out(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
     off = expected(result, *expect)
     emit(result, fmt)
@@ -612,7 +632,7 @@ def _print_partial(doc: dict[str, Any]) -> None:
 
     for w in doc.get("warnings", ()):
         _err(f"warning: {w}")
-    sys.stdout.write(json.dumps(json_value(doc), allow_nan=False) + "\n")
+    write_out(json.dumps(json_value(doc), allow_nan=False) + "\n")
 
 
 # --- gradients -------------------------------------------------------------------------------------------------

@@ -303,3 +303,16 @@ def test_worst_over_files_of_different_shapes_is_a_rectangular_csv(cli, tmp_path
     np.testing.assert_array_equal(frame.loc[first, "target"], t1[frame.loc[first, "i0"]])
     second = frame.loc[~first]
     np.testing.assert_array_equal(second["target"], t2[second["i0"] - len(t1), second["i1"].astype(int)])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("fmt", ["plain", "table", "json"])
+def test_stdout_on_a_full_disk_is_one_error_line_and_exit_2(fmt):
+    """A failed write to stdout (ENOSPC) was a 38-line OSError traceback and exit 1, which means a failed check or
+    --expect; now one line naming stdout and exit 2, as a -o or --plot that cannot be written."""
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run([sys.executable, "-m", "lossctl", "ce", "--logits", str(EX / "logits.npy"), "--target",
+                              str(EX / "targets.npy"), "-f", fmt], stdout=full, stderr=subprocess.PIPE, cwd=ROOT,
+                             timeout=120)
+    assert ran.returncode == 2
+    assert ran.stderr == b"lossctl: error: stdout: cannot write the output: No space left on device\n"
