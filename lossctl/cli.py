@@ -333,14 +333,14 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
 
     sources, options, common = split_params(spec, kw)
     partials = common.pop("partials")
+    expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
+    check_expect(spec.name, common.get("reduction"), expect=expect[0], rtol=expect[1], atol=expect[2],
+                 partials=partials)
     if partials:
         refuse_format_beside_partials(common["format"])
     fmt = resolve_format(common.pop("format"), by_class=common.get("by_class", False), worst=common.get("worst", 0))
     if not partials:  # --partials refuses the breakdowns itself
         check_breakdowns(fmt, by_class=common.get("by_class", False), worst=common.get("worst", 0))
-    expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
-    check_expect(spec.name, common.get("reduction"), expect=expect[0], rtol=expect[1], atol=expect[2],
-                 partials=partials)
     with progress_bar() as progress:
         result = compute_files(spec.name, sources, options, bundle=common.pop("from_"), partials=partials,
                                progress=progress, details=fmt != "plain" and not partials, **common)
