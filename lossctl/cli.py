@@ -143,10 +143,17 @@ def resolve_format(fmt: str, *, by_class: bool = False, worst: int = 0) -> str:
     return ("json" if by_class and worst else "csv") if by_class or worst else "plain"
 
 
-def emit(obj: Any, fmt: str) -> None:
-    """Warnings to stderr, then the data in `fmt` to stdout."""
+# What a run exits with when the reader of its pipe leaves before all was printed (| head): 0, or 1 where the check
+# or --expect it was printing had already failed, which the reader leaving does not undo (and --expect's line).
+PIPE_CLOSED_EXIT: dict[str, Any] = {"code": 0, "line": None}
+
+
+def emit(obj: Any, fmt: str, *, failed: bool = False, line: str | None = None) -> None:
+    """Warnings to stderr, then the data in `fmt` to stdout. `failed`: the run exits 1 after it (a check or
+    --expect failed), and says `line` on stderr, even if the reader leaves early."""
     from .render import render
 
+    PIPE_CLOSED_EXIT.update(code=EXIT_CHECK_FAILED if failed else 0, line=line)
     fmt = resolve_format(fmt)
     for w in getattr(obj, "warnings", ()):
         _err(f"warning: {w}")
@@ -356,7 +363,7 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         write_out(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
     off = expected(result, *expect)
-    emit(result, fmt)
+    emit(result, fmt, failed=off is not None, line=off and f"expect: {off}")
     exit_if_off(off)
 
 
@@ -436,7 +443,7 @@ def decompose_cmd(
     result = decompose(logits=logits, target=target, weight=weight, target_kind=target_kind,
                        label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
                        rtol=rtol, bundle=from_)
-    emit(result, format)
+    emit(result, format, failed=not result.ok)
     if not result.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -461,7 +468,7 @@ def check_cmd(
 
     report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
                    bundle=from_)
-    emit(report, format)
+    emit(report, format, failed=not report.ok)
     if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -560,7 +567,7 @@ def merge_cmd(
     check_tolerances(atol=atol, rtol=rtol)  # before anything is read
     result = merge_files(files)
     off = expected(result, expect, rtol, atol)
-    emit(result, format)
+    emit(result, format, failed=off is not None, line=off and f"expect: {off}")
     exit_if_off(off)
 
 
@@ -705,10 +712,13 @@ def root_command():
 
 
 def _pipe_closed() -> None:
-    """The reader closed early (| head): stop quietly, exit 0, and keep Python from complaining at exit."""
+    """The reader closed early (| head): stop quietly and keep Python from complaining at exit; exit 0, or 1 with
+    --expect's line where what was being printed had already failed (PIPE_CLOSED_EXIT)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
+    if PIPE_CLOSED_EXIT["line"]:
+        _err(PIPE_CLOSED_EXIT["line"])
+    sys.exit(PIPE_CLOSED_EXIT["code"])
 
 
 def _escape_unencodable_output() -> None:
@@ -724,6 +734,7 @@ def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
     _escape_unencodable_output()
+    PIPE_CLOSED_EXIT.update(code=0, line=None)  # a run in-process after another (tests) starts afresh
     args = sys.argv[1:]
     if args and args[0] in LOSS_NAMES:
         command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"

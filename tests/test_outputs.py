@@ -316,3 +316,35 @@ def test_stdout_on_a_full_disk_is_one_error_line_and_exit_2(fmt):
                              timeout=120)
     assert ran.returncode == 2
     assert ran.stderr == b"lossctl: error: stdout: cannot write the output: No space left on device\n"
+
+
+def _run_with_the_reader_gone(*args: str) -> subprocess.CompletedProcess:
+    """lossctl writing into a pipe whose reader has already closed it (| true, | head that left)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "lossctl", *map(str, args)], stdout=write,
+                              stderr=subprocess.PIPE, cwd=ROOT, timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("fmt", ["plain", "table"])
+def test_a_reader_gone_early_keeps_a_failed_check_or_expect_at_exit_1(fmt):
+    """A reader gone early made every run exit 0: `lossctl decompose ... | head` under pipefail, or `lossctl ce
+    --expect X | true`, passed a CI job whose check or --expect had failed (README: exit 1)."""
+    want = F.cross_entropy(torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy")))
+    ce = ["ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", fmt]
+    off = _run_with_the_reader_gone(*ce, "--expect", "1.0")
+    assert off.returncode == 1
+    assert off.stderr.decode().startswith("lossctl: expect: the loss is 1.42498")  # torch: 1.4249871
+    assert off.stderr.decode().endswith(", expected 1.0: off by 0.424987 (relative 0.425; tolerance atol 1e-06 + "
+                                        "rtol 1e-05 x |expected|)\n")
+    assert _run_with_the_reader_gone(*ce, "--expect", repr(want.item())).returncode == 0
+    strict = ["--atol", "0", "--rtol", "0"]  # float32 rounding fails these, as the README's example shows
+    decompose = ["decompose", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json", "-f", fmt]
+    assert _run_with_the_reader_gone(*decompose, *strict).returncode == 1
+    assert _run_with_the_reader_gone(*decompose).returncode == 0
+    check = ["check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", fmt]
+    assert _run_with_the_reader_gone(*check, *strict).returncode == 1
+    assert _run_with_the_reader_gone(*check).returncode == 0
