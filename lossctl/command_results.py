@@ -153,8 +153,10 @@ class GradientResult:
     options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    backend: str = ""  # what computed them: torch autograd, `torch 2.13.0`, as a loss result names its backend
 
     def to_dict(self) -> dict[str, Any]:
         return {"loss": self.loss, "torch": self.torch_name, "reduction": self.reduction, "value": self.value,
                 "gradients": {role: g.tolist() for role, g in self.gradients.items()}, "dtype": self.dtype,
-                "shapes": self.shapes, "options": self.options, "warnings": self.warnings, "notes": self.notes}
+                "backend": self.backend, "shapes": self.shapes, "options": self.options, "warnings": self.warnings,
+                "notes": self.notes}

@@ -212,6 +212,7 @@ def _gradient_result(obj: GradientResult):
     t.add_row("loss", Text(number(obj.value), style="bold green"))
     t.add_row("reduction", Text(obj.reduction))
     t.add_row("dtype", Text(obj.dtype))
+    t.add_row("backend", Text(obj.backend))
     t.add_row("gradients", Text(", ".join(f"d loss / d {role} {tuple(g.shape)}" for role, g in
                                           obj.gradients.items())))
     for note in obj.notes:
