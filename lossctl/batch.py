@@ -92,6 +92,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         return results[0]
     labels = set_labels(spec, sets)
     _same_constants(results, labels)
+    _same_classes(results, labels)
     total = Partial()
     for r in results:
         total = total + r.partial
@@ -146,6 +147,17 @@ def files_notes(labels: Sequence[str], parts: list[list[str]]) -> list[str]:
     common = set(parts[0]).intersection(*parts[1:])
     return [f"{EACH_FILE}{n}" for n in parts[0] if n in common] + \
         [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
+
+
+def _same_classes(results: list[Result], labels: list[str]) -> None:
+    """--by-class over files of different numbers of classes (or label columns): their rows do not add up."""
+    widths = [(label, len(r.report.by_class.count)) for label, r in zip(labels, results, strict=True)
+              if r.report is not None and r.report.by_class is not None]
+    for label, width in widths[1:]:
+        if width != widths[0][1]:
+            raise UsageError(f"{label} has {width} classes (or label columns) and {widths[0][0]} {widths[0][1]}: "
+                             "their per-class rows do not add up; ask --by-class of each file alone",
+                             option="--by-class")
 
 
 def _empty_means(st: Settings, results: list[Result], labels: list[str]) -> list[str]:

@@ -348,3 +348,18 @@ def test_a_reader_gone_early_keeps_a_failed_check_or_expect_at_exit_1(fmt):
     check = ["check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", fmt]
     assert _run_with_the_reader_gone(*check, *strict).returncode == 1
     assert _run_with_the_reader_gone(*check).returncode == 0
+
+
+def test_by_class_over_files_of_different_classes_names_the_option_and_the_files(cli):
+    """The error was 'lossctl: error: by-class sums of 4 and 3 classes do not add up': no option, no file."""
+    args = ["ce", "--logits", EX / "logits.npy", "--logits", "[[1.0, 2.0, 0.5]]", "--target", EX / "targets.npy",
+            "--target", "[2]"]
+    ran = cli(*args, "--by-class", "-f", "csv", code=2)
+    assert ran.stdout == ""
+    assert ran.stderr == (f"lossctl: error: --by-class: [[1.0, 2.0, 0.5]] has 3 classes (or label columns) and "
+                          f"{EX / 'logits.npy'} 4: their per-class rows do not add up; ask --by-class of each file "
+                          "alone\n")
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    total = (F.cross_entropy(x.double(), t, reduction="sum")
+             + F.cross_entropy(torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64), torch.tensor([2]))) / 9
+    assert float(cli(*args, "-f", "plain").stdout.splitlines()[-1]) == pytest.approx(total.item(), rel=1e-6)
