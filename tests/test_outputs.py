@@ -363,3 +363,18 @@ def test_by_class_over_files_of_different_classes_names_the_option_and_the_files
     total = (F.cross_entropy(x.double(), t, reduction="sum")
              + F.cross_entropy(torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64), torch.tensor([2]))) / 9
     assert float(cli(*args, "-f", "plain").stdout.splitlines()[-1]) == pytest.approx(total.item(), rel=1e-6)
+
+
+def test_batchmean_csv_gives_the_rows_the_value_divides(cli):
+    """KL batchmean's CSV said denominator 32.0 (the elements) beside a value of total / 8 (the rows): a pipeline
+    adding the files' totals and denominators got the elementwise mean, not the batchmean. README: the partial
+    sums' denominators are rows for batchmean."""
+    x = torch.from_numpy(np.load(EX / "logits.npy"))
+    p = torch.tensor(json.loads((EX / "target_probs.json").read_text()), dtype=torch.float32)
+    want = F.kl_div(torch.log_softmax(x, 1), p, reduction="batchmean").item()
+    one = ["--logits", EX / "logits.npy", "--target", EX / "target_probs.json"]
+    for args in (one, one + one):
+        frame = pd.read_csv(io.StringIO(cli("kl", *args, "--reduction", "batchmean", "-f", "csv").stdout))
+        np.testing.assert_allclose(frame["value"], want, rtol=1.3e-6)
+        np.testing.assert_allclose(frame["value"], frame["total"] / frame["denominator"], rtol=1e-12)
+        assert frame["denominator"].tolist() == ([8.0] if args is one else [8.0, 8.0, 16.0])

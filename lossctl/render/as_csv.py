@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..reduce import divisor
 from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
 
 if TYPE_CHECKING:
@@ -55,8 +56,13 @@ def _result(obj: Result) -> str:
         return _table([*(f"i{d}" for d in range(values.ndim)), "value"],
                       ([*idx, number(values[idx])] for idx in np.ndindex(values.shape)))
     return _table(["loss", "reduction", "value", "total", "denominator", "dtype", "backend"],
-                  [[obj.loss, obj.reduction, _value(obj), number(obj.partial.total), number(obj.partial.denominator),
-                    obj.dtype, obj.backend]])
+                  [[obj.loss, obj.reduction, _value(obj), number(obj.partial.total), _denominator(obj), obj.dtype,
+                    obj.backend]])
+
+
+def _denominator(r: Result) -> str:
+    # what the value divides the total by, so that total / denominator is the value (batchmean: the rows)
+    return number(divisor(r.partial, r.reduction))
 
 
 @render.register("MultiResult")
@@ -66,8 +72,7 @@ def _multi_result(obj: MultiResult) -> str:
         return breakdown
     if obj.total.values is not None:
         return render(obj.total)  # reduction none: every value, files in order, as plain prints them
-    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype,
-             r.backend]
+    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), _denominator(r), r.dtype, r.backend]
             for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
     return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype", "backend"], rows)
 
