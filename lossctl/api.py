@@ -143,6 +143,9 @@ def merge_files(paths: str | os.PathLike | list[str | os.PathLike]):
     from .calibration_run import calibration_partial_problem, merge_calibration
 
     paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    if paths.count("-") > 1:
+        raise UsageError("standard input ('-') is read once: give it once (its partials, one per line)",
+                         option="merge")
     kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
     found = [(p, d) for p in paths for d in load_partials(p, kinds=kinds)]
     docs = [d for _, d in found]

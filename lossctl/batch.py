@@ -259,8 +259,12 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
     """
     kinds = {PARTIAL_KIND: partial_problem} if kinds is None else kinds
     try:
-        with open(path, encoding="utf-8") as fp:
-            text = fp.read()
+        if path == "-":  # `... --partials | lossctl merge -`, as array options read '-'
+            path = STDIN
+            text = read_stdin("merge").decode("utf-8")
+        else:
+            with open(path, encoding="utf-8") as fp:
+                text = fp.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ({exc})", option="merge", source=path) from None
     flat = [d for doc in _json_documents(text, path) for d in (doc if isinstance(doc, list) else [doc])]

@@ -551,7 +551,7 @@ def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:
 @handles_errors
 def merge_cmd(
     files: Annotated[list[str], typer.Argument(help="JSON files written by --partials (one object, a list, or "
-                                               "one per line).")],
+                                               "one per line); '-' for standard input.")],
     format: FormatOpt = "auto",
     expect: Annotated[float | None, typer.Option("--expect", help="Exit 1 when the merged loss (or calibration "
                       "error) is not this value (within --rtol/--atol), as a loss command's --expect.")] = None,

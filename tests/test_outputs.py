@@ -378,3 +378,21 @@ def test_batchmean_csv_gives_the_rows_the_value_divides(cli):
         np.testing.assert_allclose(frame["value"], want, rtol=1.3e-6)
         np.testing.assert_allclose(frame["value"], frame["total"] / frame["denominator"], rtol=1e-12)
         assert frame["denominator"].tolist() == ([8.0] if args is one else [8.0, 8.0, 16.0])
+
+
+def test_merge_reads_partials_from_standard_input(cli, tmp_path):
+    """`lossctl merge -` said 'merge (-): cannot read ([Errno 2] No such file or directory: '-')': runs could not
+    pipe their partials into it, as every array option reads '-'."""
+    a = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--partials").stdout
+    b = cli("ce", "--logits", EX / "logits.csv", "--target", EX / "targets.csv", "--partials").stdout
+    (tmp_path / "b.json").write_text(b)
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    want = F.cross_entropy(x.double(), t).item()  # the two shards hold the same data
+    assert float(cli("merge", "-", "-f", "plain", input=a + b).stdout) == pytest.approx(want, rel=1e-6)
+    assert float(cli("merge", "-", tmp_path / "b.json", "-f", "plain", input=a).stdout) == pytest.approx(want, rel=1e-6)
+    twice = cli("merge", "-", "-", input=a, code=2)
+    assert twice.stdout == "" and twice.stderr == ("lossctl: error: merge: standard input ('-') is read once: give it "
+                                                   "once (its partials, one per line)\n")
+    empty = cli("merge", "-", input="", code=2)
+    assert empty.stderr == ("lossctl: error: merge (<stdin>): holds no partial (an empty file or list: did the run "
+                            "that wrote it fail?)\n")
