@@ -15,7 +15,7 @@ from .reports import Wants
 from .result import MultiResult, Result
 from .route import evaluate
 from .specs import get_loss
-from .tolerance import check_tolerances, close
+from .tolerance import check_expect_tolerances, check_tolerances, close
 
 __all__ = ["calibrate", "check", "check_expect", "compute", "compute_files", "decompose", "expectation",
            "merge_files"]
@@ -97,7 +97,7 @@ EXPECT_TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-9, 1e-12)}
 def check_expect(name: str, reduction: str | None, *, expect: float | None, rtol: float | None,
                  atol: float | None, partials: bool = False) -> None:
     """Refuse --expect, --rtol and --atol where they cannot apply, before anything is read or printed."""
-    check_tolerances(atol=atol, rtol=rtol)
+    check_expect_tolerances(expect=expect, atol=atol, rtol=rtol)
     if expect is None:
         return
     reduction = reduction or get_loss(name).default_reduction

@@ -562,9 +562,9 @@ def merge_cmd(
 ) -> None:
     """Add partial sums from --partials runs (shards, machines) into the exact total loss or calibration error."""
     from .api import merge_files
-    from .tolerance import check_tolerances
+    from .tolerance import check_expect_tolerances
 
-    check_tolerances(atol=atol, rtol=rtol)  # before anything is read
+    check_expect_tolerances(expect=expect, atol=atol, rtol=rtol)  # before anything is read
     result = merge_files(files)
     off = expected(result, expect, rtol, atol)
     emit(result, format, failed=off is not None, line=off and f"expect: {off}")

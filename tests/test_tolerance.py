@@ -87,8 +87,14 @@ def test_expect_nan_passes_only_for_nan(cli, tmp_path):
      "--expect: a partial is not the loss; give --expect to lossctl merge, which checks the total"),
     (CE + ["--expect", "1.42", "--rtol", "nan"], "--rtol: must be a finite number >= 0; got nan"),
     (CE + ["--rtol", "nan"], "--rtol: must be a finite number >= 0; got nan"),
+    (CE + ["--atol", "1e-3"], "--atol: applies to --expect, which is not given: without it nothing is compared; add "
+     "--expect VALUE"),
+    (["merge", str(ROOT / "README.md"), "--rtol", "0.1"], "--rtol: applies to --expect, which is not given: without "
+     "it nothing is compared; add --expect VALUE"),
 ])
 def test_expect_options_are_refused_before_anything_is_printed(cli, args, line):
+    """Each refused before anything is read (merge's README.md is no partial). A tolerance without --expect was
+    once accepted and did nothing: a CI job that forgot --expect passed whatever the loss."""
     res = cli(*args, code=2)
     assert res.stdout == "" and res.stderr == f"lossctl: error: {line}\n"
 
