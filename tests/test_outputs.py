@@ -125,18 +125,21 @@ def test_decompose_says_when_target_rows_do_not_sum_to_1(cli):
 
 
 def test_calibration_says_its_dtype(cli, tmp_path):
+    """And its backend, as every result does (README): NumPy bins it, whatever the inputs; it said none."""
     single = strict_json(cli("calibration", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f",
                              "json").stdout)
-    assert single["dtype"] == "float32"
+    assert single["dtype"] == "float32" and single["backend"] == "numpy"
     two = ["--logits", EX / "logits.npy", "--logits", EX / "logits.csv", "--target", EX / "targets.npy", "--target",
            EX / "targets.csv"]
     rows = cli("calibration", *two, "-f", "csv").stdout.splitlines()
-    assert rows[0].endswith(",dtype") and rows[-1].endswith(",float32+float64")
+    assert rows[0].endswith(",dtype,backend") and rows[-1].endswith(",float32+float64,numpy")
     for i, (x, t) in enumerate((("logits.npy", "targets.npy"), ("logits.csv", "targets.csv"))):
         (tmp_path / f"{i}.json").write_text(cli("calibration", "--logits", EX / x, "--target", EX / t,
                                                 "--partials").stdout)
     merged = strict_json(cli("merge", tmp_path / "0.json", tmp_path / "1.json", "-f", "json").stdout)
-    assert merged["dtype"] == "float32+float64"
+    assert merged["dtype"] == "float32+float64" and merged["backend"] == "numpy"
+    assert "│ backend     │ numpy" in cli("calibration", "--logits", EX / "logits.npy", "--target",
+                                          EX / "targets.npy", "-f", "table").stdout
 
 
 def test_partials_with_an_infinite_option_merge(cli, tmp_path):

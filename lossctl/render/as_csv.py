@@ -122,9 +122,9 @@ def _calibration_result(obj: CalibrationResult) -> str:
 
 @render.register("CalibrationFiles")
 def _calibration_files(obj: CalibrationFiles) -> str:
-    rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count, r.dtype]
-            for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
-    return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count", "dtype"], rows)
+    rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count, r.dtype,
+             r.backend] for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
+    return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count", "dtype", "backend"], rows)
 
 
 # --- gradients -----------------------------------------------------------------------------------------------

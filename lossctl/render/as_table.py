@@ -176,6 +176,7 @@ def _calibration_result(obj: CalibrationResult):
     t.add_row("bins", Text(f"{obj.n_bins} {obj.binning}"))
     if obj.dtype:
         t.add_row("dtype", Text(obj.dtype))
+    t.add_row("backend", Text(obj.backend))
     for note in obj.notes:
         t.add_row("note", Text(note))
     for warning in obj.warnings:  # also on stderr, where pipelines see them
