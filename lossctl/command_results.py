@@ -46,6 +46,13 @@ class CheckResult:
         return all(r.ok for r in self.rows)
 
     @property
+    def backend(self) -> str:
+        """What computes the identities: torch (torch.nn.functional, autograd), the definition lossctl holds to."""
+        from .signature import torch_version
+
+        return f"torch {torch_version()}"
+
+    @property
     def passed(self) -> int:
         return sum(r.ok for r in self.rows)
 
@@ -60,7 +67,8 @@ class CheckResult:
         return {
             "check": self.name, "statement": self.statement, "ok": self.ok, "passed": self.passed,
             "total": len(self.rows), "max_residual": self.max_residual, "atol": self.atol, "rtol": self.rtol,
-            "dtype": self.dtype, "warnings": self.warnings, "notes": self.notes, "skipped": self.skipped,
+            "dtype": self.dtype, "backend": self.backend, "warnings": self.warnings, "notes": self.notes,
+            "skipped": self.skipped,
             "rows": [{"label": r.label, **r.extra, self.left_name: r.left, self.right_name: r.right,
                       "residual": r.residual, "ok": r.ok} for r in self.rows],
         }
@@ -87,7 +95,9 @@ class CheckReport:
         return all(c.ok for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "warnings": self.warnings, "checks": [c.to_dict() for c in self.checks]}
+        backends = sorted({c.backend for c in self.checks})
+        return {"ok": self.ok, "backend": "+".join(backends), "warnings": self.warnings,
+                "checks": [c.to_dict() for c in self.checks]}
 
 
 @dataclass

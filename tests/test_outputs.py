@@ -399,3 +399,15 @@ def test_merge_reads_partials_from_standard_input(cli, tmp_path):
     empty = cli("merge", "-", input="", code=2)
     assert empty.stderr == ("lossctl: error: merge (<stdin>): holds no partial (an empty file or list: did the run "
                             "that wrote it fail?)\n")
+
+
+def test_check_and_decompose_name_their_backend(cli):
+    """Every result names what computed it (README); check's and decompose's identities (torch's functions and
+    autograd) said nothing of it."""
+    version = f"torch {torch.__version__.split('+')[0]}"
+    report = strict_json(cli("check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f",
+                             "json").stdout)
+    assert report["backend"] == version and {c["backend"] for c in report["checks"]} == {version}
+    args = ("decompose", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json")
+    assert strict_json(cli(*args, "-f", "json").stdout)["backend"] == version
+    assert f"(float32, {version})" in cli(*args, "-f", "table", env={"COLUMNS": "200"}).stdout

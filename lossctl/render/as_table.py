@@ -116,14 +116,15 @@ def _check_result(obj: CheckResult):
     if len(obj.rows) > TABLE_ROWS:
         t.add_row("…", Text(f"{len(obj.rows) - TABLE_ROWS} more rows: use --format csv"))
     summary = (f"{obj.passed} of {len(obj.rows)} pass; largest residual {obj.max_residual:.3g}; "
-               f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype})")
+               f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype}, {obj.backend})")
     return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes),
                  *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
 
 
 @render.register("CheckReport")
 def _check_report(obj: CheckReport):
-    t = Table(title=Text("lossctl check: the tutorial's identities"))
+    t = Table(title=Text(f"lossctl check: the tutorial's identities  ({obj[0].backend})" if len(obj) else
+                         "lossctl check: the tutorial's identities"))
     for name in ("check", "statement", "result", "max residual", "tolerance"):
         t.add_column(name)
     for c in obj:
