@@ -15,7 +15,7 @@ from .reports import Wants
 from .result import MultiResult, Result
 from .route import evaluate
 from .specs import get_loss
-from .tolerance import check_tolerances, close
+from .tolerance import check_expect_tolerances, check_tolerances, close
 
 __all__ = ["calibrate", "check", "check_expect", "compute", "compute_files", "decompose", "expectation",
            "merge_files"]
@@ -97,7 +97,7 @@ EXPECT_TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-9, 1e-12)}
 def check_expect(name: str, reduction: str | None, *, expect: float | None, rtol: float | None,
                  atol: float | None, partials: bool = False) -> None:
     """Refuse --expect, --rtol and --atol where they cannot apply, before anything is read or printed."""
-    check_tolerances(atol=atol, rtol=rtol)
+    check_expect_tolerances(expect=expect, atol=atol, rtol=rtol)
     if expect is None:
         return
     reduction = reduction or get_loss(name).default_reduction
@@ -105,7 +105,8 @@ def check_expect(name: str, reduction: str | None, *, expect: float | None, rtol
         raise UsageError(f"needs a reduced loss (--reduction mean, sum or batchmean); {name} computes reduction none "
                          "here", option="--expect")
     if partials:
-        raise UsageError("a partial is not the loss; check the total that lossctl merge prints", option="--expect")
+        raise UsageError("a partial is not the loss; give --expect to lossctl merge, which checks the total",
+                         option="--expect")
 
 
 def expectation(result: Result, expect: float, *, rtol: float | None = None, atol: float | None = None
@@ -123,11 +124,12 @@ def expectation(result: Result, expect: float, *, rtol: float | None = None, ato
     got = result.value
     if close(got, expect, atol, rtol, equal_nan=True):
         return None
+    what = "loss" if hasattr(result, "loss") else "calibration error"  # lossctl merge of calibration partials
     if not (math.isfinite(got) and math.isfinite(expect)):
-        return f"the loss is {got!r}, expected {expect!r} (a non-finite value matches only itself)"
+        return f"the {what} is {got!r}, expected {expect!r} (a non-finite value matches only itself)"
     diff = abs(got - expect)
     relative = diff / abs(expect) if expect else math.inf
-    return (f"the loss is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
+    return (f"the {what} is {got!r}, expected {expect!r}: off by {diff:.6g} (relative {relative:.3g}; tolerance "
             f"atol {atol:g} + rtol {rtol:g} x |expected|)")
 
 
@@ -141,6 +143,9 @@ def merge_files(paths: str | os.PathLike | list[str | os.PathLike]):
     from .calibration_run import calibration_partial_problem, merge_calibration
 
     paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    if paths.count("-") > 1:
+        raise UsageError("standard input ('-') is read once: give it once (its partials, one per line)",
+                         option="merge")
     kinds = {PARTIAL_KIND: partial_problem, CALIBRATION_KIND: calibration_partial_problem}
     found = [(p, d) for p in paths for d in load_partials(p, kinds=kinds)]
     docs = [d for _, d in found]

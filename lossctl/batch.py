@@ -92,6 +92,7 @@ def run_many(spec: LossSpec, sets: list[dict[str, Any]], st: Settings, *, dtype:
         return results[0]
     labels = set_labels(spec, sets)
     _same_constants(results, labels)
+    _same_classes(results, labels)
     total = Partial()
     for r in results:
         total = total + r.partial
@@ -146,6 +147,17 @@ def files_notes(labels: Sequence[str], parts: list[list[str]]) -> list[str]:
     common = set(parts[0]).intersection(*parts[1:])
     return [f"{EACH_FILE}{n}" for n in parts[0] if n in common] + \
         [f"{label}: {n}" for label, notes in zip(labels, parts, strict=True) for n in notes if n not in common]
+
+
+def _same_classes(results: list[Result], labels: list[str]) -> None:
+    """--by-class over files of different numbers of classes (or label columns): their rows do not add up."""
+    widths = [(label, len(r.report.by_class.count)) for label, r in zip(labels, results, strict=True)
+              if r.report is not None and r.report.by_class is not None]
+    for label, width in widths[1:]:
+        if width != widths[0][1]:
+            raise UsageError(f"{label} has {width} classes (or label columns) and {widths[0][0]} {widths[0][1]}: "
+                             "their per-class rows do not add up; ask --by-class of each file alone",
+                             option="--by-class")
 
 
 def _empty_means(st: Settings, results: list[Result], labels: list[str]) -> list[str]:
@@ -247,8 +259,12 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
     """
     kinds = {PARTIAL_KIND: partial_problem} if kinds is None else kinds
     try:
-        with open(path, encoding="utf-8") as fp:
-            text = fp.read()
+        if path == "-":  # `... --partials | lossctl merge -`, as array options read '-'
+            path = STDIN
+            text = read_stdin("merge").decode("utf-8")
+        else:
+            with open(path, encoding="utf-8") as fp:
+                text = fp.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ({exc})", option="merge", source=path) from None
     flat = [d for doc in _json_documents(text, path) for d in (doc if isinstance(doc, list) else [doc])]
@@ -427,7 +443,7 @@ def merge(docs: list[dict[str, Any]], sources: Sequence[str] = (), labels: Seque
     warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together, as one file would
     then = ", then divided" if st.reduction != "sum" else ""
     labels = labels if len(labels) == len(docs) else [f"partial {i + 1}" for i in range(len(docs))]
-    notes = [f"merged from {len(docs)} partials: sums added{then}",
+    notes = [f"merged from {len(docs)} partial{'s' if len(docs) != 1 else ''}: sums added{then}",
              *files_notes(labels, [[n.removeprefix(EACH_FILE) for n in d.get("notes") or []] for d in docs])]
     if wants_baselines(spec, st, total):  # a run over the files together has them (run_many)
         notes.append("baselines: a partial carries the loss's sums only, so a merge has none; give the files to one "

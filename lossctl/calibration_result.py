@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -28,10 +29,11 @@ class CalibrationResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dtype: str = ""  # what the scores were binned in
+    backend: ClassVar[str] = "numpy"  # lossctl.calibration bins with NumPy alone, whatever the inputs
 
     def to_dict(self) -> dict:
         """JSON-safe: plain floats, and None for an undefined (NaN) error."""
-        d = {k: getattr(self, k) for k in ("task", "norm", "n_bins", "binning", "count", "dtype")}
+        d = {k: getattr(self, k) for k in ("task", "norm", "n_bins", "binning", "count", "dtype", "backend")}
         d.update({k: _json_float(getattr(self, k)) for k in ("ece", "mce", "rmsce", "value")})
         d.update(bins=[dict(b) for b in self.bins], warnings=list(self.warnings), notes=list(self.notes))
         return d

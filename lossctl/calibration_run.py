@@ -376,4 +376,5 @@ def merge_calibration(docs: list[dict[str, Any]]) -> CalibrationResult:
     sums.warnings = list(dict.fromkeys(w for d in docs for w in d.get("warnings", [])))
     sums.warnings += joined_findings([pending_findings(d) for d in docs])  # what they conclude together
     cs = CalibrationSettings(bins=first["bins"], norm=first["norm"], binning=first["binning"], task=first["task"])
-    return finish(sums, cs, [f"merged from {len(docs)} partials: per-bin sums added, then divided"])
+    partials = f"{len(docs)} partial{'s' if len(docs) != 1 else ''}"
+    return finish(sums, cs, [f"merged from {partials}: per-bin sums added, then divided"])

@@ -116,8 +116,13 @@ STREAM_HELP = ("Stream big inputs (.npy, text tables, Parquet/Arrow columns, JSO
                "they pass 64 MiB together].")
 
 
+# A line break (or another control character) in a file name or literal that a message quotes, escaped as Python
+# writes it: every message is one line, as scripts that read stderr line by line count on.
+ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
 def _err(text: str) -> None:
-    sys.stderr.write(f"lossctl: {text}\n")
+    sys.stderr.write(f"lossctl: {text.translate(ONE_LINE)}\n")
 
 
 def handles_errors(func):
@@ -143,24 +148,52 @@ def resolve_format(fmt: str, *, by_class: bool = False, worst: int = 0) -> str:
     return ("json" if by_class and worst else "csv") if by_class or worst else "plain"
 
 
-def emit(obj: Any, fmt: str) -> None:
-    """Warnings to stderr, then the data in `fmt` to stdout."""
+# What a run exits with when the reader of its pipe leaves before all was printed (| head): 0, or 1 where the check
+# or --expect it was printing had already failed, which the reader leaving does not undo (and --expect's line).
+PIPE_CLOSED_EXIT: dict[str, Any] = {"code": 0, "line": None}
+
+
+def emit(obj: Any, fmt: str, *, failed: bool = False, line: str | None = None) -> None:
+    """Warnings to stderr, then the data in `fmt` to stdout. `failed`: the run exits 1 after it (a check or
+    --expect failed), and says `line` on stderr, even if the reader leaves early."""
     from .render import render
 
+    PIPE_CLOSED_EXIT.update(code=EXIT_CHECK_FAILED if failed else 0, line=line)
     fmt = resolve_format(fmt)
     for w in getattr(obj, "warnings", ()):
         _err(f"warning: {w}")
     out = render(obj, fmt)
     if isinstance(out, str):
-        sys.stdout.write(out + "\n")
-    else:
-        from rich.console import Console
+        if out:  # nothing to print (a list that matches no loss) is no line, not an empty one
+            write_out(out + "\n")
+        return
+    from rich.console import Console
 
-        class Quiet(Console):
-            def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
-                _pipe_closed()
+    class Quiet(Console):
+        def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
+            _pipe_closed()
 
+    with stdout_errors():
         Quiet(highlight=False, markup=False, soft_wrap=False).print(out)
+
+
+@contextlib.contextmanager
+def stdout_errors():
+    """A write to stdout that fails (a full disk: ENOSPC, EIO) is one error line and exit 2, as a failed -o or
+    --plot is, not a traceback and exit 1 (a failed check). Flushed here, so that it cannot fail at exit instead.
+    A reader gone early (BrokenPipeError) is left to main, which exits 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write the output: {exc.strerror or exc}", option="stdout") from None
+
+
+def write_out(text: str) -> None:
+    with stdout_errors():
+        sys.stdout.write(text)
 
 
 @contextlib.contextmanager
@@ -319,13 +352,15 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
     from .render import check_breakdowns
 
     sources, options, common = split_params(spec, kw)
-    fmt = resolve_format(common.pop("format"), by_class=common.get("by_class", False), worst=common.get("worst", 0))
     partials = common.pop("partials")
-    if not partials:  # --partials refuses the breakdowns itself
-        check_breakdowns(fmt, by_class=common.get("by_class", False), worst=common.get("worst", 0))
     expect = [common.pop(k) for k in ("expect", "rtol", "atol")]
     check_expect(spec.name, common.get("reduction"), expect=expect[0], rtol=expect[1], atol=expect[2],
                  partials=partials)
+    if partials:
+        refuse_format_beside_partials(common["format"])
+    fmt = resolve_format(common.pop("format"), by_class=common.get("by_class", False), worst=common.get("worst", 0))
+    if not partials:  # --partials refuses the breakdowns itself
+        check_breakdowns(fmt, by_class=common.get("by_class", False), worst=common.get("worst", 0))
     with progress_bar() as progress:
         result = compute_files(spec.name, sources, options, bundle=common.pop("from_"), partials=partials,
                                progress=progress, details=fmt != "plain" and not partials, **common)
@@ -338,16 +373,36 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         for w in result.warnings:
             _err(f"warning: {w}")
         # strict JSON, as every JSON output: a sum of inf or nan (torch's own result) is written as a string
-        sys.stdout.write(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
+        write_out(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
-    emit(result, fmt)
-    if expect[0] is not None:
-        from .api import expectation
+    off = expected(result, *expect)
+    emit(result, fmt, failed=off is not None, line=off and f"expect: {off}")
+    exit_if_off(off)
 
-        off = expectation(getattr(result, "total", result), expect[0], rtol=expect[1], atol=expect[2])
-        if off:
-            _err(f"expect: {off}")
-            raise typer.Exit(EXIT_CHECK_FAILED)
+
+def refuse_format_beside_partials(fmt: str) -> None:
+    """--partials prints one JSON document for `lossctl merge`: a -f asking for anything else is refused rather
+    than ignored, as a breakdown plain output cannot show is."""
+    if fmt not in ("auto", "json"):
+        raise UsageError(f"prints the partial sums as JSON, for lossctl merge; -f {fmt} does not apply (leave -f out, "
+                         "or use -f json)", option="--partials")
+
+
+def expected(result: Any, expect: float | None, rtol: float | None, atol: float | None) -> str | None:
+    """--expect's verdict on a result (on the total over several files): None where it holds or was not asked,
+    else the line that says by how much it is off."""
+    if expect is None:
+        return None
+    from .api import expectation
+
+    return expectation(getattr(result, "total", result), expect, rtol=rtol, atol=atol)
+
+
+def exit_if_off(off: str | None) -> None:
+    """After the result was printed: --expect's line on stderr and exit 1 where the value is off."""
+    if off:
+        _err(f"expect: {off}")
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 LOSS_NAMES = {name for spec in all_specs() for name in (spec.name, *spec.aliases)}
@@ -445,7 +500,7 @@ def decompose_cmd(
     result = decompose(logits=logits, target=target, weight=weight, target_kind=target_kind,
                        label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
                        rtol=rtol, bundle=from_)
-    emit(result, format)
+    emit(result, format, failed=not result.ok)
     if not result.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -470,7 +525,7 @@ def check_cmd(
         (logits, "--logits"), (probs, "--probs"), (target, "--target"), (weight, "--weight")))
     report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
                    bundle=from_)
-    emit(report, format)
+    emit(report, format, failed=not report.ok)
     if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -555,13 +610,24 @@ def parse_loss_args(spec: LossSpec, args: list[str]) -> dict[str, Any]:
 @handles_errors
 def merge_cmd(
     files: Annotated[list[str], typer.Argument(help="JSON files written by --partials (one object, a list, or "
-                                               "one per line).")],
+                                               "one per line); '-' for standard input.")],
     format: FormatOpt = "auto",
+    expect: Annotated[float | None, typer.Option("--expect", help="Exit 1 when the merged loss (or calibration "
+                      "error) is not this value (within --rtol/--atol), as a loss command's --expect.")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol", help="For --expect [default: 1e-5 float32, 1e-9 "
+                    "float64].")] = None,
+    atol: Annotated[float | None, typer.Option("--atol", help="For --expect [default: 1e-6 float32, 1e-12 "
+                    "float64].")] = None,
 ) -> None:
     """Add partial sums from --partials runs (shards, machines) into the exact total loss or calibration error."""
     from .api import merge_files
+    from .tolerance import check_expect_tolerances
 
-    emit(merge_files(files), format)
+    check_expect_tolerances(expect=expect, atol=atol, rtol=rtol)  # before anything is read
+    result = merge_files(files)
+    off = expected(result, expect, rtol, atol)
+    emit(result, format, failed=off is not None, line=off and f"expect: {off}")
+    exit_if_off(off)
 
 
 # --- calibration -----------------------------------------------------------------------------------------------
@@ -609,6 +675,8 @@ def calibration_cmd(
                               header=header, ignore_index=ignore_index, class_axis=class_axis)
     if partials and plot:
         raise UsageError("a partial has no final bins to draw; plot the merged result instead", option="--plot")
+    if partials:
+        refuse_format_beside_partials(format)
     sources = {"logits": logits, "probs": probs, "target": target}
     with progress_bar() as progress:
         if partials:
@@ -630,7 +698,7 @@ def _print_partial(doc: dict[str, Any]) -> None:
 
     for w in doc.get("warnings", ()):
         _err(f"warning: {w}")
-    sys.stdout.write(json.dumps(json_value(doc), allow_nan=False) + "\n")
+    write_out(json.dumps(json_value(doc), allow_nan=False) + "\n")
 
 
 # --- gradients -------------------------------------------------------------------------------------------------
@@ -704,15 +772,29 @@ def root_command():
 
 
 def _pipe_closed() -> None:
-    """The reader closed early (| head): stop quietly, exit 0, and keep Python from complaining at exit."""
+    """The reader closed early (| head): stop quietly and keep Python from complaining at exit; exit 0, or 1 with
+    --expect's line where what was being printed had already failed (PIPE_CLOSED_EXIT)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
+    if PIPE_CLOSED_EXIT["line"]:
+        _err(PIPE_CLOSED_EXIT["line"])
+    sys.exit(PIPE_CLOSED_EXIT["code"])
+
+
+def _escape_unencodable_output() -> None:
+    """stdout in its own encoding whatever a file name holds: a name that is not valid UTF-8 (Python keeps its bytes
+    as surrogates) or a character outside the encoding is written as a backslash escape, as Python writes it to
+    stderr, rather than raising UnicodeEncodeError after the loss was computed (a traceback and no output under
+    a strict UTF-8 stdout, PYTHONIOENCODING=utf-8) or writing bytes a UTF-8 reader of the CSV or table refuses."""
+    if callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
+    _escape_unencodable_output()
+    PIPE_CLOSED_EXIT.update(code=0, line=None)  # a run in-process after another (tests) starts afresh
     args = sys.argv[1:]
     if args and args[0] in LOSS_NAMES:
         command, args, prog = single_loss_command(args[0]), args[1:], f"lossctl {args[0]}"

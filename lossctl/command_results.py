@@ -46,6 +46,13 @@ class CheckResult:
         return all(r.ok for r in self.rows)
 
     @property
+    def backend(self) -> str:
+        """What computes the identities: torch (torch.nn.functional, autograd), the definition lossctl holds to."""
+        from .signature import torch_version
+
+        return f"torch {torch_version()}"
+
+    @property
     def passed(self) -> int:
         return sum(r.ok for r in self.rows)
 
@@ -62,7 +69,8 @@ class CheckResult:
             # a skipped identity compared nothing: null, where 0.0 would read as a perfect agreement
             "total": len(self.rows), "max_residual": None if self.skipped else self.max_residual,
             "atol": self.atol, "rtol": self.rtol,
-            "dtype": self.dtype, "warnings": self.warnings, "notes": self.notes, "skipped": self.skipped,
+            "dtype": self.dtype, "backend": self.backend, "warnings": self.warnings, "notes": self.notes,
+            "skipped": self.skipped,
             "rows": [{"label": r.label, **r.extra, self.left_name: r.left, self.right_name: r.right,
                       "residual": r.residual, "ok": r.ok} for r in self.rows],
         }
@@ -89,7 +97,9 @@ class CheckReport:
         return all(c.ok for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "warnings": self.warnings, "checks": [c.to_dict() for c in self.checks]}
+        backends = sorted({c.backend for c in self.checks})
+        return {"ok": self.ok, "backend": "+".join(backends), "warnings": self.warnings,
+                "checks": [c.to_dict() for c in self.checks]}
 
 
 @dataclass
@@ -158,8 +168,10 @@ class GradientResult:
     options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    backend: str = ""  # what computed them: torch autograd, `torch 2.13.0`, as a loss result names its backend
 
     def to_dict(self) -> dict[str, Any]:
         return {"loss": self.loss, "torch": self.torch_name, "reduction": self.reduction, "value": self.value,
                 "gradients": {role: g.tolist() for role, g in self.gradients.items()}, "dtype": self.dtype,
-                "shapes": self.shapes, "options": self.options, "warnings": self.warnings, "notes": self.notes}
+                "backend": self.backend, "shapes": self.shapes, "options": self.options, "warnings": self.warnings,
+                "notes": self.notes}

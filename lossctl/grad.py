@@ -19,7 +19,7 @@ import numpy as np
 from .command_results import GradientResult
 from .errors import ComputeError, UsageError
 from .losses._common import Context, concluded
-from .pipeline import check_denominator, check_finite, compute_output, gather, move_class_axis, settings
+from .pipeline import backend_label, check_denominator, check_finite, compute_output, gather, move_class_axis, settings
 from .reduce import LossOutput, partial_of
 from .registry import LossSpec, flag, resolve
 from .specs import get_loss
@@ -95,7 +95,7 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
         value=float(loss.detach()), gradients=gradients,
         shapes={name: list(a.shape) for name, a in original.items()}, options=dict(st.options),
         warnings=list(dict.fromkeys([*concluded(out.warnings), *nonfinite_warnings(gradients)])),
-        notes=list(dict.fromkeys(notes)))
+        notes=list(dict.fromkeys(notes)), backend=backend_label("torch"))
 
 
 def nonfinite_warnings(gradients: Mapping[str, np.ndarray]) -> list[str]:

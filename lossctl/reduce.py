@@ -85,6 +85,12 @@ def finish(partial: Partial, reduction: str) -> float:
     return partial.total / partial.denominator
 
 
+def divisor(partial: Partial, reduction: str) -> float:
+    """What the reduction divides the total by, as `finish` does: the rows for batchmean, else the denominators
+    (a sum divides by none, but a mean of the same values would by these)."""
+    return float(partial.rows) if reduction == "batchmean" else partial.denominator
+
+
 def describe(partial: Partial, reduction: str, *, unit: str, weighted: bool) -> str:
     """The denominator in words, e.g. 'mean over 6 of 8 targets; 2 ignored'."""
     if reduction == "none":

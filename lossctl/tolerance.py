@@ -18,6 +18,16 @@ def check_tolerances(*, atol: float | None, rtol: float | None) -> None:
             raise UsageError(f"must be a finite number >= 0; got {shown}", option=option)
 
 
+def check_expect_tolerances(*, expect: float | None, atol: float | None, rtol: float | None) -> None:
+    """--rtol/--atol of a loss command or merge: finite numbers >= 0, and given only with --expect, the one thing
+    they apply to there (without it nothing is compared, and a CI job that forgot it would always pass)."""
+    check_tolerances(atol=atol, rtol=rtol)
+    given = [option for option, tol in (("--rtol", rtol), ("--atol", atol)) if tol is not None]
+    if expect is None and given:
+        raise UsageError("applies to --expect, which is not given: without it nothing is compared; add --expect "
+                         "VALUE", option=given[0])
+
+
 def close(got: float, want: float, atol: float, rtol: float, *, equal_nan: bool = False) -> bool:
     """|got - want| <= atol + rtol |want|. A non-finite side matches only itself: inf only inf of the same sign
     (else |100 - inf| <= rtol * inf would pass), and nan only nan where equal_nan (--expect nan), else nothing."""

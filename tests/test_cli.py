@@ -157,6 +157,16 @@ def test_list_matches_aliases(cli):
     assert "alias" in cli("list", "--help", env={"COLUMNS": "200"}).stdout
 
 
+def test_a_list_that_matches_nothing_prints_no_line(cli):
+    """`lossctl list zzz -f plain | wc -l` counted one loss: plain printed an empty line."""
+    note = ("lossctl: note: no loss name or alias matches 'zzz'; the pattern is a glob over whole names, e.g. "
+            "'*zzz*'\n")
+    plain = cli("list", "zzz", "-f", "plain")
+    assert (plain.stdout, plain.stderr) == ("", note)
+    assert cli("list", "zzz", "-f", "csv").stdout == "name,aliases,torch,arrays,options,summary\n"
+    assert json.loads(cli("list", "zzz", "-f", "json").stdout) == {"losses": []}
+
+
 def test_aliases_are_commands(cli):
     a = cli("cross-entropy", "--logits", LOGITS, "--target", TARGET).stdout
     assert float(a) == pytest.approx(CE, rel=1e-15)

@@ -277,3 +277,11 @@ def test_non_finite_gradients_are_kept_and_warned_about(cli):
     assert out["warnings"] and warning in out["warnings"][0]
     clean = cli("grad", "js", "--p", "[[0.3, 0.7]]", "--q", "[[0.5, 0.5]]", "-f", "json")
     assert clean.stderr == "" and json.loads(clean.stdout)["warnings"] == []
+
+
+def test_the_gradients_name_their_backend(cli):
+    """Every loss result names what computed it (README: `backend` in the table and JSON); the gradients did not."""
+    args = ("grad", "mse", "--input", "[1.0, 3.0]", "--target", "[0.0, 1.0]")
+    version = f"torch {torch.__version__.split('+')[0]}"
+    assert json.loads(cli(*args, "-f", "json").stdout)["backend"] == version
+    assert "│ backend   │ " + version in cli(*args, "-f", "table").stdout

@@ -3,16 +3,20 @@ total's dtype and backend, and exit 0 when the reader of a pipe is gone."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, run_subprocess
 
 EX = ROOT / "examples"
 IGNORED = json.dumps([-100] * 8)
@@ -121,18 +125,21 @@ def test_decompose_says_when_target_rows_do_not_sum_to_1(cli):
 
 
 def test_calibration_says_its_dtype(cli, tmp_path):
+    """And its backend, as every result does (README): NumPy bins it, whatever the inputs; it said none."""
     single = strict_json(cli("calibration", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f",
                              "json").stdout)
-    assert single["dtype"] == "float32"
+    assert single["dtype"] == "float32" and single["backend"] == "numpy"
     two = ["--logits", EX / "logits.npy", "--logits", EX / "logits.csv", "--target", EX / "targets.npy", "--target",
            EX / "targets.csv"]
     rows = cli("calibration", *two, "-f", "csv").stdout.splitlines()
-    assert rows[0].endswith(",dtype") and rows[-1].endswith(",float32+float64")
+    assert rows[0].endswith(",dtype,backend") and rows[-1].endswith(",float32+float64,numpy")
     for i, (x, t) in enumerate((("logits.npy", "targets.npy"), ("logits.csv", "targets.csv"))):
         (tmp_path / f"{i}.json").write_text(cli("calibration", "--logits", EX / x, "--target", EX / t,
                                                 "--partials").stdout)
     merged = strict_json(cli("merge", tmp_path / "0.json", tmp_path / "1.json", "-f", "json").stdout)
-    assert merged["dtype"] == "float32+float64"
+    assert merged["dtype"] == "float32+float64" and merged["backend"] == "numpy"
+    assert "│ backend     │ numpy" in cli("calibration", "--logits", EX / "logits.npy", "--target",
+                                          EX / "targets.npy", "-f", "table").stdout
 
 
 def test_partials_with_an_infinite_option_merge(cli, tmp_path):
@@ -200,3 +207,207 @@ def test_both_breakdowns_in_one_csv_are_a_usage_error(cli):
               "-f", "csv", code=2)
     assert ran.stderr == ("lossctl: error: --by-class: -f csv prints one table: ask for --by-class or --worst, or use "
                           "-f json for both\n")
+
+
+def test_a_file_name_with_a_line_break_is_named_on_one_line(cli, tmp_path):
+    """A line break in a quoted file name split the error (and a warning) in two lines on stderr."""
+    bad = tmp_path / "bad\nname.npy"
+    bad.write_bytes(b"not an array")
+    ran = cli("ce", "--logits", bad, "--target", "[0]", code=2)
+    shown = str(bad).replace("\n", "\\n")
+    assert ran.stdout == ""
+    assert ran.stderr == f"lossctl: error: --logits ({shown}): not an .npy file (bad magic bytes)\n"
+    ignored = tmp_path / "all\rignored.json"
+    ignored.write_text(IGNORED)
+    ran = cli("ce", "--logits", EX / "logits.npy", "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+              "--target", ignored, "-f", "plain")
+    assert ran.stderr.count("\n") == 1 and str(ignored).replace("\r", "\\r") + ": all 8 targets" in ran.stderr
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    want = F.cross_entropy(x.double(), t).item()
+    lines = ran.stdout.splitlines()
+    assert math.isnan(float(lines[1])) and float(lines[2]) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table", "json"])
+def test_a_file_name_that_is_not_utf8_is_escaped_on_a_strict_utf8_stdout(tmp_path, fmt):
+    """Python keeps such a name's bytes as surrogates, which a strict UTF-8 stdout (PYTHONIOENCODING=utf-8, a
+    UTF-8 locale other than C) cannot encode: the CSV and the table ended in a UnicodeEncodeError traceback, with
+    nothing printed. Now the name is written with backslash escapes, as Python writes it to stderr."""
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/x\xff.npy")
+    with open(os.fsencode(name), "wb") as f:
+        np.save(f, np.load(EX / "logits.npy"))
+    ran = run_subprocess("ce", "--logits", name, "--logits", EX / "logits.npy", "--target", EX / "targets.npy",
+                         "--target", EX / "targets.npy", "-f", fmt, env={"PYTHONIOENCODING": "utf-8", "COLUMNS": "300"})
+    assert ran.returncode == 0 and ran.stderr == b"", ran.stderr.decode(errors="replace")
+    out = ran.stdout.decode("utf-8")  # valid UTF-8
+    escaped = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    want = F.cross_entropy(x, t).item()
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(out)))
+        assert rows[0] == ["file", "loss", "reduction", "value", "total", "denominator", "dtype", "backend"]
+        assert [r[0] for r in rows[1:]] == [escaped, str(EX / "logits.npy"), "total"]
+        frame = pd.read_csv(io.StringIO(out))
+        np.testing.assert_allclose(frame["value"], [want] * 3, rtol=1e-6)
+    elif fmt == "json":
+        assert strict_json(out)["files"][0]["file"] == name  # ensure_ascii: the surrogates as \udcff escapes
+    else:
+        assert f"│ {escaped} " in out  # a row of the files' table
+
+
+def test_a_merge_of_one_partial_says_so_in_the_singular(cli, tmp_path):
+    """'merged from 1 partials' (loss and calibration alike), where the denominators say '1 row' since 6907c56."""
+    for name, args in (("ce", ["ce", "--target", EX / "targets.npy"]),
+                       ("cal", ["calibration", "--target", EX / "targets.npy"])):
+        (tmp_path / f"{name}.json").write_text(cli(*args, "--logits", EX / "logits.npy", "--partials").stdout)
+    loss = strict_json(cli("merge", tmp_path / "ce.json", "-f", "json").stdout)
+    assert loss["notes"][0] == "merged from 1 partial: sums added, then divided"
+    want = F.cross_entropy(torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy")))
+    assert loss["value"] == pytest.approx(want.item(), rel=1e-6)
+    cal = strict_json(cli("merge", tmp_path / "cal.json", "-f", "json").stdout)
+    assert "merged from 1 partial: per-bin sums added, then divided" in cal["notes"]
+    two = strict_json(cli("merge", tmp_path / "ce.json", tmp_path / "ce.json", "-f", "json").stdout)
+    assert two["notes"][0] == "merged from 2 partials: sums added, then divided"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "plain", "table"])
+@pytest.mark.parametrize("command", ["ce", "calibration"])
+def test_partials_refuse_a_format_they_would_ignore(cli, fmt, command):
+    """--partials printed its JSON whatever -f asked for: `-f csv --partials > part.csv` held JSON."""
+    args = [command, "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--partials"]
+    ran = cli(*args, "-f", fmt, code=2)
+    assert ran.stdout == ""
+    assert ran.stderr == (f"lossctl: error: --partials: prints the partial sums as JSON, for lossctl merge; -f {fmt} "
+                          "does not apply (leave -f out, or use -f json)\n")
+    assert strict_json(cli(*args, "-f", "json").stdout) == strict_json(cli(*args).stdout)
+
+
+def test_worst_over_files_of_different_shapes_is_a_rectangular_csv(cli, tmp_path):
+    """Files of (N, C) and (N, C, d) logits give worst rows of one and of two index axes: the CSV's rows of one axis
+    had a cell too few under the i0,i1 header, and pandas read their target as i1, their loss as nothing."""
+    rng = np.random.default_rng(1)
+    x2 = (rng.normal(size=(2, 4, 3)) * 3).astype(np.float32)
+    t2 = rng.integers(0, 4, size=(2, 3))
+    np.save(tmp_path / "x2.npy", x2)
+    np.save(tmp_path / "t2.npy", t2)
+    x1, t1 = np.load(EX / "logits.npy"), np.load(EX / "targets.npy")
+    out = cli("ce", "--logits", EX / "logits.npy", "--logits", tmp_path / "x2.npy", "--target", EX / "targets.npy",
+              "--target", tmp_path / "t2.npy", "--worst", "14", "-f", "csv").stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["i0", "i1", "target", "predicted", "p_target", "loss"]
+    assert all(len(r) == 6 for r in rows)
+    frame = pd.read_csv(io.StringIO(out))
+    losses = np.concatenate([F.cross_entropy(torch.from_numpy(x1), torch.from_numpy(t1), reduction="none").numpy(),
+                             F.cross_entropy(torch.from_numpy(x2), torch.from_numpy(t2), reduction="none")
+                             .numpy().ravel()])
+    np.testing.assert_allclose(frame["loss"], np.sort(losses)[::-1], rtol=1.3e-6)
+    first = frame["i0"] < len(t1)  # rows of the first file: one axis, its i1 empty
+    assert frame.loc[first, "i1"].isna().all() and frame.loc[~first, "i1"].notna().all()
+    np.testing.assert_array_equal(frame.loc[first, "target"], t1[frame.loc[first, "i0"]])
+    second = frame.loc[~first]
+    np.testing.assert_array_equal(second["target"], t2[second["i0"] - len(t1), second["i1"].astype(int)])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("fmt", ["plain", "table", "json"])
+def test_stdout_on_a_full_disk_is_one_error_line_and_exit_2(fmt):
+    """A failed write to stdout (ENOSPC) was a 38-line OSError traceback and exit 1, which means a failed check or
+    --expect; now one line naming stdout and exit 2, as a -o or --plot that cannot be written."""
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run([sys.executable, "-m", "lossctl", "ce", "--logits", str(EX / "logits.npy"), "--target",
+                              str(EX / "targets.npy"), "-f", fmt], stdout=full, stderr=subprocess.PIPE, cwd=ROOT,
+                             timeout=120)
+    assert ran.returncode == 2
+    assert ran.stderr == b"lossctl: error: stdout: cannot write the output: No space left on device\n"
+
+
+def _run_with_the_reader_gone(*args: str) -> subprocess.CompletedProcess:
+    """lossctl writing into a pipe whose reader has already closed it (| true, | head that left)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "lossctl", *map(str, args)], stdout=write,
+                              stderr=subprocess.PIPE, cwd=ROOT, timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("fmt", ["plain", "table"])
+def test_a_reader_gone_early_keeps_a_failed_check_or_expect_at_exit_1(fmt):
+    """A reader gone early made every run exit 0: `lossctl decompose ... | head` under pipefail, or `lossctl ce
+    --expect X | true`, passed a CI job whose check or --expect had failed (README: exit 1)."""
+    want = F.cross_entropy(torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy")))
+    ce = ["ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", fmt]
+    off = _run_with_the_reader_gone(*ce, "--expect", "1.0")
+    assert off.returncode == 1
+    assert off.stderr.decode().startswith("lossctl: expect: the loss is 1.42498")  # torch: 1.4249871
+    assert off.stderr.decode().endswith(", expected 1.0: off by 0.424987 (relative 0.425; tolerance atol 1e-06 + "
+                                        "rtol 1e-05 x |expected|)\n")
+    assert _run_with_the_reader_gone(*ce, "--expect", repr(want.item())).returncode == 0
+    strict = ["--atol", "0", "--rtol", "0"]  # float32 rounding fails these, as the README's example shows
+    decompose = ["decompose", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json", "-f", fmt]
+    assert _run_with_the_reader_gone(*decompose, *strict).returncode == 1
+    assert _run_with_the_reader_gone(*decompose).returncode == 0
+    check = ["check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", fmt]
+    assert _run_with_the_reader_gone(*check, *strict).returncode == 1
+    assert _run_with_the_reader_gone(*check).returncode == 0
+
+
+def test_by_class_over_files_of_different_classes_names_the_option_and_the_files(cli):
+    """The error was 'lossctl: error: by-class sums of 4 and 3 classes do not add up': no option, no file."""
+    args = ["ce", "--logits", EX / "logits.npy", "--logits", "[[1.0, 2.0, 0.5]]", "--target", EX / "targets.npy",
+            "--target", "[2]"]
+    ran = cli(*args, "--by-class", "-f", "csv", code=2)
+    assert ran.stdout == ""
+    assert ran.stderr == (f"lossctl: error: --by-class: [[1.0, 2.0, 0.5]] has 3 classes (or label columns) and "
+                          f"{EX / 'logits.npy'} 4: their per-class rows do not add up; ask --by-class of each file "
+                          "alone\n")
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    total = (F.cross_entropy(x.double(), t, reduction="sum")
+             + F.cross_entropy(torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64), torch.tensor([2]))) / 9
+    assert float(cli(*args, "-f", "plain").stdout.splitlines()[-1]) == pytest.approx(total.item(), rel=1e-6)
+
+
+def test_batchmean_csv_gives_the_rows_the_value_divides(cli):
+    """KL batchmean's CSV said denominator 32.0 (the elements) beside a value of total / 8 (the rows): a pipeline
+    adding the files' totals and denominators got the elementwise mean, not the batchmean. README: the partial
+    sums' denominators are rows for batchmean."""
+    x = torch.from_numpy(np.load(EX / "logits.npy"))
+    p = torch.tensor(json.loads((EX / "target_probs.json").read_text()), dtype=torch.float32)
+    want = F.kl_div(torch.log_softmax(x, 1), p, reduction="batchmean").item()
+    one = ["--logits", EX / "logits.npy", "--target", EX / "target_probs.json"]
+    for args in (one, one + one):
+        frame = pd.read_csv(io.StringIO(cli("kl", *args, "--reduction", "batchmean", "-f", "csv").stdout))
+        np.testing.assert_allclose(frame["value"], want, rtol=1.3e-6)
+        np.testing.assert_allclose(frame["value"], frame["total"] / frame["denominator"], rtol=1e-12)
+        assert frame["denominator"].tolist() == ([8.0] if args is one else [8.0, 8.0, 16.0])
+
+
+def test_merge_reads_partials_from_standard_input(cli, tmp_path):
+    """`lossctl merge -` said 'merge (-): cannot read ([Errno 2] No such file or directory: '-')': runs could not
+    pipe their partials into it, as every array option reads '-'."""
+    a = cli("ce", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--partials").stdout
+    b = cli("ce", "--logits", EX / "logits.csv", "--target", EX / "targets.csv", "--partials").stdout
+    (tmp_path / "b.json").write_text(b)
+    x, t = torch.from_numpy(np.load(EX / "logits.npy")), torch.from_numpy(np.load(EX / "targets.npy"))
+    want = F.cross_entropy(x.double(), t).item()  # the two shards hold the same data
+    assert float(cli("merge", "-", "-f", "plain", input=a + b).stdout) == pytest.approx(want, rel=1e-6)
+    assert float(cli("merge", "-", tmp_path / "b.json", "-f", "plain", input=a).stdout) == pytest.approx(want, rel=1e-6)
+    twice = cli("merge", "-", "-", input=a, code=2)
+    assert twice.stdout == "" and twice.stderr == ("lossctl: error: merge: standard input ('-') is read once: give it "
+                                                   "once (its partials, one per line)\n")
+    empty = cli("merge", "-", input="", code=2)
+    assert empty.stderr == ("lossctl: error: merge (<stdin>): holds no partial (an empty file or list: did the run "
+                            "that wrote it fail?)\n")
+
+
+def test_check_and_decompose_name_their_backend(cli):
+    """Every result names what computed it (README); check's and decompose's identities (torch's functions and
+    autograd) said nothing of it."""
+    version = f"torch {torch.__version__.split('+')[0]}"
+    report = strict_json(cli("check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f",
+                             "json").stdout)
+    assert report["backend"] == version and {c["backend"] for c in report["checks"]} == {version}
+    args = ("decompose", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json")
+    assert strict_json(cli(*args, "-f", "json").stdout)["backend"] == version
+    assert f"(float32, {version})" in cli(*args, "-f", "table", env={"COLUMNS": "200"}).stdout

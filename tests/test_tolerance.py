@@ -84,10 +84,39 @@ def test_expect_nan_passes_only_for_nan(cli, tmp_path):
      "--expect: needs a reduced loss (--reduction mean, sum or batchmean); cosine-similarity computes reduction "
      "none here"),
     (CE + ["--expect", "1.42", "--partials"],
-     "--expect: a partial is not the loss; check the total that lossctl merge prints"),
+     "--expect: a partial is not the loss; give --expect to lossctl merge, which checks the total"),
     (CE + ["--expect", "1.42", "--rtol", "nan"], "--rtol: must be a finite number >= 0; got nan"),
     (CE + ["--rtol", "nan"], "--rtol: must be a finite number >= 0; got nan"),
+    (CE + ["--atol", "1e-3"], "--atol: applies to --expect, which is not given: without it nothing is compared; add "
+     "--expect VALUE"),
+    (["merge", str(ROOT / "README.md"), "--rtol", "0.1"], "--rtol: applies to --expect, which is not given: without "
+     "it nothing is compared; add --expect VALUE"),
 ])
 def test_expect_options_are_refused_before_anything_is_printed(cli, args, line):
+    """Each refused before anything is read (merge's README.md is no partial). A tolerance without --expect was
+    once accepted and did nothing: a CI job that forgot --expect passed whatever the loss."""
     res = cli(*args, code=2)
     assert res.stdout == "" and res.stderr == f"lossctl: error: {line}\n"
+
+
+def test_merge_pins_the_total_of_partials(cli, tmp_path):
+    """--expect refused --partials with 'check the total that lossctl merge prints', but merge had no --expect: a
+    sharded CI job could not pin its loss. merge takes --expect, --rtol and --atol as a loss command does."""
+    part = tmp_path / "a.json"
+    part.write_text(cli("ce", "--logits", LOGITS, "--target", TARGETS, "--partials").stdout)
+    want = float(F.cross_entropy(torch.from_numpy(np.load(LOGITS)), torch.from_numpy(np.load(TARGETS))))
+    merge = ["merge", str(part), str(part), "-f", "plain"]
+    ok = cli(*merge, "--expect", repr(want))
+    assert float(ok.stdout) == pytest.approx(want, rel=1e-6) and ok.stderr == ""
+    off = cli(*merge, "--expect", repr(want * 1.01), code=1)
+    assert float(off.stdout) == pytest.approx(want, rel=1e-6)
+    assert off.stderr.startswith(f"lossctl: expect: the loss is {float(off.stdout)!r}, expected {want * 1.01!r}: "
+                                 "off by")
+    assert cli(*merge, "--expect", repr(want * 1.01), "--rtol", "0.02").exit_code == 0
+    bad = cli(*merge, "--expect", "1", "--atol", "inf", code=2)
+    assert bad.stdout == "" and bad.stderr == "lossctl: error: --atol: must be a finite number >= 0; got inf\n"
+    cal = tmp_path / "c.json"
+    cal.write_text(cli("calibration", "--logits", LOGITS, "--target", TARGETS, "--partials").stdout)
+    res = cli("merge", str(cal), "--expect", "inf", "-f", "plain", code=1)
+    assert res.stderr.endswith(f"lossctl: expect: the calibration error is {float(res.stdout)!r}, expected inf (a "
+                               "non-finite value matches only itself)\n")

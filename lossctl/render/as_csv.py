@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..reduce import divisor
 from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
 
 if TYPE_CHECKING:
@@ -35,11 +36,13 @@ def _breakdown(obj: Result) -> str | None:
     if obj.by_class is not None:
         return _table([breakdown_header(c, obj.breakdown_loss) for c in BY_CLASS_COLUMNS],
                       ([_cell(r[c]) for c in BY_CLASS_COLUMNS] for r in obj.by_class))
-    if obj.worst is not None:  # the index is one column per axis, as reduction none's values are
+    if obj.worst is not None:  # the index is one column per axis, as reduction none's values are; an index of
+        # fewer axes (several files of different shapes) leaves the others empty, as the gradients' rows do
         ndim = max((len(r["index"]) for r in obj.worst), default=1)
         return _table([*(f"i{d}" for d in range(ndim)), *(breakdown_header(c, obj.breakdown_loss)
                                                            for c in WORST_COLUMNS[1:])],
-                      ([*r["index"], *(_cell(r[c]) for c in WORST_COLUMNS[1:])] for r in obj.worst))
+                      ([*r["index"], *[""] * (ndim - len(r["index"])), *(_cell(r[c]) for c in WORST_COLUMNS[1:])]
+                       for r in obj.worst))
     return None
 
 
@@ -53,8 +56,13 @@ def _result(obj: Result) -> str:
         return _table([*(f"i{d}" for d in range(values.ndim)), "value"],
                       ([*idx, number(values[idx])] for idx in np.ndindex(values.shape)))
     return _table(["loss", "reduction", "value", "total", "denominator", "dtype", "backend"],
-                  [[obj.loss, obj.reduction, _value(obj), number(obj.partial.total), number(obj.partial.denominator),
-                    obj.dtype, obj.backend]])
+                  [[obj.loss, obj.reduction, _value(obj), number(obj.partial.total), _denominator(obj), obj.dtype,
+                    obj.backend]])
+
+
+def _denominator(r: Result) -> str:
+    # what the value divides the total by, so that total / denominator is the value (batchmean: the rows)
+    return number(divisor(r.partial, r.reduction))
 
 
 @render.register("MultiResult")
@@ -64,8 +72,7 @@ def _multi_result(obj: MultiResult) -> str:
         return breakdown
     if obj.total.values is not None:
         return render(obj.total)  # reduction none: every value, files in order, as plain prints them
-    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), number(r.partial.denominator), r.dtype,
-             r.backend]
+    rows = [[label, r.loss, r.reduction, _value(r), number(r.partial.total), _denominator(r), r.dtype, r.backend]
             for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
     return _table(["file", "loss", "reduction", "value", "total", "denominator", "dtype", "backend"], rows)
 
@@ -116,9 +123,9 @@ def _calibration_result(obj: CalibrationResult) -> str:
 
 @render.register("CalibrationFiles")
 def _calibration_files(obj: CalibrationFiles) -> str:
-    rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count, r.dtype]
-            for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
-    return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count", "dtype"], rows)
+    rows = [[label, r.task, r.norm, number(r.value), number(r.ece), number(r.rmsce), number(r.mce), r.count, r.dtype,
+             r.backend] for label, r in [*zip(obj.labels, obj.results, strict=True), ("total", obj.total)]]
+    return _table(["file", "task", "norm", "value", "ece", "rmsce", "mce", "count", "dtype", "backend"], rows)
 
 
 # --- gradients -----------------------------------------------------------------------------------------------

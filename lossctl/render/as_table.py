@@ -116,14 +116,15 @@ def _check_result(obj: CheckResult):
     if len(obj.rows) > TABLE_ROWS:
         t.add_row("…", Text(f"{len(obj.rows) - TABLE_ROWS} more rows: use --format csv"))
     summary = (f"{obj.passed} of {len(obj.rows)} pass; largest residual {obj.max_residual:.3g}; "
-               f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype})")
+               f"tolerance atol {obj.atol:g} + rtol {obj.rtol:g} x |value| ({obj.dtype}, {obj.backend})")
     return Group(t, Text(summary), *(Text("note: " + n) for n in obj.notes),
                  *(Text("warning: " + w, style="yellow") for w in obj.warnings))  # also on stderr
 
 
 @render.register("CheckReport")
 def _check_report(obj: CheckReport):
-    t = Table(title=Text("lossctl check: the tutorial's identities"))
+    t = Table(title=Text(f"lossctl check: the tutorial's identities  ({obj[0].backend})" if len(obj) else
+                         "lossctl check: the tutorial's identities"))
     for name in ("check", "statement", "result", "max residual", "tolerance"):
         t.add_column(name)
     for c in obj:
@@ -177,6 +178,7 @@ def _calibration_result(obj: CalibrationResult):
     t.add_row("bins", Text(f"{obj.n_bins} {obj.binning}"))
     if obj.dtype:
         t.add_row("dtype", Text(obj.dtype))
+    t.add_row("backend", Text(obj.backend))
     for note in obj.notes:
         t.add_row("note", Text(note))
     for warning in obj.warnings:  # also on stderr, where pipelines see them
@@ -213,6 +215,7 @@ def _gradient_result(obj: GradientResult):
     t.add_row("loss", Text(number(obj.value), style="bold green"))
     t.add_row("reduction", Text(obj.reduction))
     t.add_row("dtype", Text(obj.dtype))
+    t.add_row("backend", Text(obj.backend))
     t.add_row("gradients", Text(", ".join(f"d loss / d {role} {tuple(g.shape)}" for role, g in
                                           obj.gradients.items())))
     for note in obj.notes:
