@@ -319,16 +319,22 @@ def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = 
 
 
 def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> np.dtype:
-    """auto: the float dtype of the first binary float input, float32 at least; text inputs compute in float64."""
+    """auto: the float dtype of the first binary float input, float32 at least, widened to float64 by a float64
+    input of its shape that the loss needs (torch promotes float32 predictions met by float64 targets: mse, bce,
+    kl, probability targets; a whole-number index target has another shape, and optional weights do not promote);
+    text inputs compute in float64."""
     _choose("--dtype", dtype, DTYPES)
     if dtype != "auto":
         return np.dtype(dtype)
-    for role in spec.roles:
-        item = loaded.get(role.name)
-        if item is not None and item.binary and item.array.dtype.kind == "f":
-            # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
-            return np.dtype(np.float64) if item.array.dtype.itemsize >= 8 else np.dtype(np.float32)
-    return np.dtype(np.float64)
+    floats = [(role, item.array) for role in spec.roles if (item := loaded.get(role.name)) is not None
+              and item.binary and item.array.dtype.kind == "f"]
+    if not floats:
+        return np.dtype(np.float64)
+    first = floats[0][1]
+    # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
+    wide = first.dtype.itemsize >= 8 or any(role.required and a.dtype.itemsize >= 8 and a.shape == first.shape
+                                            for role, a in floats)
+    return np.dtype(np.float64) if wide else np.dtype(np.float32)
 
 
 def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: np.dtype | None = None) -> None:

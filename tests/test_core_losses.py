@@ -3,6 +3,7 @@ and the refusals. tests/test_registry.py holds every loss, option, dtype, reduct
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -495,6 +496,55 @@ def test_dtype_option(rng):
     assert res.dtype == "float64"
     assert res.value == pytest.approx(F.cross_entropy(T(x.astype(np.float32)).double(), T(y)).item(), rel=1e-13)
     assert lossctl.compute("ce", logits=x, target=y, dtype="float32").dtype == "float32"
+
+
+MIXED = {  # loss: (its arrays, float32 first and a float64 one of its shape; torch.nn.functional on them)
+    "mse": (lambda x, y, t: {"input": x, "target": y}, lambda X, Y, t, r: F.mse_loss(X, Y, reduction=r)),
+    "l1": (lambda x, y, t: {"input": x, "target": y}, lambda X, Y, t, r: F.l1_loss(X, Y, reduction=r)),
+    "bce": (lambda x, y, t: {"logits": x, "target": (y > 0) * 1.0},
+            lambda X, Y, t, r: F.binary_cross_entropy_with_logits(X, (Y > 0).double(), reduction=r)),
+    "ce": (lambda x, y, t: {"logits": x, "target": sp.softmax(y, 1)},
+           lambda X, Y, t, r: F.cross_entropy(X, Y.softmax(1), reduction=r)),
+    "kl": (lambda x, y, t: {"log_probs": x, "target": sp.softmax(y, 1)},
+           lambda X, Y, t, r: F.kl_div(X, Y.softmax(1), reduction=r)),
+    "pairwise-distance": (lambda x, y, t: {"x1": x, "x2": y},
+                          lambda X, Y, t, r: {"none": lambda v: v, "mean": torch.mean, "sum": torch.sum}[r](
+                              F.pairwise_distance(X, Y))),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(MIXED))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_float32_predictions_with_float64_targets_compute_in_float64_as_torch_promotes(
+        cli, tmp_path, rng, loss, backend, reduction):
+    """torch promotes float32 predictions met by float64 targets (np.save of a float64 array) to float64; lossctl
+    computed them in float32 (the first file's dtype), 1e-8 off torch's float64 number. bce and ce take the
+    log-sigmoid and log-softmax of the float32 logits in float32 before promoting, so their number is float64 to
+    float32's precision only."""
+    x, y = rng.normal(size=(N, C)).astype(np.float32), rng.normal(size=(N, C))
+    arrays, fn = MIXED[loss]
+    paths = []
+    for name, arr in arrays(x, y, None).items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        paths += [f"--{name.replace('_', '-')}", str(tmp_path / f"{name}.npy")]
+    out = json.loads(cli(loss, *paths, "--backend", backend, "--reduction", reduction, "-f", "json").stdout)
+    want = fn(T(x), T(y), None, reduction)
+    assert want.dtype == torch.float64 and out["dtype"] == "float64"
+    got = out["values" if reduction == "none" else "value"]
+    if loss in ("bce", "ce"):
+        torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), want, rtol=1.3e-6, atol=1e-5)  # float32
+    else:
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_float64_class_indices_and_weights_keep_float32_logits_in_float32(rng):
+    """A float64 array of whole-number class indices (another shape) or of class weights (optional) does not
+    widen float32 logits: torch.long() of the indices and weight.float() give torch's float32 number."""
+    x, y, w = rng.normal(size=(N, C)).astype(np.float32), rng.integers(0, C, size=N), rng.random(C) + 0.5
+    res = lossctl.compute("ce", logits=x, target=y.astype(np.float64), weight=w)
+    assert res.dtype == "float32"
+    assert_close(res.value, F.cross_entropy(T(x), T(y), weight=T(w).float()), np.float32)
 
 
 def test_torch_tensors_are_accepted(rng):
