@@ -538,6 +538,35 @@ def test_float32_predictions_with_float64_targets_compute_in_float64_as_torch_pr
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_a_streamed_float32_input_with_float64_targets_computes_as_one_read_whole(cli, tmp_path, rng, stream):
+    """Streamed, each input's probe held no row's shape, so a float64 index target (a Parquet column read as
+    float64) widened ce's float32 logits that the same file read whole keeps in float32; and mse's float64
+    targets widen its float32 inputs streamed or not, as torch promotes them."""
+    x, y = rng.normal(size=(300, 3)).astype(np.float32), rng.normal(size=(300, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    out = json.loads(cli("mse", "--input", tmp_path / "x.npy", "--target", tmp_path / "y.npy", stream, "-f",
+                         "json").stdout)
+    assert out["dtype"] == "float64"
+    np.testing.assert_allclose(out["value"], F.mse_loss(T(x), T(y)).item(), rtol=1e-12)
+    np.save(tmp_path / "t.npy", (np.arange(300) % 3).astype(np.float64))
+    out = json.loads(cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy", stream, "-f",
+                         "json").stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], F.cross_entropy(T(x), T(np.arange(300) % 3)), np.float32)
+
+
+def test_calibration_keeps_float32_scores_in_float32_beside_float64_labels(rng):
+    """Calibration's labels are no operand of its scores: float32 probabilities beside float64 0/1 labels bin in
+    float32, as torchmetrics' BinaryCalibrationError computes them."""
+    tm = pytest.importorskip("torchmetrics.functional.classification")
+    p, y = rng.random(200).astype(np.float32), (rng.random(200) > 0.5) * 1.0
+    res = lossctl.api.calibrate(probs=p, target=y)
+    assert res.dtype == "float32"
+    assert_close(res.value, tm.binary_calibration_error(T(p), T(y).long(), n_bins=15), np.float32)
+
+
 def test_float64_class_indices_and_weights_keep_float32_logits_in_float32(rng):
     """A float64 array of whole-number class indices (another shape) or of class weights (optional) does not
     widen float32 logits: torch.long() of the indices and weight.float() give torch's float32 number."""
