@@ -29,7 +29,7 @@ from .errors import (
     ValueRangeError,
 )
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
-from .losses._common import Context, concluded, position, weak_findings
+from .losses._common import Context, concluded, float_dtype_notes, position, weak_findings
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .reports import ReportPartial, Wants, input_lints, value_lints
@@ -449,10 +449,14 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
                    loaded: Mapping[str, Loaded]) -> LossOutput:
     """The loss function on validated arrays, in the unit of --base, with the spec's input-convention lints."""
     fn = spec.compute_fn()
+    ctx = ctx._replace(floated=[])
     try:
         out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
     except LossctlError as exc:
         raise _classes_last_hint(spec, arrays, exc) from None
+    # a binary file's dtype is the user's; a text file's integers are lossctl's reading of its whole numbers
+    typed = {name: arr for name, arr in arrays.items() if name in loaded and loaded[name].binary}
+    out.notes = [*out.notes, *float_dtype_notes(spec.roles, typed, ctx.floated, ctx.dtype)]
     out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options, tuple(r.name for r in spec.roles))]
     if st.scale != 1.0:
         out.values = out.values / st.scale

@@ -281,7 +281,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
     ctx = Context(dtype=compute_dtype(spec, {**probe, **others}, dtype), device=st.device, reduction=st.reduction,
                   backend=backend)
     check_finite(spec, others, ctx.dtype)
-    paths = {i.role: i.path for i in p.inputs}
+    paths, binary = {i.role: i.path for i in p.inputs}, {i.role: i.binary for i in p.inputs}
     threads = st.threads or os.cpu_count() or 1
 
     def work(chunk: dict[str, np.ndarray], start: int):
@@ -291,7 +291,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
             # as a whole read holds them (native byte order, the file's own dtype): the input lints judge them
             # by that dtype, and the loss computes in ctx.dtype either way
             chunk = {r: native(a) for r, a in chunk.items()}
-            named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
+            named = {r: Loaded(a, paths[r], binary[r]) for r, a in chunk.items()} | others
             arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
             out = compute_output(spec, arrays, st, ctx, named)
             return partial_of(out, st.reduction), out, run_report(spec, arrays, st, out, start)

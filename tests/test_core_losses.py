@@ -175,6 +175,84 @@ def test_margin_index_targets_of_a_dtype_torch_refuses_are_noted(rng, loss, dtyp
     assert [n for n in res.notes if "torch refuses" in n] == ([want] if refused else [])
 
 
+INT_INPUTS = {  # (loss, the role given as integers or bools): (arrays, torch.nn.functional of the same names)
+    ("ce", "logits"): (lambda x, y, s: {"logits": np.round(3 * x), "target": np.arange(N) % C},
+                       lambda a: F.cross_entropy(a["logits"], a["target"])),
+    ("ce", "target"): (lambda x, y, s: {"logits": x, "target": np.eye(N, C)},
+                       lambda a: F.cross_entropy(a["logits"], a["target"])),
+    ("nll", "log_probs"): (lambda x, y, s: {"log_probs": -np.abs(np.round(3 * x)), "target": np.arange(N) % C},
+                           lambda a: F.nll_loss(a["log_probs"], a["target"])),
+    ("bce", "target"): (lambda x, y, s: {"logits": x, "target": y > 0},
+                        lambda a: F.binary_cross_entropy_with_logits(a["logits"], a["target"])),
+    ("bce", "logits"): (lambda x, y, s: {"logits": np.round(3 * x), "target": (y > 0) * 1.0},
+                        lambda a: F.binary_cross_entropy_with_logits(a["logits"], a["target"])),
+    ("kl", "target"): (lambda x, y, s: {"log_probs": sp.log_softmax(x, 1), "target": np.eye(N, C)},
+                       lambda a: F.kl_div(a["log_probs"], a["target"])),
+    ("huber", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": y},
+                         lambda a: F.huber_loss(a["input"], a["target"])),
+    ("soft-margin", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": s},
+                               lambda a: F.soft_margin_loss(a["input"], a["target"])),
+    ("multi-margin", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": np.arange(N) % C},
+                                lambda a: F.multi_margin_loss(a["input"], a["target"])),
+    # torch promotes these beside float inputs: no note
+    ("mse", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": y},
+                       lambda a: F.mse_loss(a["input"], a["target"])),
+    ("cosine-embedding", "target"): (lambda x, y, s: {"x1": x, "x2": y, "target": s[:, 0]},
+                                     lambda a: F.cosine_embedding_loss(a["x1"], a["x2"], a["target"])),
+    ("soft-margin", "target"): (lambda x, y, s: {"input": x, "target": s},
+                                lambda a: F.soft_margin_loss(a["input"], a["target"])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INT_INPUTS), ids="-".join)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_integer_inputs_read_as_floats_are_noted_where_torch_refuses_them(rng, case, dtype, backend):
+    """An integer or bool array where the loss reads floats (logits, a probability or 0/1 target, predictions)
+    was read as float64 with no word, where torch.nn.functional on torch.from_numpy of it refuses ("not
+    implemented for 'Long'", "Found dtype Long but expected Float"). The number is torch's for x.double(); a note
+    says so where torch refuses, and none where torch promotes it (mse's input, +-1 targets)."""
+    loss, role = case
+    if dtype == np.bool_ and role not in ("target",):
+        pytest.skip("bool predictions are no one's data")
+    x, y = rng.normal(size=(N, C)), rng.normal(size=(N, C))
+    arrays, fn = INT_INPUTS[case]
+    arrays = arrays(x, y, np.where(y > 0, 1.0, -1.0))
+    if dtype == np.bool_ and loss in ("cosine-embedding", "soft-margin"):
+        pytest.skip("+-1 targets hold no bool")
+    arrays[role] = arrays[role].astype(dtype)
+    tensors = {k: T(v) for k, v in arrays.items()}
+    refused = _refused(lambda: fn(tensors))
+    if backend not in get_loss(loss).backends:
+        pytest.skip(f"{loss} has no NumPy kernel")
+    res = lossctl.compute(loss, backend=backend, **arrays)
+    want = fn({k: v.double() if k == role else v for k, v in tensors.items()})
+    assert res.dtype == "float64"
+    assert_close(res.value, want)
+    note = f"--{role.replace('_', '-')} holds {np.dtype(dtype)} values, read as float64 numbers; torch refuses " \
+           f"{role} of dtype {np.dtype(dtype)} (it takes floating-point tensors: {role}.double())"
+    assert [n for n in res.notes if "floating-point tensors" in n] == ([note] if refused else [])
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_integer_targets_are_noted_in_binary_files_only(cli, tmp_path, rng, stream):
+    """bce's 0/1 targets as int64 in an .npy are the user's dtype, which torch refuses (noted, streamed or not);
+    whole numbers in a CSV are lossctl's reading of text, which torch never sees (no note). Both are torch's
+    number on the same targets as float32."""
+    x, y = rng.normal(size=(300, 3)).astype(np.float32), rng.integers(0, 2, size=(300, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d", delimiter=",")
+    want = F.binary_cross_entropy_with_logits(T(x), T(y).float())
+    note = "--target holds int64 values, read as float32 numbers; torch refuses target of dtype int64 (it takes " \
+           "floating-point tensors: target.float())"
+    for target, notes in (("y.npy", [note]), ("y.csv", [])):
+        out = json.loads(cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / target, stream, "-f",
+                             "json").stdout)
+        assert_close(out["value"], want, np.float32)
+        assert [n for n in out["notes"] if "floating-point tensors" in n] == notes
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
 def test_ctc_lengths_of_a_dtype_torch_refuses_are_noted(rng, dtype):
     """CTCLoss takes lengths of any integer dtype and refuses float ones ("must be integral"); its targets of any

@@ -27,6 +27,7 @@ class Context(NamedTuple):
     reduction: str = "mean"
     backend: str = "torch"
     leaf: Callable[[np.ndarray], Any] | None = None
+    floated: list | None = None  # where given, the integer and bool inputs read as floats are added to it
 
     def kernels(self):
         """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""
@@ -41,8 +42,14 @@ class Context(NamedTuple):
     def array(self, arr: np.ndarray):
         """A float input in the compute dtype, as the backend computes it (ndarray or tensor)."""
         if self.backend == "numpy":
+            self.saw(arr)
             return np.asarray(arr, dtype=self.dtype)
         return floats(arr, self)
+
+    def saw(self, arr) -> None:
+        """Keep an integer or bool input read as floats, for the note that torch refuses it where it does."""
+        if self.floated is not None and getattr(arr, "dtype", None) is not None and arr.dtype.kind in "biu":
+            self.floated.append(arr)
 
     def indices(self, arr: np.ndarray, role: str):
         """Class indices as int64, as the backend computes them; whole-number floats are accepted."""
@@ -68,7 +75,18 @@ def index_dtype_notes(arr: np.ndarray, role: str = "target", *, accepted: tuple,
             f"dtype {arr.dtype} (it takes {takes}: {role}.long())"]
 
 
+def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype) -> list[str]:
+    """torch computes these losses on floating-point tensors only, where lossctl reads integers and bools as the
+    numbers they are: a note names each such input that a role torch refuses it in (`floats_only`) was read as."""
+    method = "double" if np.dtype(dtype) == np.float64 else "float"
+    return [f"{role.flag} holds {arr.dtype} values, read as {np.dtype(dtype).name} numbers; torch refuses "
+            f"{role.name} of dtype {arr.dtype} (it takes floating-point tensors: {role.name}.{method}())"
+            for role in roles if role.floats_only and (arr := arrays.get(role.name)) is not None
+            and any(a is arr for a in floated)]
+
+
 def floats(arr: np.ndarray, ctx: Context):
+    ctx.saw(arr)
     if ctx.leaf is not None:
         leaf = ctx.leaf(arr)
         if leaf is not None:
