@@ -253,6 +253,30 @@ def test_integer_targets_are_noted_in_binary_files_only(cli, tmp_path, rng, stre
         assert [n for n in out["notes"] if "floating-point tensors" in n] == notes
 
 
+@pytest.mark.parametrize("fmt", [".npy", ".safetensors", ".pt"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float16_inputs_compute_in_float32_with_a_note(cli, tmp_path, rng, fmt, backend):
+    """A float16 file computes in float32 (torch's number for x.float()), where torch on the float16 tensor
+    computes in float16; that was said nowhere (and a .safetensors or .pt float16 read as float32, so the result
+    could not know it). A note says so, on both backends, in every binary format."""
+    x, y = rng.normal(size=(N, C)).astype(np.float16), np.arange(N) % C
+    path = tmp_path / f"x{fmt}"
+    if fmt == ".npy":
+        np.save(path, x)
+    elif fmt == ".pt":
+        torch.save(T(x), path)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({"logits": x}, str(path))
+    out = json.loads(cli("ce", "--logits", path, "--target", json.dumps(y.tolist()), "--backend", backend,
+                         "-f", "json").stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], F.cross_entropy(T(x).float(), T(y)), np.float32)
+    assert "--logits holds float16 values, computed in float32; torch computes a float16 tensor's loss in " \
+           "float16, rounding each step to it, or refuses it (logits.float() gives torch this number)" in out["notes"]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
 def test_ctc_lengths_of_a_dtype_torch_refuses_are_noted(rng, dtype):
     """CTCLoss takes lengths of any integer dtype and refuses float ones ("must be integral"); its targets of any

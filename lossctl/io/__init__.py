@@ -334,8 +334,8 @@ def tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
         raise InputError("a meta tensor: it has a shape but no values", option=option, source=source)
     if t.is_complex():
         raise InputError("complex tensors are not supported", option=option, source=source)
-    if t.is_floating_point() and t.element_size() < 4:
-        t = t.float()  # numpy has no bfloat16 or float8; float32 holds them (and float16) exactly
+    if t.is_floating_point() and t.element_size() < 4 and t.dtype != torch.float16:
+        t = t.float()  # numpy has no bfloat16 or float8; float32 holds them exactly
     try:
         return t.detach().cpu().numpy()  # strided as it is: NumPy takes any strides
     except (TypeError, RuntimeError):  # quantized and other dtypes NumPy has no counterpart for

@@ -24,11 +24,10 @@ def require(module: str, *, ext: str, option: str, source: str):
 
 
 def numeric(arr: np.ndarray, *, option: str, source: str) -> np.ndarray:
-    """Numbers only, as every format's reader demands; float16 widened to float32, and writable for torch."""
+    """Numbers only, as every format's reader demands; float16 kept (it computes in float32, with a note, as an
+    .npy's does), and writable for torch."""
     if arr.dtype.kind not in "biuf":
         raise InputError(f"unsupported dtype {arr.dtype} (need numbers)", option=option, source=source)
-    if arr.dtype == np.float16:
-        return arr.astype(np.float32)
     arr = native(arr)
     return arr if arr.flags.writeable else arr.copy()
 

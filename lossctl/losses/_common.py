@@ -27,7 +27,7 @@ class Context(NamedTuple):
     reduction: str = "mean"
     backend: str = "torch"
     leaf: Callable[[np.ndarray], Any] | None = None
-    floated: list | None = None  # where given, the integer and bool inputs read as floats are added to it
+    floated: list | None = None  # where given, the integer, bool and float16 inputs read as floats are added to it
 
     def kernels(self):
         """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""
@@ -47,8 +47,9 @@ class Context(NamedTuple):
         return floats(arr, self)
 
     def saw(self, arr) -> None:
-        """Keep an integer or bool input read as floats, for the note that torch refuses it where it does."""
-        if self.floated is not None and getattr(arr, "dtype", None) is not None and arr.dtype.kind in "biu":
+        """Keep an integer, bool or float16 input read as floats, for the notes on what torch does with it."""
+        if self.floated is not None and getattr(arr, "dtype", None) is not None and (
+                arr.dtype.kind in "biu" or arr.dtype == np.float16):
             self.floated.append(arr)
 
     def indices(self, arr: np.ndarray, role: str):
@@ -76,13 +77,24 @@ def index_dtype_notes(arr: np.ndarray, role: str = "target", *, accepted: tuple,
 
 
 def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype) -> list[str]:
-    """torch computes these losses on floating-point tensors only, where lossctl reads integers and bools as the
-    numbers they are: a note names each such input that a role torch refuses it in (`floats_only`) was read as."""
-    method = "double" if np.dtype(dtype) == np.float64 else "float"
-    return [f"{role.flag} holds {arr.dtype} values, read as {np.dtype(dtype).name} numbers; torch refuses "
-            f"{role.name} of dtype {arr.dtype} (it takes floating-point tensors: {role.name}.{method}())"
-            for role in roles if role.floats_only and (arr := arrays.get(role.name)) is not None
-            and any(a is arr for a in floated)]
+    """Notes on inputs whose dtype torch treats otherwise. Integers and bools: torch computes these losses on
+    floating-point tensors only, where lossctl reads them as the numbers they are; a note names each one read as
+    floats in a role torch refuses them in (`floats_only`). float16: lossctl computes in float32 at least, where
+    torch computes a float16 tensor's loss in float16 (rounding every step to it), or refuses it."""
+    name, method = np.dtype(dtype).name, "double" if np.dtype(dtype) == np.float64 else "float"
+    notes = []
+    for role in roles:
+        arr = arrays.get(role.name)
+        if arr is None or not any(a is arr for a in floated):
+            continue
+        if arr.dtype == np.float16:
+            notes.append(f"{role.flag} holds float16 values, computed in {name}; torch computes a float16 tensor's "
+                         f"loss in float16, rounding each step to it, or refuses it ({role.name}.{method}() gives "
+                         "torch this number)")
+        elif role.floats_only:
+            notes.append(f"{role.flag} holds {arr.dtype} values, read as {name} numbers; torch refuses {role.name} "
+                         f"of dtype {arr.dtype} (it takes floating-point tensors: {role.name}.{method}())")
+    return notes
 
 
 def floats(arr: np.ndarray, ctx: Context):
