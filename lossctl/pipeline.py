@@ -593,6 +593,21 @@ def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: 
     return warnings
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32_overflow(value: float | None, partial: Partial, reduction: str, dtype: str) -> tuple[float | None,
+                                                                                                  list[str]]:
+    """torch sums float32 losses in float32, where lossctl adds them in float64: a sum past float32's largest is
+    inf in torch (and so is its mean), which the float64 total would print as a finite number torch never gives.
+    The value becomes torch's inf, with a warning giving the float64 one."""
+    if value is None or dtype != "float32" or not math.isfinite(value) or abs(partial.total) <= FLOAT32_MAX:
+        return value, []
+    inf = math.copysign(math.inf, partial.total)
+    return inf, [f"the {reduction} is {inf}: the float32 losses sum to {partial.total:.6g}, past float32's largest "
+                 f"(3.4e38), and torch sums float32 losses in float32; in float64 it is {value:.6g} (--dtype float64)"]
+
+
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
                 shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
                 backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True,
@@ -605,6 +620,8 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     kept: reduction none's values without the ignored targets, for the per-sample summary.
     """
     value = None if st.reduction == "none" else finish(partial, st.reduction)
+    value, overflow = float32_overflow(value, partial, st.reduction, str(dtype))
+    warnings = [*warnings, *overflow]
     if value is not None and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, value)]
     if final:

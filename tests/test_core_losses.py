@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -275,6 +276,39 @@ def test_float16_inputs_compute_in_float32_with_a_note(cli, tmp_path, rng, fmt, 
     assert_close(out["value"], F.cross_entropy(T(x).float(), T(y)), np.float32)
     assert "--logits holds float16 values, computed in float32; torch computes a float16 tensor's loss in " \
            "float16, rounding each step to it, or refuses it (logits.float() gives torch this number)" in out["notes"]
+
+
+def _near_float32_max(loss: str, scale: float) -> tuple[dict, Callable]:
+    """Arrays whose float32 losses are each below float32's largest and sum past it at scale 1 (and not at 1/4),
+    with torch.nn.functional on them."""
+    x = np.array([[3e38, 1.0], [3e38, -1.0], [1.0, 2.0]], np.float32) * np.float32(scale)
+    if loss == "bce":  # the two 3e38 logits with label 0 cost 3e38 each
+        y = np.array([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]], np.float32)
+        return {"logits": x, "target": y}, lambda r: F.binary_cross_entropy_with_logits(T(x), T(y), reduction=r)
+    if loss == "ce":  # logits -3e38 at the targets: 3e38 each
+        t = np.array([0, 0, 1])
+        return {"logits": -x, "target": t}, lambda r: F.cross_entropy(T(-x), T(t), reduction=r)
+    a, b = np.full(3, 1.3e19 * np.sqrt(scale), np.float32), np.zeros(3, np.float32)  # 1.69e38 each
+    return {"input": a, "target": b}, lambda r: F.mse_loss(T(a), T(b), reduction=r)
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse", "ce"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_float32_sum_past_float32s_largest_is_inf_as_torchs(loss, reduction, backend):
+    """float32 losses near float32's largest sum past it: torch's float32 sum, and so its mean, is inf, where
+    lossctl's float64 sums printed 6e38 (no float32 number) or a mean of 1e38, as dtype float32. The value is
+    torch's inf now, with a warning giving the float64 one; a sum below the limit is unchanged."""
+    arrays, fn = _near_float32_max(loss, 1.0)
+    want = fn(reduction)
+    assert want.dtype == torch.float32 and torch.isinf(want)
+    res = lossctl.compute(loss, backend=backend, reduction=reduction, **arrays)
+    assert res.dtype == "float32" and res.value == math.inf
+    assert [w for w in res.warnings if "past float32's largest" in w][0].startswith(f"the {reduction} is inf: ")
+    arrays, fn = _near_float32_max(loss, 0.25)
+    below = lossctl.compute(loss, backend=backend, reduction=reduction, **arrays)
+    assert_close(below.value, fn(reduction), np.float32)
+    assert not [w for w in below.warnings if "past float32's largest" in w]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
