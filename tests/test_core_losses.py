@@ -311,6 +311,20 @@ def test_a_float32_sum_past_float32s_largest_is_inf_as_torchs(loss, reduction, b
     assert not [w for w in below.warnings if "past float32's largest" in w]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float16_beside_a_float32_input_gets_no_float16_note(rng, backend):
+    """mse of a float16 input and a float32 target: torch promotes to float32 and computes what lossctl does, so
+    the float16 note (b2241f1) would be wrong there; two float16 arrays get it."""
+    x, y = rng.normal(size=(N, C)).astype(np.float16), rng.normal(size=(N, C))
+    for target, noted in ((y.astype(np.float32), False), (y.astype(np.float16), True)):
+        want = F.mse_loss(T(x), T(target))
+        res = lossctl.compute("mse", backend=backend, input=x, target=target)
+        assert res.dtype == "float32"
+        assert_close(res.value, F.mse_loss(T(x).float(), T(target).float()), np.float32)
+        assert want.dtype == (torch.float16 if noted else torch.float32)
+        assert any("holds float16 values" in n for n in res.notes) == noted
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
 def test_ctc_lengths_of_a_dtype_torch_refuses_are_noted(rng, dtype):
     """CTCLoss takes lengths of any integer dtype and refuses float ones ("must be integral"); its targets of any

@@ -80,14 +80,16 @@ def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype) -> li
     """Notes on inputs whose dtype torch treats otherwise. Integers and bools: torch computes these losses on
     floating-point tensors only, where lossctl reads them as the numbers they are; a note names each one read as
     floats in a role torch refuses them in (`floats_only`). float16: lossctl computes in float32 at least, where
-    torch computes a float16 tensor's loss in float16 (rounding every step to it), or refuses it."""
+    torch computes a float16 tensor's loss in float16 (rounding every step to it), or refuses it; beside a wider
+    float input torch promotes it (mse of float16 and float32 computes in float32), and that gets no note."""
     name, method = np.dtype(dtype).name, "double" if np.dtype(dtype) == np.float64 else "float"
+    half = all(a.dtype.itemsize <= 2 for a in arrays.values() if a.dtype.kind == "f")
     notes = []
     for role in roles:
         arr = arrays.get(role.name)
         if arr is None or not any(a is arr for a in floated):
             continue
-        if arr.dtype == np.float16:
+        if arr.dtype == np.float16 and half:
             notes.append(f"{role.flag} holds float16 values, computed in {name}; torch computes a float16 tensor's "
                          f"loss in float16, rounding each step to it, or refuses it ({role.name}.{method}() gives "
                          "torch this number)")
