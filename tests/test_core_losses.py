@@ -325,6 +325,19 @@ def test_float16_beside_a_float32_input_gets_no_float16_note(rng, backend):
         assert any("holds float16 values" in n for n in res.notes) == noted
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_big_endian_arrays_are_noted_by_their_dtype_name(rng, backend):
+    """Arrays given to the API keep a big-endian file's byte order: a '>i8' weight was noted as 'holds >i8
+    values', and '>f2' logits got no float16 note at all (np.dtype('>f2') != np.float16)."""
+    x, y, w = rng.normal(size=(N, C)).astype(">f2"), np.arange(N) % C, np.arange(1, C + 1).astype(">i8")
+    res = lossctl.compute("ce", backend=backend, logits=x, target=y, weight=w)
+    assert_close(res.value, F.cross_entropy(T(x.astype(np.float32)), T(y), weight=T(w.astype(np.float32))),
+                 np.float32)
+    assert "--weight holds int64 values, read as float32 numbers; torch refuses weight of dtype int64 (it takes " \
+           "floating-point tensors: weight.float())" in res.notes
+    assert any(n.startswith("--logits holds float16 values, computed in float32") for n in res.notes)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
 def test_ctc_lengths_of_a_dtype_torch_refuses_are_noted(rng, dtype):
     """CTCLoss takes lengths of any integer dtype and refuses float ones ("must be integral"); its targets of any

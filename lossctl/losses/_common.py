@@ -49,7 +49,7 @@ class Context(NamedTuple):
     def saw(self, arr) -> None:
         """Keep an integer, bool or float16 input read as floats, for the notes on what torch does with it."""
         if self.floated is not None and getattr(arr, "dtype", None) is not None and (
-                arr.dtype.kind in "biu" or arr.dtype == np.float16):
+                arr.dtype.kind in "biu" or _half(arr)):
             self.floated.append(arr)
 
     def indices(self, arr: np.ndarray, role: str):
@@ -89,14 +89,20 @@ def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype) -> li
         arr = arrays.get(role.name)
         if arr is None or not any(a is arr for a in floated):
             continue
-        if arr.dtype == np.float16 and half:
+        if _half(arr) and half:
             notes.append(f"{role.flag} holds float16 values, computed in {name}; torch computes a float16 tensor's "
                          f"loss in float16, rounding each step to it, or refuses it ({role.name}.{method}() gives "
                          "torch this number)")
         elif role.floats_only:
-            notes.append(f"{role.flag} holds {arr.dtype} values, read as {name} numbers; torch refuses {role.name} "
-                         f"of dtype {arr.dtype} (it takes floating-point tensors: {role.name}.{method}())")
+            notes.append(f"{role.flag} holds {arr.dtype.name} values, read as {name} numbers; torch refuses "
+                         f"{role.name} of dtype {arr.dtype.name} (it takes floating-point tensors: "
+                         f"{role.name}.{method}())")
     return notes
+
+
+def _half(arr) -> bool:
+    """float16 in either byte order (an array given to the API keeps a big-endian file's '>f2')."""
+    return arr.dtype.kind == "f" and arr.dtype.itemsize == 2
 
 
 def floats(arr: np.ndarray, ctx: Context):
