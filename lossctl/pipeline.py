@@ -321,7 +321,8 @@ def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = 
 def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str, *, promote: bool = True) -> np.dtype:
     """auto: the float dtype of the first binary float input, float32 at least, widened to float64 by a float64
     input of its shape that the loss needs (torch promotes float32 predictions met by float64 targets: mse, bce,
-    kl, probability targets; a whole-number index target has another shape, and optional weights do not promote);
+    kl, probability targets; a whole-number index target has another shape, and optional weights and +-1 labels
+    do not promote);
     text inputs compute in float64. promote=False: the first binary float input alone decides (calibration, whose
     labels are no operand: torchmetrics computes in the scores' dtype)."""
     _choose("--dtype", dtype, DTYPES)
@@ -334,7 +335,7 @@ def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str, *, p
     first = floats[0][1]
     # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
     wide = first.dtype.itemsize >= 8 or promote and any(
-        role.required and a.dtype.itemsize >= 8 and a.shape == first.shape for role, a in floats)
+        role.required and not role.label and a.dtype.itemsize >= 8 and a.shape == first.shape for role, a in floats)
     return np.dtype(np.float64) if wide else np.dtype(np.float32)
 
 

@@ -48,6 +48,9 @@ class Role:
     batched: bool = True
     # torch refuses an integer or bool tensor here, where lossctl reads its numbers as floats (a note says so)
     floats_only: bool = False
+    # its values choose a branch of the formula (+-1 labels) and are no operand: a float64 one does not widen a
+    # float32 input, as torch computes such a loss in the input's dtype
+    label: bool = False
 
     @property
     def flag(self) -> str:

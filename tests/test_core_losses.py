@@ -730,6 +730,18 @@ def test_calibration_keeps_float32_scores_in_float32_beside_float64_labels(rng):
     assert_close(res.value, tm.binary_calibration_error(T(p), T(y).long(), n_bins=15), np.float32)
 
 
+@pytest.mark.parametrize("loss, fn", [("hinge-embedding", F.hinge_embedding_loss), ("soft-margin", F.soft_margin_loss)])
+def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss, fn):
+    """hinge-embedding's and soft-margin's +-1 targets choose a branch and are no operand: torch computes in the
+    float32 input's dtype beside a float64 target, where 7ecc3b9 widened them to float64 as an mse target."""
+    x, y = rng.normal(size=(N, C)).astype(np.float32), np.where(rng.random((N, C)) > 0.5, 1.0, -1.0)
+    want = fn(T(x), T(y), reduction="none")
+    assert want.dtype == torch.float32
+    res = lossctl.compute(loss, input=x, target=y, reduction="none")
+    assert res.dtype == "float32"
+    torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
+
+
 def test_float64_class_indices_and_weights_keep_float32_logits_in_float32(rng):
     """A float64 array of whole-number class indices (another shape) or of class weights (optional) does not
     widen float32 logits: torch.long() of the indices and weight.float() give torch's float32 number."""

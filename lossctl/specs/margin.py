@@ -20,7 +20,7 @@ register_loss(LossSpec(
     summary="x where y = 1, max(0, margin - x) where y = -1 (x is usually a distance).",
     formula="loss_i = x_i if y_i = 1; max(0, margin - x_i) if y_i = -1",
     roles=(Role("input", "Inputs (usually distances), any shape.", floats_only=True),
-           Role("target", "1 or -1, the input's shape.")),
+           Role("target", "1 or -1, the input's shape.", label=True)),
     options=(MARGIN_1,), compute="lossctl.losses.margin:hinge_embedding",
     traps=("torch computes x + max(0, margin - x) for targets other than 1 and -1, silently; lossctl refuses them.",),
 ))
@@ -29,7 +29,8 @@ register_loss(LossSpec(
     name="soft-margin", torch_name="torch.nn.SoftMarginLoss",
     summary="Two-class logistic loss log(1 + exp(-y x)) with targets 1 or -1.",
     formula="loss_i = log(1 + exp(-y_i * x_i))",
-    roles=(Role("input", "Scores, any shape.", floats_only=True), Role("target", "1 or -1, the input's shape.")),
+    roles=(Role("input", "Scores, any shape.", floats_only=True),
+           Role("target", "1 or -1, the input's shape.", label=True)),
     compute="lossctl.losses.margin:soft_margin",
     traps=("Targets are 1 and -1, not 1 and 0: a 0 target gives log 2 whatever the input.",),
 ))
