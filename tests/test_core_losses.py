@@ -742,6 +742,14 @@ def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss
     torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
 
 
+def test_dtype_help_says_what_auto_does_with_float16_and_mixed_floats(cli):
+    """--dtype's help said only that binary files keep their float dtype, which float16 and float32 beside a
+    float64 array of its shape do not."""
+    shown = " ".join(cli("ce", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "auto: binary files keep their float dtype (float16 computes in float32; float32 beside a float64 " \
+           "array of its shape in float64, as torch promotes), text computes in float64." in shown
+
+
 def test_float64_class_indices_and_weights_keep_float32_logits_in_float32(rng):
     """A float64 array of whole-number class indices (another shape) or of class weights (optional) does not
     widen float32 logits: torch.long() of the indices and weight.float() give torch's float32 number."""
