@@ -247,7 +247,7 @@ def bundle_roles(spec: LossSpec, bundle: str, stdin: bytes | None, given: Collec
 def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:
     """A bundle's key for a role; one that holds no numbers (None) is read alone, which says what is wrong with it."""
     if arr is not None:
-        return Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
+        return Loaded.of(np.asanyarray(arr), f"{bundle}:{key}", binary)
     if bundle == "-":
         raise InputError(f"key {key!r} holds no numbers", option="--from", source="<stdin>")
     return load_array(f"{bundle}:{key}", option="--from", header=header)
@@ -284,7 +284,7 @@ def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str =
     # Arrays, NumPy scalars and tensors keep their float dtype under auto, as a binary file does; Python lists and
     # numbers are text-like.
     binary = isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "detach")
-    return Loaded(_as_array(value, flag), "array", binary)
+    return Loaded.of(_as_array(value, flag), "array", binary)
 
 
 def _as_array(value: Any, flag: str) -> np.ndarray:
@@ -457,7 +457,8 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
         raise _classes_last_hint(spec, arrays, exc) from None
     # a binary file's dtype is the user's; a text file's integers are lossctl's reading of its whole numbers
     typed = {name: arr for name, arr in arrays.items() if name in loaded and loaded[name].binary}
-    out.notes = [*out.notes, *float_dtype_notes(spec.roles, typed, ctx.floated, ctx.dtype)]
+    stored = {name: item.stored for name, item in loaded.items() if item.stored}
+    out.notes = [*out.notes, *float_dtype_notes(spec.roles, typed, ctx.floated, ctx.dtype, stored)]
     out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options, tuple(r.name for r in spec.roles))]
     if st.scale != 1.0:
         out.values = out.values / st.scale

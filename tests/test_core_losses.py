@@ -311,6 +311,36 @@ def test_a_float32_sum_past_float32s_largest_is_inf_as_torchs(loss, reduction, b
     assert not [w for w in below.warnings if "past float32's largest" in w]
 
 
+@pytest.mark.parametrize("form", ["safetensors", "pt", "from-pt", "tensor"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_bfloat16_inputs_compute_in_float32_with_a_note(cli, tmp_path, rng, form, backend):
+    """bfloat16 (a .safetensors or .pt tensor, a --from bundle's, a tensor given to the API) is read as float32,
+    which NumPy can hold and bfloat16 it cannot: ce printed 3.26728 beside no word where F.cross_entropy on the
+    bfloat16 tensor computes in bfloat16 (3.26562). The number stays torch's for x.float(); a note says so."""
+    from safetensors.torch import save_file
+
+    x, y = torch.from_numpy(rng.normal(size=(N, C))).to(torch.bfloat16), torch.arange(N) % C
+    note = "--logits holds bfloat16 values, computed in float32; torch computes a bfloat16 tensor's loss in " \
+           "bfloat16, rounding each step to it, or refuses it (logits.float() gives torch this number)"
+    if form == "tensor":
+        res = lossctl.compute("ce", logits=x, target=y, backend=backend)
+        value, notes, dtype = res.value, res.notes, res.dtype
+    else:
+        path = tmp_path / ("x.safetensors" if form == "safetensors" else "x.pt")
+        if form == "safetensors":
+            save_file({"logits": x.contiguous(), "target": y}, str(path))
+        else:
+            torch.save({"logits": x, "target": y}, path)
+        args = ["--from", path] if form == "from-pt" else ["--logits", f"{path}:logits", "--target", f"{path}:target"]
+        out = json.loads(cli("ce", *args, "--backend", backend, "-f", "json").stdout)
+        value, notes, dtype = out["value"], out["notes"], out["dtype"]
+    assert dtype == "float32"
+    assert_close(value, F.cross_entropy(x.float(), y), np.float32)
+    assert note in notes
+    mixed = lossctl.compute("mse", input=x, target=x.float() + 1, backend=backend)  # torch promotes: no note
+    assert not [n for n in mixed.notes if "bfloat16" in n]
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_float16_beside_a_float32_input_gets_no_float16_note(rng, backend):
     """mse of a float16 input and a float32 target: torch promotes to float32 and computes what lossctl does, so

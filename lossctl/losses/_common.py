@@ -27,7 +27,7 @@ class Context(NamedTuple):
     reduction: str = "mean"
     backend: str = "torch"
     leaf: Callable[[np.ndarray], Any] | None = None
-    floated: list | None = None  # where given, the integer, bool and float16 inputs read as floats are added to it
+    floated: list | None = None  # where given, the inputs read as floats are added to it
 
     def kernels(self):
         """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""
@@ -47,9 +47,8 @@ class Context(NamedTuple):
         return floats(arr, self)
 
     def saw(self, arr) -> None:
-        """Keep an integer, bool or float16 input read as floats, for the notes on what torch does with it."""
-        if self.floated is not None and getattr(arr, "dtype", None) is not None and (
-                arr.dtype.kind in "biu" or _half(arr)):
+        """Keep an input read as floats, for the notes on what torch does with its dtype (float_dtype_notes)."""
+        if self.floated is not None:
             self.floated.append(arr)
 
     def indices(self, arr: np.ndarray, role: str):
@@ -76,24 +75,33 @@ def index_dtype_notes(arr: np.ndarray, role: str = "target", *, accepted: tuple,
             f"dtype {arr.dtype} (it takes {takes}: {role}.long())"]
 
 
-def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype) -> list[str]:
+def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype, stored: dict | None = None) -> list[str]:
     """Notes on inputs whose dtype torch treats otherwise. Integers and bools: torch computes these losses on
     floating-point tensors only, where lossctl reads them as the numbers they are; a note names each one read as
     floats in a role torch refuses them in (`floats_only`). float16: lossctl computes in float32 at least, where
     torch computes a float16 tensor's loss in float16 (rounding every step to it), or refuses it; beside a wider
-    float input torch promotes it (mse of float16 and float32 computes in float32), and that gets no note."""
+    float input torch promotes it (mse of float16 and float32 computes in float32), and that gets no note.
+    `stored`: the dtype a role's float32 array was widened from where NumPy cannot hold it (bfloat16), noted as
+    float16 is."""
     name, method = np.dtype(dtype).name, "double" if np.dtype(dtype) == np.float64 else "float"
-    half = all(a.dtype.itemsize <= 2 for a in arrays.values() if a.dtype.kind == "f")
+
+    def low(role: str, arr) -> str:
+        return "float16" if _half(arr) else (stored or {}).get(role, "")
+
+    # one half dtype among the float inputs: torch promotes float16 beside bfloat16, or beside a wider one
+    kinds = {low(n, a) for n, a in arrays.items() if a.dtype.kind == "f"}
+    half = len(kinds) == 1 and "" not in kinds
     notes = []
     for role in roles:
         arr = arrays.get(role.name)
         if arr is None or not any(a is arr for a in floated):
             continue
-        if _half(arr) and half:
-            notes.append(f"{role.flag} holds float16 values, computed in {name}; torch computes a float16 tensor's "
-                         f"loss in float16, rounding each step to it, or refuses it ({role.name}.{method}() gives "
+        kind = low(role.name, arr)
+        if kind and half:
+            notes.append(f"{role.flag} holds {kind} values, computed in {name}; torch computes a {kind} tensor's "
+                         f"loss in {kind}, rounding each step to it, or refuses it ({role.name}.{method}() gives "
                          "torch this number)")
-        elif role.floats_only:
+        elif role.floats_only and arr.dtype.kind in "biu":
             notes.append(f"{role.flag} holds {arr.dtype.name} values, read as {name} numbers; torch refuses "
                          f"{role.name} of dtype {arr.dtype.name} (it takes floating-point tensors: "
                          f"{role.name}.{method}())")
