@@ -145,7 +145,7 @@ def _sums_whole(sources: Mapping[str, Any], cs: CalibrationSettings, dtype: str,
                 ) -> CalibrationSums:
     loaded = gather(CALIBRATION, sources, bundle, cs.header)
     check_finite(CALIBRATION, loaded)
-    dt = compute_dtype(CALIBRATION, loaded, dtype)
+    dt = compute_dtype(CALIBRATION, loaded, dtype, promote=False)
     arrays = {role: item.array for role, item in loaded.items()}
     return call_loss(CALIBRATION, lambda: sums_of_arrays(arrays, cs, dt), loaded)  # weak findings kept: see finish
 
@@ -173,7 +173,7 @@ def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progr
     step = max(1, streaming.CHUNK_BYTES // p.inputs[0].row_bytes)
     probe = {i.role: Loaded(np.empty(0, i.header.dtype if i.header else np.float64), i.path, i.header is not None)
              for i in p.inputs}
-    dt = compute_dtype(CALIBRATION, probe, dtype)
+    dt = compute_dtype(CALIBRATION, probe, dtype, promote=False)
     paths = {i.role: i.path for i in p.inputs}
     threads = cs.threads or os.cpu_count() or 1
 

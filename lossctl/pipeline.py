@@ -29,7 +29,7 @@ from .errors import (
     ValueRangeError,
 )
 from .io import Loaded, load_array, load_bundle, read_stdin, split_key, tensor_to_numpy
-from .losses._common import Context, concluded, position, weak_findings
+from .losses._common import Context, concluded, float_dtype_notes, position, weak_findings
 from .reduce import LossOutput, Partial, as_numpy, describe, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .reports import ReportPartial, Wants, input_lints, value_lints
@@ -248,7 +248,7 @@ def bundle_roles(spec: LossSpec, bundle: str, stdin: bytes | None, given: Collec
 def _bundled(arr: np.ndarray | None, bundle: str, key: str, binary: bool, header: str) -> Loaded:
     """A bundle's key for a role; one that holds no numbers (None) is read alone, which says what is wrong with it."""
     if arr is not None:
-        return Loaded(np.asarray(arr), f"{bundle}:{key}", binary)
+        return Loaded.of(np.asanyarray(arr), f"{bundle}:{key}", binary)
     if bundle == "-":
         raise InputError(f"key {key!r} holds no numbers", option="--from", source="<stdin>")
     return load_array(f"{bundle}:{key}", option="--from", header=header)
@@ -285,7 +285,7 @@ def load_source(value: Any, flag: str, stdin: bytes | None = None, header: str =
     # Arrays, NumPy scalars and tensors keep their float dtype under auto, as a binary file does; Python lists and
     # numbers are text-like.
     binary = isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "detach")
-    return Loaded(_as_array(value, flag), "array", binary)
+    return Loaded.of(_as_array(value, flag), "array", binary)
 
 
 def _as_array(value: Any, flag: str) -> np.ndarray:
@@ -321,17 +321,25 @@ def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = 
             raise UsageError(f"{command or spec.name} needs {flags}{where}", option=roles[0].flag)
 
 
-def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str) -> np.dtype:
-    """auto: the float dtype of the first binary float input, float32 at least; text inputs compute in float64."""
+def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str, *, promote: bool = True) -> np.dtype:
+    """auto: the float dtype of the first binary float input, float32 at least, widened to float64 by a float64
+    input of its shape that the loss needs (torch promotes float32 predictions met by float64 targets: mse, bce,
+    kl, probability targets; a whole-number index target has another shape, and optional weights and +-1 labels
+    do not promote);
+    text inputs compute in float64. promote=False: the first binary float input alone decides (calibration, whose
+    labels are no operand: torchmetrics computes in the scores' dtype)."""
     _choose("--dtype", dtype, DTYPES)
     if dtype != "auto":
         return np.dtype(dtype)
-    for role in spec.roles:
-        item = loaded.get(role.name)
-        if item is not None and item.binary and item.array.dtype.kind == "f":
-            # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
-            return np.dtype(np.float64) if item.array.dtype.itemsize >= 8 else np.dtype(np.float32)
-    return np.dtype(np.float64)
+    floats = [(role, item.array) for role in spec.roles if (item := loaded.get(role.name)) is not None
+              and item.binary and item.array.dtype.kind == "f"]
+    if not floats:
+        return np.dtype(np.float64)
+    first = floats[0][1]
+    # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
+    wide = first.dtype.itemsize >= 8 or promote and any(
+        role.required and not role.label and a.dtype.itemsize >= 8 and a.shape == first.shape for role, a in floats)
+    return np.dtype(np.float64) if wide else np.dtype(np.float32)
 
 
 def check_finite(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: np.dtype | None = None) -> None:
@@ -445,10 +453,15 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
                    loaded: Mapping[str, Loaded]) -> LossOutput:
     """The loss function on validated arrays, in the unit of --base, with the spec's input-convention lints."""
     fn = spec.compute_fn()
+    ctx = ctx._replace(floated=[])
     try:
         out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
     except LossctlError as exc:
         raise _classes_last_hint(spec, arrays, exc) from None
+    # a binary file's dtype is the user's; a text file's integers are lossctl's reading of its whole numbers
+    typed = {name: arr for name, arr in arrays.items() if name in loaded and loaded[name].binary}
+    stored = {name: item.stored for name, item in loaded.items() if item.stored}
+    out.notes = [*out.notes, *float_dtype_notes(spec.roles, typed, ctx.floated, ctx.dtype, stored)]
     out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options, tuple(r.name for r in spec.roles))]
     if st.scale != 1.0:
         out.values = out.values / st.scale
@@ -585,6 +598,21 @@ def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: 
     return warnings
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32_overflow(value: float | None, partial: Partial, reduction: str, dtype: str) -> tuple[float | None,
+                                                                                                  list[str]]:
+    """torch sums float32 losses in float32, where lossctl adds them in float64: a sum past float32's largest is
+    inf in torch (and so is its mean), which the float64 total would print as a finite number torch never gives.
+    The value becomes torch's inf, with a warning giving the float64 one."""
+    if value is None or dtype != "float32" or not math.isfinite(value) or abs(partial.total) <= FLOAT32_MAX:
+        return value, []
+    inf = math.copysign(math.inf, partial.total)
+    return inf, [f"the {reduction} is {inf}: the float32 losses sum to {partial.total:.6g}, past float32's largest "
+                 f"(3.4e38), and torch sums float32 losses in float32; in float64 it is {value:.6g} (--dtype float64)"]
+
+
 def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dtype | str,
                 shapes: dict[str, list[int]], unit: str, weighted: bool, warnings: list[str], notes: list[str],
                 backend: str, values=None, constants: dict[str, str] | None = None, final: bool = True,
@@ -597,6 +625,8 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     kept: reduction none's values without the ignored targets, for the per-sample summary.
     """
     value = None if st.reduction == "none" else finish(partial, st.reduction)
+    value, overflow = float32_overflow(value, partial, st.reduction, str(dtype))
+    warnings = [*warnings, *overflow]
     if value is not None and spec.lints:
         warnings = [*warnings, *value_lints(spec.lints, value)]
     if final:

@@ -46,6 +46,11 @@ class Role:
     # data with a batch axis, its first (ctc's time-first log_probs, which never streams, hold it at axis 1);
     # False for per-class arrays such as CE's weight, which shards must share for their partials to merge
     batched: bool = True
+    # torch refuses an integer or bool tensor here, where lossctl reads its numbers as floats (a note says so)
+    floats_only: bool = False
+    # its values choose a branch of the formula (+-1 labels) and are no operand: a float64 one does not widen a
+    # float32 input, as torch computes such a loss in the input's dtype
+    label: bool = False
 
     @property
     def flag(self) -> str:

@@ -263,17 +263,25 @@ class Chunks:
         return sum(r.position() for r in self.readers.values())
 
 
+def _row_shape(i: _Input) -> tuple[int, ...]:
+    """No rows of the input's shape: (0, *an .npy's trailing axes), (0, values per row) of a table, or (0,)."""
+    if i.header is not None:
+        return (0, *i.header.shape[1:])
+    return (0, i.width or i.columns) if i.ndim == 2 else (0,)
+
+
 def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: str, progress: Progress | None = None,
                final: bool = True) -> Result:
     """Stream the plan's inputs chunk by chunk on `st.threads` workers; the other roles are read whole."""
     others = {role: load_source(src, flag(role), header=st.header) for role, src in p.whole.items()
               if src is not None}
     step = max(1, CHUNK_BYTES // p.inputs[0].row_bytes)
-    probe = {i.role: Loaded(np.empty(0, i.dtype), i.path, i.binary) for i in p.inputs}
+    # empty, with a row's shape: compute_dtype compares the inputs' shapes
+    probe = {i.role: Loaded(np.empty(_row_shape(i), i.dtype), i.path, i.binary) for i in p.inputs}
     ctx = Context(dtype=compute_dtype(spec, {**probe, **others}, dtype), device=st.device, reduction=st.reduction,
                   backend=backend)
     check_finite(spec, others, ctx.dtype)
-    paths = {i.role: i.path for i in p.inputs}
+    paths, binary = {i.role: i.path for i in p.inputs}, {i.role: i.binary for i in p.inputs}
     threads = st.threads or os.cpu_count() or 1
 
     def work(chunk: dict[str, np.ndarray], start: int):
@@ -283,7 +291,7 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
             # as a whole read holds them (native byte order, the file's own dtype): the input lints judge them
             # by that dtype, and the loss computes in ctx.dtype either way
             chunk = {r: native(a) for r, a in chunk.items()}
-            named = {r: Loaded(a, paths[r], True) for r, a in chunk.items()} | others
+            named = {r: Loaded(a, paths[r], binary[r]) for r, a in chunk.items()} | others
             arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
             out = compute_output(spec, arrays, st, ctx, named)
             return partial_of(out, st.reduction), out, run_report(spec, arrays, st, out, start)

@@ -3,8 +3,10 @@ and the refusals. tests/test_registry.py holds every loss, option, dtype, reduct
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -172,6 +174,198 @@ def test_margin_index_targets_of_a_dtype_torch_refuses_are_noted(rng, loss, dtyp
     want = f"--target holds {np.dtype(dtype)} class indices, read as the whole numbers they are; torch refuses " \
            f"class indices of dtype {np.dtype(dtype)} (it takes int64: target.long())"
     assert [n for n in res.notes if "torch refuses" in n] == ([want] if refused else [])
+
+
+INT_INPUTS = {  # (loss, the role given as integers or bools): (arrays, torch.nn.functional of the same names)
+    ("ce", "logits"): (lambda x, y, s: {"logits": np.round(3 * x), "target": np.arange(N) % C},
+                       lambda a: F.cross_entropy(a["logits"], a["target"])),
+    ("ce", "target"): (lambda x, y, s: {"logits": x, "target": np.eye(N, C)},
+                       lambda a: F.cross_entropy(a["logits"], a["target"])),
+    ("nll", "log_probs"): (lambda x, y, s: {"log_probs": -np.abs(np.round(3 * x)), "target": np.arange(N) % C},
+                           lambda a: F.nll_loss(a["log_probs"], a["target"])),
+    ("bce", "target"): (lambda x, y, s: {"logits": x, "target": y > 0},
+                        lambda a: F.binary_cross_entropy_with_logits(a["logits"], a["target"])),
+    ("bce", "logits"): (lambda x, y, s: {"logits": np.round(3 * x), "target": (y > 0) * 1.0},
+                        lambda a: F.binary_cross_entropy_with_logits(a["logits"], a["target"])),
+    ("kl", "target"): (lambda x, y, s: {"log_probs": sp.log_softmax(x, 1), "target": np.eye(N, C)},
+                       lambda a: F.kl_div(a["log_probs"], a["target"])),
+    ("huber", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": y},
+                         lambda a: F.huber_loss(a["input"], a["target"])),
+    ("soft-margin", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": s},
+                               lambda a: F.soft_margin_loss(a["input"], a["target"])),
+    ("multi-margin", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": np.arange(N) % C},
+                                lambda a: F.multi_margin_loss(a["input"], a["target"])),
+    # torch promotes these beside float inputs: no note
+    ("mse", "input"): (lambda x, y, s: {"input": np.round(3 * x), "target": y},
+                       lambda a: F.mse_loss(a["input"], a["target"])),
+    ("cosine-embedding", "target"): (lambda x, y, s: {"x1": x, "x2": y, "target": s[:, 0]},
+                                     lambda a: F.cosine_embedding_loss(a["x1"], a["x2"], a["target"])),
+    ("soft-margin", "target"): (lambda x, y, s: {"input": x, "target": s},
+                                lambda a: F.soft_margin_loss(a["input"], a["target"])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INT_INPUTS), ids="-".join)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_integer_inputs_read_as_floats_are_noted_where_torch_refuses_them(rng, case, dtype, backend):
+    """An integer or bool array where the loss reads floats (logits, a probability or 0/1 target, predictions)
+    was read as float64 with no word, where torch.nn.functional on torch.from_numpy of it refuses ("not
+    implemented for 'Long'", "Found dtype Long but expected Float"). The number is torch's for x.double(); a note
+    says so where torch refuses, and none where torch promotes it (mse's input, +-1 targets)."""
+    loss, role = case
+    if dtype == np.bool_ and role not in ("target",):
+        pytest.skip("bool predictions are no one's data")
+    x, y = rng.normal(size=(N, C)), rng.normal(size=(N, C))
+    arrays, fn = INT_INPUTS[case]
+    arrays = arrays(x, y, np.where(y > 0, 1.0, -1.0))
+    if dtype == np.bool_ and loss in ("cosine-embedding", "soft-margin"):
+        pytest.skip("+-1 targets hold no bool")
+    arrays[role] = arrays[role].astype(dtype)
+    tensors = {k: T(v) for k, v in arrays.items()}
+    refused = _refused(lambda: fn(tensors))
+    if backend not in get_loss(loss).backends:
+        pytest.skip(f"{loss} has no NumPy kernel")
+    res = lossctl.compute(loss, backend=backend, **arrays)
+    want = fn({k: v.double() if k == role else v for k, v in tensors.items()})
+    assert res.dtype == "float64"
+    assert_close(res.value, want)
+    note = f"--{role.replace('_', '-')} holds {np.dtype(dtype)} values, read as float64 numbers; torch refuses " \
+           f"{role} of dtype {np.dtype(dtype)} (it takes floating-point tensors: {role}.double())"
+    assert [n for n in res.notes if "floating-point tensors" in n] == ([note] if refused else [])
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_integer_targets_are_noted_in_binary_files_only(cli, tmp_path, rng, stream):
+    """bce's 0/1 targets as int64 in an .npy are the user's dtype, which torch refuses (noted, streamed or not);
+    whole numbers in a CSV are lossctl's reading of text, which torch never sees (no note). Both are torch's
+    number on the same targets as float32."""
+    x, y = rng.normal(size=(300, 3)).astype(np.float32), rng.integers(0, 2, size=(300, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d", delimiter=",")
+    want = F.binary_cross_entropy_with_logits(T(x), T(y).float())
+    note = "--target holds int64 values, read as float32 numbers; torch refuses target of dtype int64 (it takes " \
+           "floating-point tensors: target.float())"
+    for target, notes in (("y.npy", [note]), ("y.csv", [])):
+        out = json.loads(cli("bce", "--logits", tmp_path / "x.npy", "--target", tmp_path / target, stream, "-f",
+                             "json").stdout)
+        assert_close(out["value"], want, np.float32)
+        assert [n for n in out["notes"] if "floating-point tensors" in n] == notes
+
+
+@pytest.mark.parametrize("fmt", [".npy", ".safetensors", ".pt"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float16_inputs_compute_in_float32_with_a_note(cli, tmp_path, rng, fmt, backend):
+    """A float16 file computes in float32 (torch's number for x.float()), where torch on the float16 tensor
+    computes in float16; that was said nowhere (and a .safetensors or .pt float16 read as float32, so the result
+    could not know it). A note says so, on both backends, in every binary format."""
+    x, y = rng.normal(size=(N, C)).astype(np.float16), np.arange(N) % C
+    path = tmp_path / f"x{fmt}"
+    if fmt == ".npy":
+        np.save(path, x)
+    elif fmt == ".pt":
+        torch.save(T(x), path)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({"logits": x}, str(path))
+    out = json.loads(cli("ce", "--logits", path, "--target", json.dumps(y.tolist()), "--backend", backend,
+                         "-f", "json").stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], F.cross_entropy(T(x).float(), T(y)), np.float32)
+    assert "--logits holds float16 values, computed in float32; torch computes a float16 tensor's loss in " \
+           "float16, rounding each step to it, or refuses it (logits.float() gives torch this number)" in out["notes"]
+
+
+def _near_float32_max(loss: str, scale: float) -> tuple[dict, Callable]:
+    """Arrays whose float32 losses are each below float32's largest and sum past it at scale 1 (and not at 1/4),
+    with torch.nn.functional on them."""
+    x = np.array([[3e38, 1.0], [3e38, -1.0], [1.0, 2.0]], np.float32) * np.float32(scale)
+    if loss == "bce":  # the two 3e38 logits with label 0 cost 3e38 each
+        y = np.array([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]], np.float32)
+        return {"logits": x, "target": y}, lambda r: F.binary_cross_entropy_with_logits(T(x), T(y), reduction=r)
+    if loss == "ce":  # logits -3e38 at the targets: 3e38 each
+        t = np.array([0, 0, 1])
+        return {"logits": -x, "target": t}, lambda r: F.cross_entropy(T(-x), T(t), reduction=r)
+    a, b = np.full(3, 1.3e19 * np.sqrt(scale), np.float32), np.zeros(3, np.float32)  # 1.69e38 each
+    return {"input": a, "target": b}, lambda r: F.mse_loss(T(a), T(b), reduction=r)
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse", "ce"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_float32_sum_past_float32s_largest_is_inf_as_torchs(loss, reduction, backend):
+    """float32 losses near float32's largest sum past it: torch's float32 sum, and so its mean, is inf, where
+    lossctl's float64 sums printed 6e38 (no float32 number) or a mean of 1e38, as dtype float32. The value is
+    torch's inf now, with a warning giving the float64 one; a sum below the limit is unchanged."""
+    arrays, fn = _near_float32_max(loss, 1.0)
+    want = fn(reduction)
+    assert want.dtype == torch.float32 and torch.isinf(want)
+    res = lossctl.compute(loss, backend=backend, reduction=reduction, **arrays)
+    assert res.dtype == "float32" and res.value == math.inf
+    assert [w for w in res.warnings if "past float32's largest" in w][0].startswith(f"the {reduction} is inf: ")
+    arrays, fn = _near_float32_max(loss, 0.25)
+    below = lossctl.compute(loss, backend=backend, reduction=reduction, **arrays)
+    assert_close(below.value, fn(reduction), np.float32)
+    assert not [w for w in below.warnings if "past float32's largest" in w]
+
+
+@pytest.mark.parametrize("form", ["safetensors", "pt", "from-pt", "tensor"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_bfloat16_inputs_compute_in_float32_with_a_note(cli, tmp_path, rng, form, backend):
+    """bfloat16 (a .safetensors or .pt tensor, a --from bundle's, a tensor given to the API) is read as float32,
+    which NumPy can hold and bfloat16 it cannot: ce printed 3.26728 beside no word where F.cross_entropy on the
+    bfloat16 tensor computes in bfloat16 (3.26562). The number stays torch's for x.float(); a note says so."""
+    from safetensors.torch import save_file
+
+    x, y = torch.from_numpy(rng.normal(size=(N, C))).to(torch.bfloat16), torch.arange(N) % C
+    note = "--logits holds bfloat16 values, computed in float32; torch computes a bfloat16 tensor's loss in " \
+           "bfloat16, rounding each step to it, or refuses it (logits.float() gives torch this number)"
+    if form == "tensor":
+        res = lossctl.compute("ce", logits=x, target=y, backend=backend)
+        value, notes, dtype = res.value, res.notes, res.dtype
+    else:
+        path = tmp_path / ("x.safetensors" if form == "safetensors" else "x.pt")
+        if form == "safetensors":
+            save_file({"logits": x.contiguous(), "target": y}, str(path))
+        else:
+            torch.save({"logits": x, "target": y}, path)
+        args = ["--from", path] if form == "from-pt" else ["--logits", f"{path}:logits", "--target", f"{path}:target"]
+        out = json.loads(cli("ce", *args, "--backend", backend, "-f", "json").stdout)
+        value, notes, dtype = out["value"], out["notes"], out["dtype"]
+    assert dtype == "float32"
+    assert_close(value, F.cross_entropy(x.float(), y), np.float32)
+    assert note in notes
+    mixed = lossctl.compute("mse", input=x, target=x.float() + 1, backend=backend)  # torch promotes: no note
+    assert not [n for n in mixed.notes if "bfloat16" in n]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float16_beside_a_float32_input_gets_no_float16_note(rng, backend):
+    """mse of a float16 input and a float32 target: torch promotes to float32 and computes what lossctl does, so
+    the float16 note (b2241f1) would be wrong there; two float16 arrays get it."""
+    x, y = rng.normal(size=(N, C)).astype(np.float16), rng.normal(size=(N, C))
+    for target, noted in ((y.astype(np.float32), False), (y.astype(np.float16), True)):
+        want = F.mse_loss(T(x), T(target))
+        res = lossctl.compute("mse", backend=backend, input=x, target=target)
+        assert res.dtype == "float32"
+        assert_close(res.value, F.mse_loss(T(x).float(), T(target).float()), np.float32)
+        assert want.dtype == (torch.float16 if noted else torch.float32)
+        assert any("holds float16 values" in n for n in res.notes) == noted
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_big_endian_arrays_are_noted_by_their_dtype_name(rng, backend):
+    """Arrays given to the API keep a big-endian file's byte order: a '>i8' weight was noted as 'holds >i8
+    values', and '>f2' logits got no float16 note at all (np.dtype('>f2') != np.float16)."""
+    x, y, w = rng.normal(size=(N, C)).astype(">f2"), np.arange(N) % C, np.arange(1, C + 1).astype(">i8")
+    res = lossctl.compute("ce", backend=backend, logits=x, target=y, weight=w)
+    assert_close(res.value, F.cross_entropy(T(x.astype(np.float32)), T(y), weight=T(w.astype(np.float32))),
+                 np.float32)
+    assert "--weight holds int64 values, read as float32 numbers; torch refuses weight of dtype int64 (it takes " \
+           "floating-point tensors: weight.float())" in res.notes
+    assert any(n.startswith("--logits holds float16 values, computed in float32") for n in res.notes)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.uint8, np.int16])
@@ -495,6 +689,104 @@ def test_dtype_option(rng):
     assert res.dtype == "float64"
     assert res.value == pytest.approx(F.cross_entropy(T(x.astype(np.float32)).double(), T(y)).item(), rel=1e-13)
     assert lossctl.compute("ce", logits=x, target=y, dtype="float32").dtype == "float32"
+
+
+MIXED = {  # loss: (its arrays, float32 first and a float64 one of its shape; torch.nn.functional on them)
+    "mse": (lambda x, y, t: {"input": x, "target": y}, lambda X, Y, t, r: F.mse_loss(X, Y, reduction=r)),
+    "l1": (lambda x, y, t: {"input": x, "target": y}, lambda X, Y, t, r: F.l1_loss(X, Y, reduction=r)),
+    "bce": (lambda x, y, t: {"logits": x, "target": (y > 0) * 1.0},
+            lambda X, Y, t, r: F.binary_cross_entropy_with_logits(X, (Y > 0).double(), reduction=r)),
+    "ce": (lambda x, y, t: {"logits": x, "target": sp.softmax(y, 1)},
+           lambda X, Y, t, r: F.cross_entropy(X, Y.softmax(1), reduction=r)),
+    "kl": (lambda x, y, t: {"log_probs": x, "target": sp.softmax(y, 1)},
+           lambda X, Y, t, r: F.kl_div(X, Y.softmax(1), reduction=r)),
+    "pairwise-distance": (lambda x, y, t: {"x1": x, "x2": y},
+                          lambda X, Y, t, r: {"none": lambda v: v, "mean": torch.mean, "sum": torch.sum}[r](
+                              F.pairwise_distance(X, Y))),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(MIXED))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_float32_predictions_with_float64_targets_compute_in_float64_as_torch_promotes(
+        cli, tmp_path, rng, loss, backend, reduction):
+    """torch promotes float32 predictions met by float64 targets (np.save of a float64 array) to float64; lossctl
+    computed them in float32 (the first file's dtype), 1e-8 off torch's float64 number. bce and ce take the
+    log-sigmoid and log-softmax of the float32 logits in float32 before promoting, so their number is float64 to
+    float32's precision only."""
+    x, y = rng.normal(size=(N, C)).astype(np.float32), rng.normal(size=(N, C))
+    arrays, fn = MIXED[loss]
+    paths = []
+    for name, arr in arrays(x, y, None).items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        paths += [f"--{name.replace('_', '-')}", str(tmp_path / f"{name}.npy")]
+    out = json.loads(cli(loss, *paths, "--backend", backend, "--reduction", reduction, "-f", "json").stdout)
+    want = fn(T(x), T(y), None, reduction)
+    assert want.dtype == torch.float64 and out["dtype"] == "float64"
+    got = out["values" if reduction == "none" else "value"]
+    if loss in ("bce", "ce"):
+        torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), want, rtol=1.3e-6, atol=1e-5)  # float32
+    else:
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
+def test_a_streamed_float32_input_with_float64_targets_computes_as_one_read_whole(cli, tmp_path, rng, stream):
+    """Streamed, each input's probe held no row's shape, so a float64 index target (a Parquet column read as
+    float64) widened ce's float32 logits that the same file read whole keeps in float32; and mse's float64
+    targets widen its float32 inputs streamed or not, as torch promotes them."""
+    x, y = rng.normal(size=(300, 3)).astype(np.float32), rng.normal(size=(300, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    out = json.loads(cli("mse", "--input", tmp_path / "x.npy", "--target", tmp_path / "y.npy", stream, "-f",
+                         "json").stdout)
+    assert out["dtype"] == "float64"
+    np.testing.assert_allclose(out["value"], F.mse_loss(T(x), T(y)).item(), rtol=1e-12)
+    np.save(tmp_path / "t.npy", (np.arange(300) % 3).astype(np.float64))
+    out = json.loads(cli("ce", "--logits", tmp_path / "x.npy", "--target", tmp_path / "t.npy", stream, "-f",
+                         "json").stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], F.cross_entropy(T(x), T(np.arange(300) % 3)), np.float32)
+
+
+def test_calibration_keeps_float32_scores_in_float32_beside_float64_labels(rng):
+    """Calibration's labels are no operand of its scores: float32 probabilities beside float64 0/1 labels bin in
+    float32, as torchmetrics' BinaryCalibrationError computes them."""
+    tm = pytest.importorskip("torchmetrics.functional.classification")
+    p, y = rng.random(200).astype(np.float32), (rng.random(200) > 0.5) * 1.0
+    res = lossctl.api.calibrate(probs=p, target=y)
+    assert res.dtype == "float32"
+    assert_close(res.value, tm.binary_calibration_error(T(p), T(y).long(), n_bins=15), np.float32)
+
+
+@pytest.mark.parametrize("loss, fn", [("hinge-embedding", F.hinge_embedding_loss), ("soft-margin", F.soft_margin_loss)])
+def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss, fn):
+    """hinge-embedding's and soft-margin's +-1 targets choose a branch and are no operand: torch computes in the
+    float32 input's dtype beside a float64 target, where 7ecc3b9 widened them to float64 as an mse target."""
+    x, y = rng.normal(size=(N, C)).astype(np.float32), np.where(rng.random((N, C)) > 0.5, 1.0, -1.0)
+    want = fn(T(x), T(y), reduction="none")
+    assert want.dtype == torch.float32
+    res = lossctl.compute(loss, input=x, target=y, reduction="none")
+    assert res.dtype == "float32"
+    torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
+
+
+def test_dtype_help_says_what_auto_does_with_float16_and_mixed_floats(cli):
+    """--dtype's help said only that binary files keep their float dtype, which float16 and float32 beside a
+    float64 array of its shape do not."""
+    shown = " ".join(cli("ce", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "auto: binary files keep their float dtype (float16 computes in float32; float32 beside a float64 " \
+           "array of its shape in float64, as torch promotes), text computes in float64." in shown
+
+
+def test_float64_class_indices_and_weights_keep_float32_logits_in_float32(rng):
+    """A float64 array of whole-number class indices (another shape) or of class weights (optional) does not
+    widen float32 logits: torch.long() of the indices and weight.float() give torch's float32 number."""
+    x, y, w = rng.normal(size=(N, C)).astype(np.float32), rng.integers(0, C, size=N), rng.random(C) + 0.5
+    res = lossctl.compute("ce", logits=x, target=y.astype(np.float64), weight=w)
+    assert res.dtype == "float32"
+    assert_close(res.value, F.cross_entropy(T(x), T(y), weight=T(w).float()), np.float32)
 
 
 def test_torch_tensors_are_accepted(rng):

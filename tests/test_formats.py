@@ -127,16 +127,18 @@ def test_float32_files_compute_in_float32(tmp_path, cli, data, fmt):
     torch.testing.assert_close(torch.tensor(out["value"], dtype=torch.float32), expected)
 
 
-def test_safetensors_half_and_bfloat16_widen_to_float32(tmp_path, data):
+def test_safetensors_bfloat16_widens_to_float32_and_half_stays_half(tmp_path, data):
+    """NumPy has no bfloat16: float32 holds it exactly. float16 stays float16, as an .npy's does, so that the
+    loss can say it computes in float32 where torch would compute in float16."""
     from safetensors.torch import save_file
 
     x = torch.from_numpy(data["logits"])
     path = tmp_path / "half.safetensors"
     save_file({"bf16": x.to(torch.bfloat16), "f16": x.to(torch.float16), "i32": torch.arange(6, dtype=torch.int32)},
               str(path))
-    for key, dtype in (("bf16", torch.bfloat16), ("f16", torch.float16)):
+    for key, dtype, kept in (("bf16", torch.bfloat16, np.float32), ("f16", torch.float16, np.float16)):
         got = load_array(f"{path}:{key}", option="--logits").array
-        assert got.dtype == np.float32 and got.shape == (N, C)
+        assert got.dtype == kept and got.shape == (N, C)
         np.testing.assert_array_equal(got, x.to(dtype).float().numpy())  # widening is exact
     np.testing.assert_array_equal(load_array(f"{path}:i32", option="--target").array, np.arange(6, dtype=np.int32))
 

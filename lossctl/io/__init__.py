@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError, MissingKeyError, UsageError
-from .common import listing
+from .common import listing, unwrap, widened
 from .npy import MAGIC, STDIN, STDIN_KEYS, STDIN_READS, load_npy_bytes, load_npy_path, load_npz
 from .remote import is_url, local_copy, open_whole, read_bytes, seekable
 from .text import TABLE_DELIMITERS, check_header, decode_utf8, json_to_array, parse_json, parse_table
@@ -32,12 +32,20 @@ class Loaded(NamedTuple):
 
     `header`: True when a text table's header row was skipped, False for a table read without one, None for
     sources that are no table (binary, JSON, literals).
+    `stored`: the dtype a float32 array was widened from, where NumPy cannot hold it (bfloat16); else "".
     """
 
     array: np.ndarray
     source: str
     binary: bool
     header: bool | None = None
+    stored: str = ""
+
+    @classmethod
+    def of(cls, arr: np.ndarray, source: str, binary: bool) -> Loaded:
+        """A reader's array, unwrapped from the dtype it was widened from (common.Widened)."""
+        arr, stored = unwrap(arr)
+        return cls(arr, source, binary, None, stored)
 
 
 class Reader(NamedTuple):
@@ -135,7 +143,7 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
     if ext in READERS:
         reader = READERS[ext]
         with (nullcontext(path) if reader.takes(path) else local_copy(path, option)) as local:
-            return Loaded(reader.array(local, key, option), path, reader.binary)
+            return Loaded.of(reader.array(local, key, option), path, reader.binary)
     if ext == ".npy":
         return Loaded(load_npy_path(path, option=option), path, True)
     if ext == ".npz":
@@ -145,7 +153,7 @@ def load_array(source: str, *, option: str, stdin: bytes | None = None, header: 
         obj = load_pt(path, option=option)
         picked = _pick(obj, key, option=option, source=path)
         where = path if not isinstance(obj, dict) else f"{path}:{key or next(iter(obj))}"
-        return Loaded(_as_numbers(picked, option=option, source=where), path, True)
+        return Loaded.of(_as_numbers(picked, option=option, source=where), path, True)
     text = decode_utf8(_read_bytes(path, option), option=option, source=path)
     if ext == ".json":
         obj = parse_json(text, option=option, source=path)
@@ -334,10 +342,13 @@ def tensor_to_numpy(t, option: str, source: str) -> np.ndarray:
         raise InputError("a meta tensor: it has a shape but no values", option=option, source=source)
     if t.is_complex():
         raise InputError("complex tensors are not supported", option=option, source=source)
-    if t.is_floating_point() and t.element_size() < 4:
-        t = t.float()  # numpy has no bfloat16 or float8; float32 holds them (and float16) exactly
+    stored = ""
+    if t.is_floating_point() and t.element_size() < 4 and t.dtype != torch.float16:
+        # numpy has no bfloat16 or float8; float32 holds them exactly
+        stored, t = str(t.dtype).removeprefix("torch."), t.float()
     try:
-        return t.detach().cpu().numpy()  # strided as it is: NumPy takes any strides
+        arr = t.detach().cpu().numpy()  # strided as it is: NumPy takes any strides
+        return widened(arr, stored) if stored else arr
     except (TypeError, RuntimeError):  # quantized and other dtypes NumPy has no counterpart for
         raise InputError(f"a {str(t.dtype).removeprefix('torch.')} tensor, which NumPy cannot hold (need "
                          "integers, bool or floats)", option=option, source=source) from None

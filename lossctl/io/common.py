@@ -23,12 +23,34 @@ def require(module: str, *, ext: str, option: str, source: str):
                          option=option, source=source) from None
 
 
+class Widened(np.ndarray):
+    """A float32 array read from a dtype NumPy cannot hold (bfloat16, float8): `stored` names that dtype, so that
+    the loss can say it computed in float32 where torch computes in that dtype. Loaded unwraps it."""
+
+    stored: str = ""
+
+    def __array_finalize__(self, obj) -> None:
+        self.stored = getattr(obj, "stored", "")
+
+
+def widened(arr: np.ndarray, stored: str) -> np.ndarray:
+    out = arr.view(Widened)
+    out.stored = stored
+    return out
+
+
+def unwrap(arr) -> tuple[np.ndarray, str]:
+    """A plain array and the dtype it was widened from ("" where it was not)."""
+    if isinstance(arr, Widened):
+        return arr.view(np.ndarray), arr.stored
+    return arr, ""
+
+
 def numeric(arr: np.ndarray, *, option: str, source: str) -> np.ndarray:
-    """Numbers only, as every format's reader demands; float16 widened to float32, and writable for torch."""
+    """Numbers only, as every format's reader demands; float16 kept (it computes in float32, with a note, as an
+    .npy's does), and writable for torch."""
     if arr.dtype.kind not in "biuf":
         raise InputError(f"unsupported dtype {arr.dtype} (need numbers)", option=option, source=source)
-    if arr.dtype == np.float16:
-        return arr.astype(np.float32)
     arr = native(arr)
     return arr if arr.flags.writeable else arr.copy()
 

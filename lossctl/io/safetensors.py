@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .common import numeric, one_name, require
+from .common import numeric, one_name, require, widened
 from .remote import is_url, open_random, reading
 
 EXT = ".safetensors"
@@ -134,7 +134,7 @@ def _decode(data: np.ndarray, info: TensorInfo) -> np.ndarray:
     if info.dtype == "BF16":
         # bfloat16 is the top half of a float32: shifting its bits up 16 places gives the same value exactly.
         bits = data.view("<u2")
-        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(info.shape)
+        return widened((bits.astype(np.uint32) << 16).view(np.float32).reshape(info.shape), "bfloat16")
     return data.view(NUMPY[info.dtype]).reshape(info.shape)
 
 

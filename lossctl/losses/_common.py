@@ -27,6 +27,7 @@ class Context(NamedTuple):
     reduction: str = "mean"
     backend: str = "torch"
     leaf: Callable[[np.ndarray], Any] | None = None
+    floated: list | None = None  # where given, the inputs read as floats are added to it
 
     def kernels(self):
         """The per-element formulas for this context: lossctl.kernels (NumPy) or their torch definitions."""
@@ -41,8 +42,14 @@ class Context(NamedTuple):
     def array(self, arr: np.ndarray):
         """A float input in the compute dtype, as the backend computes it (ndarray or tensor)."""
         if self.backend == "numpy":
+            self.saw(arr)
             return np.asarray(arr, dtype=self.dtype)
         return floats(arr, self)
+
+    def saw(self, arr) -> None:
+        """Keep an input read as floats, for the notes on what torch does with its dtype (float_dtype_notes)."""
+        if self.floated is not None:
+            self.floated.append(arr)
 
     def indices(self, arr: np.ndarray, role: str):
         """Class indices as int64, as the backend computes them; whole-number floats are accepted."""
@@ -68,7 +75,46 @@ def index_dtype_notes(arr: np.ndarray, role: str = "target", *, accepted: tuple,
             f"dtype {arr.dtype} (it takes {takes}: {role}.long())"]
 
 
+def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype, stored: dict | None = None) -> list[str]:
+    """Notes on inputs whose dtype torch treats otherwise. Integers and bools: torch computes these losses on
+    floating-point tensors only, where lossctl reads them as the numbers they are; a note names each one read as
+    floats in a role torch refuses them in (`floats_only`). float16: lossctl computes in float32 at least, where
+    torch computes a float16 tensor's loss in float16 (rounding every step to it), or refuses it; beside a wider
+    float input torch promotes it (mse of float16 and float32 computes in float32), and that gets no note.
+    `stored`: the dtype a role's float32 array was widened from where NumPy cannot hold it (bfloat16), noted as
+    float16 is."""
+    name, method = np.dtype(dtype).name, "double" if np.dtype(dtype) == np.float64 else "float"
+
+    def low(role: str, arr) -> str:
+        return "float16" if _half(arr) else (stored or {}).get(role, "")
+
+    # one half dtype among the float inputs: torch promotes float16 beside bfloat16, or beside a wider one
+    kinds = {low(n, a) for n, a in arrays.items() if a.dtype.kind == "f"}
+    half = len(kinds) == 1 and "" not in kinds
+    notes = []
+    for role in roles:
+        arr = arrays.get(role.name)
+        if arr is None or not any(a is arr for a in floated):
+            continue
+        kind = low(role.name, arr)
+        if kind and half:
+            notes.append(f"{role.flag} holds {kind} values, computed in {name}; torch computes a {kind} tensor's "
+                         f"loss in {kind}, rounding each step to it, or refuses it ({role.name}.{method}() gives "
+                         "torch this number)")
+        elif role.floats_only and arr.dtype.kind in "biu":
+            notes.append(f"{role.flag} holds {arr.dtype.name} values, read as {name} numbers; torch refuses "
+                         f"{role.name} of dtype {arr.dtype.name} (it takes floating-point tensors: "
+                         f"{role.name}.{method}())")
+    return notes
+
+
+def _half(arr) -> bool:
+    """float16 in either byte order (an array given to the API keeps a big-endian file's '>f2')."""
+    return arr.dtype.kind == "f" and arr.dtype.itemsize == 2
+
+
 def floats(arr: np.ndarray, ctx: Context):
+    ctx.saw(arr)
     if ctx.leaf is not None:
         leaf = ctx.leaf(arr)
         if leaf is not None:

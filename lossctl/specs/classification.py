@@ -4,7 +4,8 @@ from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register
 
 IGNORE_INDEX = Opt("ignore_index", int, -100,
                    "Targets equal to this class index are ignored (no loss, no denominator).")
-WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False)
+WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False,
+              floats_only=True)
 
 TARGET_KIND = Opt("target_kind", str, "auto",
                   "auto: integers are class indices, a target of the logits' shape probabilities; "
@@ -24,9 +25,10 @@ register_loss(LossSpec(
     torch_name="torch.nn.CrossEntropyLoss",
     summary="Cross entropy between logits and class indices or a target distribution.",
     formula="loss_n = -sum_c w_c * q_{n,c} * log softmax(x_n)_c; index target q = onehot(y_n)",
-    roles=(Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True),
+    roles=(Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True,
+                floats_only=True),
            Role("target", "Class indices, shape (), (N) or (N, d1..dk), or probabilities of the logits' shape.",
-                neg_inf_ok=True),
+                neg_inf_ok=True, floats_only=True),
            WEIGHT),
     options=(IGNORE_INDEX,
              Opt("label_smoothing", float, 0.0, "Mix the target with the uniform distribution, in [0, 1]."),
@@ -46,8 +48,9 @@ register_loss(LossSpec(
     summary="Negative log-likelihood of the target class under log-probabilities.",
     formula="loss_n = -w_{y_n} * logp_{n, y_n}",
     roles=(Role("log_probs", "Log-probabilities (what NLLLoss takes), shape (C), (N, C) or (N, C, d...).",
-                group="input", neg_inf_ok=True),
-           Role("logits", "Logits; log_softmax is applied over the class axis.", group="input", neg_inf_ok=True),
+                group="input", neg_inf_ok=True, floats_only=True),
+           Role("logits", "Logits; log_softmax is applied over the class axis.", group="input", neg_inf_ok=True,
+                floats_only=True),
            Role("probs", "Probabilities; log is applied.", group="input"),
            Role("target", "Class indices, shape (), (N) or (N, d...)."),
            WEIGHT),
@@ -64,9 +67,9 @@ register_loss(LossSpec(
     torch_name="torch.nn.BCELoss / torch.nn.BCEWithLogitsLoss",
     summary="Binary cross entropy of probabilities (BCELoss) or logits (BCEWithLogitsLoss).",
     formula="loss = -w * [pos_weight * y * log p + (1 - y) * log(1 - p)], p = x or sigmoid(x)",
-    roles=(Role("probs", "Probabilities in [0, 1] (BCELoss).", group="input"),
-           Role("logits", "Logits (BCEWithLogitsLoss, numerically stable).", group="input"),
-           Role("target", "Targets in [0, 1], the input's shape."),
+    roles=(Role("probs", "Probabilities in [0, 1] (BCELoss).", group="input", floats_only=True),
+           Role("logits", "Logits (BCEWithLogitsLoss, numerically stable).", group="input", floats_only=True),
+           Role("target", "Targets in [0, 1], the input's shape.", floats_only=True),
            Role("weight", "Per-element rescaling weight, broadcast to the input.", required=False),
            Role("pos_weight", "Weight of positive examples per class (last axis); logits only.", required=False,
                 batched=False)),

@@ -21,8 +21,8 @@ register_loss(LossSpec(
             "alpha_t = alpha y + (1 - alpha)(1 - y), p = sigmoid(x); "
             "multi-class: loss_n = -alpha * w_{y_n} * (1 - p_{n,y_n})^gamma * log p_{n,y_n}, p = softmax(x)",
     roles=(Role("logits", "Logits: any shape (sigmoid form), or (N, C) / (N, C, d...) with index targets.",
-                neg_inf_ok=True),
-           Role("target", "0/1 labels (or probabilities) of the logits' shape, or class indices."),
+                neg_inf_ok=True, floats_only=True),
+           Role("target", "0/1 labels (or probabilities) of the logits' shape, or class indices.", floats_only=True),
            Role("weight", "Multi-class form only: a weight per class, shape (C,).", required=False,
                 batched=False)),
     options=(Opt("alpha", float, 0.25, "Weight of the positive class, in [0, 1]; negative disables it "
@@ -56,9 +56,10 @@ register_loss(LossSpec(
            "Unlike KL the order of --p and --q does not matter."),
 ))
 
-_CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True),
+_CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True,
+                  floats_only=True),
              Role("target", "Class indices, shape (), (N) or (N, d1..dk), or probabilities of the logits' shape.",
-                  neg_inf_ok=True), WEIGHT)
+                  neg_inf_ok=True, floats_only=True), WEIGHT)
 
 register_loss(LossSpec(
     name="perplexity", backends=NUMPY_AND_TORCH, stream=BY_ROWS_WITH_INDICES, explain_steps=CE_STEPS,

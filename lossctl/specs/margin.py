@@ -12,13 +12,15 @@ TRIPLET = (Role("anchor", "Anchor embeddings, (N, D) or (D); (N, ..., D) too, as
                 "((1, D) beside (N, D))."),
            Role("negative", "Negative embeddings: the anchor's number of axes, broadcast with it as torch does."))
 CLASS_WEIGHT = Role("weight", "A manual rescaling weight per class, shape (C,).", required=False, batched=False)
+# MultiMarginLoss refuses an integer weight ("expected scalar type Float"); MultiLabelSoftMarginLoss promotes it
+MULTI_MARGIN_WEIGHT = Role("weight", CLASS_WEIGHT.help, required=False, batched=False, floats_only=True)
 
 register_loss(LossSpec(
     name="hinge-embedding", torch_name="torch.nn.HingeEmbeddingLoss",
     summary="x where y = 1, max(0, margin - x) where y = -1 (x is usually a distance).",
     formula="loss_i = x_i if y_i = 1; max(0, margin - x_i) if y_i = -1",
-    roles=(Role("input", "Inputs (usually distances), any shape."),
-           Role("target", "1 or -1, the input's shape.")),
+    roles=(Role("input", "Inputs (usually distances), any shape.", floats_only=True),
+           Role("target", "1 or -1, the input's shape.", label=True)),
     options=(MARGIN_1,), compute="lossctl.losses.margin:hinge_embedding",
     traps=("torch computes x + max(0, margin - x) for targets other than 1 and -1, silently; lossctl refuses them.",),
 ))
@@ -27,7 +29,8 @@ register_loss(LossSpec(
     name="soft-margin", torch_name="torch.nn.SoftMarginLoss",
     summary="Two-class logistic loss log(1 + exp(-y x)) with targets 1 or -1.",
     formula="loss_i = log(1 + exp(-y_i * x_i))",
-    roles=(Role("input", "Scores, any shape."), Role("target", "1 or -1, the input's shape.")),
+    roles=(Role("input", "Scores, any shape.", floats_only=True),
+           Role("target", "1 or -1, the input's shape.", label=True)),
     compute="lossctl.losses.margin:soft_margin",
     traps=("Targets are 1 and -1, not 1 and 0: a 0 target gives log 2 whatever the input.",),
 ))
@@ -36,7 +39,8 @@ register_loss(LossSpec(
     name="multilabel-soft-margin", lints=("sigmoid-applied",), torch_name="torch.nn.MultiLabelSoftMarginLoss",
     summary="Per-sample mean over classes of the binary logistic loss, for multi-label 0/1 targets.",
     formula="loss_n = -(1/C) sum_c w_c [y_nc log sigmoid(x_nc) + (1 - y_nc) log sigmoid(-x_nc)]",
-    roles=(Role("input", "Scores, (N, C) or (C)."), Role("target", "0 or 1 per class, the input's shape."),
+    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True),
+           Role("target", "0 or 1 per class, the input's shape."),
            CLASS_WEIGHT),
     compute="lossctl.losses.margin:multilabel_soft_margin", denominator="the number of samples N (each "
     "sample's loss is already a mean over its C classes)",
@@ -48,7 +52,7 @@ register_loss(LossSpec(
     name="multilabel-margin", torch_name="torch.nn.MultiLabelMarginLoss",
     summary="Multi-label hinge loss: each target class should score 1 above each non-target class.",
     formula="loss_n = sum_{j in targets} sum_{i not in targets} max(0, 1 - (x[y_j] - x[i])) / C",
-    roles=(Role("input", "Scores, (N, C) or (C)."),
+    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True),
            Role("target", "Target class indices, the input's shape, padded with -1 after the last one.")),
     compute="lossctl.losses.margin:multilabel_margin", denominator="the number of samples N",
     traps=("The target is not a 0/1 mask: it lists class indices and stops at the first -1; later entries "
@@ -59,8 +63,9 @@ register_loss(LossSpec(
     name="multi-margin", torch_name="torch.nn.MultiMarginLoss",
     summary="Multi-class hinge loss: the target class should score --margin above every other class.",
     formula="loss_n = sum_{i != y_n} w_{y_n} * max(0, margin - x[y_n] + x[i])^p / C",
-    roles=(Role("input", "Scores, (N, C) or (C)."), Role("target", "Class indices: (N), or one sample's () or (1)."),
-           CLASS_WEIGHT),
+    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True),
+           Role("target", "Class indices: (N), or one sample's () or (1)."),
+           MULTI_MARGIN_WEIGHT),
     options=(Opt("p", int, 1, "1 or 2: the power of each hinge term."), MARGIN_1),
     compute="lossctl.losses.margin:multi_margin", denominator="the number of samples N (not the weights' sum)",
     traps=("Unlike CE, --weight does not change the mean's denominator: it divides by N.",

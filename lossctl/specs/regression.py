@@ -3,6 +3,9 @@
 from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 INPUT = Role("input", "Predictions, any shape.")
+# HuberLoss refuses integer predictions ("huber_cpu" not implemented for 'Long'), where MSE, L1 and SmoothL1 promote
+# them beside float targets
+HUBER_INPUT = Role("input", "Predictions, any shape.", floats_only=True)
 TARGET = Role("target", "Targets, the input's shape.")
 ELEMENTWISE = "the number of elements"
 BY_ELEMENTS = Streaming("elements")  # a chunk of rows of the input beside the same rows of the target
@@ -26,7 +29,7 @@ register_loss(LossSpec(
     name="huber", backends=NUMPY_AND_TORCH, stream=BY_ELEMENTS, torch_name="torch.nn.HuberLoss",
     summary="Quadratic below --delta, linear above: 0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta).",
     formula="d = x - y; loss_i = 0.5 d^2 if |d| < delta; delta * (|d| - 0.5 * delta) otherwise",
-    roles=(INPUT, TARGET),
+    roles=(HUBER_INPUT, TARGET),
     options=(Opt("delta", float, 1.0, "Where the loss turns from quadratic to linear; > 0."),),
     compute="lossctl.losses.regression:huber", denominator=ELEMENTWISE,
     traps=("Huber with delta equals delta * SmoothL1 with beta = delta: the two differ by a factor delta.",),
@@ -63,7 +66,7 @@ register_loss(LossSpec(
     formula="loss_i = 0.5 * (log max(var_i, eps) + (x_i - y_i)^2 / max(var_i, eps)) [+ 0.5 log(2 pi) with --full]",
     roles=(INPUT, Role("target", "Targets, the input's shape, or that shape with one size made 1 (shared along it)."),
            Role("var", "Variances: the input's shape, or one fewer trailing dim, or one dim of size 1 "
-                "(shared along it), or one number for every element.")),
+                "(shared along it), or one number for every element.", floats_only=True)),
     options=(Opt("full", bool, False, "Add the constant 0.5 * log(2 pi)."),
              Opt("eps", float, 1e-6, "Variances are clamped to at least eps (without gradient) for stability.")),
     compute="lossctl.losses.regression:gaussian_nll", denominator=ELEMENTWISE,

@@ -7,7 +7,8 @@ register_loss(LossSpec(
     summary="Connectionist temporal classification: -log of the total probability of every alignment.",
     formula="loss_n = -log sum_{alignments a of target_n} prod_t p_t(a_t), a collapsing repeats and blanks",
     roles=(Role("log_probs", "Log-probabilities (T, N, C) or (T, C): time first, log_softmax over C.",
-                neg_inf_ok=True),  # batched: time first, the batch at axis 1; one per shard, not per class
+                # batched: time first, the batch at axis 1; one per shard, not per class
+                neg_inf_ok=True, floats_only=True),
            Role("target", "Target labels: padded (N, S), or all targets concatenated (sum of target lengths); "
                 "(S) unbatched, S = the target length, or (1, S) padded."),
            Role("input_lengths", "Length of each input sequence, (N), or () or (1) unbatched; each <= T."),
