@@ -112,8 +112,11 @@ def nonfinite_warnings(gradients: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def _as_given(grad: np.ndarray, given: np.ndarray, computed: np.ndarray, st) -> np.ndarray:
-    """A gradient in the layout its input was given in (--class-axis moved the classes to axis 1 to compute)."""
-    return np.moveaxis(grad, 1, st.class_axis) if computed.shape != given.shape else grad
+    """A gradient in the layout its input was given in (--class-axis moved the classes to axis 1 to compute).
+
+    Whether the input was moved is whether move_class_axis gave a view in its place: its shape cannot tell, as
+    logits (N, L, C) with L == C keep theirs."""
+    return np.moveaxis(grad, 1, st.class_axis) if computed is not given else grad
 
 
 def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,

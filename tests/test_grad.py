@@ -277,3 +277,19 @@ def test_non_finite_gradients_are_kept_and_warned_about(cli):
     assert out["warnings"] and warning in out["warnings"][0]
     clean = cli("grad", "js", "--p", "[[0.3, 0.7]]", "--q", "[[0.5, 0.5]]", "-f", "json")
     assert clean.stderr == "" and json.loads(clean.stdout)["warnings"] == []
+
+
+@pytest.mark.parametrize(("name", "role"), [("ce", "logits"), ("nll", "log_probs")])
+def test_classes_last_gradient_keeps_its_layout_when_l_equals_c(cli, name, role):
+    """Logits (N, L, C) with L == C keep their shape when their classes move to axis 1, so the gradient has to be
+    moved back by what was done to the input, not by whether its shape changed (it came back transposed)."""
+    x = np.array([[[1.0, 2.0, -0.5], [0.5, -1.0, 0.0], [3.0, 0.2, 0.1]]])
+    if role == "log_probs":
+        x = np.log(np.exp(x) / np.exp(x).sum(-1, keepdims=True))
+    t = np.array([[0, 1, 2]])
+    leaf = torch.tensor(x, requires_grad=True)
+    fn = F.cross_entropy if name == "ce" else F.nll_loss
+    (want,) = torch.autograd.grad(fn(leaf.movedim(-1, 1).contiguous(), torch.from_numpy(t)), leaf)
+    ran = cli("grad", name, f"--{role.replace('_', '-')}", json.dumps(x.tolist()), "--target", json.dumps(t.tolist()),
+              "--class-axis", "-1", "-f", "json")
+    np.testing.assert_allclose(json.loads(ran.stdout)["gradients"][role], want.numpy(), **GRAD_TOL)
