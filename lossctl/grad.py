@@ -19,8 +19,17 @@ import numpy as np
 from .command_results import GradientResult
 from .errors import ComputeError, UsageError
 from .losses._common import Context, concluded
-from .pipeline import check_denominator, check_finite, compute_output, gather, move_class_axis, settings
-from .reduce import LossOutput, partial_of
+from .pipeline import (
+    check_denominator,
+    check_finite,
+    checked_warnings,
+    compute_output,
+    gather,
+    move_class_axis,
+    settings,
+    value_warnings,
+)
+from .reduce import LossOutput, finish, partial_of
 from .registry import LossSpec, flag, resolve
 from .specs import get_loss
 
@@ -80,11 +89,14 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
     check_denominator(partial, st.reduction, out.unit)
     loss = reduced_loss(out, st.reduction)
     notes = list(out.notes) + ([NONE_NOTE] if st.reduction == "none" else [])
+    # the loss command's warnings, in its order: the inputs', the reduced value's, the post-processing's
+    value = None if st.reduction == "none" else finish(partial, st.reduction)
+    warnings = [*out.warnings, *value_warnings(spec, st, partial, value, out.unit)]
     post = resolve(spec.post)
     if post is not None:
         loss, note, post_warnings = post(loss, partial)
         notes.append(note)
-        out.warnings.extend(post_warnings)
+        warnings.extend(post_warnings)
     loss.backward()
     missing = [r for r in roles if leaves[r].grad is None]
     if missing:
@@ -94,7 +106,8 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
         loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(np.dtype(dtype)),
         value=float(loss.detach()), gradients=gradients,
         shapes={name: list(a.shape) for name, a in original.items()}, options=dict(st.options),
-        warnings=list(dict.fromkeys([*concluded(out.warnings), *nonfinite_warnings(gradients)])),
+        warnings=list(dict.fromkeys([*checked_warnings(spec, st, partial, concluded(warnings)),
+                                     *nonfinite_warnings(gradients)])),
         notes=list(dict.fromkeys(notes)))
 
 

@@ -571,7 +571,15 @@ def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, 
     return out
 
 
-def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
+def value_warnings(spec: LossSpec, st: Settings, partial: Partial, value: float | None, unit: str, *,
+                   final: bool = True) -> list[str]:
+    """What the reduced value (None for reduction none) says beside the inputs' lints: the spec's value lints
+    (a negative KL) and, for a final result, a sum or values over targets all ignored."""
+    warnings = value_lints(spec.lints, value) if value is not None and spec.lints else []
+    return [*warnings, *(_nothing_counted(partial, st.reduction, unit) if final else [])]
+
+
+def checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
     if not math.isfinite(partial.total) and not any("nan" in w or "inf" in w for w in warnings):
         # torch gives the same; say where it usually comes from rather than print a bare nan or inf. Only roles
         # that allow -inf can hold it: the other inputs were checked finite.
@@ -597,16 +605,13 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     kept: reduction none's values without the ignored targets, for the per-sample summary.
     """
     value = None if st.reduction == "none" else finish(partial, st.reduction)
-    if value is not None and spec.lints:
-        warnings = [*warnings, *value_lints(spec.lints, value)]
-    if final:
-        warnings = [*warnings, *_nothing_counted(partial, st.reduction, unit)]
+    warnings = [*warnings, *value_warnings(spec, st, partial, value, unit, final=final)]
     post, shown = resolve(spec.post), value
     if post is not None and value is not None:
         shown, note, post_warnings = post(value, partial, str(dtype))
         # they describe the value shown (perplexity's overflow); a partial shows none, and merge warns of the total
         notes, warnings = [*notes, note], [*warnings, *([] if st.partials else post_warnings)]
-    pending, warnings = weak_findings(warnings), _checked_warnings(spec, st, partial, concluded(warnings))
+    pending, warnings = weak_findings(warnings), checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(

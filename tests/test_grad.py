@@ -293,3 +293,26 @@ def test_classes_last_gradient_keeps_its_layout_when_l_equals_c(cli, name, role)
     ran = cli("grad", name, f"--{role.replace('_', '-')}", json.dumps(x.tolist()), "--target", json.dumps(t.tolist()),
               "--class-axis", "-1", "-f", "json")
     np.testing.assert_allclose(json.loads(ran.stdout)["gradients"][role], want.numpy(), **GRAD_TOL)
+
+
+VALUE_WARNINGS = [
+    (("ce", "--logits", "[[1.0, -Infinity, 0.0], [0.1, 0.8, 0.1]]", "--target", "[1, 1]"),
+     "the result is inf as torch computes it: an input of -inf (a masked logit, log 0) meets a target with non-zero "
+     "probability, or a loss overflows or is undefined (log 0, 0/0, 0 x inf, inf - inf)"),
+    (("kl", "--log-probs", "[[-0.1, -0.2, -0.3]]", "--target", "[[0.6, 0.3, 0.1]]", "--reduction", "batchmean"),
+     "KL is negative (-0.747946 < 0)"),  # sum t (log t - l), written out
+    (("ce", "--logits", "[[1.0, 2.0, 0.0]]", "--target", "[0]", "--ignore-index", "0", "--reduction", "sum"),
+     "--target: all 1 targets equal --ignore-index: the sum is 0 because nothing is counted, as torch gives it, not "
+     "because the predictions are right"),
+]
+
+
+@pytest.mark.parametrize(("args", "warning"), VALUE_WARNINGS, ids=["inf", "negative-kl", "all-ignored-sum"])
+def test_grad_warns_of_the_value_as_the_loss_command_does(cli, args, warning):
+    """grad warned only of its inputs and gradients: a loss of inf (torch's, at a masked target logit), a negative
+    KL and a sum over targets all ignored went unsaid, where the loss command warns of each."""
+    ran = cli("grad", *args, "-f", "json")
+    doc = json.loads(ran.stdout)
+    assert any(w.startswith(warning) for w in doc["warnings"]), doc["warnings"]
+    assert f"lossctl: warning: {warning}" in ran.stderr
+    assert doc["warnings"] == json.loads(cli(*args, "-f", "json").stdout)["warnings"]
