@@ -76,7 +76,9 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
     st = settings(spec, options, reduction=reduction, backend="torch", header=header, class_axis=class_axis)
     loaded = gather(spec, sources, bundle, header)
     check_finite(spec, loaded)
-    original = {name: item.array for name, item in loaded.items()}
+    # a view each: leaves are found by the array's identity, and one array passed for two roles (anchor=a,
+    # positive=a) must still be two leaves, and a target equal to an input no leaf at all
+    original = {name: item.array.view() for name, item in loaded.items()}
     arrays = move_class_axis(spec, original, st)
     roles = differentiated(spec, arrays)
     if not roles:

@@ -316,3 +316,20 @@ def test_grad_warns_of_the_value_as_the_loss_command_does(cli, args, warning):
     assert any(w.startswith(warning) for w in doc["warnings"]), doc["warnings"]
     assert f"lossctl: warning: {warning}" in ran.stderr
     assert doc["warnings"] == json.loads(cli(*args, "-f", "json").stdout)["warnings"]
+
+
+def test_one_array_for_two_roles_is_two_inputs():
+    """Leaves were found by the array's identity, so one array passed for two roles was one leaf: kl's target
+    passed as the same array as log_probs took the leaf (d/d log_probs 0 where torch gives -exp(a) / N),
+    and triplet's anchor=positive=a left the anchor out of the graph (refused)."""
+    a = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    x = torch.tensor(a, requires_grad=True)
+    F.kl_div(x, torch.tensor(a), reduction="batchmean", log_target=True).backward()
+    got = gradient("kl", log_probs=a, target=a, reduction="batchmean", target_kind="log-prob").gradients
+    np.testing.assert_allclose(got["log_probs"], x.grad.numpy(), **GRAD_TOL)
+    b, n = np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([[0.0, 1.0], [0.4, -0.5]])
+    A, P, N = (torch.tensor(v, requires_grad=True) for v in (b, b, n))
+    F.triplet_margin_loss(A, P, N, margin=3.0).backward()
+    got = gradient("triplet-margin", anchor=b, positive=b, negative=n, margin=3.0).gradients
+    for role, leaf in (("anchor", A), ("positive", P), ("negative", N)):
+        np.testing.assert_allclose(got[role], leaf.grad.numpy(), **GRAD_TOL, err_msg=role)
