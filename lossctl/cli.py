@@ -635,7 +635,16 @@ def _print_partial(doc: dict[str, Any]) -> None:
 
 # --- gradients -------------------------------------------------------------------------------------------------
 
-GRAD_COMMON = ("reduction", "dtype", "header", "from_", "class_axis")
+GRAD_COMMON = ("reduction", "dtype", "header", "from_", "class_axis", "target_grad")
+
+
+def _target_grad_params(spec: LossSpec) -> list:
+    """--target-grad, for the losses that take a --target."""
+    if not any(r.name == "target" for r in spec.roles):
+        return []
+    return [_param("target_grad", Annotated[bool, typer.Option(
+        "--target-grad", help="Also give d loss / d target, where torch differentiates the target (a float target: "
+        "not class indices, nor the signs that select terms).")], False)]
 
 
 def grad_command(spec: LossSpec):
@@ -646,6 +655,7 @@ def grad_command(spec: LossSpec):
             "per-element losses.", show_default=False)], None),
         _param("dtype", Annotated[choice("float32", "float64"), typer.Option(
             "--dtype", help="The dtype autograd computes in.")], "float64"),
+    ] + _target_grad_params(spec) + [
         _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"),
         _param("output", Annotated[str | None, typer.Option(
             "--output", "-o", metavar="FILE", help="Write the gradients to FILE instead: .npy (one input) or .npz "

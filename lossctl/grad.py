@@ -40,9 +40,20 @@ NONE_NOTE = ("reduction none: the gradient of the sum of the per-element losses 
              "gives); each element's own gradient is its row of that")
 
 
-def differentiated(spec: LossSpec, arrays: Mapping[str, Any]) -> list[str]:
-    """The given roles whose gradient is computed, in the spec's order."""
-    return [r.name for r in spec.roles if r.name in arrays and r.name not in NOT_DIFFERENTIATED]
+def differentiated(spec: LossSpec, arrays: Mapping[str, Any], target: bool = False) -> list[str]:
+    """The given roles whose gradient is computed, in the spec's order: the inputs, and the target if asked."""
+    return [r.name for r in spec.roles if r.name in arrays
+            and (r.name not in NOT_DIFFERENTIATED or (target and r.name == "target"))]
+
+
+def _check_target(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> None:
+    """--target-grad needs a float target: class indices and integer labels have no gradient in torch."""
+    target = arrays.get("target")
+    if target is None:
+        raise UsageError(f"{spec.name} has no --target to differentiate", option="--target-grad")
+    if target.dtype.kind != "f":
+        raise UsageError(f"--target holds {target.dtype} values (class indices or labels), which torch does not "
+                         "differentiate", option="--target-grad")
 
 
 def reduced_loss(out: LossOutput, reduction: str):
@@ -66,11 +77,11 @@ def _leaves(arrays: Mapping[str, np.ndarray], roles: list[str], dtype: np.dtype)
 
 def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mapping[str, Any], *,
                      reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-                     header: str = "auto", class_axis: int = 1) -> GradientResult:
+                     header: str = "auto", class_axis: int = 1, target_grad: bool = False) -> GradientResult:
     """Load the sources whole, run the loss with leaf tensors for its float inputs, and backpropagate.
 
     class_axis: where the class scores hold their classes (-1: classes last); their gradient comes back in the same
-    layout as the input."""
+    layout as the input. target_grad: the target's gradient too, where torch differentiates it."""
     if dtype not in DTYPES:
         raise UsageError(f"must be one of {', '.join(DTYPES)}; got {dtype!r}", option="--dtype")
     st = settings(spec, options, reduction=reduction, backend="torch", header=header, class_axis=class_axis)
@@ -80,7 +91,9 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
     # positive=a) must still be two leaves, and a target equal to an input no leaf at all
     original = {name: item.array.view() for name, item in loaded.items()}
     arrays = move_class_axis(spec, original, st)
-    roles = differentiated(spec, arrays)
+    if target_grad:
+        _check_target(spec, arrays)
+    roles = differentiated(spec, arrays, target_grad)
     if not roles:
         raise UsageError(f"{spec.name} has no input to differentiate", option=flag(spec.roles[0].name))
     leaves = _leaves(arrays, roles, np.dtype(dtype))
@@ -101,6 +114,9 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
         warnings.extend(post_warnings)
     loss.backward()
     missing = [r for r in roles if leaves[r].grad is None]
+    if "target" in missing:  # torch takes it as labels only (hinge-embedding's, cosine-embedding's signs)
+        raise UsageError(f"torch does not differentiate {spec.name}'s --target: it selects or signs the terms, "
+                         "and no gradient reaches it", option="--target-grad")
     if missing:
         raise ComputeError(f"{spec.name}: {flag(missing[0])} did not reach torch's graph; no gradient to give")
     gradients = {r: _as_given(leaves[r].grad.numpy(), original[r], arrays[r], st) for r in roles}
@@ -135,10 +151,11 @@ def _as_given(grad: np.ndarray, given: np.ndarray, computed: np.ndarray, st) -> 
 
 
 def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-             header: str = "auto", class_axis: int = 1, **kwargs: Any) -> GradientResult:
+             header: str = "auto", class_axis: int = 1, target_grad: bool = False, **kwargs: Any) -> GradientResult:
     """d loss / d input of loss `name`, computed by torch autograd. Keyword arguments named as the loss's arrays
     are its inputs (arrays, lists, tensors, paths or JSON literals); the others are its options. class_axis: -1
-    for classes-last scores (their gradient comes back classes-last too).
+    for classes-last scores (their gradient comes back classes-last too). target_grad: d loss / d target too,
+    where torch differentiates it (a float target: mse's, kl's, bce's, ce's probabilities).
 
     >>> gradient("mse", input=[1.0, 3.0], target=[0.0, 0.0]).gradients["input"]  # 2 (x - y) / N
     array([1., 3.])
@@ -148,12 +165,12 @@ def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64",
     sources = {k: v for k, v in kwargs.items() if k in roles}
     options = {k: v for k, v in kwargs.items() if k not in roles}
     return gradient_sources(spec, sources, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
-                            class_axis=class_axis)
+                            class_axis=class_axis, target_grad=target_grad)
 
 
 def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: Mapping[str, Any], *,
                    reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-                   header: str = "auto", class_axis: int = 1) -> GradientResult:
+                   header: str = "auto", class_axis: int = 1, target_grad: bool = False) -> GradientResult:
     """What `lossctl grad NAME` computes: one source per array (the options repeat as the loss command's do, but a
     gradient is of one set of inputs)."""
     spec = get_loss(name)
@@ -163,7 +180,7 @@ def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: 
             raise UsageError(f"a gradient is of one set of inputs; got {len(values)} sources", option=flag(role))
         single[role] = values[0] if values else None
     return gradient_sources(spec, single, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
-                            class_axis=class_axis)
+                            class_axis=class_axis, target_grad=target_grad)
 
 
 def save_gradients(result: GradientResult, path: str | Path) -> Path:

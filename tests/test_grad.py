@@ -333,3 +333,65 @@ def test_one_array_for_two_roles_is_two_inputs():
     got = gradient("triplet-margin", anchor=b, positive=b, negative=n, margin=3.0).gradients
     for role, leaf in (("anchor", A), ("positive", P), ("negative", N)):
         np.testing.assert_allclose(got[role], leaf.grad.numpy(), **GRAD_TOL, err_msg=role)
+
+
+# --- --target-grad: d loss / d target where torch differentiates it --------------------------------------------
+
+def _target_leaves(name: str, rng) -> tuple[dict, dict, torch.Tensor]:
+    """A case whose target torch differentiates: the arrays, lossctl's options, and torch's loss on leaves."""
+    x, y = rng.normal(size=(3, 4)), rng.dirichlet(np.ones(4), 3)
+    arrays = {"mse": {"input": x, "target": y}, "kl": {"log_probs": np.log(y[::-1]), "target": y},
+              "bce": {"probs": 1 / (1 + np.exp(-x)), "target": y}, "ce": {"logits": x, "target": y},
+              "huber": {"input": x, "target": y * 4}}[name]
+    T = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    first, t = T[next(iter(T))], T["target"]
+    loss = {"mse": lambda: F.mse_loss(first, t), "kl": lambda: F.kl_div(first, t, reduction="batchmean"),
+            "bce": lambda: F.binary_cross_entropy(first, t), "huber": lambda: F.huber_loss(first, t),
+            "ce": lambda: F.cross_entropy(first, t, label_smoothing=0.1)}[name]()
+    options = {"kl": {"reduction": "batchmean"}, "ce": {"label_smoothing": 0.1}}.get(name, {})
+    return arrays, options, dict(zip(T, torch.autograd.grad(loss, list(T.values())), strict=True))
+
+
+@pytest.mark.parametrize("name", ["mse", "kl", "bce", "ce", "huber"])
+def test_target_grad_equals_torch_autograd(name, rng):
+    """A float target is differentiable in torch (distillation's soft targets, a regression's target); grad gave
+    no way to ask for its gradient. --target-grad adds it."""
+    arrays, options, want = _target_leaves(name, rng)
+    got = gradient(name, target_grad=True, **arrays, **options).gradients
+    assert list(got) == list(want)
+    for role, g in want.items():
+        np.testing.assert_allclose(got[role], g.numpy(), **GRAD_TOL, err_msg=role)
+    assert list(gradient(name, **arrays, **options).gradients) == list(want)[:1]  # not asked: the input only
+
+
+def test_target_grad_on_the_command_line(cli, tmp_path, rng):
+    """Classes last (N, L, C), L == C: the probability target's gradient comes back in its given layout too."""
+    x, q = rng.normal(size=(2, 3, 3)), rng.dirichlet(np.ones(3), (2, 3))
+    X, Q = (torch.tensor(v, requires_grad=True) for v in (x, q))
+    F.cross_entropy(X.movedim(-1, 1), Q.movedim(-1, 1)).backward()
+    args = ("grad", "ce", "--logits", json.dumps(x.tolist()), "--target", json.dumps(q.tolist()), "--class-axis",
+            "-1", "--target-grad")
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    np.testing.assert_allclose(doc["gradients"]["logits"], X.grad.numpy(), **GRAD_TOL)
+    np.testing.assert_allclose(doc["gradients"]["target"], Q.grad.numpy(), **GRAD_TOL)
+    cli(*args, "-o", tmp_path / "g.npz")
+    with np.load(tmp_path / "g.npz") as z:
+        assert sorted(z.files) == ["logits", "target"]
+        np.testing.assert_allclose(z["target"], Q.grad.numpy(), **GRAD_TOL)
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (("soft-margin", "--input", "[1.0, 2.0]", "--target", "[1.0, -1.0]"),
+     "soft-margin: torch refused these inputs: The function 'soft_margin_loss' is not differentiable with respect "
+     "to argument 'target'. This input cannot have requires_grad True."),
+    (("hinge-embedding", "--input", "[1.0, 2.0]", "--target", "[1.0, -1.0]"),
+     "--target-grad: torch does not differentiate hinge-embedding's --target: it selects or signs the terms, and "
+     "no gradient reaches it"),
+    (("ce", "--logits", "[[1.0, 2.0]]", "--target", "[1]"),
+     "--target-grad: --target holds int64 values (class indices or labels), which torch does not differentiate"),
+], ids=["soft-margin", "hinge-embedding", "class-indices"])
+def test_target_grad_refused_where_torch_refuses(cli, args, error):
+    ran = cli("grad", *args, "--target-grad", code=2)
+    assert ran.stderr == f"lossctl: error: {error}\n"
+    assert "No such option: --target-grad" in cli("grad", "js", "--p", "[[0.5, 0.5]]", "--q", "[[0.5, 0.5]]",
+                                                  "--target-grad", code=2).stderr
