@@ -86,7 +86,7 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
         raise UsageError(f"must be one of {', '.join(DTYPES)}; got {dtype!r}", option="--dtype")
     st = settings(spec, options, reduction=reduction, backend="torch", header=header, class_axis=class_axis)
     loaded = gather(spec, sources, bundle, header)
-    check_finite(spec, loaded)
+    check_finite(spec, loaded, np.dtype(dtype))
     # a view each: leaves are found by the array's identity, and one array passed for two roles (anchor=a,
     # positive=a) must still be two leaves, and a target equal to an input no leaf at all
     original = {name: item.array.view() for name, item in loaded.items()}

@@ -395,3 +395,15 @@ def test_target_grad_refused_where_torch_refuses(cli, args, error):
     assert ran.stderr == f"lossctl: error: {error}\n"
     assert "No such option: --target-grad" in cli("grad", "js", "--p", "[[0.5, 0.5]]", "--q", "[[0.5, 0.5]]",
                                                   "--target-grad", code=2).stderr
+
+
+@pytest.mark.parametrize("args", [("mse", "--input", "[1e39, 1.0]", "--target", "[0.0, 0.0]"),
+                                  ("ce", "--logits", "[[1e39, 0.0]]", "--target", "[0]")], ids=["mse", "ce"])
+def test_grad_refuses_a_value_float32_cannot_hold(cli, args):
+    """grad --dtype float32 turned 1e39 into inf and differentiated that (a loss of inf, an inf gradient), where
+    the loss command, as README says, refuses a value the compute dtype cannot hold."""
+    index = "[0]" if args[0] == "mse" else "[0, 0]"
+    ran = cli("grad", *args, "--dtype", "float32", code=2)
+    assert ran.stderr == (f"lossctl: error: {args[1]}: 1e+39 at index {index} (literal) does not fit float32 (its "
+                          "largest is 3.403e+38); use --dtype float64\n")
+    cli("grad", *args, "-f", "json")  # float64 holds it
