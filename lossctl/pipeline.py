@@ -448,7 +448,8 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
     try:
         out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
     except LossctlError as exc:
-        raise _classes_last_hint(spec, arrays, exc) from None
+        exc, hint = _classes_last_hint(spec, arrays, exc), row_mismatch_hint(loaded)
+        raise (type(exc)(f"{exc.message}; {hint}", option=exc.option, source=exc.source) if hint else exc) from None
     out.warnings = [*out.warnings, *input_lints(spec.lints, arrays, st.options, tuple(r.name for r in spec.roles))]
     if st.scale != 1.0:
         out.values = out.values / st.scale
@@ -465,12 +466,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
                   backend=backend)
     check_finite(spec, loaded, ctx.dtype)
     arrays = move_class_axis(spec, {n: item.array for n, item in loaded.items()}, st)
-    try:
-        out = compute_output(spec, arrays, st, ctx, loaded)
-    except LossctlError as exc:
-        hint = row_mismatch_hint(loaded)
-        raise type(exc)(f"{exc.message}; {hint}" if hint else exc.message, option=exc.option,
-                        source=exc.source) from None
+    out = compute_output(spec, arrays, st, ctx, loaded)
     partial = partial_of(out, st.reduction)
     report = run_report(spec, arrays, st, out, 0)
     found = None

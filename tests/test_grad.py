@@ -407,3 +407,15 @@ def test_grad_refuses_a_value_float32_cannot_hold(cli, args):
     assert ran.stderr == (f"lossctl: error: {args[1]}: 1e+39 at index {index} (literal) does not fit float32 (its "
                           "largest is 3.403e+38); use --dtype float64\n")
     cli("grad", *args, "-f", "json")  # float64 holds it
+
+
+@pytest.mark.parametrize("command", [(), ("grad",), ("explain",)], ids=["loss", "grad", "explain"])
+def test_a_header_row_read_as_data_is_hinted_by_every_command(cli, tmp_path, command):
+    """Text tables one row apart: the loss command's error said a header row may have been read as data, grad's
+    the same error without the hint (the hint was added by the loss command's run alone)."""
+    (tmp_path / "x.csv").write_text("1,2,3\n4,5,6\n")
+    (tmp_path / "t.csv").write_text("0\n1\n2\n")
+    ran = cli(*command, "ce", "--logits", tmp_path / "x.csv", "--target", tmp_path / "t.csv", code=2)
+    assert ran.stderr == (f"lossctl: error: --target ({tmp_path / 't.csv'}): shape (3,) does not match --logits "
+                          "(2, 3); expected (2,); the text inputs differ by exactly one row; a header row may have "
+                          "been read as data or taken for one (--header yes|no decides)\n")
