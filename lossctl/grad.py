@@ -36,8 +36,8 @@ from .specs import get_loss
 # Arrays torch takes as data, not as what the loss is a function of: targets, class or element weights, lengths.
 NOT_DIFFERENTIATED = frozenset({"target", "weight", "pos_weight", "input_lengths", "target_lengths"})
 DTYPES = ("float32", "float64")
-NONE_NOTE = ("reduction none: the gradient of the sum of the per-element losses (what loss.sum().backward() "
-             "gives); each element's own gradient is its row of that")
+NONE_NOTE = ("reduction none: the value is the sum of the per-element losses, and the gradient is the gradient of "
+             "the sum of the per-element losses (what loss.sum().backward() gives), not one gradient per element")
 
 
 def differentiated(spec: LossSpec, arrays: Mapping[str, Any], target: bool = False) -> list[str]:

@@ -162,6 +162,10 @@ def test_reduction_none_is_the_gradient_of_the_sum(cli):
     doc = json.loads(ran.stdout)
     assert doc["gradients"]["input"] == pytest.approx([2.0, 4.0])  # d/dx sum (x - y)^2 = 2 (x - y)
     assert any("gradient of the sum of the per-element losses" in n for n in doc["notes"])
+    # the value is that sum, not a loss torch gives (its none is [1, 4]); the note says so, as the loss shown
+    assert doc["value"] == 5.0
+    assert any(n.startswith("reduction none: the value is the sum of the per-element losses") for n in doc["notes"])
+    assert "each element's own gradient is its row" not in ran.stdout  # kl's or mse's element is no row
 
 
 def test_cli_refusals(cli, tmp_path):
