@@ -192,11 +192,12 @@ def save_gradients(result: GradientResult, path: str | Path) -> Path:
     if ext == ".npy" and len(result.gradients) > 1:
         raise UsageError(f"{len(result.gradients)} inputs have gradients ({', '.join(result.gradients)}); write "
                          "them to an .npz file", option="-o")
-    try:
-        if ext == ".npy":
-            np.save(path, next(iter(result.gradients.values())))
-        else:
-            np.savez(path, **result.gradients)
+    try:  # through a file object: given a name, numpy appends .npy or .npz to one that ends otherwise (g.NPY)
+        with open(path, "wb") as f:
+            if ext == ".npy":
+                np.save(f, next(iter(result.gradients.values())))
+            else:
+                np.savez(f, **result.gradients)
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror or err}", option="-o") from None
     return path

@@ -423,3 +423,15 @@ def test_a_header_row_read_as_data_is_hinted_by_every_command(cli, tmp_path, com
     assert ran.stderr == (f"lossctl: error: --target ({tmp_path / 't.csv'}): shape (3,) does not match --logits "
                           "(2, 3); expected (2,); the text inputs differ by exactly one row; a header row may have "
                           "been read as data or taken for one (--header yes|no decides)\n")
+
+
+@pytest.mark.parametrize("name", ["g.NPY", "g.Npz"])
+def test_output_is_written_to_the_name_given(cli, tmp_path, name):
+    """-o g.NPY was accepted (the extension is read case-blind) but numpy, given a name that does not end in
+    '.npy', appended one: the gradient went to g.NPY.npy while lossctl said it wrote g.NPY."""
+    out = tmp_path / name
+    ran = cli("grad", "mse", "--input", "[1.0, 3.0]", "--target", "[0.0, 1.0]", "-o", out)
+    assert ran.stderr.endswith(f"to {out}\n") and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    loaded = np.load(out)
+    got = loaded if isinstance(loaded, np.ndarray) else loaded["input"]
+    np.testing.assert_allclose(got, [1.0, 2.0], rtol=1e-12)  # 2 (x - y) / N
