@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .command_results import GradientResult
-from .errors import ComputeError, UsageError
+from .errors import ComputeError, StrictWarningError, UsageError
 from .losses._common import Context, concluded
 from .pipeline import (
     check_denominator,
@@ -77,14 +77,19 @@ def _leaves(arrays: Mapping[str, np.ndarray], roles: list[str], dtype: np.dtype)
 
 def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mapping[str, Any], *,
                      reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-                     header: str = "auto", class_axis: int = 1, target_grad: bool = False) -> GradientResult:
+                     header: str = "auto", class_axis: int = 1, target_grad: bool = False, base: str = "e",
+                     strict: bool = False) -> GradientResult:
     """Load the sources whole, run the loss with leaf tensors for its float inputs, and backpropagate.
+
+    base: the loss's unit, as the loss command's --base (the gradient is in that unit too); strict: every warning
+    is an error, as there.
 
     class_axis: where the class scores hold their classes (-1: classes last); their gradient comes back in the same
     layout as the input. target_grad: the target's gradient too, where torch differentiates it."""
     if dtype not in DTYPES:
         raise UsageError(f"must be one of {', '.join(DTYPES)}; got {dtype!r}", option="--dtype")
-    st = settings(spec, options, reduction=reduction, backend="torch", header=header, class_axis=class_axis)
+    st = settings(spec, options, reduction=reduction, backend="torch", header=header, class_axis=class_axis,
+                  base=base, strict=strict)
     loaded = gather(spec, sources, bundle, header)
     check_finite(spec, loaded, np.dtype(dtype))
     # a view each: leaves are found by the array's identity, and one array passed for two roles (anchor=a,
@@ -120,13 +125,24 @@ def gradient_sources(spec: LossSpec, sources: Mapping[str, Any], options: Mappin
     if missing:
         raise ComputeError(f"{spec.name}: {flag(missing[0])} did not reach torch's graph; no gradient to give")
     gradients = {r: _as_given(leaves[r].grad.numpy(), original[r], arrays[r], st) for r in roles}
+    warnings = _final_warnings(spec, st, partial, warnings, gradients)
     return GradientResult(
         loss=spec.name, torch_name=spec.torch_name, reduction=st.reduction, dtype=str(np.dtype(dtype)),
         value=float(loss.detach()), gradients=gradients,
-        shapes={name: list(a.shape) for name, a in original.items()}, options=dict(st.options),
-        warnings=list(dict.fromkeys([*checked_warnings(spec, st, partial, concluded(warnings)),
-                                     *nonfinite_warnings(gradients)])),
+        shapes={name: list(a.shape) for name, a in original.items()},
+        options={**st.options, **({"base": st.base} if spec.information else {})},
+        warnings=warnings,
         notes=list(dict.fromkeys(notes)))
+
+
+def _final_warnings(spec: LossSpec, st, partial, warnings: list[str], gradients: Mapping[str, np.ndarray]
+                    ) -> list[str]:
+    """The loss command's warnings (checked_warnings: a non-finite value; --strict), then the gradients'."""
+    warnings = checked_warnings(spec, st, partial, concluded(warnings))
+    found = nonfinite_warnings(gradients)
+    if st.strict and found:
+        raise StrictWarningError(f"{found[0]} (--strict makes warnings errors)", option="--strict")
+    return list(dict.fromkeys([*warnings, *found]))
 
 
 def nonfinite_warnings(gradients: Mapping[str, np.ndarray]) -> list[str]:
@@ -151,7 +167,8 @@ def _as_given(grad: np.ndarray, given: np.ndarray, computed: np.ndarray, st) -> 
 
 
 def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-             header: str = "auto", class_axis: int = 1, target_grad: bool = False, **kwargs: Any) -> GradientResult:
+             header: str = "auto", class_axis: int = 1, target_grad: bool = False, base: str = "e",
+             strict: bool = False, **kwargs: Any) -> GradientResult:
     """d loss / d input of loss `name`, computed by torch autograd. Keyword arguments named as the loss's arrays
     are its inputs (arrays, lists, tensors, paths or JSON literals); the others are its options. class_axis: -1
     for classes-last scores (their gradient comes back classes-last too). target_grad: d loss / d target too,
@@ -165,12 +182,13 @@ def gradient(name: str, *, reduction: str | None = None, dtype: str = "float64",
     sources = {k: v for k, v in kwargs.items() if k in roles}
     options = {k: v for k, v in kwargs.items() if k not in roles}
     return gradient_sources(spec, sources, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
-                            class_axis=class_axis, target_grad=target_grad)
+                            class_axis=class_axis, target_grad=target_grad, base=base, strict=strict)
 
 
 def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: Mapping[str, Any], *,
                    reduction: str | None = None, dtype: str = "float64", bundle: str | None = None,
-                   header: str = "auto", class_axis: int = 1, target_grad: bool = False) -> GradientResult:
+                   header: str = "auto", class_axis: int = 1, target_grad: bool = False, base: str = "e",
+                   strict: bool = False) -> GradientResult:
     """What `lossctl grad NAME` computes: one source per array (the options repeat as the loss command's do, but a
     gradient is of one set of inputs)."""
     spec = get_loss(name)
@@ -180,7 +198,7 @@ def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: 
             raise UsageError(f"a gradient is of one set of inputs; got {len(values)} sources", option=flag(role))
         single[role] = values[0] if values else None
     return gradient_sources(spec, single, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
-                            class_axis=class_axis, target_grad=target_grad)
+                            class_axis=class_axis, target_grad=target_grad, base=base, strict=strict)
 
 
 def save_gradients(result: GradientResult, path: str | Path) -> Path:

@@ -435,3 +435,39 @@ def test_output_is_written_to_the_name_given(cli, tmp_path, name):
     loaded = np.load(out)
     got = loaded if isinstance(loaded, np.ndarray) else loaded["input"]
     np.testing.assert_allclose(got, [1.0, 2.0], rtol=1e-12)  # 2 (x - y) / N
+
+
+@pytest.mark.parametrize(("name", "arrays", "base"), [
+    ("ce", {"logits": [[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], "target": [0, 1]}, "2"),
+    ("entropy", {"logits": [[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]]}, "10"),
+])
+def test_grad_takes_the_loss_commands_base(cli, name, arrays, base):
+    """README: grad 'takes the arrays and options of lossctl LOSS'; ce's, nll's, kl's and entropy's --base was
+    refused ('No such option: --base'). In bits the loss and its gradient are the nats' divided by ln 2."""
+    x = torch.tensor(arrays["logits"], dtype=torch.float64, requires_grad=True)
+    nats = (F.cross_entropy(x, torch.tensor(arrays["target"])) if name == "ce"
+            else torch.distributions.Categorical(logits=x).entropy().mean())
+    loss = nats / np.log(float(base))
+    loss.backward()
+    args = [a for role, v in arrays.items() for a in (f"--{role}", json.dumps(v))]
+    doc = json.loads(cli("grad", name, *args, "--base", base, "-f", "json").stdout)
+    np.testing.assert_allclose(doc["value"], loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(doc["gradients"]["logits"], x.grad.numpy(), **GRAD_TOL)
+    assert doc["options"]["base"] == base
+    assert "No such option: --base" in cli("grad", "mse", "--input", "[1.0]", "--target", "[0.0]", "--base", "2",
+                                           code=2).stderr
+
+
+def test_grad_strict_makes_its_warnings_errors(cli):
+    """--strict, every loss command's, was refused by grad: its warnings (torch's KL 'mean', a non-finite
+    gradient) could not fail a CI job as the loss command's do."""
+    kl = ("grad", "kl", "--log-probs", "[[-0.5, -1.0]]", "--target", "[[0.6, 0.4]]")
+    ran = cli(*kl, "--strict", code=2)
+    assert ran.stderr == ("lossctl: error: --strict: kl: reduction 'mean' divides the total loss by both the batch "
+                          "size and the support size; 'batchmean' divides only by the batch size and matches the KL "
+                          "definition (torch's warning) (--strict makes warnings errors)\n")
+    cli(*kl, "--reduction", "batchmean", "--strict")
+    ran = cli("grad", "js", "--p", "[[0.0, 1.0]]", "--q", "[[0.5, 0.5]]", "--strict", code=2)
+    assert ran.stderr == ("lossctl: error: --strict: d loss / d --p: 1 of 2 elements are not finite (1 nan) as torch "
+                          "autograd computes them: an input at the edge of the loss's domain (a probability of 0 or 1, "
+                          "a -inf logit) or an overflow (--strict makes warnings errors)\n")
