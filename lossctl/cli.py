@@ -254,6 +254,14 @@ def reduction_help(spec: LossSpec) -> str:
     return "; ".join([*parts, f"mean divides the sum by: {spec.denominator}"]) + "."
 
 
+def _base_params(spec: LossSpec) -> list[inspect.Parameter]:
+    """--base, for the losses measured in nats."""
+    if not spec.information:
+        return []
+    return [_param("base", Annotated[choice("e", "2", "10"), typer.Option(
+        "--base", help="Logarithm base: e (nats), 2 (bits) or 10 (bans).")], "e")]
+
+
 def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
     params = [
         _param("reduction", Annotated[choice(*spec.reductions) | None, typer.Option(
@@ -261,10 +269,7 @@ def _common_params(spec: LossSpec) -> list[inspect.Parameter]:
             show_default=False)], None),
         _param("dtype", DtypeOpt, "auto"),
     ]
-    if spec.information:
-        params.append(_param("base", Annotated[choice("e", "2", "10"), typer.Option(
-            "--base", help="Logarithm base: e (nats), 2 (bits) or 10 (bans).")],
-            "e"))
+    params += _base_params(spec)
     params += [
         _param("device", Annotated[str, typer.Option(
             "--device", metavar="<" + "|".join(DEVICES) + ">", autocompletion=lambda: list(DEVICES),
@@ -705,7 +710,16 @@ def _print_partial(doc: dict[str, Any]) -> None:
 
 # --- gradients -------------------------------------------------------------------------------------------------
 
-GRAD_COMMON = ("reduction", "dtype", "header", "from_", "class_axis")
+GRAD_COMMON = ("reduction", "dtype", "base", "header", "from_", "class_axis", "target_grad", "strict")
+
+
+def _target_grad_params(spec: LossSpec) -> list:
+    """--target-grad, for the losses that take a --target."""
+    if not any(r.name == "target" for r in spec.roles):
+        return []
+    return [_param("target_grad", Annotated[bool, typer.Option(
+        "--target-grad", help="Also give d loss / d target, where torch differentiates the target (a float target: "
+        "not class indices, nor the signs that select terms).")], False)]
 
 
 def grad_command(spec: LossSpec):
@@ -716,7 +730,9 @@ def grad_command(spec: LossSpec):
             "per-element losses.", show_default=False)], None),
         _param("dtype", Annotated[choice("float32", "float64"), typer.Option(
             "--dtype", help="The dtype autograd computes in.")], "float64"),
+    ] + _base_params(spec) + _target_grad_params(spec) + [
         _param("header", HeaderOpt, "auto"), _param("from_", FromOpt, None), _param("format", FormatOpt, "auto"),
+        _param("strict", StrictOpt, False),
         _param("output", Annotated[str | None, typer.Option(
             "--output", "-o", metavar="FILE", help="Write the gradients to FILE instead: .npy (one input) or .npz "
             "(one key per input, named as its option).")], None),

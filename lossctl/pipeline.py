@@ -457,7 +457,8 @@ def compute_output(spec: LossSpec, arrays: Mapping[str, np.ndarray], st: Setting
     try:
         out = call_loss(spec, lambda: fn(**arrays, **st.options, ctx=ctx), loaded)
     except LossctlError as exc:
-        raise _classes_last_hint(spec, arrays, exc) from None
+        exc, hint = _classes_last_hint(spec, arrays, exc), row_mismatch_hint(loaded)
+        raise (type(exc)(f"{exc.message}; {hint}", option=exc.option, source=exc.source) if hint else exc) from None
     # a binary file's dtype is the user's; a text file's integers are lossctl's reading of its whole numbers
     typed = {name: arr for name, arr in arrays.items() if name in loaded and loaded[name].binary}
     stored = {name: item.stored for name, item in loaded.items() if item.stored}
@@ -478,12 +479,7 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
                   backend=backend)
     check_finite(spec, loaded, ctx.dtype)
     arrays = move_class_axis(spec, {n: item.array for n, item in loaded.items()}, st)
-    try:
-        out = compute_output(spec, arrays, st, ctx, loaded)
-    except LossctlError as exc:
-        hint = row_mismatch_hint(loaded)
-        raise type(exc)(f"{exc.message}; {hint}" if hint else exc.message, option=exc.option,
-                        source=exc.source) from None
+    out = compute_output(spec, arrays, st, ctx, loaded)
     partial = partial_of(out, st.reduction)
     report = run_report(spec, arrays, st, out, 0)
     found = None
@@ -584,7 +580,15 @@ def fingerprints(spec: LossSpec, arrays: Mapping[str, np.ndarray]) -> dict[str, 
     return out
 
 
-def _checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
+def value_warnings(spec: LossSpec, st: Settings, partial: Partial, value: float | None, unit: str, *,
+                   final: bool = True) -> list[str]:
+    """What the reduced value (None for reduction none) says beside the inputs' lints: the spec's value lints
+    (a negative KL) and, for a final result, a sum or values over targets all ignored."""
+    warnings = value_lints(spec.lints, value) if value is not None and spec.lints else []
+    return [*warnings, *(_nothing_counted(partial, st.reduction, unit) if final else [])]
+
+
+def checked_warnings(spec: LossSpec, st: Settings, partial: Partial, warnings: list[str]) -> list[str]:
     if not math.isfinite(partial.total) and not any("nan" in w or "inf" in w for w in warnings):
         # torch gives the same; say where it usually comes from rather than print a bare nan or inf. Only roles
         # that allow -inf can hold it: the other inputs were checked finite.
@@ -626,17 +630,13 @@ def make_result(spec: LossSpec, st: Settings, partial: Partial, *, dtype: np.dty
     """
     value = None if st.reduction == "none" else finish(partial, st.reduction)
     value, overflow = float32_overflow(value, partial, st.reduction, str(dtype))
-    warnings = [*warnings, *overflow]
-    if value is not None and spec.lints:
-        warnings = [*warnings, *value_lints(spec.lints, value)]
-    if final:
-        warnings = [*warnings, *_nothing_counted(partial, st.reduction, unit)]
+    warnings = [*warnings, *overflow, *value_warnings(spec, st, partial, value, unit, final=final)]
     post, shown = resolve(spec.post), value
     if post is not None and value is not None:
         shown, note, post_warnings = post(value, partial, str(dtype))
         # they describe the value shown (perplexity's overflow); a partial shows none, and merge warns of the total
         notes, warnings = [*notes, note], [*warnings, *([] if st.partials else post_warnings)]
-    pending, warnings = weak_findings(warnings), _checked_warnings(spec, st, partial, concluded(warnings))
+    pending, warnings = weak_findings(warnings), checked_warnings(spec, st, partial, concluded(warnings))
     if final:
         check_denominator(partial, st.reduction, unit)
     result = Result(

@@ -162,6 +162,10 @@ def test_reduction_none_is_the_gradient_of_the_sum(cli):
     doc = json.loads(ran.stdout)
     assert doc["gradients"]["input"] == pytest.approx([2.0, 4.0])  # d/dx sum (x - y)^2 = 2 (x - y)
     assert any("gradient of the sum of the per-element losses" in n for n in doc["notes"])
+    # the value is that sum, not a loss torch gives (its none is [1, 4]); the note says so, as the loss shown
+    assert doc["value"] == 5.0
+    assert any(n.startswith("reduction none: the value is the sum of the per-element losses") for n in doc["notes"])
+    assert "each element's own gradient is its row" not in ran.stdout  # kl's or mse's element is no row
 
 
 def test_cli_refusals(cli, tmp_path):
@@ -285,3 +289,193 @@ def test_the_gradients_name_their_backend(cli):
     version = f"torch {torch.__version__.split('+')[0]}"
     assert json.loads(cli(*args, "-f", "json").stdout)["backend"] == version
     assert "│ backend   │ " + version in cli(*args, "-f", "table").stdout
+
+
+@pytest.mark.parametrize(("name", "role"), [("ce", "logits"), ("nll", "log_probs")])
+def test_classes_last_gradient_keeps_its_layout_when_l_equals_c(cli, name, role):
+    """Logits (N, L, C) with L == C keep their shape when their classes move to axis 1, so the gradient has to be
+    moved back by what was done to the input, not by whether its shape changed (it came back transposed)."""
+    x = np.array([[[1.0, 2.0, -0.5], [0.5, -1.0, 0.0], [3.0, 0.2, 0.1]]])
+    if role == "log_probs":
+        x = np.log(np.exp(x) / np.exp(x).sum(-1, keepdims=True))
+    t = np.array([[0, 1, 2]])
+    leaf = torch.tensor(x, requires_grad=True)
+    fn = F.cross_entropy if name == "ce" else F.nll_loss
+    (want,) = torch.autograd.grad(fn(leaf.movedim(-1, 1).contiguous(), torch.from_numpy(t)), leaf)
+    ran = cli("grad", name, f"--{role.replace('_', '-')}", json.dumps(x.tolist()), "--target", json.dumps(t.tolist()),
+              "--class-axis", "-1", "-f", "json")
+    np.testing.assert_allclose(json.loads(ran.stdout)["gradients"][role], want.numpy(), **GRAD_TOL)
+
+
+VALUE_WARNINGS = [
+    (("ce", "--logits", "[[1.0, -Infinity, 0.0], [0.1, 0.8, 0.1]]", "--target", "[1, 1]"),
+     "the result is inf as torch computes it: an input of -inf (a masked logit, log 0) meets a target with non-zero "
+     "probability, or a loss overflows or is undefined (log 0, 0/0, 0 x inf, inf - inf)"),
+    (("kl", "--log-probs", "[[-0.1, -0.2, -0.3]]", "--target", "[[0.6, 0.3, 0.1]]", "--reduction", "batchmean"),
+     "KL is negative (-0.747946 < 0)"),  # sum t (log t - l), written out
+    (("ce", "--logits", "[[1.0, 2.0, 0.0]]", "--target", "[0]", "--ignore-index", "0", "--reduction", "sum"),
+     "--target: all 1 targets equal --ignore-index: the sum is 0 because nothing is counted, as torch gives it, not "
+     "because the predictions are right"),
+]
+
+
+@pytest.mark.parametrize(("args", "warning"), VALUE_WARNINGS, ids=["inf", "negative-kl", "all-ignored-sum"])
+def test_grad_warns_of_the_value_as_the_loss_command_does(cli, args, warning):
+    """grad warned only of its inputs and gradients: a loss of inf (torch's, at a masked target logit), a negative
+    KL and a sum over targets all ignored went unsaid, where the loss command warns of each."""
+    ran = cli("grad", *args, "-f", "json")
+    doc = json.loads(ran.stdout)
+    assert any(w.startswith(warning) for w in doc["warnings"]), doc["warnings"]
+    assert f"lossctl: warning: {warning}" in ran.stderr
+    assert doc["warnings"] == json.loads(cli(*args, "-f", "json").stdout)["warnings"]
+
+
+def test_one_array_for_two_roles_is_two_inputs():
+    """Leaves were found by the array's identity, so one array passed for two roles was one leaf: kl's target
+    passed as the same array as log_probs took the leaf (d/d log_probs 0 where torch gives -exp(a) / N),
+    and triplet's anchor=positive=a left the anchor out of the graph (refused)."""
+    a = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    x = torch.tensor(a, requires_grad=True)
+    F.kl_div(x, torch.tensor(a), reduction="batchmean", log_target=True).backward()
+    got = gradient("kl", log_probs=a, target=a, reduction="batchmean", target_kind="log-prob").gradients
+    np.testing.assert_allclose(got["log_probs"], x.grad.numpy(), **GRAD_TOL)
+    b, n = np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([[0.0, 1.0], [0.4, -0.5]])
+    A, P, N = (torch.tensor(v, requires_grad=True) for v in (b, b, n))
+    F.triplet_margin_loss(A, P, N, margin=3.0).backward()
+    got = gradient("triplet-margin", anchor=b, positive=b, negative=n, margin=3.0).gradients
+    for role, leaf in (("anchor", A), ("positive", P), ("negative", N)):
+        np.testing.assert_allclose(got[role], leaf.grad.numpy(), **GRAD_TOL, err_msg=role)
+
+
+# --- --target-grad: d loss / d target where torch differentiates it --------------------------------------------
+
+def _target_leaves(name: str, rng) -> tuple[dict, dict, torch.Tensor]:
+    """A case whose target torch differentiates: the arrays, lossctl's options, and torch's loss on leaves."""
+    x, y = rng.normal(size=(3, 4)), rng.dirichlet(np.ones(4), 3)
+    arrays = {"mse": {"input": x, "target": y}, "kl": {"log_probs": np.log(y[::-1]), "target": y},
+              "bce": {"probs": 1 / (1 + np.exp(-x)), "target": y}, "ce": {"logits": x, "target": y},
+              "huber": {"input": x, "target": y * 4}}[name]
+    T = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    first, t = T[next(iter(T))], T["target"]
+    loss = {"mse": lambda: F.mse_loss(first, t), "kl": lambda: F.kl_div(first, t, reduction="batchmean"),
+            "bce": lambda: F.binary_cross_entropy(first, t), "huber": lambda: F.huber_loss(first, t),
+            "ce": lambda: F.cross_entropy(first, t, label_smoothing=0.1)}[name]()
+    options = {"kl": {"reduction": "batchmean"}, "ce": {"label_smoothing": 0.1}}.get(name, {})
+    return arrays, options, dict(zip(T, torch.autograd.grad(loss, list(T.values())), strict=True))
+
+
+@pytest.mark.parametrize("name", ["mse", "kl", "bce", "ce", "huber"])
+def test_target_grad_equals_torch_autograd(name, rng):
+    """A float target is differentiable in torch (distillation's soft targets, a regression's target); grad gave
+    no way to ask for its gradient. --target-grad adds it."""
+    arrays, options, want = _target_leaves(name, rng)
+    got = gradient(name, target_grad=True, **arrays, **options).gradients
+    assert list(got) == list(want)
+    for role, g in want.items():
+        np.testing.assert_allclose(got[role], g.numpy(), **GRAD_TOL, err_msg=role)
+    assert list(gradient(name, **arrays, **options).gradients) == list(want)[:1]  # not asked: the input only
+
+
+def test_target_grad_on_the_command_line(cli, tmp_path, rng):
+    """Classes last (N, L, C), L == C: the probability target's gradient comes back in its given layout too."""
+    x, q = rng.normal(size=(2, 3, 3)), rng.dirichlet(np.ones(3), (2, 3))
+    X, Q = (torch.tensor(v, requires_grad=True) for v in (x, q))
+    F.cross_entropy(X.movedim(-1, 1), Q.movedim(-1, 1)).backward()
+    args = ("grad", "ce", "--logits", json.dumps(x.tolist()), "--target", json.dumps(q.tolist()), "--class-axis",
+            "-1", "--target-grad")
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    np.testing.assert_allclose(doc["gradients"]["logits"], X.grad.numpy(), **GRAD_TOL)
+    np.testing.assert_allclose(doc["gradients"]["target"], Q.grad.numpy(), **GRAD_TOL)
+    cli(*args, "-o", tmp_path / "g.npz")
+    with np.load(tmp_path / "g.npz") as z:
+        assert sorted(z.files) == ["logits", "target"]
+        np.testing.assert_allclose(z["target"], Q.grad.numpy(), **GRAD_TOL)
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (("soft-margin", "--input", "[1.0, 2.0]", "--target", "[1.0, -1.0]"),
+     "soft-margin: torch refused these inputs: The function 'soft_margin_loss' is not differentiable with respect "
+     "to argument 'target'. This input cannot have requires_grad True."),
+    (("hinge-embedding", "--input", "[1.0, 2.0]", "--target", "[1.0, -1.0]"),
+     "--target-grad: torch does not differentiate hinge-embedding's --target: it selects or signs the terms, and "
+     "no gradient reaches it"),
+    (("ce", "--logits", "[[1.0, 2.0]]", "--target", "[1]"),
+     "--target-grad: --target holds int64 values (class indices or labels), which torch does not differentiate"),
+], ids=["soft-margin", "hinge-embedding", "class-indices"])
+def test_target_grad_refused_where_torch_refuses(cli, args, error):
+    ran = cli("grad", *args, "--target-grad", code=2)
+    assert ran.stderr == f"lossctl: error: {error}\n"
+    assert "No such option: --target-grad" in cli("grad", "js", "--p", "[[0.5, 0.5]]", "--q", "[[0.5, 0.5]]",
+                                                  "--target-grad", code=2).stderr
+
+
+@pytest.mark.parametrize("args", [("mse", "--input", "[1e39, 1.0]", "--target", "[0.0, 0.0]"),
+                                  ("ce", "--logits", "[[1e39, 0.0]]", "--target", "[0]")], ids=["mse", "ce"])
+def test_grad_refuses_a_value_float32_cannot_hold(cli, args):
+    """grad --dtype float32 turned 1e39 into inf and differentiated that (a loss of inf, an inf gradient), where
+    the loss command, as README says, refuses a value the compute dtype cannot hold."""
+    index = "[0]" if args[0] == "mse" else "[0, 0]"
+    ran = cli("grad", *args, "--dtype", "float32", code=2)
+    assert ran.stderr == (f"lossctl: error: {args[1]}: 1e+39 at index {index} (literal) does not fit float32 (its "
+                          "largest is 3.403e+38); use --dtype float64\n")
+    cli("grad", *args, "-f", "json")  # float64 holds it
+
+
+@pytest.mark.parametrize("command", [(), ("grad",), ("explain",)], ids=["loss", "grad", "explain"])
+def test_a_header_row_read_as_data_is_hinted_by_every_command(cli, tmp_path, command):
+    """Text tables one row apart: the loss command's error said a header row may have been read as data, grad's
+    the same error without the hint (the hint was added by the loss command's run alone)."""
+    (tmp_path / "x.csv").write_text("1,2,3\n4,5,6\n")
+    (tmp_path / "t.csv").write_text("0\n1\n2\n")
+    ran = cli(*command, "ce", "--logits", tmp_path / "x.csv", "--target", tmp_path / "t.csv", code=2)
+    assert ran.stderr == (f"lossctl: error: --target ({tmp_path / 't.csv'}): shape (3,) does not match --logits "
+                          "(2, 3); expected (2,); the text inputs differ by exactly one row; a header row may have "
+                          "been read as data or taken for one (--header yes|no decides)\n")
+
+
+@pytest.mark.parametrize("name", ["g.NPY", "g.Npz"])
+def test_output_is_written_to_the_name_given(cli, tmp_path, name):
+    """-o g.NPY was accepted (the extension is read case-blind) but numpy, given a name that does not end in
+    '.npy', appended one: the gradient went to g.NPY.npy while lossctl said it wrote g.NPY."""
+    out = tmp_path / name
+    ran = cli("grad", "mse", "--input", "[1.0, 3.0]", "--target", "[0.0, 1.0]", "-o", out)
+    assert ran.stderr.endswith(f"to {out}\n") and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    loaded = np.load(out)
+    got = loaded if isinstance(loaded, np.ndarray) else loaded["input"]
+    np.testing.assert_allclose(got, [1.0, 2.0], rtol=1e-12)  # 2 (x - y) / N
+
+
+@pytest.mark.parametrize(("name", "arrays", "base"), [
+    ("ce", {"logits": [[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], "target": [0, 1]}, "2"),
+    ("entropy", {"logits": [[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]]}, "10"),
+])
+def test_grad_takes_the_loss_commands_base(cli, name, arrays, base):
+    """README: grad 'takes the arrays and options of lossctl LOSS'; ce's, nll's, kl's and entropy's --base was
+    refused ('No such option: --base'). In bits the loss and its gradient are the nats' divided by ln 2."""
+    x = torch.tensor(arrays["logits"], dtype=torch.float64, requires_grad=True)
+    nats = (F.cross_entropy(x, torch.tensor(arrays["target"])) if name == "ce"
+            else torch.distributions.Categorical(logits=x).entropy().mean())
+    loss = nats / np.log(float(base))
+    loss.backward()
+    args = [a for role, v in arrays.items() for a in (f"--{role}", json.dumps(v))]
+    doc = json.loads(cli("grad", name, *args, "--base", base, "-f", "json").stdout)
+    np.testing.assert_allclose(doc["value"], loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(doc["gradients"]["logits"], x.grad.numpy(), **GRAD_TOL)
+    assert doc["options"]["base"] == base
+    assert "No such option: --base" in cli("grad", "mse", "--input", "[1.0]", "--target", "[0.0]", "--base", "2",
+                                           code=2).stderr
+
+
+def test_grad_strict_makes_its_warnings_errors(cli):
+    """--strict, every loss command's, was refused by grad: its warnings (torch's KL 'mean', a non-finite
+    gradient) could not fail a CI job as the loss command's do."""
+    kl = ("grad", "kl", "--log-probs", "[[-0.5, -1.0]]", "--target", "[[0.6, 0.4]]")
+    ran = cli(*kl, "--strict", code=2)
+    assert ran.stderr == ("lossctl: error: --strict: kl: reduction 'mean' divides the total loss by both the batch "
+                          "size and the support size; 'batchmean' divides only by the batch size and matches the KL "
+                          "definition (torch's warning) (--strict makes warnings errors)\n")
+    cli(*kl, "--reduction", "batchmean", "--strict")
+    ran = cli("grad", "js", "--p", "[[0.0, 1.0]]", "--q", "[[0.5, 0.5]]", "--strict", code=2)
+    assert ran.stderr == ("lossctl: error: --strict: d loss / d --p: 1 of 2 elements are not finite (1 nan) as torch "
+                          "autograd computes them: an input at the edge of the loss's domain (a probability of 0 or 1, "
+                          "a -inf logit) or an overflow (--strict makes warnings errors)\n")

@@ -222,3 +222,46 @@ def test_ce_equals_entropy_plus_kl(logits, target_logits):
     h = _none("entropy", probs=q)
     kl = _none("kl", logits=x, target=q).sum(axis=-1)
     np.testing.assert_allclose(ce, h + kl, rtol=1e-9, atol=1e-9)
+
+
+@SLOW
+@given(data=st.data())
+def test_ce_gradient_equals_torch_autograd_over_its_options(data):
+    """`lossctl grad ce` against torch.autograd.grad of F.cross_entropy on arbitrary shapes (N, C, d...), classes
+    first or last (L == C too), -inf masks, class weights with zeros, ignored targets, label smoothing, index or
+    probability targets, every reduction, float64 and float32. Where the mean has no denominator lossctl refuses
+    (torch's nan), and nothing else."""
+    import torch.nn.functional as F
+
+    from lossctl.grad import gradient
+
+    draw = data.draw
+    n, c, extra = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.lists(st.integers(1, 3), max_size=2))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.normal(size=(n, c, *extra)) * 3
+    x[rng.random(x.shape) < draw(st.sampled_from([0.0, 0.2]))] = -np.inf
+    probs = draw(st.booleans())
+    t = np.moveaxis(rng.dirichlet(np.ones(c), (n, *extra)), -1, 1) if probs else rng.integers(0, c, (n, *extra))
+    options = {"label_smoothing": draw(st.sampled_from([0.0, 0.3]))}
+    if not probs:
+        options["ignore_index"] = draw(st.sampled_from([-100, 0]))
+    weight = rng.uniform(0, 2, c) * (rng.random(c) < 0.7) if draw(st.booleans()) else None
+    reduction, dtype = draw(st.sampled_from(["mean", "sum", "none"])), draw(st.sampled_from(["float64", "float32"]))
+    last = bool(extra) and draw(st.booleans())
+    tdt = getattr(torch, dtype)
+    X = torch.tensor(x, dtype=tdt, requires_grad=True)
+    T = torch.tensor(t, dtype=tdt) if probs else torch.from_numpy(t)
+    W = None if weight is None else torch.tensor(weight, dtype=tdt)
+    loss = F.cross_entropy(X, T, weight=W, reduction=reduction, **options)
+    (want,) = torch.autograd.grad(loss.sum(), X)
+    given_x, given_t = (np.moveaxis(x, 1, -1), np.moveaxis(t, 1, -1) if probs else t) if last else (x, t)
+    arrays = {"logits": given_x, "target": given_t, **({"weight": weight} if weight is not None else {})}
+    try:
+        res = gradient("ce", reduction=reduction, dtype=dtype, class_axis=-1 if last else 1, **arrays, **options)
+    except LossctlError as err:
+        assert "has no denominator" in str(err) and reduction == "mean" and not np.isfinite(loss.item()), err
+        return
+    got = np.moveaxis(res.gradients["logits"], -1, 1) if last else res.gradients["logits"]
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == "float64" else {"rtol": 1.3e-6, "atol": 1e-5}
+    np.testing.assert_allclose(got, want.numpy(), equal_nan=True, **tol)
+    np.testing.assert_allclose(res.value, loss.sum().item(), equal_nan=True, **tol)
