@@ -316,6 +316,22 @@ def test_huge_header_length_is_refused_before_reading(tmp_path):
     assert peak < 16 * 2**20
 
 
+@pytest.mark.parametrize("shape, why", [
+    ("(0, 9223372036854775807)", "too big for an array"),
+    ("(99999999999999999999, 0)", "too big for an array"),
+    ("(4294967296, 4294967296, 0)", "too big for an array"),
+    ("(" + "1, " * 70 + ")", "70 axes, NumPy's limit is 64"),
+])
+def test_npy_shape_numpy_cannot_make_is_one_line(tmp_path, shape, why):
+    """A zero-size shape passes the bytes check (no data is due), but NumPy cannot make the array either."""
+    path = tmp_path / "odd.npy"
+    path.write_bytes(npy_bytes(f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}", b"\0" * 8))
+    shown = shape if "1, 1" not in shape else "(1, 1, 1, 1, ... 70 axes)"
+    ran = run_cli(*ce(str(path)), code=2)
+    assert ran.stderr == f"lossctl: error: --logits ({path}): malformed .npy header: shape {shown} ({why})\n"
+    assert ran.stdout == ""
+
+
 def test_neg_inf_logits_are_allowed_as_a_mask(files):
     result = run_cli(*ce(str(files / "neginf.npy"), TARGET, "--format", "plain"), code=None)
     assert result.exit_code == 0, result.stderr
