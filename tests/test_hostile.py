@@ -332,6 +332,16 @@ def test_npy_shape_numpy_cannot_make_is_one_line(tmp_path, shape, why):
     assert ran.stdout == ""
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_streamed_npy_of_no_rows_allocates_no_chunk_of_its_rows(tmp_path, threads):
+    """(0, 2**40) float64: no data, so no truncation; a chunk buffer of even one such row would be 8 TiB."""
+    path = tmp_path / "wide.npy"
+    path.write_bytes(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 1099511627776), }"))
+    ran = run_cli("l1", "--input", str(path), "--target", str(path), "--stream", "--threads", threads, code=2)
+    assert ran.stderr == (f"lossctl: error: --input ({path}): is empty (shape (0, 1099511627776)): "
+                          "there is nothing to compute\n")
+
+
 def test_neg_inf_logits_are_allowed_as_a_mask(files):
     result = run_cli(*ce(str(files / "neginf.npy"), TARGET, "--format", "plain"), code=None)
     assert result.exit_code == 0, result.stderr
