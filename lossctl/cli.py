@@ -147,15 +147,38 @@ def emit(obj: Any, fmt: str) -> None:
         _err(f"warning: {w}")
     out = render(obj, fmt)
     if isinstance(out, str):
-        sys.stdout.write(out + "\n")
-    else:
-        from rich.console import Console
+        write_data(out + "\n")
+        return
+    from rich.console import Console
 
-        class Quiet(Console):
-            def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
-                _pipe_closed()
+    class Quiet(Console):
+        def on_broken_pipe(self) -> None:  # Rich's own exits 1, which means a failed check here
+            _pipe_closed()
 
+    with _writing():
         Quiet(highlight=False, markup=False, soft_wrap=False).print(out)
+        sys.stdout.flush()
+
+
+def write_data(text: str) -> None:
+    """Data to stdout, flushed, so that a failed write is reported here rather than as Python's exit message."""
+    with _writing():
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _writing():
+    """A write to stdout that fails (a full disk, an I/O error; not a closed pipe, which stops quietly) is one
+    error line, exit 2, not a traceback; what is left in the buffer goes to /dev/null at exit."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise UsageError(f"cannot write ({exc.strerror or exc})", option="standard output") from None
 
 
 @contextlib.contextmanager
@@ -325,7 +348,7 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         for w in result.warnings:
             _err(f"warning: {w}")
         # strict JSON, as every JSON output: a sum of inf or nan (torch's own result) is written as a string
-        sys.stdout.write(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
+        write_data(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
     emit(result, fmt)
     if expect[0] is not None:
@@ -358,7 +381,7 @@ def single_loss_command(name: str):
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"lossctl {__version__}\n")
+        write_data(f"lossctl {__version__}\n")
         raise typer.Exit(0)
 
 
@@ -571,7 +594,7 @@ def _print_partial(doc: dict[str, Any]) -> None:
 
     for w in doc.get("warnings", ()):
         _err(f"warning: {w}")
-    sys.stdout.write(json.dumps(json_value(doc), allow_nan=False) + "\n")
+    write_data(json.dumps(json_value(doc), allow_nan=False) + "\n")
 
 
 # --- gradients -------------------------------------------------------------------------------------------------
@@ -673,6 +696,9 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except LossctlError as exc:  # raised outside a command's handles_errors (an eager option's callback)
+        _err(f"error: {exc}")
+        sys.exit(exc.exit_code)
     except Exception as exc:
         if type(exc).__name__ == "Abort":  # Click's form of Ctrl-C
             _err("interrupted")

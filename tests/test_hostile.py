@@ -440,6 +440,20 @@ def test_closed_stdout_exits_quietly(tmp_path):
     assert b"Traceback" not in err and b"Error" not in err, err
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [ce(LOGITS, TARGET, "-f", "plain"), ce(LOGITS, TARGET, "-f", "table"),
+                                  ce(LOGITS, TARGET, "--partials"), ["--version"]])
+def test_a_full_disk_on_stdout_is_one_line(args):
+    """A write to stdout that fails (ENOSPC) was a traceback, or Python's 'Exception ignored' and exit 120."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a user's shell runs it
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(_lossctl(*args), stdout=full, stderr=subprocess.PIPE, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == "lossctl: error: standard output: cannot write (No space left on device)\n"
+
+
 def test_sigint_exits_130_without_traceback():
     # --logits - waits on a stdin that never ends: the process is interrupted mid-read.
     proc = subprocess.Popen(_lossctl("ce", "--logits", "-", "--target", "[0]"), stdin=subprocess.PIPE,
