@@ -683,6 +683,8 @@ def main() -> None:
         command, args, prog = single_grad_command(args[1]), args[2:], f"lossctl grad {args[1]}"
     else:
         command, prog = root_command(), "lossctl"
+        if len(args) > 2 and args[0] == "explain" and args[1] in LOSS_NAMES:
+            args = [*args[:2], *_values_attached(single_loss_command(args[1]), args[2:])]
     try:
         code = command.main(args=args, prog_name=prog, standalone_mode=False)
     except BrokenPipeError:
@@ -711,6 +713,24 @@ def main() -> None:
         _err(f"error: {click_message(exc)} (see {prog} --help)")
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _values_attached(command, args: list[str]) -> list[str]:
+    """`--opt VALUE` as `--opt=VALUE` for a loss's options that take a value. explain passes them on unparsed, and
+    Click would read a value such as -inf as short options there (-i -n -f: --format, taking the next word)."""
+    takes = {o for p in command.params if not getattr(p, "is_flag", False) for o in p.opts if o.startswith("--")}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--":
+            return out + args[i:]
+        if args[i] in takes and i + 1 < len(args):  # as Click takes the next word, whatever it is
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def click_message(exc: Exception) -> str:
