@@ -274,7 +274,7 @@ def load_partials(path: str, kinds: Mapping[str, Callable[[dict], str | None]] |
     for d in flat:
         if isinstance(d, dict):
             _revive_non_finite(d)
-        if not isinstance(d, dict) or d.get("kind") not in kinds:
+        if not isinstance(d, dict) or not isinstance(d.get("kind"), str) or d["kind"] not in kinds:
             raise InputError("not a lossctl partial (made by --partials)", option="merge", source=path)
         problem = kinds[d["kind"]](d)
         if problem:

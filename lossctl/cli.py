@@ -190,6 +190,9 @@ def stdout_errors():
     except BrokenPipeError:
         raise
     except OSError as exc:
+        # what is left in the buffer would fail again at exit (Python's 'Exception ignored', exit 120): drop it
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise UsageError(f"cannot write the output: {exc.strerror or exc}", option="stdout") from None
 
 
@@ -459,7 +462,7 @@ def single_loss_command(name: str):
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"lossctl {__version__}\n")
+        write_out(f"lossctl {__version__}\n")
         raise typer.Exit(0)
 
 
@@ -820,6 +823,8 @@ def main() -> None:
         command, args, prog = single_grad_command(args[1]), args[2:], f"lossctl grad {args[1]}"
     else:
         command, prog = root_command(), "lossctl"
+        if len(args) > 2 and args[0] == "explain" and args[1] in LOSS_NAMES:
+            args = [*args[:2], *_values_attached(single_loss_command(args[1]), args[2:])]
     try:
         code = command.main(args=args, prog_name=prog, standalone_mode=False)
     except BrokenPipeError:
@@ -833,6 +838,14 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except LossctlError as exc:  # raised outside a command's handles_errors (an eager option's callback)
+        _err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # Click's own writes (--help, completion) to a stdout that fails: a full disk
+        if not _stdout_fails(exc):
+            raise
+        _err(f"error: stdout: cannot write the output: {exc.strerror or exc}")
+        sys.exit(2)
     except Exception as exc:
         if type(exc).__name__ == "Abort":  # Click's form of Ctrl-C
             _err("interrupted")
@@ -847,6 +860,38 @@ def main() -> None:
         _err(f"error: {click_message(exc)} (see {where} --help)")
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stdout_fails(exc: OSError) -> bool:
+    """Whether an OSError that reached main (Click's own writes: --help, completion) is stdout failing to take
+    what was written (a full disk, an I/O error): then what is left in its buffer is dropped, so that it cannot
+    fail again at exit (Python's 'Exception ignored', exit 120). The commands turn their own OSErrors into lossctl
+    errors, so none of them gets here."""
+    import errno
+
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        return False
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return True
+
+
+def _values_attached(command, args: list[str]) -> list[str]:
+    """`--opt VALUE` as `--opt=VALUE` for a loss's options that take a value. explain passes them on unparsed, and
+    Click would read a value such as -inf as short options there (-i -n -f: --format, taking the next word)."""
+    takes = {o for p in command.params if not getattr(p, "is_flag", False) for o in p.opts if o.startswith("--")}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--":
+            return out + args[i:]
+        if args[i] in takes and i + 1 < len(args):  # as Click takes the next word, whatever it is
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def click_message(exc: Exception) -> str:

@@ -255,7 +255,7 @@ class Chunks:
         """The chunk of rows from `start`, read by the calling thread into buffers of its own."""
         buffers = getattr(self._local, "buffers", None)
         if buffers is None:
-            buffers = self._local.buffers = {role: np.empty((self.step, *r.header.shape[1:]), r.dtype)
+            buffers = self._local.buffers = {role: np.empty((min(self.step, r.rows), *r.header.shape[1:]), r.dtype)
                                              for role, r in self.readers.items()}
         return {role: r.read_at(start, self.step, buffers[role]) for role, r in self.readers.items()}
 

@@ -131,6 +131,15 @@ def test_merge_rejects_other_json(tmp_path):
     assert res.exit_code == 2 and "not a lossctl partial" in res.stderr
 
 
+@pytest.mark.parametrize("kind", ['["lossctl-partial"]', '{"a": 1}', "1", "null"])
+def test_merge_refuses_a_kind_that_is_no_string(tmp_path, kind):
+    """A 'kind' of a list or an object was looked up among the kinds' names: an unhashable-type traceback."""
+    path = tmp_path / "x.json"
+    path.write_text(f'{{"kind": {kind}, "version": 1}}')
+    res = run_cli("merge", str(path), code=2)
+    assert res.stderr == f"lossctl: error: merge ({path}): not a lossctl partial (made by --partials)\n"
+
+
 def test_partials_refuse_reduction_none(shards):
     d, *_ = shards
     res = invoke("ce", "--logits", d / "l0.npy", "--target", d / "t0.npy", "--reduction", "none", "--partials")

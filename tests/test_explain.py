@@ -162,6 +162,20 @@ def test_cli_explain(cli):
     assert "No such option: --margin" in res.stderr
 
 
+def test_explain_takes_an_option_value_that_looks_like_short_options(cli):
+    """-inf and -Infinity after a loss's option were read by explain's own parse as -i -n -f, -f (--format) taking
+    the next word: 'lossctl: error: --format: must be one of ...; got '-f''. They are the option's value, as
+    `lossctl LOSS` reads them."""
+    x1, x2, y = [1.0, 3.0], [2.0, 0.5], [1, -1]
+    ran = cli("explain", "margin-ranking", "--x1", json.dumps(x1), "--x2", json.dumps(x2), "--target", json.dumps(y),
+              "--margin", "-inf", "-f", "json")
+    expected = torch.nn.MarginRankingLoss(margin=float("-inf"))(torch.tensor(x1), torch.tensor(x2),
+                                                                 torch.tensor(y, dtype=torch.float32))
+    assert float(json.loads(ran.stdout)["totals"]["value"]) == expected.item() and ran.stderr == ""
+    ran = cli("explain", "mse", "--input", "[1.0]", "--target", "-Infinity", "-f", "json", code=2)
+    assert ran.stderr == "lossctl: error: --target: -inf (literal); inputs must be finite\n"
+
+
 @pytest.mark.parametrize("logits", [["examples/logits.npy", "examples/logits.csv"], ["examples/logits.*"]])
 def test_explain_refuses_several_files_rather_than_explain_the_first(cli, logits):
     """`lossctl ce` gives each file and the total; explain works one set through and used to drop the others."""

@@ -316,6 +316,32 @@ def test_huge_header_length_is_refused_before_reading(tmp_path):
     assert peak < 16 * 2**20
 
 
+@pytest.mark.parametrize("shape, why", [
+    ("(0, 9223372036854775807)", "too big for an array"),
+    ("(99999999999999999999, 0)", "too big for an array"),
+    ("(4294967296, 4294967296, 0)", "too big for an array"),
+    ("(" + "1, " * 70 + ")", "70 axes, NumPy's limit is 64"),
+])
+def test_npy_shape_numpy_cannot_make_is_one_line(tmp_path, shape, why):
+    """A zero-size shape passes the bytes check (no data is due), but NumPy cannot make the array either."""
+    path = tmp_path / "odd.npy"
+    path.write_bytes(npy_bytes(f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}", b"\0" * 8))
+    shown = shape if "1, 1" not in shape else "(1, 1, 1, 1, ... 70 axes)"
+    ran = run_cli(*ce(str(path)), code=2)
+    assert ran.stderr == f"lossctl: error: --logits ({path}): malformed .npy header: shape {shown} ({why})\n"
+    assert ran.stdout == ""
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_streamed_npy_of_no_rows_allocates_no_chunk_of_its_rows(tmp_path, threads):
+    """(0, 2**40) float64: no data, so no truncation; a chunk buffer of even one such row would be 8 TiB."""
+    path = tmp_path / "wide.npy"
+    path.write_bytes(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 1099511627776), }"))
+    ran = run_cli("l1", "--input", str(path), "--target", str(path), "--stream", "--threads", threads, code=2)
+    assert ran.stderr == (f"lossctl: error: --input ({path}): is empty (shape (0, 1099511627776)): "
+                          "there is nothing to compute\n")
+
+
 def test_neg_inf_logits_are_allowed_as_a_mask(files):
     result = run_cli(*ce(str(files / "neginf.npy"), TARGET, "--format", "plain"), code=None)
     assert result.exit_code == 0, result.stderr
@@ -412,6 +438,22 @@ def test_closed_stdout_exits_quietly(tmp_path):
     assert proc.wait(timeout=60) in (0, 1)
     assert float(first) > 0
     assert b"Traceback" not in err and b"Error" not in err, err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [ce(LOGITS, TARGET, "-f", "plain"), ce(LOGITS, TARGET, "-f", "table"),
+                                  ce(LOGITS, TARGET, "--partials"), ["--version"], ["--help"], ["ce", "--help"],
+                                  ["--show-completion", "bash"]])
+def test_a_full_disk_on_stdout_is_one_line(args):
+    """A write to stdout that fails (ENOSPC) was a traceback, or Python's 'Exception ignored' and exit 120; Click's
+    own writes (--help, completion) too."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a user's shell runs it
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(_lossctl(*args), stdout=full, stderr=subprocess.PIPE, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == "lossctl: error: stdout: cannot write the output: No space left on device\n"
 
 
 def test_sigint_exits_130_without_traceback():

@@ -77,6 +77,7 @@ def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = No
     if any(int(d) < 0 for d in shape):
         raise InputError(f"malformed .npy header: negative dimension in shape {shape}", option=option, source=source)
     header = NpyHeader(tuple(int(d) for d in shape), dtype, bool(fortran), len(head) + len(raw_len) + hlen)
+    _check_fits(header, option=option, source=source)
     if size is not None and header.offset + header.nbytes > size:
         raise InputError(
             f"truncated: the header declares shape {header.shape} ({header.nbytes} bytes of {dtype}) "
@@ -84,6 +85,22 @@ def read_header(fp: BinaryIO, *, option: str, source: str, size: int | None = No
             option=option, source=source,
         )
     return header
+
+
+def _check_fits(header: NpyHeader, *, option: str, source: str) -> None:
+    """A shape NumPy cannot make an array of: more than 64 axes, or (zero-size ones too, which pass the bytes
+    check) dimensions whose non-zero product in bytes is past the largest address."""
+    limit, n = np.iinfo(np.intp).max, header.dtype.itemsize
+    for d in header.shape:
+        n *= d or 1
+    if len(header.shape) > 64 or n > limit:
+        why = f"{len(header.shape)} axes, NumPy's limit is 64" if len(header.shape) > 64 else "too big for an array"
+        raise InputError(f"malformed .npy header: shape {_shape_text(header.shape)} ({why})",
+                         option=option, source=source)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return str(shape) if len(shape) <= 8 else f"({', '.join(map(str, shape[:4]))}, ... {len(shape)} axes)"
 
 
 def _first_line(exc: BaseException) -> str:

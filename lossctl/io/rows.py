@@ -46,7 +46,9 @@ class NpyRows:
         self.rows = header.shape[0]
         self.total_bytes = header.nbytes
         self._fp = fp
-        self._buffers = [np.empty((step, *header.shape[1:]), header.dtype) for _ in range(max(buffers, 2))]
+        # no more rows than the file has: a file of no rows allocates nothing, however wide its header says a row is
+        self._buffers = [np.empty((min(step, self.rows), *header.shape[1:]), header.dtype)
+                         for _ in range(max(buffers, 2))]
         self._slot = 0
         self._done = 0
 
