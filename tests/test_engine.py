@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import subprocess
 import sys
@@ -344,6 +345,28 @@ def test_kl_zero_times_log_zero_is_explained(cli):
                         torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64), reduction="batchmean")
     assert torch.isnan(want) and json.loads(res.stdout)["value"] == "nan"  # torch's number, unchanged
     assert "both 0" in res.stderr and "0 * -inf" in res.stderr and "non-zero probability" not in res.stderr
+
+
+@pytest.mark.parametrize(("model", "target", "kind", "backend"), [
+    ("--log-probs", "[[0.0, 1.0]]", "prob", "numpy"), ("--log-probs", "[[0.0, 1.0]]", "prob", "torch"),
+    ("--logits", "[[0.0, 1.0]]", "prob", "numpy"), ("--log-probs", "[[-Infinity, 0.0]]", "log-prob", "numpy"),
+    ("--logits", "[[-Infinity, 0.0]]", "logits", "torch")])
+def test_kl_zero_times_log_zero_is_explained_for_every_input_form(cli, model, target, kind, backend):
+    """A -inf log-probability or logit where the target is 0 (or -inf as a log-probability or logit) is the same
+    0 * -inf = nan in torch as --probs 0 beside --target 0, but it got the generic 'an input of -inf meets a target
+    with non-zero probability', which is the opposite of what happened."""
+    x = torch.tensor([[-math.inf, 0.0]], dtype=torch.float64)
+    t = torch.tensor(json.loads(target.replace("-Infinity", "-1e999")), dtype=torch.float64)
+    logq = x if model == "--log-probs" else x.log_softmax(-1)
+    p = {"prob": t, "log-prob": t, "logits": t.softmax(-1)}[kind]
+    want = F.kl_div(logq, p, reduction="batchmean", log_target=kind == "log-prob")
+    res = cli("kl", model, "[[-Infinity, 0.0]]", "--target", target, "--target-kind", kind, "--reduction",
+              "batchmean", "--backend", backend, "-f", "json")
+    assert torch.isnan(want) and json.loads(res.stdout)["value"] == "nan"  # torch's number, unchanged
+    assert res.stderr.startswith(f"lossctl: warning: {model} and --target both give probability 0 (first at index "
+                                 "[0, 0]: -inf and ")
+    assert "0 * -inf = nan" in res.stderr and "non-zero probability" not in res.stderr
+    assert len(res.stderr.splitlines()) == 1
 
 
 def test_explain_gives_json_and_parses_choices_as_the_loss_does(cli):

@@ -52,19 +52,26 @@ def kl(log_probs=None, logits=None, probs=None, target=None, *, target_kind: str
     values = k.kl_div(logq, t, log_target=(target_kind == "log-prob"))
     if probs is not None:
         warnings += unnormalised_probs(probs, LAST_AXIS, ctx)
-    if probs is not None and target_kind == "prob":
-        warnings += _zero_zero_warning(probs, target)
+    warnings += _zero_zero_warning(role, arr, target, target_kind)
     return LossOutput(values, rows=raw.shape[0] if raw.ndim else 1, warnings=warnings)
 
 
-def _zero_zero_warning(probs: np.ndarray, target: np.ndarray) -> list[str]:
-    """torch's kl_div computes target * (log target - log q): where both are 0 that is 0 * -inf = nan."""
-    both = np.flatnonzero((probs == 0) & (target == 0))
+def _zero_zero_warning(role: str, model: np.ndarray, target: np.ndarray, target_kind: str) -> list[str]:
+    """torch's kl_div computes target * (log target - log q): where the model and the target both give probability
+    0 (a probability of 0; a log-probability or logit of -inf) that is 0 * -inf = nan."""
+    model_zero = model == 0 if role == "probs" else np.isneginf(model)
+    target_zero = target == 0 if target_kind == "prob" else np.isneginf(target)
+    both = np.flatnonzero(model_zero & target_zero)
     if not both.size:
         return []
-    return [Finding("kl-zero-zero", f"--probs and --target are both 0 (first at index {position(probs, both[0])}): "
-                    "torch computes 0 * (log 0 - log 0) = 0 * -inf = nan there; the textbook (and scipy) take "
-                    "0 log 0 = 0")]
+    at = position(model, both[0])
+    if role == "probs" and target_kind == "prob":
+        said = f"--probs and --target are both 0 (first at index {at})"
+    else:
+        said = f"{flag(role)} and --target both give probability 0 (first at index {at}: {model.flat[both[0]]} and " \
+               f"{target.flat[both[0]]})"
+    return [Finding("kl-zero-zero", f"{said}: torch computes 0 * (log 0 - log 0) = 0 * -inf = nan there; the textbook "
+                    "(and scipy) take 0 log 0 = 0")]
 
 
 def entropy(probs=None, logits=None, *, dim: int = -1, ctx: Context) -> LossOutput:
