@@ -45,8 +45,6 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
 def _why_whole(spec: LossSpec, st: Settings, bundle: str | None) -> str:
     if spec.stream is None:
         return f"as {spec.name} does not stream"
-    if st.reduction == "none":
-        return "as reduction none keeps every value"
     if bundle is not None:
         return "as --from is read whole"
     return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns and JSON Lines "
@@ -70,7 +68,7 @@ def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream
 def _may_stream(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool) -> bool:
     """Whether streaming is worth planning: the loss streams, and its batched sources are big files together (or
     one is remote). An upper bound of stream_plan's test, read from the file sizes alone, without lossctl.stream."""
-    if spec.stream is None or st.reduction == "none":
+    if spec.stream is None:
         return False
     if force:
         return True

@@ -536,12 +536,31 @@ def test_classes_last_logits_still_stream_beside_their_targets(tmp_path):
 
 
 def test_a_forced_stream_that_cannot_stream_says_so(tmp_path):
-    files = {"logits": save(tmp_path, "x", logits()), "target": save(tmp_path, "t", RNG.integers(0, C, N))}
-    r = lossctl.compute("ce", stream=True, reduction="none", **files)
-    assert "--stream: read whole instead, as reduction none keeps every value" in r.notes
-    want = F.cross_entropy(torch.from_numpy(np.load(files["logits"])), torch.from_numpy(np.load(files["target"])),
-                           reduction="none")
-    close(r.values, want.numpy(), np.float32)
+    x, y = logits(), RNG.integers(0, 2, (N, C)).astype(np.float32)
+    files = {"input": save(tmp_path, "x", x), "target": save(tmp_path, "y", y)}
+    r = lossctl.compute("multilabel-soft-margin", stream=True, **files)
+    assert "--stream: read whole instead, as multilabel-soft-margin does not stream" in r.notes
+    close(r.value, float(F.multilabel_soft_margin_loss(torch.from_numpy(x), torch.from_numpy(y))), np.float32)
+
+
+def test_reduction_none_streams_in_memory_bounded_by_the_values(tmp_path):
+    """reduction none keeps one value per sample, not the input: the chunks' values are joined in file order."""
+    x, t = logits(np.float32, (N, C, 3)), RNG.integers(0, C, (N, 3))
+    t[::5, 1] = -100
+    files = {"logits": save(tmp_path, "x", x), "target": save(tmp_path, "t", t)}
+    r = streamed("ce", files, reduction="none", threads=2)
+    want = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), reduction="none").numpy()
+    assert r.values.shape == want.shape
+    close(r.values, want, np.float32)
+    close(r.kept, want[t != -100], np.float32)  # the summary's values: the targets not ignored
+    a, b = logits(np.float32, (N, 3)), logits(np.float32, (N, 3))
+    files = {"input": save(tmp_path, "a", a), "target": save(tmp_path, "b", b)}
+    r = streamed("mse", files, reduction="none")
+    close(r.values, F.mse_loss(torch.from_numpy(a), torch.from_numpy(b), reduction="none").numpy(), np.float32)
+    q = torch.softmax(torch.from_numpy(logits()), 1)
+    files = {"logits": save(tmp_path, "x2", x[:, :, 0].copy()), "target": save(tmp_path, "q", q.numpy())}
+    want = F.kl_div(torch.log_softmax(torch.from_numpy(x[:, :, 0].copy()), 1), q, reduction="none").numpy()
+    close(streamed("kl", files, reduction="none").values, want, np.float32)
 
 
 def test_a_whole_array_warning_survives_a_short_last_chunk(tmp_path, monkeypatch):
