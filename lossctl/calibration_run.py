@@ -165,7 +165,20 @@ def _plan(sources: Mapping[str, Any], cs: CalibrationSettings, stream: bool | No
         return None
     if bundle is not None or stream is False:
         return None
-    return stream_plan(CALIBRATION, sources, cs.loss_settings(), stream)
+    planned = stream_plan(CALIBRATION, sources, cs.loss_settings(), stream)
+    return planned if planned is None or _task_fits(planned, cs.task) else None
+
+
+def _task_fits(p: streaming.Plan, task: str) -> bool:
+    """Whether the files' shapes give the task, as calibration_inputs decides it; where they do not, the files are
+    read whole, so that the error names their shapes, not a chunk's."""
+    ndim = {i.role: i.ndim for i in p.inputs}
+    scores = next((n for role, n in ndim.items() if role != "target"), None)
+    target = ndim.get("target")
+    if scores is None or target is None:
+        return True
+    binary, multiclass = scores == target, scores >= 2 and scores == target + 1
+    return {"binary": binary, "multiclass": multiclass}.get(task, (binary and scores == 1) or multiclass)
 
 
 def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progress=None) -> CalibrationSums:
