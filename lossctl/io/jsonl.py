@@ -243,6 +243,13 @@ def read_key(path: str, key: str | None, option: str, data: bytes | None = None)
     return arr
 
 
+def key_names(path: str) -> list[str]:
+    """The fields `--from FILE` reads (read_keys' choice), from the first line holding data alone."""
+    rows = JsonlRows(path, "--from", None, 1, bundle=True)
+    rows.close()
+    return [str(k) for k in rows.keys]
+
+
 def read_keys(path: str, data: bytes | None = None) -> dict[str, np.ndarray]:
     """`--from FILE.jsonl`: each field of the first line that holds numbers, read from every line."""
     return {str(k): v for k, v in _read_all(path, "--from", None, True, data).items()}
