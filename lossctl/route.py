@@ -48,10 +48,10 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
 
 
 def bundled_rows(spec: LossSpec, sources: Mapping[str, Any], bundle: str) -> dict[str, Any] | None:
-    """A --from bundle of rows (Parquet/Arrow, JSON Lines) as FILE:KEY sources, one per role it fills (as
-    pipeline.bundle_roles picks them: not a role whose group an option gives), so that it streams as those sources
-    do; None where it is read whole: another format, or keys that do not give each required role exactly once
-    (the whole read then names what is wrong)."""
+    """A --from bundle that streams (Parquet/Arrow, JSON Lines, a local .safetensors) as FILE:KEY sources, one per
+    role it fills (as pipeline.bundle_roles picks them: not a role whose group an option gives), so that it streams
+    as those sources do; None where it is read whole: another format, or keys that do not give each required role
+    exactly once (the whole read then names what is wrong)."""
     if isinstance(bundle, os.PathLike):
         bundle = os.fspath(bundle)
     try:
@@ -76,9 +76,10 @@ def _why_whole(spec: LossSpec, st: Settings, bundle: str | None) -> str:
     if spec.stream is None:
         return f"as {spec.name} does not stream"
     if bundle is not None:
-        return "as a --from bundle is read whole (but Parquet/Arrow and JSON Lines, whose keys fill each role once)"
-    return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns and JSON Lines "
-            "keys do, with rows that line up)")
+        return ("as a --from bundle is read whole (but Parquet/Arrow, JSON Lines and .safetensors, whose keys fill "
+                "each role once)")
+    return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns, JSON Lines "
+            "keys and local float32/float64/int64 .safetensors tensors do, with rows that line up)")
 
 
 def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream: bool | None) -> Plan | None:

@@ -95,6 +95,13 @@ def _describe(source: Any, role: str, header: str = "auto") -> _Input | None:
         if h.fortran or not h.shape:
             return None
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
+    if ext == ".safetensors":
+        from .io.safetensors import rows_header
+
+        h = rows_header(path, key, flag(role))
+        if h is None:
+            return None
+        return _Input(role, source, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext in TABLE_DELIMITERS:
         with io.TextIOWrapper(open_binary(path, flag(role)), encoding="utf-8-sig", errors="replace") as fp:
             head = table_lines(fp, limit=2)  # the first lines holding data: comments and blank lines come first

@@ -78,8 +78,8 @@ class Reader(NamedTuple):
 
 
 def bundle_keys(source: str) -> list[str] | None:
-    """The keys `--from SOURCE` reads, where its format streams by rows (Parquet/Arrow, JSON Lines) and its reader
-    opens it itself; None for any other bundle (read whole)."""
+    """The keys `--from SOURCE` reads, where its format streams by rows (Parquet/Arrow, JSON Lines, a local
+    .safetensors) and its reader opens it itself; None for any other bundle (read whole)."""
     reader = READERS.get(os.path.splitext(source)[1].lower()) if source != "-" else None
     if reader is None or reader.keys_name is None or not reader.takes(source) or not (
             is_url(source) or os.path.isfile(source)):
@@ -98,7 +98,7 @@ def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
 
 
 register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True,
-                                          remote="seekable"))
+                                          remote="seekable", keys_name="tensor_names"))
 register_reader((".parquet",), Reader("arrow", "read_column", "read_columns", binary=True, rows_name="ArrowRows",
                                       remote="seekable", keys_name="column_names"))
 register_reader((".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,

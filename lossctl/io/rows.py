@@ -292,6 +292,15 @@ def open_rows(source: str, option: str, step: int, header: str = "auto", buffers
             fp.close()
             return None
         return NpyRows(fp, path, option, npy, step, buffers)
+    if ext == ".safetensors":
+        from .safetensors import rows_header
+
+        npy = rows_header(path, key, option)
+        if npy is None:
+            return None
+        fp = open(path, "rb")  # noqa: SIM115  closed by NpyRows.close
+        fp.seek(npy.offset)
+        return NpyRows(fp, source, option, npy, step, buffers)
     if ext in TABLE_DELIMITERS:
         try:
             import pandas  # noqa: F401
