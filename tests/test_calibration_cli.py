@@ -154,6 +154,20 @@ def test_a_streamed_file_of_no_task_is_named_by_its_whole_shape(cli, digits, tmp
     assert_matches(doc, p, y)
 
 
+def test_a_from_bundle_of_rows_streams(cli, digits, tmp_path, monkeypatch):
+    """--from FILE.parquet was read whole, every column: 4.6 GB of RSS for a 430 MB file that streams at 360 MB
+    given as --logits FILE:logits --target FILE:target. Its columns now stream as those do."""
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    x, t = np.load(digits["logits"]), np.load(digits["target"])
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"logits": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1]),
+                             "target": pa.array(t)}), path, row_group_size=50)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 400)
+    doc = run_json(cli, "--from", path, "--stream")
+    assert any(n.startswith("streamed in") for n in doc["notes"]), doc["notes"]
+    assert_matches(doc, x, t)
+
+
 def test_partials_of_two_halves_merge_to_the_whole(cli, digits, tmp_path):
     x, t = np.load(digits["logits"]), np.load(digits["target"])
     docs = []
