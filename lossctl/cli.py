@@ -145,7 +145,7 @@ def resolve_format(fmt: str, *, by_class: bool = False, worst: int = 0) -> str:
 
 def emit(obj: Any, fmt: str) -> None:
     """Warnings to stderr, then the data in `fmt` to stdout."""
-    from .render import render
+    from .render import Blocks, render
 
     fmt = resolve_format(fmt)
     for w in getattr(obj, "warnings", ()):
@@ -153,6 +153,9 @@ def emit(obj: Any, fmt: str) -> None:
     out = render(obj, fmt)
     if isinstance(out, str):
         sys.stdout.write(out + "\n")
+    elif isinstance(out, Blocks):
+        for block in out:
+            sys.stdout.write(block + "\n")
     else:
         from rich.console import Console
 
