@@ -205,6 +205,7 @@ class _Totals:
     notes: list[str] = field(default_factory=list)
     unit: str = "elements"
     weighted: bool = False
+    form: str = ""  # which of the loss's forms computed it (focal's), a constant of its partial as in memory
     chunks: int = 0
     every: dict[str, str] = field(default_factory=dict)  # findings about the whole file: kept if every chunk has them
     report: Any = None  # the reports' mergeable sums (ReportPartial)
@@ -224,7 +225,7 @@ class _Totals:
         # a rule every chunk reports, kept in the words of its first chunk that could conclude it (not weak)
         self.every = every if self.chunks == 0 else {k: v.joined(every[k]) for k, v in self.every.items() if k in every}
         self.notes += out.notes
-        self.unit, self.weighted = out.unit, out.weighted
+        self.unit, self.weighted, self.form = out.unit, out.weighted, out.form
         self.report = report if self.report is None else self.report + report if report is not None else self.report
         self.chunks += 1
 
@@ -405,7 +406,8 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
     result = make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
                          weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
                          final=final, backend=ctx.backend, report=rep, baselines=found,
-                         constants=fingerprints(spec, {r: i.array for r, i in others.items()}), values=values,
+                         constants={**fingerprints(spec, {r: i.array for r, i in others.items()}),
+                                    **({"form": totals.form} if totals.form else {})}, values=values,
                          kept=kept)
     result.class_weight, result.loss_notes = weight, list(dict.fromkeys(totals.notes))
     return result

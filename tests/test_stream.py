@@ -666,3 +666,31 @@ def test_safetensors_tensors_stream_by_rows_as_npy_does(tmp_path):
     assert not any(n.startswith("streamed in") for n in r.notes) and r.dtype == "float32"
     close(r.value, float(F.cross_entropy(torch.from_numpy(x.astype(np.float16)).float(), torch.from_numpy(t))),
           np.float32)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_js_and_focal_stream_and_equal_their_formulas(tmp_path, reduction):
+    """js and focal read every file whole (2.0 GB of RSS for focal on two 410 MB float32 files, 2.3 GB for js);
+    they now stream, js by rows, focal by elements (its sigmoid form) or by rows beside class indices."""
+    p, q = (torch.softmax(torch.from_numpy(logits()), 1) for _ in range(2))
+    m = (p + q) / 2
+    js = 0.5 * (torch.xlogy(p, p / m) + torch.xlogy(q, q / m)).sum(-1)  # JS(p, q) written out, per row
+    got = streamed("js", {"p": save(tmp_path, "p", p.numpy()), "q": save(tmp_path, "q", q.numpy())},
+                   reduction=reduction, threads=2)
+    reduce = {"mean": torch.mean, "sum": torch.sum, "none": lambda v: v}[reduction]
+    close(got.values if reduction == "none" else got.value, reduce(js).numpy(), np.float32)
+    x, y = torch.from_numpy(logits()), (torch.rand(N, C) < 0.3).float()
+    pt = torch.sigmoid(x) * y + (1 - torch.sigmoid(x)) * (1 - y)  # torchvision's sigmoid_focal_loss written out
+    sigmoid = (0.25 * y + 0.75 * (1 - y)) * F.binary_cross_entropy_with_logits(x, y, reduction="none") * (1 - pt) ** 2
+    got = streamed("focal", {"logits": save(tmp_path, "x", x.numpy()), "target": save(tmp_path, "y", y.numpy())},
+                   reduction=reduction)
+    close(got.values if reduction == "none" else got.value, reduce(sigmoid).numpy(), np.float32)
+    assert got.constants.get("form") == lossctl.compute("focal", logits=x.numpy(), target=y.numpy()).constants["form"]
+    t = torch.from_numpy(RNG.integers(0, C, N))
+    t[::7] = -100
+    logp = torch.log_softmax(x, 1)  # the multi-class form: alpha (1 - p_t)^gamma CE, ignored targets left out
+    values = 0.25 * F.nll_loss((1 - logp.exp()) ** 2 * logp, t, reduction="none")
+    want = values.sum() / (t != -100).sum() if reduction == "mean" else reduce(values)
+    got = streamed("focal", {"logits": save(tmp_path, "x", x.numpy()), "target": save(tmp_path, "t", t.numpy())},
+                   reduction=reduction)
+    close(got.values if reduction == "none" else got.value, want.numpy(), np.float32)
