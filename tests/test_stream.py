@@ -694,3 +694,27 @@ def test_js_and_focal_stream_and_equal_their_formulas(tmp_path, reduction):
     got = streamed("focal", {"logits": save(tmp_path, "x", x.numpy()), "target": save(tmp_path, "t", t.numpy())},
                    reduction=reduction)
     close(got.values if reduction == "none" else got.value, want.numpy(), np.float32)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cosine_and_pairwise_distance_stream_and_equal_torch(tmp_path, reduction):
+    """cosine-embedding, cosine-similarity and pairwise-distance read every file whole (1.4 GB of RSS for
+    cosine-embedding on two 410 MB files, 1.7 GB for cosine-similarity); they now stream by rows."""
+    a, b = torch.from_numpy(logits()), torch.from_numpy(logits())
+    y = torch.from_numpy(np.where(RNG.random(N) < 0.5, 1, -1))
+    files = {"x1": save(tmp_path, "a", a.numpy()), "x2": save(tmp_path, "b", b.numpy())}
+    reduce = {"mean": torch.mean, "sum": torch.sum, "none": lambda v: v}[reduction]
+
+    def value(r):
+        return r.values if reduction == "none" else r.value
+
+    got = streamed("cosine-embedding", {**files, "target": save(tmp_path, "y", y.numpy())}, reduction=reduction,
+                   margin=0.2)
+    close(value(got), F.cosine_embedding_loss(a, b, y, margin=0.2, reduction=reduction).numpy(), np.float32)
+    got = streamed("cosine-similarity", files, reduction=reduction)
+    close(value(got), reduce(F.cosine_similarity(a, b, dim=1)).numpy(), np.float32)
+    got = streamed("pairwise-distance", files, reduction=reduction, p=1.5, keepdim=True)
+    close(value(got), reduce(F.pairwise_distance(a, b, p=1.5, keepdim=True)).numpy(), np.float32)
+    whole = lossctl.compute("cosine-similarity", stream=True, reduction=reduction, dim=0, **files)  # along the rows
+    assert "--stream: read whole instead, as these inputs do not stream" in " ".join(whole.notes)
+    close(value(whole), reduce(F.cosine_similarity(a, b, dim=0)).numpy(), np.float32)
