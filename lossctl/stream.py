@@ -24,7 +24,7 @@ from .io import Loaded, split_key
 from .io.common import native
 from .io.npy import NpyHeader, read_header
 from .io.remote import file_size, is_file, is_url, open_binary
-from .io.rows import open_rows
+from .io.rows import open_row_set, open_rows
 from .io.text import TABLE_DELIMITERS, index_column, sniff_delimiter, split_cells, table_lines
 from .losses._common import ROW_OFFSET, Context
 from .pipeline import (
@@ -240,10 +240,10 @@ class Chunks:
 
     def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int, header: str):
         self.step, self.start = step, 0
-        self.readers = {}
-        for i in p.inputs:
-            self.readers[i.role] = open_rows(i.path, flag(i.role), step, header, buffers=buffers)
-            stack.callback(self.readers[i.role].close)
+        opened = open_row_set({flag(i.role): i.path for i in p.inputs}, step, header, buffers=buffers)
+        self.readers = {i.role: opened[flag(i.role)] for i in p.inputs}
+        for reader in self.readers.values():
+            stack.callback(reader.close)
         self.total_bytes = sum(r.total_bytes for r in self.readers.values())
         self.shape_tail: dict[str, tuple[int, ...]] = {}
         self.random_access = all(getattr(r, "random_access", False) for r in self.readers.values())

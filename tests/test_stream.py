@@ -718,3 +718,26 @@ def test_cosine_and_pairwise_distance_stream_and_equal_torch(tmp_path, reduction
     whole = lossctl.compute("cosine-similarity", stream=True, reduction=reduction, dim=0, **files)  # along the rows
     assert "--stream: read whole instead, as these inputs do not stream" in " ".join(whole.notes)
     close(value(whole), reduce(F.cosine_similarity(a, b, dim=0)).numpy(), np.float32)
+
+
+def test_keys_of_one_json_lines_file_stream_from_one_parse(tmp_path, monkeypatch):
+    """--logits F.jsonl:logits --target F.jsonl:target parsed every line once per key (two readers of one file);
+    the keys now share one reader: each line parsed once, each key's errors still naming its own option."""
+    orjson = pytest.importorskip("orjson")
+    from lossctl.io import jsonl
+
+    x, t = logits(np.float64), RNG.integers(0, C, N)
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"logits": r.tolist(), "target": int(y)}) + "\n"
+                            for r, y in zip(x, t, strict=True)))
+    parsed = []
+    monkeypatch.setattr(jsonl, "_FAST", lambda raw: parsed.append(raw) or orjson.loads(raw))
+    files = {"logits": f"{path}:logits", "target": f"{path}:target"}
+    got = streamed("ce", files, threads=2)
+    close(got.value, float(F.cross_entropy(torch.from_numpy(x), torch.from_numpy(t))), np.float64)
+    assert len(parsed) == N + 2  # once per line, not once per key (2 N + 2); the planner reads each key's first line
+    lines = path.read_text().splitlines()
+    lines[9] = json.dumps({"logits": x[9].tolist(), "target": "cat"})
+    path.write_text("\n".join(lines) + "\n")
+    errors = streamed_and_whole_errors("ce", files)
+    assert errors[0] == errors[1] and errors[0].startswith(f"--target ({path}): line 10, key 'target'"), errors

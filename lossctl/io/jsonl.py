@@ -99,6 +99,7 @@ class JsonlRows:
     def __init__(self, path: str, option: str, key: str | None, step: int = CHUNK_LINES, *, bundle: bool = False,
                  data: bytes | None = None):
         self.path, self.option = path, option
+        self.options: dict[str | None, str] = {}  # the option each key is read for, where several share the file
         # Standard input's bytes, or a local file or a URL read front to back (closed by close()); a size of 0: a
         # server that does not say.
         self.total_bytes = len(data) if data is not None else file_size(path, option) or 0
@@ -158,7 +159,8 @@ class JsonlRows:
                 elif not isinstance(obj, dict):
                     raise InputError(f"line {no}: not a JSON object but {_describe(obj)}", **where)
                 elif k not in obj:
-                    raise InputError(f"line {no}: no key {k!r} (it has: {listing(obj) or 'none'})", **where)
+                    raise InputError(f"line {no}: no key {k!r} (it has: {listing(obj) or 'none'})",
+                                     option=self.options.get(k, self.option), source=self.path)
                 else:
                     out.append(obj[k])
         return {k: self._column(vals, lines, k) for k, vals in values.items()}
@@ -174,6 +176,7 @@ class JsonlRows:
             self._widths[key] = (len(vals[0]) if type(vals[0]) is list else None, lines[0][0])
         width, set_by = self._widths[key]
         name = "" if key is None else f", key {key!r}"
+        option = self.options.get(key, self.option)
         if width is None:
             flat, kinds = vals, set(map(type, vals))
         else:
@@ -181,35 +184,36 @@ class JsonlRows:
                 if type(v) is not list or len(v) != width:
                     got = f"a list of {len(v)}" if type(v) is list else _describe(v)
                     raise InputError(f"line {no}{name}: {got} where line {set_by} has a list of {width} (ragged)",
-                                     option=self.option, source=self.path)
+                                     option=option, source=self.path)
             flat = list(chain.from_iterable(vals))
             kinds = set(map(type, flat))
         if not kinds <= set(NUMBER):
-            self._refuse_non_number(vals, lines, name, rows=width is not None)
+            self._refuse_non_number(vals, lines, name, option, rows=width is not None)
         return self._to_array(flat, (len(vals),) if width is None else (len(vals), width), float in kinds, lines,
-                              name)
+                              name, option)
 
-    def _refuse_non_number(self, vals: list, lines: list[tuple[int, bytes]], name: str, *, rows: bool):
+    def _refuse_non_number(self, vals: list, lines: list[tuple[int, bytes]], name: str, option: str, *,
+                           rows: bool):
         for (no, _), v in zip(lines, vals, strict=True):
             for x in (v if rows else [v]):
                 if type(x) not in NUMBER:
-                    raise InputError(f"line {no}{name}: {_describe(x)} is not a number", option=self.option,
+                    raise InputError(f"line {no}{name}: {_describe(x)} is not a number", option=option,
                                      source=self.path)
 
     def _to_array(self, flat: list, shape: tuple[int, ...], floats: bool, lines: list[tuple[int, bytes]],
-                  name: str) -> np.ndarray:
+                  name: str, option: str) -> np.ndarray:
         per_row = shape[1] if len(shape) > 1 else 1
         try:
             arr = np.array(flat, dtype=np.float64 if floats else np.int64).reshape(shape)
         except OverflowError:
             i = next(i for i, v in enumerate(flat) if not -(2**63) <= v < 2**63)
             raise InputError(f"line {lines[i // per_row][0]}{name}: {flat[i]} does not fit in int64",
-                             option=self.option, source=self.path) from None
+                             option=option, source=self.path) from None
         if floats and np.isinf(arr).any():
             for r in np.unique(np.flatnonzero(np.isinf(arr.reshape(len(lines), -1)).any(axis=1))):
                 no, raw = lines[r]
                 if b"Infinity" not in raw:  # written as a number too large (1e999), not as Infinity
-                    raise InputError(f"line {no}{name}: a number overflows float64", option=self.option,
+                    raise InputError(f"line {no}{name}: a number overflows float64", option=option,
                                      source=self.path)
         return arr
 
@@ -241,6 +245,56 @@ def read_key(path: str, key: str | None, option: str, data: bytes | None = None)
     bytes, `path` its name."""
     (arr,) = _read_all(path, option, key, False, data).values()
     return arr
+
+
+class SharedRows:
+    """Several keys of one JSON Lines file streamed together (--logits F.jsonl:logits --target F.jsonl:target):
+    each line is parsed once for all of them, where a reader per key parsed every line once per key. `views`
+    gives each key a reader of its own rows; they are read in turn, the same number of rows each."""
+
+    def __init__(self, path: str, keyed: dict[str, str | None]):
+        options = list(keyed)
+        self.rows = JsonlRows(path, options[0], keyed[options[0]], 1)
+        try:
+            self.rows.keys = [one_name(list(self._first()), key, what="key", hint="FILE.jsonl:KEY", option=option,
+                                       source=path) for option, key in keyed.items()]
+        except BaseException:
+            self.rows.close()
+            raise
+        self.rows.options = dict(zip(self.rows.keys, options, strict=True))
+        self._ready: dict[str | None, np.ndarray] = {}
+
+    def _first(self) -> dict:
+        no, raw = self.rows._head[0]
+        obj = _loads(no, raw, option=self.rows.option, source=self.rows.path)
+        if not isinstance(obj, dict):  # JsonlRows refused it already for a key; stated again for clarity
+            raise InputError(f"line {no} is not a JSON object", option=self.rows.option, source=self.rows.path)
+        return obj
+
+    def take(self, key: str | None, n: int) -> np.ndarray:
+        if key not in self._ready:
+            self._ready = self.rows.read_arrays(n)
+        return self._ready.pop(key)
+
+    def views(self) -> list[KeyRows]:
+        return [KeyRows(self, key, option) for key, option in self.rows.options.items()]
+
+
+class KeyRows:
+    """One key's rows of a SharedRows file, read as a JsonlRows is."""
+
+    def __init__(self, shared: SharedRows, key: str | None, option: str):
+        self.shared, self.key, self.option, self.path = shared, key, option, shared.rows.path
+        self.total_bytes = shared.rows.total_bytes
+
+    def read(self, n: int) -> np.ndarray:
+        return self.shared.take(self.key, n)
+
+    def position(self) -> int:
+        return self.shared.rows.position()
+
+    def close(self) -> None:
+        self.shared.rows.close()
 
 
 def key_names(path: str) -> list[str]:
