@@ -76,8 +76,8 @@ def _why_whole(spec: LossSpec, st: Settings, bundle: str | None) -> str:
     if spec.stream is None:
         return f"as {spec.name} does not stream"
     if bundle is not None:
-        return ("as a --from bundle is read whole (but Parquet/Arrow, JSON Lines and .safetensors, whose keys fill "
-                "each role once)")
+        return ("as this --from bundle is read whole (Parquet/Arrow, JSON Lines and .safetensors bundles stream "
+                "where their keys fill each role once)")
     return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns, JSON Lines "
             "keys and local float32/float64/int64 .safetensors tensors do, with rows that line up)")
 
