@@ -158,7 +158,7 @@ PIPE_CLOSED_EXIT: dict[str, Any] = {"code": 0, "line": None}
 def emit(obj: Any, fmt: str, *, failed: bool = False, line: str | None = None) -> None:
     """Warnings to stderr, then the data in `fmt` to stdout. `failed`: the run exits 1 after it (a check or
     --expect failed), and says `line` on stderr, even if the reader leaves early."""
-    from .render import render
+    from .render import Blocks, render
 
     PIPE_CLOSED_EXIT.update(code=EXIT_CHECK_FAILED if failed else 0, line=line)
     fmt = resolve_format(fmt)
@@ -168,6 +168,11 @@ def emit(obj: Any, fmt: str, *, failed: bool = False, line: str | None = None) -
     if isinstance(out, str):
         if out:  # nothing to print (a list that matches no loss) is no line, not an empty one
             write_out(out + "\n")
+        return
+    if isinstance(out, Blocks):
+        with stdout_errors():
+            for block in out:
+                sys.stdout.write(block + "\n")
         return
     from rich.console import Console
 

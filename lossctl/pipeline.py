@@ -495,13 +495,13 @@ def run_loaded(spec: LossSpec, loaded: Mapping[str, Loaded], st: Settings, dtype
                          warnings=out.warnings, notes=out.notes, final=final, backend=backend,
                          constants={**fingerprints(spec, arrays), **({"form": out.form} if out.form else {})},
                          report=report, baselines=found, values=values,
-                         kept=_not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
+                         kept=not_ignored(values, arrays.get("target"), st.options.get("ignore_index")))
     result.class_weight = arrays.get("weight") if "weight" not in {r.name for r in spec.roles if r.batched} else None
     result.loss_notes = list(dict.fromkeys(out.notes))
     return result
 
 
-def _not_ignored(values, target, ignore_index):
+def not_ignored(values, target, ignore_index):
     """Per-target values without the targets --ignore-index removes (they cost 0 and are no samples)."""
     if values is None or target is None or ignore_index is None or np.shape(target) != np.shape(values):
         return None

@@ -10,7 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .io import split_key
+from .errors import LossctlError
+from .io import bundle_keys, split_key
 from .io.remote import is_url
 from .pipeline import Progress, Settings, backend_for, run_sources
 from .registry import LossSpec
@@ -30,7 +31,11 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
     stream: None decides by size, True streams whenever the inputs allow it, False never streams.
     final: False when this result is one part of a total (see pipeline.make_result).
     """
-    planned = stream_plan(spec, sources, st, stream) if bundle is None else None
+    if bundle is not None and stream is not False:
+        rows = bundled_rows(spec, sources, bundle)
+        planned = stream_plan(spec, rows, st, stream) if rows is not None else None
+    else:
+        planned = stream_plan(spec, sources, st, stream) if bundle is None else None
     if planned is not None:
         from .stream import run_stream
 
@@ -42,15 +47,39 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
     return result
 
 
+def bundled_rows(spec: LossSpec, sources: Mapping[str, Any], bundle: str) -> dict[str, Any] | None:
+    """A --from bundle that streams (Parquet/Arrow, JSON Lines, a local .safetensors) as FILE:KEY sources, one per
+    role it fills (as pipeline.bundle_roles picks them: not a role whose group an option gives), so that it streams
+    as those sources do; None where it is read whole: another format, or keys that do not give each required role
+    exactly once (the whole read then names what is wrong)."""
+    if isinstance(bundle, os.PathLike):
+        bundle = os.fspath(bundle)
+    try:
+        keys = bundle_keys(bundle) if isinstance(bundle, str) else None
+    except LossctlError:
+        return None  # the whole read says what is wrong with the file
+    if keys is None:
+        return None
+    given = {k: v for k, v in sources.items() if v is not None}
+    group = {r.name: r.group or r.name for r in spec.roles}
+    taken = {group[g] for g in given if g in group}
+    filled = {key.replace("-", "_"): f"{bundle}:{key}" for key in keys}
+    out = {**{r: s for r, s in filled.items() if r in group and group[r] not in taken}, **given}
+    for roles in spec.groups().values():
+        present = [r for r in roles if r.name in out]
+        if len(present) > 1 or (not present and all(r.required for r in roles)):
+            return None
+    return out
+
+
 def _why_whole(spec: LossSpec, st: Settings, bundle: str | None) -> str:
     if spec.stream is None:
         return f"as {spec.name} does not stream"
-    if st.reduction == "none":
-        return "as reduction none keeps every value"
     if bundle is not None:
-        return "as --from is read whole"
-    return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns and JSON Lines "
-            "keys do, with rows that line up)")
+        return ("as this --from bundle is read whole (Parquet/Arrow, JSON Lines and .safetensors bundles stream "
+                "where their keys fill each role once)")
+    return ("as these inputs do not stream (only .npy in C order, text tables, Parquet/Arrow columns, JSON Lines "
+            "keys and local float32/float64/int64 .safetensors tensors do, with rows that line up)")
 
 
 def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream: bool | None) -> Plan | None:
@@ -70,7 +99,7 @@ def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream
 def _may_stream(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool) -> bool:
     """Whether streaming is worth planning: the loss streams, and its batched sources are big files together (or
     one is remote). An upper bound of stream_plan's test, read from the file sizes alone, without lossctl.stream."""
-    if spec.stream is None or st.reduction == "none":
+    if spec.stream is None:
         return False
     if force:
         return True

@@ -24,7 +24,7 @@ from .io import Loaded, split_key
 from .io.common import native
 from .io.npy import NpyHeader, read_header
 from .io.remote import file_size, is_file, is_url, open_binary
-from .io.rows import open_rows
+from .io.rows import open_row_set, open_rows
 from .io.text import TABLE_DELIMITERS, index_column, sniff_delimiter, split_cells, table_lines
 from .losses._common import ROW_OFFSET, Context
 from .pipeline import (
@@ -37,10 +37,11 @@ from .pipeline import (
     load_source,
     make_result,
     move_class_axis,
+    not_ignored,
     run_report,
     wants_baselines,
 )
-from .reduce import Partial, partial_of
+from .reduce import Partial, as_numpy, partial_of
 from .registry import LossSpec, flag
 from .result import Result
 
@@ -94,6 +95,13 @@ def _describe(source: Any, role: str, header: str = "auto") -> _Input | None:
         if h.fortran or not h.shape:
             return None
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
+    if ext == ".safetensors":
+        from .io.safetensors import rows_header
+
+        h = rows_header(path, key, flag(role))
+        if h is None:
+            return None
+        return _Input(role, source, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext in TABLE_DELIMITERS:
         with io.TextIOWrapper(open_binary(path, flag(role)), encoding="utf-8-sig", errors="replace") as fp:
             head = table_lines(fp, limit=2)  # the first lines holding data: comments and blank lines come first
@@ -197,12 +205,18 @@ class _Totals:
     notes: list[str] = field(default_factory=list)
     unit: str = "elements"
     weighted: bool = False
+    form: str = ""  # which of the loss's forms computed it (focal's), a constant of its partial as in memory
     chunks: int = 0
     every: dict[str, str] = field(default_factory=dict)  # findings about the whole file: kept if every chunk has them
     report: Any = None  # the reports' mergeable sums (ReportPartial)
+    values: list[np.ndarray] = field(default_factory=list)  # reduction none: each chunk's values, in chunk order
+    kept: list[np.ndarray | None] = field(default_factory=list)  # and those of the targets not ignored
 
-    def add(self, part: Partial, out, report) -> None:
+    def add(self, part: Partial, out, report, values=None, kept=None) -> None:
         self.partial = self.partial + part
+        if values is not None:
+            self.values.append(values)
+            self.kept.append(kept)
         # the first finding of each rule, in chunk order: what one pass over the whole file reports
         seen = {getattr(w, "key", w) for w in self.warnings}
         self.warnings += [w for w in out.warnings
@@ -211,7 +225,7 @@ class _Totals:
         # a rule every chunk reports, kept in the words of its first chunk that could conclude it (not weak)
         self.every = every if self.chunks == 0 else {k: v.joined(every[k]) for k, v in self.every.items() if k in every}
         self.notes += out.notes
-        self.unit, self.weighted = out.unit, out.weighted
+        self.unit, self.weighted, self.form = out.unit, out.weighted, out.form
         self.report = report if self.report is None else self.report + report if report is not None else self.report
         self.chunks += 1
 
@@ -226,10 +240,10 @@ class Chunks:
 
     def __init__(self, p: Plan, stack: ExitStack, step: int, buffers: int, header: str):
         self.step, self.start = step, 0
-        self.readers = {}
-        for i in p.inputs:
-            self.readers[i.role] = open_rows(i.path, flag(i.role), step, header, buffers=buffers)
-            stack.callback(self.readers[i.role].close)
+        opened = open_row_set({flag(i.role): i.path for i in p.inputs}, step, header, buffers=buffers)
+        self.readers = {i.role: opened[flag(i.role)] for i in p.inputs}
+        for reader in self.readers.values():
+            stack.callback(reader.close)
         self.total_bytes = sum(r.total_bytes for r in self.readers.values())
         self.shape_tail: dict[str, tuple[int, ...]] = {}
         self.random_access = all(getattr(r, "random_access", False) for r in self.readers.values())
@@ -294,7 +308,8 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
             named = {r: Loaded(a, paths[r], binary[r]) for r, a in chunk.items()} | others
             arrays = move_class_axis(spec, {**chunk, **{r: item.array for r, item in others.items()}}, st)
             out = compute_output(spec, arrays, st, ctx, named)
-            return partial_of(out, st.reduction), out, run_report(spec, arrays, st, out, start)
+            done = partial_of(out, st.reduction), out, run_report(spec, arrays, st, out, start)
+            return done + _chunk_values(out, arrays, st) if st.reduction == "none" else done
         finally:
             ROW_OFFSET.reset(token)
 
@@ -311,6 +326,15 @@ def run_stream(spec: LossSpec, p: Plan, st: Settings, *, dtype: str, backend: st
             runner.submit(job)
         runner.finish()
     return _streamed_result(spec, st, totals, chunks, others, ctx, step, threads, final)
+
+
+def _chunk_values(out, arrays: Mapping[str, np.ndarray], st: Settings) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reduction none: a chunk's values and those of its targets not ignored, copied off the reused buffers."""
+    values = as_numpy(out.values)
+    if any(np.may_share_memory(values, a) for a in arrays.values()):
+        values = values.copy()
+    kept = not_ignored(values, arrays.get("target"), st.options.get("ignore_index"))
+    return values, values if kept is not None and kept.size == values.size else kept
 
 
 def _jobs(chunks: Chunks, work):
@@ -386,9 +410,25 @@ def _streamed_result(spec: LossSpec, st: Settings, totals: _Totals, chunks: Chun
         if found is None:
             notes.append("baselines: a streamed run has them from sums of the targets (class counts, probability "
                          "and label sums); sigmoid focal with soft labels needs every label in memory (--no-stream)")
+    values, kept = _joined(totals) if st.reduction == "none" else (None, None)
     result = make_result(spec, st, totals.partial, dtype=ctx.dtype, shapes=shapes, unit=totals.unit,
                          weighted=totals.weighted, warnings=[*totals.warnings, *totals.every.values()], notes=notes,
                          final=final, backend=ctx.backend, report=rep, baselines=found,
-                         constants=fingerprints(spec, {r: i.array for r, i in others.items()}))
+                         constants={**fingerprints(spec, {r: i.array for r, i in others.items()}),
+                                    **({"form": totals.form} if totals.form else {})}, values=values,
+                         kept=kept)
     result.class_weight, result.loss_notes = weight, list(dict.fromkeys(totals.notes))
     return result
+
+
+def _joined(totals: _Totals) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reduction none: the chunks' values as one array, as a whole read gives them (chunks split the first axis)."""
+    if any(k is None for k in totals.kept):
+        kept = None
+    elif all(k is v for k, v in zip(totals.kept, totals.values, strict=True)):
+        kept = ...  # nothing ignored: the values themselves, flattened below
+    else:
+        kept = np.concatenate([k.reshape(-1) for k in totals.kept])
+    values = np.concatenate(totals.values)
+    totals.values, totals.kept = [], []  # the chunks' copies go once joined: the output is held once, not twice
+    return values, values.reshape(-1) if kept is ... else kept

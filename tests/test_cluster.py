@@ -85,6 +85,15 @@ def shards(name: str, folder: Path, n: int = SHARDS, seed: int = 0) -> dict[str,
             add("--logits", i, x)
         elif name in ("mse", "l1", "huber", "smooth-l1"):
             add("--input", i, x), add("--target", i, rng.standard_normal((N, C)).astype(np.float32))
+        elif name == "js":
+            add("--p", i, torch.softmax(torch.from_numpy(x), 1).numpy())
+            add("--q", i, torch.softmax(torch.from_numpy(rng.standard_normal((N, C))), 1).numpy())
+        elif name == "focal":
+            add("--logits", i, x), add("--target", i, rng.integers(0, 2, (N, C)).astype(np.float32))
+        elif name in ("cosine-embedding", "cosine-similarity", "pairwise-distance"):
+            add("--x1", i, x), add("--x2", i, rng.standard_normal((N, C)).astype(np.float32))
+            if name == "cosine-embedding":
+                add("--target", i, np.where(rng.random(N) < 0.5, 1, -1))
         else:
             raise AssertionError(f"no shard case for streamed loss {name}")
     return out

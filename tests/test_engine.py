@@ -404,6 +404,41 @@ def test_parquet_and_json_lines_stream_by_batch_as_npy_does(tmp_path, monkeypatc
     np.testing.assert_allclose(parts.value, float(F.cross_entropy(x64, torch.from_numpy(t))), rtol=2e-6)
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "feather", "jsonl"])
+def test_a_from_bundle_of_rows_streams_as_its_keys_do(tmp_path, monkeypatch, fmt):
+    """--from FILE.parquet (Arrow, JSON Lines) read every column whole: 1.7 GB of RSS for a 430 MB Parquet file that
+    streams at 220 MB given as --logits FILE:logits --target FILE:target. Its keys now stream as those do."""
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 2000)
+    x, t = RNG.standard_normal((301, 7)).astype(np.float32), RNG.integers(0, 7, 301)
+    w = RNG.uniform(0.5, 2, 7)
+    path = tmp_path / f"s.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps({"id": f"r{i}", "logits": r.tolist(), "target": int(y)}) + "\n"
+                                for i, (r, y) in enumerate(zip(x.astype(np.float64), t, strict=True))))
+    else:
+        pa = pytest.importorskip("pyarrow")
+        table = pa.table({"id": [f"r{i}" for i in range(301)],
+                          "logits": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 7),
+                          "target": pa.array(t)})
+        if fmt == "parquet":
+            pytest.importorskip("pyarrow.parquet").write_table(table, path)
+        else:
+            pytest.importorskip("pyarrow.feather").write_feather(table, path)
+    x64 = torch.from_numpy(x).double() if fmt == "jsonl" else torch.from_numpy(x)
+    for kw in ({}, {"weight": w.tolist()}):
+        got = lossctl.compute("ce", bundle=str(path), **kw)  # 8.4 kB: under the size that streams by itself
+        assert not any(n.startswith("streamed in") for n in got.notes)
+        got = lossctl.compute("ce", bundle=str(path), stream=True, **kw)
+        assert any(n.startswith("streamed in") for n in got.notes), got.notes
+        want = F.cross_entropy(x64, torch.from_numpy(t), weight=torch.tensor(w, dtype=x64.dtype) if kw else None)
+        np.testing.assert_allclose(got.value, float(want), rtol=2e-6)
+    # an option wins for its role, as in a whole read; a bundle holding two of a group is read whole, and refused
+    got = lossctl.compute("ce", bundle=str(path), stream=True, target=np.zeros(301, np.int64))
+    np.testing.assert_allclose(got.value, float(F.cross_entropy(x64, torch.zeros(301, dtype=torch.long))), rtol=2e-6)
+    with pytest.raises(LossctlError, match="--probs"):
+        lossctl.compute("nll", bundle=str(path), stream=True, probs=f"{path}:logits")
+
+
 def test_shell_completion_offers_commands_options_and_choices():
     def complete(words: str, cword: int) -> list[str]:
         env = {**os.environ, "_LOSSCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}

@@ -52,7 +52,8 @@ class Reader(NamedTuple):
     """One format family, its module imported only when a file of its format is read.
 
     In lossctl.io.<module>: `array(path, key, option)` reads FILE[:KEY], `bundle(path)` every array for --from,
-    and `rows` (if any) is its row reader class for streaming. `remote` says which URLs the reader opens itself (so
+    and `rows` (if any) is its row reader class for streaming, `keys_name` the function naming the keys --from reads
+    without reading them (so that a bundle of rows streams). `remote` says which URLs the reader opens itself (so
     that a remote file streams): "any" (it reads front to back), "seekable" (it reads at offsets: remote.seekable
     URLs), or "" (none); other URLs are copied to a local file first.
     """
@@ -63,6 +64,7 @@ class Reader(NamedTuple):
     binary: bool  # binary sources keep their float dtype under --dtype auto
     rows_name: str | None = None
     remote: str = ""
+    keys_name: str | None = None
 
     def takes(self, path: str) -> bool:
         """Whether this reader opens `path` itself (a local path, or a URL of a kind it reads)."""
@@ -83,6 +85,16 @@ class Reader(NamedTuple):
         return self._get(self.rows_name) if self.rows_name else None
 
 
+def bundle_keys(source: str) -> list[str] | None:
+    """The keys `--from SOURCE` reads, where its format streams by rows (Parquet/Arrow, JSON Lines, a local
+    .safetensors) and its reader opens it itself; None for any other bundle (read whole)."""
+    reader = READERS.get(os.path.splitext(source)[1].lower()) if source != "-" else None
+    if reader is None or reader.keys_name is None or not reader.takes(source) or not (
+            is_url(source) or os.path.isfile(source)):
+        return None
+    return reader._get(reader.keys_name)(source)
+
+
 READERS: dict[str, Reader] = {}
 
 
@@ -94,13 +106,13 @@ def register_reader(exts: tuple[str, ...], reader: Reader) -> None:
 
 
 register_reader((".safetensors",), Reader("safetensors", "read_tensor", "read_tensors", binary=True,
-                                          remote="seekable"))
+                                          remote="seekable", keys_name="tensor_names"))
 register_reader((".parquet",), Reader("arrow", "read_column", "read_columns", binary=True, rows_name="ArrowRows",
-                                      remote="seekable"))
+                                      remote="seekable", keys_name="column_names"))
 register_reader((".arrow", ".feather"), Reader("arrow", "read_column", "read_columns", binary=True,
-                                               rows_name="ArrowRows", remote="seekable"))
+                                               rows_name="ArrowRows", remote="seekable", keys_name="column_names"))
 register_reader((".jsonl", ".ndjson"), Reader("jsonl", "read_key", "read_keys", binary=False, rows_name="JsonlRows",
-                                               remote="any"))
+                                               remote="any", keys_name="key_names"))
 
 
 def split_key(source: str) -> tuple[str, str | None]:

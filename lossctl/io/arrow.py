@@ -239,6 +239,29 @@ def read_columns(path: str) -> dict[str, np.ndarray]:
     return {n: to_numpy(table.column(n), n, option="--from", source=path) for n in table.column_names}
 
 
+def column_names(path: str) -> list[str]:
+    """The columns `--from FILE` reads (read_columns' choice), from the schema alone: no column is read."""
+    names: list[str] = []
+
+    def choose(schema) -> list[str]:
+        data = set(data_names(schema))
+        names.extend(f.name for f in schema if f.name in data and is_numbers(f.type))
+        return names[:1] or list(schema.names[:1])
+
+    pa = _pyarrow(path, "--from")
+    try:
+        if path.lower().endswith(".parquet"):
+            pf, close = _parquet(path, "--from")
+            close()
+            choose(pf.schema_arrow)
+        else:
+            _, _, close = _ipc(pa, path, choose, "--from")
+            close()
+    except BROKEN as exc:
+        raise _unreadable(path, exc, "--from") from None
+    return names
+
+
 def _read_table(path: str, choose: Callable, option: str):
     """The columns `choose(schema)` names, read whole; the file is opened once."""
     pa = _pyarrow(path, option)

@@ -10,7 +10,7 @@ import codecs
 import io
 import os
 import re
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -294,6 +294,15 @@ def open_rows(source: str, option: str, step: int, header: str = "auto", buffers
             fp.close()
             return None
         return NpyRows(fp, path, option, npy, step, buffers)
+    if ext == ".safetensors":
+        from .safetensors import rows_header
+
+        npy = rows_header(path, key, option)
+        if npy is None:
+            return None
+        fp = open(path, "rb")  # noqa: SIM115  closed by NpyRows.close
+        fp.seek(npy.offset)
+        return NpyRows(fp, source, option, npy, step, buffers)
     if ext in TABLE_DELIMITERS:
         try:
             import pandas  # noqa: F401
@@ -304,3 +313,32 @@ def open_rows(source: str, option: str, step: int, header: str = "auto", buffers
     if rows is not None:  # Parquet/Arrow by record batch, JSON Lines a chunk of lines at a time
         return rows(path, option, key, step)
     return None
+
+
+def open_row_set(sources: dict[str, str], step: int, header: str = "auto", buffers: int = 2) -> dict[str, Any]:
+    """A row reader (open_rows) for each option's source, in their order; the keys of one JSON Lines file share
+    one reader, which parses each line once for all of them (jsonl.SharedRows)."""
+    from .jsonl import EXTS
+
+    files: dict[str, dict[str, str | None]] = {}
+    for option, source in sources.items():
+        path, key = split_key(source)
+        if os.path.splitext(path)[1].lower() in EXTS:
+            files.setdefault(path, {})[option] = key
+    shared: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    try:
+        for path, keyed in files.items():
+            keys = list(keyed.values())
+            if len(keys) > 1 and None not in keys and len(set(keys)) == len(keys):  # distinct keys, each named
+                from .jsonl import SharedRows
+
+                shared.update(zip(keyed, SharedRows(path, keyed).views(), strict=True))
+        for option, source in sources.items():
+            out[option] = shared[option] if option in shared else open_rows(source, option, step, header, buffers)
+    except BaseException:
+        for reader in [*out.values(), *shared.values()]:
+            if reader is not None:
+                reader.close()
+        raise
+    return out

@@ -187,6 +187,38 @@ def read_tensor(path: str, key: str | None, option: str) -> np.ndarray:
         return _read(path, header, names(header)[0], safe, option=option)
 
 
+STREAMED = ("F32", "F64", "I64")  # read as they are stored: no widening (F16, BF16) or dtype note (I32, U8, BOOL)
+
+
+def rows_header(path: str, key: str | None, option: str):
+    """A local file's tensor as an .npy header (its shape, dtype, and the offset of its bytes), so that it streams
+    by rows as an .npy does; None where it is read whole: a URL, another dtype, a scalar, or a key that does not
+    name one tensor (the whole read says which)."""
+    if is_url(path):
+        return None
+    from .npy import NpyHeader
+
+    require("safetensors", ext=EXT, option=option, source=path)
+    header = read_header(path, option=option)
+    try:
+        name = one_name(list(header.tensors), key, what="tensor", hint="FILE.safetensors:KEY", option=option,
+                        source=path)
+    except InputError:
+        return None
+    info = header.tensors[name]
+    if info.dtype not in STREAMED or not info.shape:
+        return None
+    return NpyHeader(info.shape, np.dtype(NUMPY[info.dtype]), False, header.offset + info.begin)
+
+
+def tensor_names(path: str) -> list[str] | None:
+    """The tensors `--from FILE` reads, from a local file's header alone; None for a URL (read whole)."""
+    if is_url(path):
+        return None
+    require("safetensors", ext=EXT, option="--from", source=path)
+    return list(read_header(path, option="--from").tensors)
+
+
 def read_tensors(path: str) -> dict[str, np.ndarray]:
     """`--from FILE.safetensors`: every tensor, by name."""
     if is_url(path):

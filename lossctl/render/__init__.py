@@ -41,8 +41,52 @@ def check_breakdowns(fmt: str, *, by_class: bool, worst: int) -> None:
 
 
 def render(obj: Any, fmt: str):
-    """`obj` in format `fmt` (not auto: the CLI resolves it); a string, or a Rich renderable for tables."""
+    """`obj` in format `fmt` (not auto: the CLI resolves it); a string, Blocks of text, or a Rich renderable for
+    tables."""
     return importlib.import_module(f"{__name__}.{_MODULES[fmt]}").render(obj)
+
+
+BLOCK = 1 << 16  # values per block of text: reduction none's millions of lines are formatted a block at a time
+
+
+class Blocks:
+    """Text made a block of lines at a time, so that millions of values (reduction none) never stand in memory as
+    one string beside a list of their lines; the CLI writes each block as it comes. str() joins them."""
+
+    def __init__(self, blocks: Callable[[], Any]):
+        self._blocks = blocks  # a function giving an iterator of blocks, each lines joined by newlines
+
+    def __iter__(self):
+        return (b for b in self._blocks() if b)
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+    def __eq__(self, other) -> bool:
+        return str(self) == (str(other) if isinstance(other, Blocks) else other)
+
+    __hash__ = None
+
+
+def value_blocks(values, index: bool, header: str | None = None) -> Blocks:
+    """reduction none's values at repr precision, one per line, in row-major order; with `index`, each line led by
+    its index, one column per axis (CSV), and `header` first."""
+
+    def blocks():
+        import numpy as np
+
+        arr = np.asarray(values)
+        flat = arr.reshape(-1)
+        if header is not None:
+            yield header
+        for start in range(0, flat.size, BLOCK):
+            texts = [repr(v) for v in flat[start:start + BLOCK].tolist()]
+            if index and arr.ndim:
+                at = np.unravel_index(np.arange(start, min(start + BLOCK, flat.size)), arr.shape)
+                texts = map(",".join, zip(*([str(i) for i in a.tolist()] for a in at), texts, strict=True))
+            yield "\n".join(texts)
+
+    return Blocks(blocks)
 
 
 def number(x: float) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..reduce import divisor
-from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number
+from . import BY_CLASS_COLUMNS, WORST_COLUMNS, ByTypeName, breakdown_header, number, value_blocks
 
 if TYPE_CHECKING:
     from ..calibration_result import CalibrationFiles, CalibrationResult
@@ -52,9 +52,8 @@ def _result(obj: Result) -> str:
     if breakdown is not None:
         return breakdown
     if obj.values is not None:
-        values = np.asarray(obj.values)
-        return _table([*(f"i{d}" for d in range(values.ndim)), "value"],
-                      ([*idx, number(values[idx])] for idx in np.ndindex(values.shape)))
+        return value_blocks(obj.values, index=True,
+                            header=",".join([*(f"i{d}" for d in range(np.ndim(obj.values))), "value"]))
     return _table(["loss", "reduction", "value", "total", "denominator", "dtype", "backend"],
                   [[obj.loss, obj.reduction, _value(obj), number(obj.partial.total), _denominator(obj), obj.dtype,
                     obj.backend]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import ByTypeName, number
+from . import ByTypeName, number, value_blocks
 
 if TYPE_CHECKING:
     from ..calibration_result import CalibrationFiles, CalibrationResult
@@ -17,7 +17,7 @@ render = ByTypeName("plain")
 @render.register("Result")
 def _result(obj: Result) -> str:
     if obj.values is not None:
-        return "\n".join(number(v) for v in obj.values.reshape(-1))
+        return value_blocks(obj.values, index=False)
     return number(obj.value)
 
 

@@ -1,11 +1,12 @@
 """Specs of the distance functions (one value per row, not reduced unless asked); computed in losses.distance."""
 
-from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, register_loss
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 PAIR = (Role("x1", "First vectors, e.g. (N, D)."), Role("x2", "Second vectors, broadcastable to x1."))
 
 register_loss(LossSpec(
     name="cosine-similarity", backends=NUMPY_AND_TORCH, torch_name="torch.nn.CosineSimilarity",
+    stream=Streaming("rows", when=lambda options, ndim: options["dim"] % ndim != 0),  # not along the batch axis
     summary="Cosine of the angle between x1 and x2 along --dim; one value per row unless --reduction.",
     formula="cos_n = x1_n . x2_n / (max(||x1_n||, eps) * max(||x2_n||, eps))",
     roles=PAIR,
@@ -19,6 +20,7 @@ register_loss(LossSpec(
 
 register_loss(LossSpec(
     name="pairwise-distance", backends=NUMPY_AND_TORCH, torch_name="torch.nn.PairwiseDistance",
+    stream=Streaming("rows"),
     summary="p-norm distance ||x1 - x2 + eps||_p along the last axis; one value per row unless --reduction.",
     formula="d_n = ||x1_n - x2_n + eps||_p",
     roles=PAIR,

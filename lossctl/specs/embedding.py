@@ -1,9 +1,10 @@
 """Specs of the embedding losses; the compute functions live in lossctl.losses.embedding."""
 
-from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, register_loss
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 register_loss(LossSpec(
     name="cosine-embedding", backends=NUMPY_AND_TORCH, aliases=("cosine",), torch_name="torch.nn.CosineEmbeddingLoss",
+    stream=Streaming("rows", index_target=True),
     summary="1 - cos(x1, x2) for similar pairs (y = 1), max(0, cos - margin) for dissimilar ones (y = -1).",
     formula="loss_n = 1 - cos(x1_n, x2_n) if y_n = 1; max(0, cos(x1_n, x2_n) - margin) if y_n = -1",
     roles=(Role("x1", "First embeddings, (N, D) or (D)."), Role("x2", "Second embeddings, x1's shape."),

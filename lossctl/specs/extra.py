@@ -1,6 +1,6 @@
 """Losses people compute next to torch.nn's: focal, Jensen-Shannon, perplexity. Computed in losses.extra."""
 
-from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, register_loss
+from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 from .classification import (
     BY_ROWS_WITH_INDICES,
     CE_STEPS,
@@ -12,7 +12,8 @@ from .classification import (
 )
 
 register_loss(LossSpec(
-    name="focal", backends=NUMPY_AND_TORCH, lints=("sigmoid-applied", "index-logits-are-probs"), report=LABEL_REPORT,
+    name="focal", backends=NUMPY_AND_TORCH, stream=Streaming("elements", index_target=True),
+    lints=("sigmoid-applied", "index-logits-are-probs"), report=LABEL_REPORT,
     baseline="focal",
     class_roles=("logits",), torch_name="torchvision.ops.sigmoid_focal_loss (not in torch.nn)",
     summary="Focal loss: BCE scaled by (1 - p_t)^gamma and alpha_t; default reduction mean "
@@ -42,6 +43,7 @@ register_loss(LossSpec(
 
 register_loss(LossSpec(
     name="js", backends=NUMPY_AND_TORCH, aliases=("jensen-shannon",), lints=("kind-logits-are-probs",),
+    stream=Streaming("rows"),
     torch_name="none (torch.nn has no Jensen-Shannon loss)",
     summary="Jensen-Shannon divergence between two distributions per row, symmetric and at most ln 2.",
     formula="JS(p, q) = 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2, over the last axis",
