@@ -515,9 +515,7 @@ def decompose_cmd(
     result = decompose(logits=logits, target=target, weight=weight, target_kind=target_kind,
                        label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
                        rtol=rtol, bundle=from_)
-    emit(result, format, failed=not result.ok)
-    if not result.ok:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+    _emit_checked(result, format, [result])
 
 
 @app.command("check", rich_help_panel="Checks", epilog=ONE_SOURCE_HELP)
@@ -540,8 +538,17 @@ def check_cmd(
         (logits, "--logits"), (probs, "--probs"), (target, "--target"), (weight, "--weight")))
     report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
                    bundle=from_)
-    emit(report, format, failed=not report.ok)
-    if not report.ok:
+    _emit_checked(report, format, report.checks)
+
+
+def _emit_checked(result: Any, fmt: str, checks: list) -> None:
+    """A check's output, then on a failure the line that says which identities failed (stderr) and exit 1."""
+    from .command_results import failure_line
+
+    line = failure_line(checks)
+    emit(result, fmt, failed=line is not None, line=line)
+    if line is not None:
+        _err(line)
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 

@@ -76,6 +76,18 @@ class CheckResult:
         }
 
 
+def failure_line(checks: list[CheckResult]) -> str | None:
+    """The line on stderr of a check that failed (exit 1): which identities, how many rows, by how much; None where
+    every identity held. A pipeline that keeps only stdout, or -f plain, still says why it exits 1."""
+    failed = [c for c in checks if not c.ok]
+    if not failed:
+        return None
+    said = [f"{c.name}: {len(c.rows) - c.passed} of {len(c.rows)} row{'s' if len(c.rows) != 1 else ''} differ by more "
+            f"than atol {c.atol:g} + rtol {c.rtol:g} x |{c.right_name}| (largest residual {c.max_residual:.3g})"
+            for c in failed]
+    return "failed: " + "; ".join(said)
+
+
 @dataclass
 class CheckReport:
     """`lossctl check`: every identity, each checked on the data or skipped with the reason."""

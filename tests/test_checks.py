@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import torch.nn.functional as F
 
 import lossctl
 from lossctl.errors import LossctlError
+
+EX = Path(__file__).resolve().parents[1] / "examples"
 
 N, C = 6, 4
 
@@ -482,3 +485,31 @@ def test_decompose_and_check_warn_of_probabilities_as_logits_as_ce_does(cli, rng
     x = rng.normal(size=(N, C))
     assert cli("decompose", "--logits", json.dumps(x.tolist()), "--target", lit[1]).stderr == ""
     assert cli("check", "--logits", json.dumps(x.tolist()), "--target", lit[1]).stderr == ""
+
+
+def test_a_failed_check_says_why_on_stderr(cli):
+    """check and decompose exited 1 with nothing on stderr: with -f plain (or stdout kept by a pipeline) a CI log
+    showed no reason. Now one line names each failed identity, its failing rows and the largest residual, which
+    is the float32 rounding of CE against H + KL computed here from the formula in float64."""
+    x = torch.from_numpy(np.load(EX / "logits.npy"))
+    q = torch.tensor(json.loads((EX / "target_probs.json").read_text()), dtype=torch.float32)
+    ce = F.cross_entropy(x, q, reduction="none").double()
+    qd, logp = q.double(), torch.log_softmax(x, 1).double()
+    h_kl = -(qd * torch.log(qd)).nansum(1) + (qd * (torch.log(qd) - logp)).nansum(1)
+    ran = cli("decompose", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json", "--atol", "0",
+              "--rtol", "0", "-f", "plain", code=1)
+    line = ran.stderr.splitlines()
+    assert len(line) == 1 and line[0].startswith("lossctl: failed: decompose: ")
+    failing = re.search(r"decompose: (\d+) of 8 rows differ by more than atol 0 \+ rtol 0 x \|entropy\+kl\| "
+                        r"\(largest residual ([0-9.e+-]+)\)$", line[0])
+    assert failing is not None
+    assert 0 < int(failing.group(1)) <= 8
+    assert 0 < float(failing.group(2)) < 1e-6 and float((ce - h_kl).abs().max()) < 1e-6
+    assert len(ran.stdout.splitlines()) == 8
+    ok = cli("check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "-f", "plain")
+    assert ok.stderr == ""
+    ran = cli("check", "--logits", EX / "logits.npy", "--target", EX / "targets.npy", "--atol", "0", "--rtol", "0",
+              "-f", "json", code=1)
+    assert ran.stderr.startswith("lossctl: failed: ") and ran.stderr.count("\n") == 1
+    failed = [c["check"] for c in json.loads(ran.stdout)["checks"] if not c["ok"]]
+    assert failed and all(f"{name}: " in ran.stderr for name in failed)
