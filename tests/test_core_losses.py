@@ -776,6 +776,29 @@ def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss
     torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_huber_keeps_float32_predictions_in_float32_beside_a_float64_target(cli, tmp_path, rng, backend):
+    """HuberLoss computes in its input's dtype (the float64 target cast to float32), unlike MSELoss: 7ecc3b9 widened
+    float32 predictions beside a float64 target to float64, 6e-8 off torch's float32 number and said float64, so
+    --expect held torch's own number to float64's tolerance and refused it."""
+    x, y = rng.normal(size=(300, 3)).astype(np.float32), rng.normal(size=(300, 3)) * 2
+    want = F.huber_loss(T(x), T(y))
+    assert want.dtype == torch.float32
+    res = lossctl.compute("huber", input=x, target=y, backend=backend)
+    assert res.dtype == "float32"
+    assert_close(res.value, want, np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    for stream in ((), ("--stream",)):
+        run = cli("huber", "--input", tmp_path / "x.npy", "--target", tmp_path / "y.npy", *stream, "--backend",
+                  backend, "--expect", repr(want.item()), "-f", "json")
+        assert run.exit_code == 0, run.stderr
+        assert json.loads(run.stdout)["dtype"] == "float32"
+    # a float64 input beside a float32 target: torch computes in float64, and so does lossctl
+    assert F.huber_loss(T(x.astype(np.float64)), T(y.astype(np.float32))).dtype == torch.float64
+    assert lossctl.compute("huber", input=x.astype(np.float64), target=y.astype(np.float32)).dtype == "float64"
+
+
 def test_dtype_help_says_what_auto_does_with_float16_and_mixed_floats(cli):
     """--dtype's help said only that binary files keep their float dtype, which float16 and float32 beside a
     float64 array of its shape do not."""

@@ -4,8 +4,8 @@ from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register
 
 INPUT = Role("input", "Predictions, any shape.")
 # HuberLoss refuses integer predictions ("huber_cpu" not implemented for 'Long'), where MSE, L1 and SmoothL1 promote
-# them beside float targets
-HUBER_INPUT = Role("input", "Predictions, any shape.", floats_only=True)
+# them beside float targets; and it computes in the predictions' dtype, a float64 target cast to float32 ones
+HUBER_INPUT = Role("input", "Predictions, any shape.", floats_only=True, own_dtype=True)
 TARGET = Role("target", "Targets, the input's shape.")
 ELEMENTWISE = "the number of elements"
 BY_ELEMENTS = Streaming("elements")  # a chunk of rows of the input beside the same rows of the target
