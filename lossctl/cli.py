@@ -91,7 +91,9 @@ BreakdownFormatOpt = Annotated[choice(*FORMATS), typer.Option(
 DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
                                        help="auto: binary files keep their float dtype (float16 computes in "
                                             "float32; float32 beside a float64 array of its shape in float64, as "
-                                            "torch promotes), text computes in float64.")]
+                                            "torch promotes, but float32 logits stay float32, as torch takes "
+                                            "their log-softmax or log-sigmoid in float32), text computes in "
+                                            "float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
                                                 "dict, .safetensors, Parquet/Arrow columns, JSON Lines fields) "
                                                 "filling each role from the key of its name.")]

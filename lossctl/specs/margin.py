@@ -39,7 +39,7 @@ register_loss(LossSpec(
     name="multilabel-soft-margin", lints=("sigmoid-applied",), torch_name="torch.nn.MultiLabelSoftMarginLoss",
     summary="Per-sample mean over classes of the binary logistic loss, for multi-label 0/1 targets.",
     formula="loss_n = -(1/C) sum_c w_c [y_nc log sigmoid(x_nc) + (1 - y_nc) log sigmoid(-x_nc)]",
-    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True),
+    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True, own_dtype=True),
            Role("target", "0 or 1 per class, the input's shape."),
            CLASS_WEIGHT),
     compute="lossctl.losses.margin:multilabel_soft_margin", denominator="the number of samples N (each "

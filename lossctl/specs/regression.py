@@ -50,7 +50,8 @@ register_loss(LossSpec(
     summary="Negative log-likelihood of a Poisson target, with the input as log-rate (default) or rate.",
     formula="log_input: exp(x) - y * x; else: x - y * log(x + eps); "
             "full adds Stirling's y log y - y + 0.5 log(2 pi y) where y > 1",
-    roles=(Role("input", "Log-rates (with --log-input, the default) or rates, any shape.", neg_inf_ok=True),
+    roles=(Role("input", "Log-rates (with --log-input, the default) or rates, any shape.", neg_inf_ok=True,
+                own_dtype=True),
            Role("target", "Counts (Poisson samples), the input's shape.")),
     options=(Opt("log_input", bool, True, "The input is the log of the rate (torch's default)."),
              Opt("full", bool, False, "Add the Stirling approximation of log(y!)."),
