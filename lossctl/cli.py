@@ -9,6 +9,7 @@ loss builds only its own command. Nothing on the --help, list, --version or usag
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import inspect
 import os
@@ -794,6 +795,9 @@ def _escape_unencodable_output() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
 
 
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT)  # the output cannot be written
+
+
 def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
@@ -808,8 +812,16 @@ def main() -> None:
         command, prog = root_command(), "lossctl"
     try:
         code = command.main(args=args, prog_name=prog, standalone_mode=False)
+        sys.stdout.flush()  # what Click printed itself (--help, --version) fails here, not at exit
     except BrokenPipeError:
         _pipe_closed()
+    except OSError as exc:
+        # Click's own writes (--help, --version) to a full disk; lossctl's own output is guarded where it is
+        # written (stdout_errors)
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        _err(f"error: stdout: cannot write the output: {exc.strerror or exc}")
+        sys.exit(2)
     except SystemExit as exc:
         # Click turns a write to a closed pipe into exit 1 (which means a failed check here), after wrapping
         # stdout in its PacifyFlushWrapper: that is the reader closing early, too.

@@ -411,3 +411,15 @@ def test_check_and_decompose_name_their_backend(cli):
     args = ("decompose", "--logits", EX / "logits.npy", "--target", EX / "target_probs.json")
     assert strict_json(cli(*args, "-f", "json").stdout)["backend"] == version
     assert f"(float32, {version})" in cli(*args, "-f", "table", env={"COLUMNS": "200"}).stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["ce", "--help"], ["grad", "ce", "--help"], ["--version"]])
+def test_help_and_version_on_a_full_disk_are_one_error_line_and_exit_2(args):
+    """What Click prints itself (--help, --version) escaped c4006f2's guard: on a full disk it was a 30-line OSError
+    traceback and exit 1 (a failed check); now the same line as any output's, and exit 2."""
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run([sys.executable, "-m", "lossctl", *args], stdout=full, stderr=subprocess.PIPE, cwd=ROOT,
+                             timeout=120)
+    assert ran.returncode == 2
+    assert ran.stderr == b"lossctl: error: stdout: cannot write the output: No space left on device\n"
