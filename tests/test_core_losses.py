@@ -395,6 +395,31 @@ def test_float16_beside_a_float32_input_gets_no_float16_note(rng, backend):
         assert any("holds float16 values" in n for n in res.notes) == noted
 
 
+HALF_OWN_DTYPE = {  # loss: (float16 predictions x beside a float64 array q of their shape; torch.nn.functional)
+    "ce": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: F.cross_entropy(X, Q)),
+    "huber": (lambda x, q: {"input": x, "target": q}, lambda X, Q: F.huber_loss(X, Q)),
+    "bce": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: F.binary_cross_entropy_with_logits(X, Q)),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(HALF_OWN_DTYPE))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float16_logits_beside_a_float64_target_keep_the_float16_note(rng, loss, backend):
+    """torch takes the log-softmax (log-sigmoid) of float16 logits in float16 before it meets a float64 target,
+    and HuberLoss casts a float64 target to float16: its number is float16's (ce of the digits data's logits as
+    float16 and its float64 probabilities: 0.1961496 where float32 gives 0.1961577), yet 732afcc dropped the
+    float16 note wherever a wider float input stood beside."""
+    x = rng.normal(size=(40, C)).astype(np.float16)
+    q = sp.softmax(rng.normal(size=(40, C)), 1)
+    arrays, fn = HALF_OWN_DTYPE[loss]
+    res = lossctl.compute(loss, backend=backend, **arrays(x, q))
+    assert res.dtype == "float32"
+    assert_close(res.value, fn(T(x).float(), T(q).float()), np.float32)
+    role = next(iter(arrays(x, q)))
+    assert f"--{role} holds float16 values, computed in float32; torch computes a float16 tensor's loss in " \
+           f"float16, rounding each step to it, or refuses it ({role}.float() gives torch this number)" in res.notes
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_big_endian_arrays_are_noted_by_their_dtype_name(rng, backend):
     """Arrays given to the API keep a big-endian file's byte order: a '>i8' weight was noted as 'holds >i8
