@@ -838,6 +838,26 @@ def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss
     torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
 
 
+def test_margin_ranking_float32_scores_stay_float32_beside_a_float64_target(cli, tmp_path, rng):
+    """margin-ranking's +-1 target only signs x1 - x2, which torch subtracts in float32: 7ecc3b9 widened float32
+    scores beside a float64 target (NumPy's default) to float64, 4e-9 off torch's number, and said float64, so
+    --expect of torch's own number failed; lossctl gave torch's number before. A float64 x2 still widens, as
+    torch's x1 - x2 then promotes."""
+    x1, x2 = rng.normal(size=300).astype(np.float32), rng.normal(size=300).astype(np.float32)
+    y = np.where(rng.random(300) > 0.5, 1.0, -1.0)
+    want = F.margin_ranking_loss(T(x1), T(x2), T(y))
+    for name, arr in (("x1", x1), ("x2", x2), ("y", y), ("x2_64", x2.astype(np.float64))):
+        np.save(tmp_path / f"{name}.npy", arr)
+    run = cli("margin-ranking", "--x1", tmp_path / "x1.npy", "--x2", tmp_path / "x2.npy", "--target",
+              tmp_path / "y.npy", "--expect", repr(want.item()), "-f", "json")
+    out = json.loads(run.stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], want, np.float32)
+    wide = lossctl.compute("margin-ranking", x1=x1, x2=x2.astype(np.float64), target=y)
+    assert wide.dtype == "float64"
+    assert_close(wide.value, F.margin_ranking_loss(T(x1), T(x2.astype(np.float64)), T(y)))
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_huber_keeps_float32_predictions_in_float32_beside_a_float64_target(cli, tmp_path, rng, backend):
     """HuberLoss computes in its input's dtype (the float64 target cast to float32), unlike MSELoss: 7ecc3b9 widened

@@ -76,8 +76,9 @@ register_loss(LossSpec(
     name="margin-ranking", torch_name="torch.nn.MarginRankingLoss",
     summary="max(0, -y (x1 - x2) + margin): x1 should rank above x2 where y = 1, below where y = -1.",
     formula="loss_i = max(0, -y_i * (x1_i - x2_i) + margin)",
+    # torch subtracts float32 scores in float32 before a float64 target's sign meets them: +-1 widens nothing
     roles=(Role("x1", "First scores, (N) or ()."), Role("x2", "Second scores, x1's shape."),
-           Role("target", "1 or -1, x1's shape.")),
+           Role("target", "1 or -1, x1's shape.", label=True)),
     options=(Opt("margin", float, 0.0, "The margin."),), compute="lossctl.losses.margin:margin_ranking",
     traps=("A target of 0 is not an error in torch: the loss is then max(0, margin).",),
 ))
