@@ -838,6 +838,26 @@ def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss
     torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
 
 
+@pytest.mark.parametrize("loss", ["cosine-similarity", "cosine-embedding"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_cosine_of_float32_x1_beside_a_float64_x2_stays_float32(cli, tmp_path, rng, loss, backend):
+    """torch takes each vector's norm in its own dtype, so a float32 x1 bounds the cosine's precision beside a
+    float64 x2 (1e-8 to 1e-7 off the float64 cosine): 7ecc3b9 widened them to float64 and said float64, so
+    --expect of torch's own number failed, where lossctl computed in float32 before."""
+    x1, x2 = rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(50, 8))
+    y = np.where(rng.random(50) > 0.5, 1.0, -1.0)
+    want = F.cosine_similarity(T(x1), T(x2)).mean() if loss == "cosine-similarity" else \
+        F.cosine_embedding_loss(T(x1), T(x2), T(y))
+    for name, arr in (("x1", x1), ("x2", x2), ("y", y)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    args = ["--reduction", "mean"] if loss == "cosine-similarity" else ["--target", tmp_path / "y.npy"]
+    run = cli(loss, "--x1", tmp_path / "x1.npy", "--x2", tmp_path / "x2.npy", *args, "--backend", backend,
+              "--expect", repr(want.item()), "-f", "json")
+    out = json.loads(run.stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], want, np.float32)
+
+
 def test_margin_ranking_float32_scores_stay_float32_beside_a_float64_target(cli, tmp_path, rng):
     """margin-ranking's +-1 target only signs x1 - x2, which torch subtracts in float32: 7ecc3b9 widened float32
     scores beside a float64 target (NumPy's default) to float64, 4e-9 off torch's number, and said float64, so
