@@ -36,6 +36,8 @@ COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header"
 # The loss commands' settings that `explain` with arrays does not use (it reads the first set, in memory).
 EXPLAIN_IGNORES = ("device", "backend", "threads", "format", "strict", "partials", "stream", "by_class",
                    "worst", "expect", "rtol", "atol", "scheduler", "scheduler_timeout")
+# of those, the ones explain refuses whatever their value (it takes --device cpu, and has its own --format)
+EXPLAIN_REFUSES = frozenset(EXPLAIN_IGNORES) - {"device", "format"}
 
 
 class LossesGroup(TyperGroup):
@@ -426,6 +428,10 @@ class LossArgsCommand(TyperCommand):
         with command.make_context(f"lossctl {self.name} {name}", list(args), resilient_parsing=True) as sub:
             if incomplete.startswith("-"):  # the loss's options, then this command's own (--samples) not among them
                 found = command.shell_complete(sub, incomplete)
+                if self.name == "explain":  # not those explain refuses ('explain does not apply --stream')
+                    refused = {o for p in command.get_params(sub) if p.name in EXPLAIN_REFUSES
+                               for o in (*p.opts, *p.secondary_opts)}
+                    found = [item for item in found if item.value not in refused]
                 seen = {item.value for item in found}
                 return found + [item for item in super().shell_complete(ctx, incomplete) if item.value not in seen]
             wants_value = [p for p in command.get_params(sub)
