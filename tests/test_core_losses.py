@@ -181,6 +181,9 @@ INT_INPUTS = {  # (loss, the role given as integers or bools): (arrays, torch.nn
                        lambda a: F.cross_entropy(a["logits"], a["target"])),
     ("ce", "target"): (lambda x, y, s: {"logits": x, "target": np.eye(N, C)},
                        lambda a: F.cross_entropy(a["logits"], a["target"])),
+    # beside probability targets torch promotes an integer weight (beside class indices it refuses one)
+    ("ce", "weight"): (lambda x, y, s: {"logits": x, "target": sp.softmax(y, 1), "weight": np.arange(1.0, C + 1)},
+                       lambda a: F.cross_entropy(a["logits"], a["target"], weight=a["weight"])),
     ("nll", "log_probs"): (lambda x, y, s: {"log_probs": -np.abs(np.round(3 * x)), "target": np.arange(N) % C},
                            lambda a: F.nll_loss(a["log_probs"], a["target"])),
     ("bce", "target"): (lambda x, y, s: {"logits": x, "target": y > 0},
