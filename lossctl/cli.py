@@ -9,6 +9,7 @@ loss builds only its own command. Nothing on the --help, list, --version or usag
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import inspect
 import os
@@ -35,6 +36,8 @@ COMMON = ("reduction", "dtype", "base", "device", "backend", "threads", "header"
 # The loss commands' settings that `explain` with arrays does not use (it reads the first set, in memory).
 EXPLAIN_IGNORES = ("device", "backend", "threads", "format", "strict", "partials", "stream", "by_class",
                    "worst", "expect", "rtol", "atol", "scheduler", "scheduler_timeout")
+# of those, the ones explain refuses whatever their value (it takes --device cpu, and has its own --format)
+EXPLAIN_REFUSES = frozenset(EXPLAIN_IGNORES) - {"device", "format"}
 
 
 class LossesGroup(TyperGroup):
@@ -91,7 +94,9 @@ BreakdownFormatOpt = Annotated[choice(*FORMATS), typer.Option(
 DtypeOpt = Annotated[choice("auto", "float32", "float64"), typer.Option("--dtype",
                                        help="auto: binary files keep their float dtype (float16 computes in "
                                             "float32; float32 beside a float64 array of its shape in float64, as "
-                                            "torch promotes), text computes in float64.")]
+                                            "torch promotes, but float32 logits stay float32, as torch takes "
+                                            "their log-softmax or log-sigmoid in float32), text computes in "
+                                            "float64.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="One file of named arrays (.npz, JSON object, .pt "
                                                 "dict, .safetensors, Parquet/Arrow columns, JSON Lines fields) "
                                                 "filling each role from the key of its name.")]
@@ -436,6 +441,10 @@ class LossArgsCommand(TyperCommand):
         with command.make_context(f"lossctl {self.name} {name}", list(args), resilient_parsing=True) as sub:
             if incomplete.startswith("-"):  # the loss's options, then this command's own (--samples) not among them
                 found = command.shell_complete(sub, incomplete)
+                if self.name == "explain":  # not those explain refuses ('explain does not apply --stream')
+                    refused = {o for p in command.get_params(sub) if p.name in EXPLAIN_REFUSES
+                               for o in (*p.opts, *p.secondary_opts)}
+                    found = [item for item in found if item.value not in refused]
                 seen = {item.value for item in found}
                 return found + [item for item in super().shell_complete(ctx, incomplete) if item.value not in seen]
             wants_value = [p for p in command.get_params(sub)
@@ -823,6 +832,9 @@ def _escape_unencodable_output() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
 
 
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT)  # the output cannot be written
+
+
 def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
@@ -839,8 +851,16 @@ def main() -> None:
             args = [*args[:2], *_values_attached(single_loss_command(args[1]), args[2:])]
     try:
         code = command.main(args=args, prog_name=prog, standalone_mode=False)
+        sys.stdout.flush()  # what Click printed itself (--help, --version) fails here, not at exit
     except BrokenPipeError:
         _pipe_closed()
+    except OSError as exc:
+        # Click's own writes (--help, --version, completion) to a full disk; lossctl's own output is guarded where
+        # it is written (stdout_errors)
+        if not _stdout_fails(exc):
+            raise
+        _err(f"error: stdout: cannot write the output: {exc.strerror or exc}")
+        sys.exit(2)
     except SystemExit as exc:
         # Click turns a write to a closed pipe into exit 1 (which means a failed check here), after wrapping
         # stdout in its PacifyFlushWrapper: that is the reader closing early, too.
@@ -853,11 +873,6 @@ def main() -> None:
     except LossctlError as exc:  # raised outside a command's handles_errors (an eager option's callback)
         _err(f"error: {exc}")
         sys.exit(exc.exit_code)
-    except OSError as exc:  # Click's own writes (--help, completion) to a stdout that fails: a full disk
-        if not _stdout_fails(exc):
-            raise
-        _err(f"error: stdout: cannot write the output: {exc.strerror or exc}")
-        sys.exit(2)
     except Exception as exc:
         if type(exc).__name__ == "Abort":  # Click's form of Ctrl-C
             _err("interrupted")
@@ -879,9 +894,7 @@ def _stdout_fails(exc: OSError) -> bool:
     what was written (a full disk, an I/O error): then what is left in its buffer is dropped, so that it cannot
     fail again at exit (Python's 'Exception ignored', exit 120). The commands turn their own OSErrors into lossctl
     errors, so none of them gets here."""
-    import errno
-
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+    if exc.errno not in OUTPUT_ERRNOS:
         return False
     with contextlib.suppress(OSError, ValueError, AttributeError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -51,6 +51,10 @@ class Role:
     # its values choose a branch of the formula (+-1 labels) and are no operand: a float64 one does not widen a
     # float32 input, as torch computes such a loss in the input's dtype
     label: bool = False
+    # torch computes with this input in its own dtype before it meets a wider operand (log_softmax, log-sigmoid or
+    # exp of float32 logits, then the float64 target), or all the way (HuberLoss casts the target to the input's
+    # dtype): a float32 one keeps float32's precision, so a float64 operand does not widen it
+    own_dtype: bool = False
 
     @property
     def flag(self) -> str:

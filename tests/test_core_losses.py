@@ -181,6 +181,9 @@ INT_INPUTS = {  # (loss, the role given as integers or bools): (arrays, torch.nn
                        lambda a: F.cross_entropy(a["logits"], a["target"])),
     ("ce", "target"): (lambda x, y, s: {"logits": x, "target": np.eye(N, C)},
                        lambda a: F.cross_entropy(a["logits"], a["target"])),
+    # beside probability targets torch promotes an integer weight (beside class indices it refuses one)
+    ("ce", "weight"): (lambda x, y, s: {"logits": x, "target": sp.softmax(y, 1), "weight": np.arange(1.0, C + 1)},
+                       lambda a: F.cross_entropy(a["logits"], a["target"], weight=a["weight"])),
     ("nll", "log_probs"): (lambda x, y, s: {"log_probs": -np.abs(np.round(3 * x)), "target": np.arange(N) % C},
                            lambda a: F.nll_loss(a["log_probs"], a["target"])),
     ("bce", "target"): (lambda x, y, s: {"logits": x, "target": y > 0},
@@ -237,6 +240,42 @@ def test_integer_inputs_read_as_floats_are_noted_where_torch_refuses_them(rng, c
     note = f"--{role.replace('_', '-')} holds {np.dtype(dtype)} values, read as float64 numbers; torch refuses " \
            f"{role} of dtype {np.dtype(dtype)} (it takes floating-point tensors: {role}.double())"
     assert [n for n in res.notes if "floating-point tensors" in n] == ([note] if refused else [])
+
+
+OWN_DTYPE = {  # loss: (its arrays from float32 scores x and a float64 distribution q; torch.nn.functional on them)
+    "ce": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: F.cross_entropy(X, Q)),
+    "perplexity": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: torch.exp(F.cross_entropy(X, Q))),
+    "kl": (lambda x, q: {"logits": x, "target": q},
+           lambda X, Q: F.kl_div(F.log_softmax(X, 1), Q, reduction="batchmean")),
+    "bce": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: F.binary_cross_entropy_with_logits(X, Q)),
+    "poisson-nll": (lambda x, q: {"input": x, "target": q * 3}, lambda X, Q: F.poisson_nll_loss(X, Q * 3)),
+}
+
+
+@pytest.mark.parametrize("loss, backend", [(loss, b) for loss in sorted(OWN_DTYPE) for b in get_loss(loss).backends])
+def test_logits_keep_float32_beside_a_float64_target(cli, tmp_path, loss, backend):
+    """torch takes log_softmax, log-sigmoid or exp of float32 logits in float32 and only then meets the float64
+    target: its float64 result has float32's precision. 7ecc3b9 computed them in float64 and said float64, so
+    --expect held torch's own number to float64's tolerance and refused it (digits' float32 logits and float64
+    probabilities: ce 0.19615763207669465 against torch's 0.19615762889982158, exit 1)."""
+    if not (REALISTIC / "digits_logreg.npz").exists():
+        pytest.skip(f"{REALISTIC} not found")
+    data = np.load(REALISTIC / "digits_logreg.npz")
+    x, q = data["logits"], data["probs"]
+    assert x.dtype == np.float32 and q.dtype == np.float64
+    arrays, fn = OWN_DTYPE[loss]
+    paths = []
+    for name, arr in arrays(x, q).items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        paths += [f"--{name.replace('_', '-')}", str(tmp_path / f"{name}.npy")]
+    want = fn(T(x), T(q))
+    reduction = ("--reduction", "batchmean") if loss == "kl" else ()
+    for stream in ((), ("--stream",))[:2 if get_loss(loss).stream else 1]:
+        run = cli(loss, *paths, *reduction, *stream, "--backend", backend, "--expect", repr(want.item()), "-f",
+                  "json")
+        out = json.loads(run.stdout)
+        assert out["dtype"] == "float32"
+        assert_close(out["value"], want, np.float32)
 
 
 @pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
@@ -357,6 +396,31 @@ def test_float16_beside_a_float32_input_gets_no_float16_note(rng, backend):
         assert_close(res.value, F.mse_loss(T(x).float(), T(target).float()), np.float32)
         assert want.dtype == (torch.float16 if noted else torch.float32)
         assert any("holds float16 values" in n for n in res.notes) == noted
+
+
+HALF_OWN_DTYPE = {  # loss: (float16 predictions x beside a float64 array q of their shape; torch.nn.functional)
+    "ce": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: F.cross_entropy(X, Q)),
+    "huber": (lambda x, q: {"input": x, "target": q}, lambda X, Q: F.huber_loss(X, Q)),
+    "bce": (lambda x, q: {"logits": x, "target": q}, lambda X, Q: F.binary_cross_entropy_with_logits(X, Q)),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(HALF_OWN_DTYPE))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float16_logits_beside_a_float64_target_keep_the_float16_note(rng, loss, backend):
+    """torch takes the log-softmax (log-sigmoid) of float16 logits in float16 before it meets a float64 target,
+    and HuberLoss casts a float64 target to float16: its number is float16's (ce of the digits data's logits as
+    float16 and its float64 probabilities: 0.1961496 where float32 gives 0.1961577), yet 732afcc dropped the
+    float16 note wherever a wider float input stood beside."""
+    x = rng.normal(size=(40, C)).astype(np.float16)
+    q = sp.softmax(rng.normal(size=(40, C)), 1)
+    arrays, fn = HALF_OWN_DTYPE[loss]
+    res = lossctl.compute(loss, backend=backend, **arrays(x, q))
+    assert res.dtype == "float32"
+    assert_close(res.value, fn(T(x).float(), T(q).float()), np.float32)
+    role = next(iter(arrays(x, q)))
+    assert f"--{role} holds float16 values, computed in float32; torch computes a float16 tensor's loss in " \
+           f"float16, rounding each step to it, or refuses it ({role}.float() gives torch this number)" in res.notes
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
@@ -717,8 +781,9 @@ def test_float32_predictions_with_float64_targets_compute_in_float64_as_torch_pr
         cli, tmp_path, rng, loss, backend, reduction):
     """torch promotes float32 predictions met by float64 targets (np.save of a float64 array) to float64; lossctl
     computed them in float32 (the first file's dtype), 1e-8 off torch's float64 number. bce and ce take the
-    log-sigmoid and log-softmax of the float32 logits in float32 before promoting, so their number is float64 to
-    float32's precision only."""
+    log-sigmoid and log-softmax of the float32 logits in float32 before promoting, so their float64 number has
+    float32's precision only: lossctl computes them in float32 and says so (float32's tolerance holds it to torch's
+    number, where float64's refused it: test_logits_keep_float32_beside_a_float64_target)."""
     x, y = rng.normal(size=(N, C)).astype(np.float32), rng.normal(size=(N, C))
     arrays, fn = MIXED[loss]
     paths = []
@@ -727,7 +792,7 @@ def test_float32_predictions_with_float64_targets_compute_in_float64_as_torch_pr
         paths += [f"--{name.replace('_', '-')}", str(tmp_path / f"{name}.npy")]
     out = json.loads(cli(loss, *paths, "--backend", backend, "--reduction", reduction, "-f", "json").stdout)
     want = fn(T(x), T(y), None, reduction)
-    assert want.dtype == torch.float64 and out["dtype"] == "float64"
+    assert want.dtype == torch.float64 and out["dtype"] == ("float32" if loss in ("bce", "ce") else "float64")
     got = out["values" if reduction == "none" else "value"]
     if loss in ("bce", "ce"):
         torch.testing.assert_close(torch.tensor(got, dtype=torch.float64), want, rtol=1.3e-6, atol=1e-5)  # float32
@@ -776,12 +841,76 @@ def test_float64_plus_minus_one_labels_keep_a_float32_input_in_float32(rng, loss
     torch.testing.assert_close(torch.from_numpy(np.asarray(res.values)), want)
 
 
+@pytest.mark.parametrize("loss", ["cosine-similarity", "cosine-embedding"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_cosine_of_float32_x1_beside_a_float64_x2_stays_float32(cli, tmp_path, rng, loss, backend):
+    """torch takes each vector's norm in its own dtype, so a float32 x1 bounds the cosine's precision beside a
+    float64 x2 (1e-8 to 1e-7 off the float64 cosine): 7ecc3b9 widened them to float64 and said float64, so
+    --expect of torch's own number failed, where lossctl computed in float32 before."""
+    x1, x2 = rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(50, 8))
+    y = np.where(rng.random(50) > 0.5, 1.0, -1.0)
+    want = F.cosine_similarity(T(x1), T(x2)).mean() if loss == "cosine-similarity" else \
+        F.cosine_embedding_loss(T(x1), T(x2), T(y))
+    for name, arr in (("x1", x1), ("x2", x2), ("y", y)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    args = ["--reduction", "mean"] if loss == "cosine-similarity" else ["--target", tmp_path / "y.npy"]
+    run = cli(loss, "--x1", tmp_path / "x1.npy", "--x2", tmp_path / "x2.npy", *args, "--backend", backend,
+              "--expect", repr(want.item()), "-f", "json")
+    out = json.loads(run.stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], want, np.float32)
+
+
+def test_margin_ranking_float32_scores_stay_float32_beside_a_float64_target(cli, tmp_path, rng):
+    """margin-ranking's +-1 target only signs x1 - x2, which torch subtracts in float32: 7ecc3b9 widened float32
+    scores beside a float64 target (NumPy's default) to float64, 4e-9 off torch's number, and said float64, so
+    --expect of torch's own number failed; lossctl gave torch's number before. A float64 x2 still widens, as
+    torch's x1 - x2 then promotes."""
+    x1, x2 = rng.normal(size=300).astype(np.float32), rng.normal(size=300).astype(np.float32)
+    y = np.where(rng.random(300) > 0.5, 1.0, -1.0)
+    want = F.margin_ranking_loss(T(x1), T(x2), T(y))
+    for name, arr in (("x1", x1), ("x2", x2), ("y", y), ("x2_64", x2.astype(np.float64))):
+        np.save(tmp_path / f"{name}.npy", arr)
+    run = cli("margin-ranking", "--x1", tmp_path / "x1.npy", "--x2", tmp_path / "x2.npy", "--target",
+              tmp_path / "y.npy", "--expect", repr(want.item()), "-f", "json")
+    out = json.loads(run.stdout)
+    assert out["dtype"] == "float32"
+    assert_close(out["value"], want, np.float32)
+    wide = lossctl.compute("margin-ranking", x1=x1, x2=x2.astype(np.float64), target=y)
+    assert wide.dtype == "float64"
+    assert_close(wide.value, F.margin_ranking_loss(T(x1), T(x2.astype(np.float64)), T(y)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_huber_keeps_float32_predictions_in_float32_beside_a_float64_target(cli, tmp_path, rng, backend):
+    """HuberLoss computes in its input's dtype (the float64 target cast to float32), unlike MSELoss: 7ecc3b9 widened
+    float32 predictions beside a float64 target to float64, 6e-8 off torch's float32 number and said float64, so
+    --expect held torch's own number to float64's tolerance and refused it."""
+    x, y = rng.normal(size=(300, 3)).astype(np.float32), rng.normal(size=(300, 3)) * 2
+    want = F.huber_loss(T(x), T(y))
+    assert want.dtype == torch.float32
+    res = lossctl.compute("huber", input=x, target=y, backend=backend)
+    assert res.dtype == "float32"
+    assert_close(res.value, want, np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    for stream in ((), ("--stream",)):
+        run = cli("huber", "--input", tmp_path / "x.npy", "--target", tmp_path / "y.npy", *stream, "--backend",
+                  backend, "--expect", repr(want.item()), "-f", "json")
+        assert run.exit_code == 0, run.stderr
+        assert json.loads(run.stdout)["dtype"] == "float32"
+    # a float64 input beside a float32 target: torch computes in float64, and so does lossctl
+    assert F.huber_loss(T(x.astype(np.float64)), T(y.astype(np.float32))).dtype == torch.float64
+    assert lossctl.compute("huber", input=x.astype(np.float64), target=y.astype(np.float32)).dtype == "float64"
+
+
 def test_dtype_help_says_what_auto_does_with_float16_and_mixed_floats(cli):
     """--dtype's help said only that binary files keep their float dtype, which float16 and float32 beside a
     float64 array of its shape do not."""
     shown = " ".join(cli("ce", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "auto: binary files keep their float dtype (float16 computes in float32; float32 beside a float64 " \
-           "array of its shape in float64, as torch promotes), text computes in float64." in shown
+           "array of its shape in float64, as torch promotes, but float32 logits stay float32, as torch takes " \
+           "their log-softmax or log-sigmoid in float32), text computes in float64." in shown
 
 
 def test_float64_class_indices_and_weights_keep_float32_logits_in_float32(rng):

@@ -289,6 +289,19 @@ def test_explain_and_grad_complete_the_loss_options_after_its_name(words, offere
     assert complete(words) == offered
 
 
+def test_explain_does_not_complete_the_options_it_refuses(cli):
+    """ddde221 completed explain's options from the loss's own command, so 'lossctl explain ce --<TAB>' offered
+    --stream, --partials, --by-class, --worst, --expect, --rtol, --atol, --threads, --strict, --backend and the
+    scheduler's, each of which explain then refuses (exit 2); --no-stream changes nothing there."""
+    offered = complete("lossctl explain ce --")
+    refused = ["--stream", "--no-stream", "--partials", "--by-class", "--worst", "--expect", "--rtol", "--atol",
+               "--threads", "--strict", "--backend", "--scheduler", "--scheduler-timeout"]
+    assert not set(refused) & set(offered)
+    assert {"--logits", "--target", "--reduction", "--base", "--from", "--device", "--samples"} <= set(offered)
+    ran = cli("explain", "ce", "--logits", "[[1, 2]]", "--target", "[0]", "--stream", code=2)
+    assert ran.stderr == "lossctl: error: --stream: explain does not apply --stream; run `lossctl ce` for it\n"
+
+
 def test_list_shows_alternative_arrays_as_one_choice(cli):
     """`lossctl list` showed nll's arrays as '--log-probs --logits --probs --target --weight?', as if each were
     needed; exactly one of the first three is given (two are refused), so they are one entry."""

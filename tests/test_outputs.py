@@ -435,3 +435,15 @@ def test_reduction_none_is_written_a_block_of_lines_at_a_time(cli, monkeypatch):
     result = lossctl.compute("mse", input=x.numpy(), target=y.numpy(), reduction="none")
     assert [len(b.splitlines()) for b in render.render(result, "plain")] == [3, 3, 3, 3, 3, 1]
     assert [len(b.splitlines()) for b in render.render(result, "csv")] == [1, 3, 3, 3, 3, 3, 1]  # the header first
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["ce", "--help"], ["grad", "ce", "--help"], ["--version"]])
+def test_help_and_version_on_a_full_disk_are_one_error_line_and_exit_2(args):
+    """What Click prints itself (--help, --version) escaped c4006f2's guard: on a full disk it was a 30-line OSError
+    traceback and exit 1 (a failed check); now the same line as any output's, and exit 2."""
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run([sys.executable, "-m", "lossctl", *args], stdout=full, stderr=subprocess.PIPE, cwd=ROOT,
+                             timeout=120)
+    assert ran.returncode == 2
+    assert ran.stderr == b"lossctl: error: stdout: cannot write the output: No space left on device\n"

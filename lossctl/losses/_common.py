@@ -80,7 +80,9 @@ def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype, store
     floating-point tensors only, where lossctl reads them as the numbers they are; a note names each one read as
     floats in a role torch refuses them in (`floats_only`). float16: lossctl computes in float32 at least, where
     torch computes a float16 tensor's loss in float16 (rounding every step to it), or refuses it; beside a wider
-    float input torch promotes it (mse of float16 and float32 computes in float32), and that gets no note.
+    float input torch promotes it (mse of float16 and float32 computes in float32), and that gets no note, unless
+    torch computes with it in its own dtype first (Role.own_dtype: the log-softmax of float16 logits is float16's
+    beside a float64 target, and HuberLoss casts the target to float16).
     `stored`: the dtype a role's float32 array was widened from where NumPy cannot hold it (bfloat16), noted as
     float16 is."""
     name, method = np.dtype(dtype).name, "double" if np.dtype(dtype) == np.float64 else "float"
@@ -97,7 +99,7 @@ def float_dtype_notes(roles, arrays: dict, floated: list, dtype: np.dtype, store
         if arr is None or not any(a is arr for a in floated):
             continue
         kind = low(role.name, arr)
-        if kind and half:
+        if kind and (half or role.own_dtype):
             notes.append(f"{role.flag} holds {kind} values, computed in {name}; torch computes a {kind} tensor's "
                          f"loss in {kind}, rounding each step to it, or refuses it ({role.name}.{method}() gives "
                          "torch this number)")

@@ -90,7 +90,9 @@ def cross_entropy(logits, target, weight=None, *, ignore_index: int = -100, labe
     kind = target_kind_of(target_kind, logits, target, index_shape)
     k = ctx.kernels()
     x = ctx.array(logits)
-    w = ctx.array(weight) if weight is not None else None
+    # torch refuses an integer weight beside class indices but promotes one beside probabilities: there it is read
+    # as floats without float_dtype_notes' note (a float copy, which is not the input it names)
+    w = None if weight is None else ctx.array(weight if kind == "index" else np.asarray(weight, dtype=ctx.dtype))
     rows = logits.shape[0] if logits.ndim > 1 else 1
     notes = _ce_notes(kind, weight is not None, label_smoothing, ctx.reduction)
     if kind == "index":

@@ -3,13 +3,15 @@
 from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 PAIR = (Role("x1", "First vectors, e.g. (N, D)."), Role("x2", "Second vectors, broadcastable to x1."))
+# torch takes each vector's norm in its own dtype: float32 x1's bounds the cosine's precision beside a float64 x2
+COSINE_PAIR = (Role("x1", PAIR[0].help, own_dtype=True), PAIR[1])
 
 register_loss(LossSpec(
     name="cosine-similarity", backends=NUMPY_AND_TORCH, torch_name="torch.nn.CosineSimilarity",
     stream=Streaming("rows", when=lambda options, ndim: options["dim"] % ndim != 0),  # not along the batch axis
     summary="Cosine of the angle between x1 and x2 along --dim; one value per row unless --reduction.",
     formula="cos_n = x1_n . x2_n / (max(||x1_n||, eps) * max(||x2_n||, eps))",
-    roles=PAIR,
+    roles=COSINE_PAIR,
     options=(Opt("dim", int, 1, "The axis along which the cosine is taken."),
              Opt("eps", float, 1e-8, "Lower bound on each vector's norm (each is clamped to at least eps).")),
     compute="lossctl.losses.distance:cosine_similarity", default_reduction="none",

@@ -22,7 +22,7 @@ register_loss(LossSpec(
             "alpha_t = alpha y + (1 - alpha)(1 - y), p = sigmoid(x); "
             "multi-class: loss_n = -alpha * w_{y_n} * (1 - p_{n,y_n})^gamma * log p_{n,y_n}, p = softmax(x)",
     roles=(Role("logits", "Logits: any shape (sigmoid form), or (N, C) / (N, C, d...) with index targets.",
-                neg_inf_ok=True, floats_only=True),
+                neg_inf_ok=True, floats_only=True, own_dtype=True),
            Role("target", "0/1 labels (or probabilities) of the logits' shape, or class indices.", floats_only=True),
            Role("weight", "Multi-class form only: a weight per class, shape (C,).", required=False,
                 batched=False)),
@@ -59,7 +59,7 @@ register_loss(LossSpec(
 ))
 
 _CE_ROLES = (Role("logits", "Unnormalised scores, shape (C), (N, C) or (N, C, d1..dk).", neg_inf_ok=True,
-                  floats_only=True),
+                  floats_only=True, own_dtype=True),
              Role("target", "Class indices, shape (), (N) or (N, d1..dk), or probabilities of the logits' shape.",
                   neg_inf_ok=True, floats_only=True), WEIGHT)
 

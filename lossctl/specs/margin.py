@@ -39,7 +39,7 @@ register_loss(LossSpec(
     name="multilabel-soft-margin", lints=("sigmoid-applied",), torch_name="torch.nn.MultiLabelSoftMarginLoss",
     summary="Per-sample mean over classes of the binary logistic loss, for multi-label 0/1 targets.",
     formula="loss_n = -(1/C) sum_c w_c [y_nc log sigmoid(x_nc) + (1 - y_nc) log sigmoid(-x_nc)]",
-    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True),
+    roles=(Role("input", "Scores, (N, C) or (C).", floats_only=True, own_dtype=True),
            Role("target", "0 or 1 per class, the input's shape."),
            CLASS_WEIGHT),
     compute="lossctl.losses.margin:multilabel_soft_margin", denominator="the number of samples N (each "
@@ -76,8 +76,9 @@ register_loss(LossSpec(
     name="margin-ranking", torch_name="torch.nn.MarginRankingLoss",
     summary="max(0, -y (x1 - x2) + margin): x1 should rank above x2 where y = 1, below where y = -1.",
     formula="loss_i = max(0, -y_i * (x1_i - x2_i) + margin)",
+    # torch subtracts float32 scores in float32 before a float64 target's sign meets them: +-1 widens nothing
     roles=(Role("x1", "First scores, (N) or ()."), Role("x2", "Second scores, x1's shape."),
-           Role("target", "1 or -1, x1's shape.")),
+           Role("target", "1 or -1, x1's shape.", label=True)),
     options=(Opt("margin", float, 0.0, "The margin."),), compute="lossctl.losses.margin:margin_ranking",
     traps=("A target of 0 is not an error in torch: the loss is then max(0, margin).",),
 ))

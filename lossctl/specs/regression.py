@@ -4,8 +4,8 @@ from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register
 
 INPUT = Role("input", "Predictions, any shape.")
 # HuberLoss refuses integer predictions ("huber_cpu" not implemented for 'Long'), where MSE, L1 and SmoothL1 promote
-# them beside float targets
-HUBER_INPUT = Role("input", "Predictions, any shape.", floats_only=True)
+# them beside float targets; and it computes in the predictions' dtype, a float64 target cast to float32 ones
+HUBER_INPUT = Role("input", "Predictions, any shape.", floats_only=True, own_dtype=True)
 TARGET = Role("target", "Targets, the input's shape.")
 ELEMENTWISE = "the number of elements"
 BY_ELEMENTS = Streaming("elements")  # a chunk of rows of the input beside the same rows of the target
@@ -50,7 +50,8 @@ register_loss(LossSpec(
     summary="Negative log-likelihood of a Poisson target, with the input as log-rate (default) or rate.",
     formula="log_input: exp(x) - y * x; else: x - y * log(x + eps); "
             "full adds Stirling's y log y - y + 0.5 log(2 pi y) where y > 1",
-    roles=(Role("input", "Log-rates (with --log-input, the default) or rates, any shape.", neg_inf_ok=True),
+    roles=(Role("input", "Log-rates (with --log-input, the default) or rates, any shape.", neg_inf_ok=True,
+                own_dtype=True),
            Role("target", "Counts (Poisson samples), the input's shape.")),
     options=(Opt("log_input", bool, True, "The input is the log of the rate (torch's default)."),
              Opt("full", bool, False, "Add the Stirling approximation of log(y!)."),
