@@ -766,3 +766,19 @@ def test_a_safetensors_file_the_package_refuses_does_not_stream_a_number(tmp_pat
             want = f"--from ({path}): not a readable .safetensors file ("
         # the package names one of the two overlapping tensors, which one varies from run to run
         assert all(e.startswith(want) for e in errors), errors
+
+
+def test_a_file_with_a_zero_length_axis_is_named_empty_streamed_too(tmp_path, cli):
+    """--stream on an .npy or .safetensors tensor of shape (N, 0) was a traceback (memoryview: cannot cast view with
+    zeros in shape or strides, reading a row of 0 bytes); it holds no element, so it is read whole, which names it
+    empty, as --no-stream does."""
+    a = save(tmp_path, "a", np.zeros((5, 0), np.float32))
+    files = [("--input", a, "--target", a, f"--input ({a}): is empty (shape (5, 0))")]
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "z.safetensors"
+    st_numpy.save_file({"input": np.zeros((5, 0), np.float32), "target": np.zeros((5, 0), np.float32)}, str(path))
+    files.append(("--from", str(path), f"--input ({path}:input): is empty (shape (5, 0))"))
+    for *args, said in files:
+        for stream_it in ("--stream", "--no-stream"):
+            ran = cli("mse", *args, stream_it, code=2)
+            assert ran.stderr == f"lossctl: error: {said}: there is nothing to compute\n"
