@@ -92,14 +92,14 @@ def _describe(source: Any, role: str, header: str = "auto") -> _Input | None:
     if ext == ".npy":
         with open_binary(path, flag(role)) as fp:
             h = read_header(fp, option=flag(role), source=path, size=file_size(path, flag(role)))
-        if h.fortran or not h.shape:
+        if h.fortran or not h.shape or 0 in h.shape:  # no element: read whole, which says it is empty
             return None
         return _Input(role, path, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext == ".safetensors":
         from .io.safetensors import rows_header
 
         h = rows_header(path, key, flag(role))
-        if h is None:
+        if h is None or 0 in h.shape:
             return None
         return _Input(role, source, max(h.nbytes // max(h.shape[0], 1), 1), h, dtype=h.dtype, binary=True)
     if ext in TABLE_DELIMITERS:

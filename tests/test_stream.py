@@ -741,3 +741,44 @@ def test_keys_of_one_json_lines_file_stream_from_one_parse(tmp_path, monkeypatch
     path.write_text("\n".join(lines) + "\n")
     errors = streamed_and_whole_errors("ce", files)
     assert errors[0] == errors[1] and errors[0].startswith(f"--target ({path}): line 10, key 'target'"), errors
+
+
+@pytest.mark.parametrize("fault", ["overlap", "trailing"])
+def test_a_safetensors_file_the_package_refuses_does_not_stream_a_number(tmp_path, fault):
+    """Streaming read a .safetensors tensor at its header's offsets without the package's checks: two tensors on the
+    same bytes, or bytes after the last tensor, gave a number streamed where the whole read refuses the file."""
+    pytest.importorskip("safetensors.numpy")
+    import struct
+
+    x = RNG.standard_normal((10, 3)).astype(np.float32)
+    second = [0, 120] if fault == "overlap" else [120, 240]
+    data = x.tobytes() + (b"" if fault == "overlap" else x.tobytes() + b"junk")
+    for keys in (("x", "t"), ("input", "target")):
+        head = json.dumps({keys[0]: {"dtype": "F32", "shape": [10, 3], "data_offsets": [0, 120]},
+                           keys[1]: {"dtype": "F32", "shape": [10, 3], "data_offsets": second}}).encode()
+        path = tmp_path / f"{keys[0]}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(head)) + head + data)
+        if keys[0] == "x":
+            errors = streamed_and_whole_errors("mse", {"input": f"{path}:x", "target": f"{path}:t"})
+            want = f"--input ({path}): not a readable .safetensors file ("
+        else:
+            errors = streamed_and_whole_errors("mse", {}, bundle=str(path))
+            want = f"--from ({path}): not a readable .safetensors file ("
+        # the package names one of the two overlapping tensors, which one varies from run to run
+        assert all(e.startswith(want) for e in errors), errors
+
+
+def test_a_file_with_a_zero_length_axis_is_named_empty_streamed_too(tmp_path, cli):
+    """--stream on an .npy or .safetensors tensor of shape (N, 0) was a traceback (memoryview: cannot cast view with
+    zeros in shape or strides, reading a row of 0 bytes); it holds no element, so it is read whole, which names it
+    empty, as --no-stream does."""
+    a = save(tmp_path, "a", np.zeros((5, 0), np.float32))
+    files = [("--input", a, "--target", a, f"--input ({a}): is empty (shape (5, 0))")]
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "z.safetensors"
+    st_numpy.save_file({"input": np.zeros((5, 0), np.float32), "target": np.zeros((5, 0), np.float32)}, str(path))
+    files.append(("--from", str(path), f"--input ({path}:input): is empty (shape (5, 0))"))
+    for *args, said in files:
+        for stream_it in ("--stream", "--no-stream"):
+            ran = cli("mse", *args, stream_it, code=2)
+            assert ran.stderr == f"lossctl: error: {said}: there is nothing to compute\n"

@@ -198,8 +198,7 @@ def rows_header(path: str, key: str | None, option: str):
         return None
     from .npy import NpyHeader
 
-    require("safetensors", ext=EXT, option=option, source=path)
-    header = read_header(path, option=option)
+    header = _checked_header(path, option)
     try:
         name = one_name(list(header.tensors), key, what="tensor", hint="FILE.safetensors:KEY", option=option,
                         source=path)
@@ -215,8 +214,16 @@ def tensor_names(path: str) -> list[str] | None:
     """The tensors `--from FILE` reads, from a local file's header alone; None for a URL (read whole)."""
     if is_url(path):
         return None
-    require("safetensors", ext=EXT, option="--from", source=path)
-    return list(read_header(path, option="--from").tensors)
+    return list(_checked_header(path, "--from").tensors)
+
+
+def _checked_header(path: str, option: str) -> Header:
+    """The header of a local file, checked as the whole read checks it: by this module, then by the package, which
+    refuses tensors that overlap and bytes no tensor covers. A stream reads the bytes at the header's offsets, so
+    it must refuse what the whole read refuses, with the same line, not compute from them."""
+    header, opened = _open(path, option)
+    with opened:
+        return header
 
 
 def read_tensors(path: str) -> dict[str, np.ndarray]:
