@@ -332,6 +332,16 @@ def test_npy_shape_numpy_cannot_make_is_one_line(tmp_path, shape, why):
     assert ran.stdout == ""
 
 
+def test_npy_header_with_an_expression_names_it_without_an_address(tmp_path):
+    """NumPy's literal_eval refuses a shape written as an expression (2**62) with the node's repr, so the error read
+    '<ast.BinOp object at 0x7fa60afed2d0>': an address that changes each run and says nothing to a user."""
+    path = tmp_path / "expr.npy"
+    path.write_bytes(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2**62, 3), }"))
+    ran = run_cli(*ce(str(path)), code=2)
+    assert ran.stderr == (f"lossctl: error: --logits ({path}): malformed .npy header (malformed node or string on "
+                          "line 1: an expression (BinOp))\n")
+
+
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_streamed_npy_of_no_rows_allocates_no_chunk_of_its_rows(tmp_path, threads):
     """(0, 2**40) float64: no data, so no truncation; a chunk buffer of even one such row would be 8 TiB."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 from typing import BinaryIO, NamedTuple
 
@@ -105,7 +106,10 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    # literal_eval names what it refused by its repr ('<ast.BinOp object at 0x7f...>'): say what kind it is instead
+    line = re.sub(r"<ast\.(\w+) object at 0x[0-9a-fA-F]+>", lambda m: f"an expression ({m.group(1)})", text[0]) \
+        if text else type(exc).__name__
+    return line[:200]
 
 
 def read_npy(fp: BinaryIO, *, option: str, source: str, size: int | None = None) -> np.ndarray:
