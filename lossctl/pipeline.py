@@ -325,9 +325,10 @@ def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str, *, p
     """auto: the float dtype of the first binary float input, float32 at least, widened to float64 by a float64
     input of its shape that the loss needs (torch promotes float32 predictions met by float64 targets: mse, bce,
     kl, probability targets; a whole-number index target has another shape, and optional weights and +-1 labels
-    do not promote; nor does an input torch computes in its own dtype first, Role.own_dtype);
-    text inputs compute in float64. promote=False: the first binary float input alone decides (calibration, whose
-    labels are no operand: torchmetrics computes in the scores' dtype)."""
+    do not promote); float32 wherever an input torch computes with in its own dtype first (Role.own_dtype) is
+    float32 or narrower, whichever role it is: its log-softmax or norm bounds torch's precision however wide the
+    others are; text inputs compute in float64. promote=False: the first binary float input alone decides
+    (calibration, whose labels are no operand: torchmetrics computes in the scores' dtype)."""
     _choose("--dtype", dtype, DTYPES)
     if dtype != "auto":
         return np.dtype(dtype)
@@ -335,9 +336,11 @@ def compute_dtype(spec: LossSpec, loaded: Mapping[str, Loaded], dtype: str, *, p
               and item.binary and item.array.dtype.kind == "f"]
     if not floats:
         return np.dtype(np.float64)
-    lead, first = floats[0]
+    if promote and any(role.own_dtype and a.dtype.itemsize < 8 for role, a in floats):
+        return np.dtype(np.float32)
+    first = floats[0][1]
     # by size, not equality: a big-endian float64 file ('>f8') computes in float64 too
-    wide = first.dtype.itemsize >= 8 or promote and not lead.own_dtype and any(
+    wide = first.dtype.itemsize >= 8 or promote and any(
         role.required and not role.label and a.dtype.itemsize >= 8 and a.shape == first.shape for role, a in floats)
     return np.dtype(np.float64) if wide else np.dtype(np.float32)
 

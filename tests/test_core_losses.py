@@ -278,6 +278,57 @@ def test_logits_keep_float32_beside_a_float64_target(cli, tmp_path, loss, backen
         assert_close(out["value"], want, np.float32)
 
 
+WIDE_LEAD = {  # float64 predictions x beside a float32 array torch transforms in its own dtype first: (arrays, F)
+    "bce": ({}, lambda x, y: {"logits": x, "target": (y > 0).astype(np.float32)},
+            lambda a: F.binary_cross_entropy_with_logits(a["logits"], a["target"])),
+    "focal": ({}, lambda x, y: {"logits": x, "target": (y > 0).astype(np.float32)},
+              lambda a: (lambda p, t: ((0.25 * t + 0.75 * (1 - t)) * (1 - (p * t + (1 - p) * (1 - t))) ** 2
+                                       * F.binary_cross_entropy_with_logits(a["logits"], t, reduction="none")).mean()
+                         )(torch.sigmoid(a["logits"]), a["target"])),
+    "kl": ({}, lambda x, y: {"log_probs": sp.log_softmax(x, 1), "target": sp.softmax(y, 1).astype(np.float32)},
+           lambda a: F.kl_div(a["log_probs"], a["target"], reduction="batchmean")),
+    "kl-log-prob": ({"--target-kind": "log-prob"},
+                    lambda x, y: {"log_probs": sp.log_softmax(x, 1), "target": sp.log_softmax(y, 1).astype(np.float32)},
+                    lambda a: F.kl_div(a["log_probs"], a["target"], reduction="batchmean", log_target=True)),
+    "cosine-similarity": ({"--reduction": "mean"}, lambda x, y: {"x1": x, "x2": y.astype(np.float32)},
+                          lambda a: F.cosine_similarity(a["x1"], a["x2"]).mean()),
+    "cosine-embedding": ({}, lambda x, y: {"x1": x, "x2": y.astype(np.float32), "target": np.sign(y[:, 0])},
+                         lambda a: F.cosine_embedding_loss(a["x1"], a["x2"], a["target"])),
+    "gaussian-nll": ({}, lambda x, y: {"input": x, "target": y, "var": (np.abs(y) + 0.5).astype(np.float32)},
+                     lambda a: F.gaussian_nll_loss(a["input"], a["target"], a["var"])),
+}
+
+
+@pytest.mark.parametrize("case, backend", [(case, b) for case in sorted(WIDE_LEAD)
+                                           for b in get_loss(case.split("-log")[0]).backends])
+def test_a_float32_array_torch_transforms_first_keeps_float32_beside_float64_predictions(cli, tmp_path, rng, case,
+                                                                                          backend):
+    """Role.own_dtype (a99a773, b3c86dc, 9f9262c) was read from the first float input only: float64 logits or x1
+    beside a float32 target or x2 that torch transforms in its own dtype first (BCEWithLogitsLoss computes in the
+    target's dtype, KLDivLoss takes the target's xlogy or exp, the cosine x2's norm, GaussianNLLLoss log(var))
+    computed in float64 and said so, where torch's number has float32's precision: bce 8.8e-9 off
+    F.binary_cross_entropy_with_logits (which returns float32), cosine-similarity 6.4e-7, and --expect of
+    torch's own number exited 1 under float64's tolerance. Such a float32 array now computes the loss in float32,
+    whichever role holds it."""
+    loss = case.split("-log")[0]
+    options, arrays, fn = WIDE_LEAD[case]
+    arrays = arrays(rng.normal(size=(64, 5)), rng.normal(size=(64, 5)))
+    want = fn({k: T(v) for k, v in arrays.items()})
+    paths = []
+    for name, arr in arrays.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        paths += [f"--{name.replace('_', '-')}", str(tmp_path / f"{name}.npy")]
+    options = [item for pair in options.items() for item in pair]
+    if loss == "kl":
+        options += ["--reduction", "batchmean"]
+    for stream in ((), ("--stream",))[:2 if get_loss(loss).stream else 1]:
+        run = cli(loss, *paths, *options, *stream, "--backend", backend, "--expect", repr(want.item()), "-f", "json")
+        assert run.exit_code == 0, run.stderr
+        out = json.loads(run.stdout)
+        assert out["dtype"] == "float32"
+        assert_close(out["value"], want, np.float32)
+
+
 @pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
 def test_integer_targets_are_noted_in_binary_files_only(cli, tmp_path, rng, stream):
     """bce's 0/1 targets as int64 in an .npy are the user's dtype, which torch refuses (noted, streamed or not);

@@ -70,7 +70,8 @@ register_loss(LossSpec(
     roles=(Role("probs", "Probabilities in [0, 1] (BCELoss).", group="input", floats_only=True),
            Role("logits", "Logits (BCEWithLogitsLoss, numerically stable).", group="input", floats_only=True,
                 own_dtype=True),
-           Role("target", "Targets in [0, 1], the input's shape.", floats_only=True),
+           # BCEWithLogitsLoss computes in the target's dtype: float32 beside float64 logits
+           Role("target", "Targets in [0, 1], the input's shape.", floats_only=True, own_dtype=True),
            Role("weight", "Per-element rescaling weight, broadcast to the input.", required=False),
            Role("pos_weight", "Weight of positive examples per class (last axis); logits only.", required=False,
                 batched=False)),

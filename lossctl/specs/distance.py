@@ -3,8 +3,9 @@
 from ..registry import NUMPY_AND_TORCH, LossSpec, Opt, Role, Streaming, register_loss
 
 PAIR = (Role("x1", "First vectors, e.g. (N, D)."), Role("x2", "Second vectors, broadcastable to x1."))
-# torch takes each vector's norm in its own dtype: float32 x1's bounds the cosine's precision beside a float64 x2
-COSINE_PAIR = (Role("x1", PAIR[0].help, own_dtype=True), PAIR[1])
+# torch takes each vector's norm in its own dtype: a float32 x1's or x2's bounds the cosine's precision beside a
+# float64 other
+COSINE_PAIR = (Role("x1", PAIR[0].help, own_dtype=True), Role("x2", PAIR[1].help, own_dtype=True))
 
 register_loss(LossSpec(
     name="cosine-similarity", backends=NUMPY_AND_TORCH, torch_name="torch.nn.CosineSimilarity",

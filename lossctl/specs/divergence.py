@@ -13,8 +13,9 @@ register_loss(LossSpec(
            Role("logits", "The model's logits; log_softmax over the last axis is applied.", group="input",
                 neg_inf_ok=True, floats_only=True, own_dtype=True),
            Role("probs", "The model's probabilities; log is applied.", group="input", own_dtype=True),
+           # torch takes the target's xlogy, exp or softmax in its own dtype before it meets the input
            Role("target", "The target distribution (see --target-kind), the input's shape.", neg_inf_ok=True,
-                floats_only=True)),
+                floats_only=True, own_dtype=True)),
     options=(Opt("target_kind", str, "prob", "prob; log-prob (torch's log_target=True); logits (softmax first).",
                  choices=("prob", "log-prob", "logits")),),
     reductions=("mean", "sum", "none", "batchmean"), compute="lossctl.losses.divergence:kl", information=True,

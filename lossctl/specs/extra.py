@@ -23,7 +23,9 @@ register_loss(LossSpec(
             "multi-class: loss_n = -alpha * w_{y_n} * (1 - p_{n,y_n})^gamma * log p_{n,y_n}, p = softmax(x)",
     roles=(Role("logits", "Logits: any shape (sigmoid form), or (N, C) / (N, C, d...) with index targets.",
                 neg_inf_ok=True, floats_only=True, own_dtype=True),
-           Role("target", "0/1 labels (or probabilities) of the logits' shape, or class indices.", floats_only=True),
+           # torchvision's BCE-with-logits computes in a float target's dtype, as bce's does
+           Role("target", "0/1 labels (or probabilities) of the logits' shape, or class indices.", floats_only=True,
+                own_dtype=True),
            Role("weight", "Multi-class form only: a weight per class, shape (C,).", required=False,
                 batched=False)),
     options=(Opt("alpha", float, 0.25, "Weight of the positive class, in [0, 1]; negative disables it "

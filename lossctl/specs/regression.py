@@ -66,8 +66,9 @@ register_loss(LossSpec(
     summary="Negative log-likelihood of the target under N(input, var).",
     formula="loss_i = 0.5 * (log max(var_i, eps) + (x_i - y_i)^2 / max(var_i, eps)) [+ 0.5 log(2 pi) with --full]",
     roles=(INPUT, Role("target", "Targets, the input's shape, or that shape with one size made 1 (shared along it)."),
+           # torch takes log(var) in var's own dtype before it meets the input
            Role("var", "Variances: the input's shape, or one fewer trailing dim, or one dim of size 1 "
-                "(shared along it), or one number for every element.", floats_only=True)),
+                "(shared along it), or one number for every element.", floats_only=True, own_dtype=True)),
     options=(Opt("full", bool, False, "Add the constant 0.5 * log(2 pi)."),
              Opt("eps", float, 1e-6, "Variances are clamped to at least eps (without gradient) for stability.")),
     compute="lossctl.losses.regression:gaussian_nll", denominator=ELEMENTWISE,
