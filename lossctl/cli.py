@@ -12,6 +12,7 @@ import contextlib
 import errno
 import functools
 import inspect
+import io
 import os
 import re
 import sys
@@ -832,12 +833,28 @@ def _escape_unencodable_output() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
 
 
-OUTPUT_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT)  # the output cannot be written
+# the output cannot be written (EBADF: the process was started with stdout closed, `>&-`)
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EBADF)
+
+
+class ClosedStdout(io.TextIOBase):
+    """sys.stdout where the process was started with stdout closed (`lossctl list >&-`): Python leaves it None, and
+    every command was an AttributeError traceback and exit 1 (a failed check). A write to it fails as a write to a
+    closed descriptor does, so it is the one stdout error line and exit 2; a run that prints nothing (grad -o F)
+    still succeeds."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
 
 
 def main() -> None:
     """The `lossctl` entry point. Click's own usage errors (an unknown option, a value not among the choices) are
     shown as lossctl's errors are: one line on stderr, exit 2."""
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()
     _escape_unencodable_output()
     PIPE_CLOSED_EXIT.update(code=0, line=None)  # a run in-process after another (tests) starts afresh
     args = sys.argv[1:]

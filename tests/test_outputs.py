@@ -321,6 +321,35 @@ def test_stdout_on_a_full_disk_is_one_error_line_and_exit_2(fmt):
     assert ran.stderr == b"lossctl: error: stdout: cannot write the output: No space left on device\n"
 
 
+@pytest.mark.parametrize("args, code, line", [
+    (["ce", "--logits", str(EX / "logits.npy"), "--target", str(EX / "targets.npy"), "-f", "plain"], 2,
+     b"lossctl: error: stdout: cannot write the output: stdout is closed\n"),
+    (["ce", "--logits", str(EX / "logits.npy"), "--target", str(EX / "targets.npy")], 2,
+     b"lossctl: error: stdout: cannot write the output: stdout is closed\n"),
+    (["list"], 2, b"lossctl: error: stdout: cannot write the output: stdout is closed\n"),
+    (["--help"], 2, b"lossctl: error: stdout: cannot write the output: stdout is closed\n"),
+    (["--version"], 2, b"lossctl: error: stdout: cannot write the output: stdout is closed\n"),
+])
+def test_a_closed_stdout_is_one_error_line_and_exit_2(args, code, line):
+    """Started with stdout closed (`lossctl list >&-`), Python's sys.stdout is None: every command was an
+    AttributeError traceback ('NoneType' object has no attribute 'isatty') and exit 1, which means a failed check;
+    now the line of any stdout that cannot be written, and exit 2."""
+    ran = subprocess.run([sys.executable, "-m", "lossctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         cwd=ROOT, timeout=120, preexec_fn=lambda: os.close(1))
+    assert (ran.returncode, ran.stderr) == (code, line)
+
+
+def test_a_closed_stdout_leaves_a_run_that_prints_nothing_alone(tmp_path):
+    """grad -o writes a file and only a line on stderr: stdout closed is no error for it."""
+    out = tmp_path / "g.npy"
+    ran = subprocess.run([sys.executable, "-m", "lossctl", "grad", "ce", "--logits", "[[2.0, 1.0, 0.1]]", "--target",
+                          "[0]", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+                         timeout=120, preexec_fn=lambda: os.close(1))
+    assert ran.returncode == 0, ran.stderr
+    p = np.exp([2.0, 1.0, 0.1]) / np.exp([2.0, 1.0, 0.1]).sum()
+    np.testing.assert_allclose(np.load(out), [p - [1.0, 0.0, 0.0]], rtol=1e-12)
+
+
 def _run_with_the_reader_gone(*args: str) -> subprocess.CompletedProcess:
     """lossctl writing into a pipe whose reader has already closed it (| true, | head that left)."""
     read, write = os.pipe()
