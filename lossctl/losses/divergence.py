@@ -61,10 +61,15 @@ def _zero_zero_warning(role: str, model: np.ndarray, target: np.ndarray, target_
     0 (a probability of 0; a log-probability or logit of -inf) that is 0 * -inf = nan."""
     model_zero = model == 0 if role == "probs" else np.isneginf(model)
     target_zero = target == 0 if target_kind == "prob" else np.isneginf(target)
-    both = np.flatnonzero(model_zero & target_zero)
+    # log_target: torch computes exp(t) * (t - log q), 0 * -inf = nan wherever t = -inf, whatever the model gives
+    both = np.flatnonzero(target_zero if target_kind == "log-prob" else model_zero & target_zero)
     if not both.size:
         return []
     at = position(model, both[0])
+    if not model_zero.flat[both[0]]:
+        return [Finding("kl-zero-zero", f"--target gives probability 0 (log-probability -inf, first at index {at}): "
+                        "with --target-kind log-prob torch computes exp(t) * (t - log q) = 0 * -inf = nan there, "
+                        f"whatever {flag(role)} gives; the textbook (and scipy) take 0 log 0 = 0")]
     if role == "probs" and target_kind == "prob":
         said = f"--probs and --target are both 0 (first at index {at})"
     else:
