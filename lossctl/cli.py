@@ -130,7 +130,15 @@ ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n",
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(f"lossctl: {text.translate(ONE_LINE)}\n")
+    """One line on stderr. A stderr that cannot take it (a full disk, or closed: 2>&-) has nowhere to be told: the
+    exit code still says how the run went (2 for bad input, 0 with a warning), not a traceback and exit 1, which
+    means a failed check. What is left in its buffer is dropped, so that it cannot fail again at exit."""
+    try:
+        sys.stderr.write(f"lossctl: {text.translate(ONE_LINE)}\n")
+        sys.stderr.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def handles_errors(func):
@@ -855,6 +863,8 @@ def main() -> None:
     shown as lossctl's errors are: one line on stderr, exit 2."""
     if sys.stdout is None:
         sys.stdout = ClosedStdout()
+    if sys.stderr is None:  # started with stderr closed (2>&-): its lines have nowhere to go, the exit code still says
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open for the process's life, as sys.stderr is)
     _escape_unencodable_output()
     PIPE_CLOSED_EXIT.update(code=0, line=None)  # a run in-process after another (tests) starts afresh
     args = sys.argv[1:]

@@ -350,6 +350,28 @@ def test_a_closed_stdout_leaves_a_run_that_prints_nothing_alone(tmp_path):
     np.testing.assert_allclose(np.load(out), [p - [1.0, 0.0, 0.0]], rtol=1e-12)
 
 
+KL_WARNED = ["kl", "--log-probs", "[[-1.0, -0.5]]", "--target", "[[0.5, 0.5]]", "-f", "plain"]  # mean: a warning
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("stderr", ["full", "closed"])
+@pytest.mark.parametrize("args, code", [(KL_WARNED, 0), (["mse", "--input", "no-such.npy", "--target", "[1]"], 2),
+                                        (["mse", "--input", "[1.0]", "--target", "[1.0]", "--expect", "5"], 1)])
+def test_a_stderr_that_cannot_be_written_leaves_the_exit_code_to_the_run(stderr, args, code):
+    """A warning or an error line that stderr could not take (2>/dev/full, 2>&-) was a traceback nobody saw and
+    exit 1, which means a failed check: a warned kl exited 1 and a missing file 1 instead of 2 (with stderr
+    closed the progress bar's sys.stderr.isatty() failed first, before anything was printed). The lines have
+    nowhere to go; the exit code is the run's: 0 with the number on stdout, 2 for bad input, 1 for --expect."""
+    with open("/dev/full", "w") as full:
+        kw = {"stderr": full} if stderr == "full" else {"stderr": subprocess.DEVNULL, "preexec_fn": lambda: os.close(2)}
+        ran = subprocess.run([sys.executable, "-m", "lossctl", *args], stdout=subprocess.PIPE, cwd=ROOT,
+                             timeout=120, **kw)
+    assert ran.returncode == code
+    if args is KL_WARNED:  # KLDivLoss's mean: p (log p - x) over the 2 elements
+        assert float(ran.stdout) == pytest.approx((0.5 * (math.log(0.5) + 1) + 0.5 * (math.log(0.5) + 0.5)) / 2,
+                                                  rel=1e-12)
+
+
 def _run_with_the_reader_gone(*args: str) -> subprocess.CompletedProcess:
     """lossctl writing into a pipe whose reader has already closed it (| true, | head that left)."""
     read, write = os.pipe()
