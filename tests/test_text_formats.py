@@ -355,13 +355,18 @@ def test_pandas_index_column_is_left_out(monkeypatch, tmp_path, frame, targets, 
         np.testing.assert_allclose(float(res.stdout), ref, rtol=1e-12)
 
 
+def assert_refused_whole_and_streamed(path, message: str) -> None:
+    """The CSV at `path` is refused as --logits with `message`, read whole and streamed alike."""
+    for read in (lambda p: load_array(p, option="--logits"), streamed):
+        with pytest.raises(InputError) as exc:
+            read(str(path))
+        assert str(exc.value) == f"--logits ({path}): {message}"
+
+
 def test_index_column_cells_are_named_by_the_files_column(tmp_path, frame):
     frame.iloc[3, 1] = np.nan
     frame.to_csv(tmp_path / "x.csv")
-    for read in (lambda p: load_array(p, option="--logits"), streamed):
-        with pytest.raises(InputError) as exc:
-            read(str(tmp_path / "x.csv"))
-        assert str(exc.value) == f"--logits ({tmp_path / 'x.csv'}): row 5, column 3: '' is not a number"
+    assert_refused_whole_and_streamed(tmp_path / "x.csv", "row 5, column 3: '' is not a number")
 
 
 def test_a_first_row_missing_its_first_value_is_no_index(tmp_path):
@@ -415,10 +420,7 @@ def test_a_cell_with_an_underscore_is_no_number(tmp_path):
     path.write_text("1_0,2,3\n0.5,2,1\n")
     with pytest.raises(ValueError):
         np.loadtxt(path, delimiter=",")
-    for read in (lambda p: load_array(p, option="--logits"), streamed):
-        with pytest.raises(InputError) as exc:
-            read(str(path))
-        assert str(exc.value) == f"--logits ({path}): row 1, column 1: '1_0' is not a number"
+    assert_refused_whole_and_streamed(path, "row 1, column 1: '1_0' is not a number")
 
 
 def test_utf16_text_is_named(tmp_path):
