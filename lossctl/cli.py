@@ -129,6 +129,13 @@ STREAM_HELP = ("Stream big inputs (.npy, text tables, Parquet/Arrow columns, JSO
 ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
 
 
+def _to_devnull(stream) -> None:
+    """Point `stream`'s descriptor at /dev/null: what is left in its buffer (or written later) goes nowhere, so that
+    a stream that failed cannot fail again at exit (Python's 'Exception ignored', exit 120)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def _err(text: str) -> None:
     """One line on stderr. A stderr that cannot take it (a full disk, or closed: 2>&-) has nowhere to be told: the
     exit code still says how the run went (2 for bad input, 0 with a warning), not a traceback and exit 1, which
@@ -137,8 +144,7 @@ def _err(text: str) -> None:
         sys.stderr.write(f"lossctl: {text.translate(ONE_LINE)}\n")
         sys.stderr.flush()
     except OSError:
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        _to_devnull(sys.stderr)
 
 
 def handles_errors(func):
@@ -209,9 +215,7 @@ def stdout_errors():
     except BrokenPipeError:
         raise
     except OSError as exc:
-        # what is left in the buffer would fail again at exit (Python's 'Exception ignored', exit 120): drop it
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_devnull(sys.stdout)
         raise UsageError(f"cannot write the output: {exc.strerror or exc}", option="stdout") from None
 
 
@@ -404,9 +408,7 @@ def _run_loss(spec: LossSpec, kw: dict[str, Any]) -> None:
         # strict JSON, as every JSON output: a sum of inf or nan (torch's own result) is written as a string
         write_out(json.dumps(json_value(partial_document(result)), allow_nan=False) + "\n")
         return
-    off = expected(result, *expect)
-    emit(result, fmt, failed=off is not None, line=off and f"expect: {off}")
-    exit_if_off(off)
+    emit_verdict(result, fmt, expected(result, *expect))
 
 
 def refuse_format_beside_partials(fmt: str) -> None:
@@ -424,13 +426,16 @@ def expected(result: Any, expect: float | None, rtol: float | None, atol: float 
         return None
     from .api import expectation
 
-    return expectation(getattr(result, "total", result), expect, rtol=rtol, atol=atol)
+    off = expectation(getattr(result, "total", result), expect, rtol=rtol, atol=atol)
+    return f"expect: {off}" if off else None
 
 
-def exit_if_off(off: str | None) -> None:
-    """After the result was printed: --expect's line on stderr and exit 1 where the value is off."""
-    if off:
-        _err(f"expect: {off}")
+def emit_verdict(result: Any, fmt: str, failure: str | None) -> None:
+    """The result, then where `failure` (--expect's line, a check's) says it failed: that line on stderr and exit 1,
+    even if the reader of stdout left early."""
+    emit(result, fmt, failed=failure is not None, line=failure)
+    if failure is not None:
+        _err(failure)
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
@@ -527,13 +532,14 @@ def decompose_cmd(
 ) -> None:
     """Check CE = H(target) + KL(target || softmax(logits)) for every sample; exit 1 if any row fails."""
     from .api import decompose
+    from .command_results import failure_line
 
     logits, target, weight = (one_source(v, f, "decompose") for v, f in ((logits, "--logits"), (target, "--target"),
                                                                          (weight, "--weight")))
     result = decompose(logits=logits, target=target, weight=weight, target_kind=target_kind,
                        label_smoothing=label_smoothing, ignore_index=ignore_index, dtype=dtype, atol=atol,
                        rtol=rtol, bundle=from_)
-    _emit_checked(result, format, [result])
+    emit_verdict(result, format, failure_line([result]))
 
 
 @app.command("check", rich_help_panel="Checks", epilog=ONE_SOURCE_HELP)
@@ -551,23 +557,13 @@ def check_cmd(
     """Run the tutorial's identities on the data: CE = NLL of log_softmax, one-hot = index, BCE = 2-class NLL,
     and autograd's gradient of CE against its closed form."""
     from .api import check
+    from .command_results import failure_line
 
     logits, probs, target, weight = (one_source(v, f, "check") for v, f in (
         (logits, "--logits"), (probs, "--probs"), (target, "--target"), (weight, "--weight")))
     report = check(logits=logits, probs=probs, target=target, weight=weight, dtype=dtype, atol=atol, rtol=rtol,
                    bundle=from_)
-    _emit_checked(report, format, report.checks)
-
-
-def _emit_checked(result: Any, fmt: str, checks: list) -> None:
-    """A check's output, then on a failure the line that says which identities failed (stderr) and exit 1."""
-    from .command_results import failure_line
-
-    line = failure_line(checks)
-    emit(result, fmt, failed=line is not None, line=line)
-    if line is not None:
-        _err(line)
-        raise typer.Exit(EXIT_CHECK_FAILED)
+    emit_verdict(report, format, failure_line(report.checks))
 
 
 @app.command("list")
@@ -665,9 +661,7 @@ def merge_cmd(
 
     check_expect_tolerances(expect=expect, atol=atol, rtol=rtol)  # before anything is read
     result = merge_files(files)
-    off = expected(result, expect, rtol, atol)
-    emit(result, format, failed=off is not None, line=off and f"expect: {off}")
-    exit_if_off(off)
+    emit_verdict(result, format, expected(result, expect, rtol, atol))
 
 
 # --- calibration -----------------------------------------------------------------------------------------------
@@ -825,8 +819,7 @@ def root_command():
 def _pipe_closed() -> None:
     """The reader closed early (| head): stop quietly and keep Python from complaining at exit; exit 0, or 1 with
     --expect's line where what was being printed had already failed (PIPE_CLOSED_EXIT)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    _to_devnull(sys.stdout)
     if PIPE_CLOSED_EXIT["line"]:
         _err(PIPE_CLOSED_EXIT["line"])
     sys.exit(PIPE_CLOSED_EXIT["code"])
@@ -918,13 +911,12 @@ def main() -> None:
 
 def _stdout_fails(exc: OSError) -> bool:
     """Whether an OSError that reached main (Click's own writes: --help, completion) is stdout failing to take
-    what was written (a full disk, an I/O error): then what is left in its buffer is dropped, so that it cannot
-    fail again at exit (Python's 'Exception ignored', exit 120). The commands turn their own OSErrors into lossctl
+    what was written (a full disk, an I/O error): then what is left in its buffer is dropped (_to_devnull). The
+    commands turn their own OSErrors into lossctl
     errors, so none of them gets here."""
     if exc.errno not in OUTPUT_ERRNOS:
         return False
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _to_devnull(sys.stdout)
     return True
 
 
