@@ -506,13 +506,6 @@ def source_option(flag_: str, help: str) -> Any:
     return Annotated[list[str] | None, typer.Option(flag_, metavar="SOURCE", help=help)]
 
 
-def one_source(values: list[str] | None, option: str, command: str) -> str | None:
-    if values and len(values) > 1:
-        raise UsageError(f"{command} works one set of arrays through; got {len(values)} sources (run it once per set)",
-                         option=option)
-    return values[0] if values else None
-
-
 @app.command("decompose", rich_help_panel="Checks", epilog=ONE_SOURCE_HELP)
 @handles_errors
 def decompose_cmd(
@@ -533,6 +526,7 @@ def decompose_cmd(
     """Check CE = H(target) + KL(target || softmax(logits)) for every sample; exit 1 if any row fails."""
     from .api import decompose
     from .command_results import failure_line
+    from .pipeline import one_source
 
     logits, target, weight = (one_source(v, f, "decompose") for v, f in ((logits, "--logits"), (target, "--target"),
                                                                          (weight, "--weight")))
@@ -558,6 +552,7 @@ def check_cmd(
     and autograd's gradient of CE against its closed form."""
     from .api import check
     from .command_results import failure_line
+    from .pipeline import one_source
 
     logits, probs, target, weight = (one_source(v, f, "check") for v, f in (
         (logits, "--logits"), (probs, "--probs"), (target, "--target"), (weight, "--weight")))

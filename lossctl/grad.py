@@ -27,6 +27,7 @@ from .pipeline import (
     compute_output,
     gather,
     move_class_axis,
+    one_source,
     settings,
     value_warnings,
 )
@@ -193,11 +194,7 @@ def gradient_files(name: str, sources: Mapping[str, list[Any] | None], options: 
     """What `lossctl grad NAME` computes: one source per array (the options repeat as the loss command's do, but a
     gradient is of one set of inputs)."""
     spec = get_loss(name)
-    single = {}
-    for role, values in sources.items():
-        if values is not None and len(values) > 1:
-            raise UsageError(f"a gradient is of one set of inputs; got {len(values)} sources", option=flag(role))
-        single[role] = values[0] if values else None
+    single = {role: one_source(values, flag(role), "grad") for role, values in sources.items()}
     return gradient_sources(spec, single, options, reduction=reduction, dtype=dtype, bundle=bundle, header=header,
                             class_axis=class_axis, target_grad=target_grad, base=base, strict=strict)
 

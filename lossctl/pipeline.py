@@ -303,6 +303,15 @@ def _as_array(value: Any, flag: str) -> np.ndarray:
     return arr
 
 
+def one_source(values: list[Any] | None, option: str, command: str) -> Any:
+    """The one source of an array option that was given as a list (the option repeats, so that a second is refused
+    rather than kept silently, as Click keeps the last): for the commands that work one set of arrays through."""
+    if values and len(values) > 1:
+        raise UsageError(f"{command} works one set of arrays through; got {len(values)} sources (run it once per set)",
+                         option=option)
+    return values[0] if values else None
+
+
 def check_roles(spec: LossSpec, loaded: Mapping[str, Any], bundle: str | None = None, *,
                 command: str | None = None) -> None:
     """Exactly one role of each group, and every required one (a missing one named as `command`'s, else the

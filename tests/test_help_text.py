@@ -196,7 +196,8 @@ def test_grad_help_does_not_offer_several_files(cli, monkeypatch):
     monkeypatch.chdir(ROOT)
     res = cli("grad", "ce", "--logits", "examples/logits.npy", "--logits", "examples/logits.csv", "--target",
               "examples/targets.npy", code=2)
-    assert res.stderr == "lossctl: error: --logits: a gradient is of one set of inputs; got 2 sources\n"
+    assert res.stderr == ("lossctl: error: --logits: grad works one set of arrays through; got 2 sources (run it "
+                          "once per set)\n")
 
 
 @pytest.mark.parametrize("args, line", [
