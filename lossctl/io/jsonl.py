@@ -117,6 +117,7 @@ class JsonlRows:
         except BaseException:
             self._fp.close()
             raise
+        self.fields = list(first) if isinstance(first, dict) else []  # the first record's keys (SharedRows)
         value = first if self.keys[0] is None else first.get(self.keys[0])
         self.dtype = np.dtype(np.float64 if float in map(type, chain([value], value if type(value) is list
                                                                      else [])) else np.int64)
@@ -256,20 +257,13 @@ class SharedRows:
         options = list(keyed)
         self.rows = JsonlRows(path, options[0], keyed[options[0]], 1)
         try:
-            self.rows.keys = [one_name(list(self._first()), key, what="key", hint="FILE.jsonl:KEY", option=option,
+            self.rows.keys = [one_name(self.rows.fields, key, what="key", hint="FILE.jsonl:KEY", option=option,
                                        source=path) for option, key in keyed.items()]
         except BaseException:
             self.rows.close()
             raise
         self.rows.options = dict(zip(self.rows.keys, options, strict=True))
         self._ready: dict[str | None, np.ndarray] = {}
-
-    def _first(self) -> dict:
-        no, raw = self.rows._head[0]
-        obj = _loads(no, raw, option=self.rows.option, source=self.rows.path)
-        if not isinstance(obj, dict):  # JsonlRows refused it already for a key; stated again for clarity
-            raise InputError(f"line {no} is not a JSON object", option=self.rows.option, source=self.rows.path)
-        return obj
 
     def take(self, key: str | None, n: int) -> np.ndarray:
         if key not in self._ready:
