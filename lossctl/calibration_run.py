@@ -52,7 +52,7 @@ from .pipeline import (
 )
 from .registry import LossSpec, Role, Streaming, flag
 from .reports import input_lints
-from .route import bundled_rows, stream_plan
+from .route import stream_plan
 
 PARTIAL_KIND = "lossctl-calibration-partial"
 BINNINGS = ("uniform", "quantile")
@@ -163,13 +163,8 @@ def _plan(sources: Mapping[str, Any], cs: CalibrationSettings, stream: bool | No
                              "merged; use --binning uniform, or read the files whole (--no-stream, no --partials)",
                              option=option)
         return None
-    if stream is False:
-        return None
-    if bundle is not None:  # a bundle of rows (Parquet/Arrow, JSON Lines, .safetensors) streams as its keys do
-        sources = bundled_rows(CALIBRATION, sources, bundle)
-        if sources is None:
-            return None
-    planned = stream_plan(CALIBRATION, sources, cs.loss_settings(), stream)
+    # a bundle of rows (Parquet/Arrow, JSON Lines, .safetensors) streams as its keys do
+    planned = stream_plan(CALIBRATION, sources, cs.loss_settings(), stream, bundle=bundle)
     return planned if planned is None or _task_fits(planned, cs.task) else None
 
 
