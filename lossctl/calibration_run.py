@@ -33,6 +33,7 @@ from .calibration import (
     finish_calibration,
     probability_warnings,
     quantile_edges,
+    task_by_ndim,
     uniform_edges,
 )
 from .calibration_result import CalibrationFiles, CalibrationResult
@@ -169,15 +170,14 @@ def _plan(sources: Mapping[str, Any], cs: CalibrationSettings, stream: bool | No
 
 
 def _task_fits(p: streaming.Plan, task: str) -> bool:
-    """Whether the files' shapes give the task, as calibration_inputs decides it; where they do not, the files are
-    read whole, so that the error names their shapes, not a chunk's."""
+    """Whether the files' shapes give the task, as calibration_inputs decides it (task_by_ndim); where they do not,
+    the files are read whole, so that the error names their shapes, not a chunk's."""
     ndim = {i.role: i.ndim for i in p.inputs}
     scores = next((n for role, n in ndim.items() if role != "target"), None)
     target = ndim.get("target")
     if scores is None or target is None:
         return True
-    binary, multiclass = scores == target, scores >= 2 and scores == target + 1
-    return {"binary": binary, "multiclass": multiclass}.get(task, (binary and scores == 1) or multiclass)
+    return task_by_ndim(task, scores, target) is not None
 
 
 def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progress=None) -> CalibrationSums:
