@@ -140,14 +140,22 @@ def _check_whole(target: np.ndarray) -> None:
                                   f"{at_index(target, bad[0])}", option="--target")
 
 
+def task_by_ndim(task: str, scores: int, target: int) -> str | None:
+    """The task that scores and targets of these numbers of axes are: `task` where they fit it, binary (1-d both)
+    or multiclass (scores of one more axis, at least 2) for auto; None where they are neither."""
+    fits = {"binary": scores == target, "multiclass": scores >= 2 and scores == target + 1}
+    if task in fits:
+        return task if fits[task] else None
+    return "binary" if fits["binary"] and scores == 1 else "multiclass" if fits["multiclass"] else None
+
+
 def _task_of(task: str, scores: np.ndarray, target: np.ndarray) -> str:
     check_choice("task", task, TASKS)
     if task != "auto":
         return task
-    if scores.ndim == 1 and target.ndim == 1:
-        return "binary"
-    if scores.ndim >= 2 and scores.ndim == target.ndim + 1:
-        return "multiclass"
+    found = task_by_ndim(task, scores.ndim, target.ndim)
+    if found is not None:
+        return found
     raise ShapeError(f"shape {target.shape} with scores {scores.shape} is neither binary (1-d scores and targets) "
                      "nor multiclass ((N, C) scores, (N) targets); name the task", option="--target")
 

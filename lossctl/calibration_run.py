@@ -33,6 +33,7 @@ from .calibration import (
     finish_calibration,
     probability_warnings,
     quantile_edges,
+    task_by_ndim,
     uniform_edges,
 )
 from .calibration_result import CalibrationFiles, CalibrationResult
@@ -52,7 +53,7 @@ from .pipeline import (
 )
 from .registry import LossSpec, Role, Streaming, flag
 from .reports import input_lints
-from .route import bundled_rows, stream_plan
+from .route import stream_plan
 
 PARTIAL_KIND = "lossctl-calibration-partial"
 BINNINGS = ("uniform", "quantile")
@@ -163,26 +164,20 @@ def _plan(sources: Mapping[str, Any], cs: CalibrationSettings, stream: bool | No
                              "merged; use --binning uniform, or read the files whole (--no-stream, no --partials)",
                              option=option)
         return None
-    if stream is False:
-        return None
-    if bundle is not None:  # a bundle of rows (Parquet/Arrow, JSON Lines, .safetensors) streams as its keys do
-        sources = bundled_rows(CALIBRATION, sources, bundle)
-        if sources is None:
-            return None
-    planned = stream_plan(CALIBRATION, sources, cs.loss_settings(), stream)
+    # a bundle of rows (Parquet/Arrow, JSON Lines, .safetensors) streams as its keys do
+    planned = stream_plan(CALIBRATION, sources, cs.loss_settings(), stream, bundle=bundle)
     return planned if planned is None or _task_fits(planned, cs.task) else None
 
 
 def _task_fits(p: streaming.Plan, task: str) -> bool:
-    """Whether the files' shapes give the task, as calibration_inputs decides it; where they do not, the files are
-    read whole, so that the error names their shapes, not a chunk's."""
+    """Whether the files' shapes give the task, as calibration_inputs decides it (task_by_ndim); where they do not,
+    the files are read whole, so that the error names their shapes, not a chunk's."""
     ndim = {i.role: i.ndim for i in p.inputs}
     scores = next((n for role, n in ndim.items() if role != "target"), None)
     target = ndim.get("target")
     if scores is None or target is None:
         return True
-    binary, multiclass = scores == target, scores >= 2 and scores == target + 1
-    return {"binary": binary, "multiclass": multiclass}.get(task, (binary and scores == 1) or multiclass)
+    return task_by_ndim(task, scores, target) is not None
 
 
 def _sums_streamed(p: streaming.Plan, cs: CalibrationSettings, dtype: str, progress=None) -> CalibrationSums:

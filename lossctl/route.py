@@ -31,11 +31,7 @@ def evaluate(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, dtype:
     stream: None decides by size, True streams whenever the inputs allow it, False never streams.
     final: False when this result is one part of a total (see pipeline.make_result).
     """
-    if bundle is not None and stream is not False:
-        rows = bundled_rows(spec, sources, bundle)
-        planned = stream_plan(spec, rows, st, stream) if rows is not None else None
-    else:
-        planned = stream_plan(spec, sources, st, stream) if bundle is None else None
+    planned = stream_plan(spec, sources, st, stream, bundle=bundle)
     if planned is not None:
         from .stream import run_stream
 
@@ -82,9 +78,17 @@ def _why_whole(spec: LossSpec, st: Settings, bundle: str | None) -> str:
             "keys and local float32/float64/int64 .safetensors tensors do, with rows that line up)")
 
 
-def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream: bool | None) -> Plan | None:
-    """What to stream (stream.plan), or None to read the sources whole; `stream` as in evaluate."""
-    if stream is False or not _may_stream(spec, sources, st, force=bool(stream)):
+def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream: bool | None, *,
+                bundle: str | None = None) -> Plan | None:
+    """What to stream (stream.plan), or None to read the sources whole; `stream` as in evaluate. A --from `bundle`
+    streams as the FILE:KEY sources bundled_rows makes of it, its keys read only where the loss may stream."""
+    if stream is False or spec.stream is None:
+        return None
+    if bundle is not None:
+        sources = bundled_rows(spec, sources, bundle)
+        if sources is None:
+            return None
+    if not _may_stream(spec, sources, st, force=bool(stream)):
         return None
     from .stream import plan
 
@@ -97,10 +101,8 @@ def stream_plan(spec: LossSpec, sources: Mapping[str, Any], st: Settings, stream
 
 
 def _may_stream(spec: LossSpec, sources: Mapping[str, Any], st: Settings, *, force: bool) -> bool:
-    """Whether streaming is worth planning: the loss streams, and its batched sources are big files together (or
+    """Whether streaming is worth planning for a loss that streams: its batched sources are big files together (or
     one is remote). An upper bound of stream_plan's test, read from the file sizes alone, without lossctl.stream."""
-    if spec.stream is None:
-        return False
     if force:
         return True
     size = 0

@@ -231,6 +231,22 @@ def test_jsonl_lines_parse_with_orjson_and_fall_back_to_json(tmp_path, monkeypat
         load_array(f"{path}:p", option="--logits")
 
 
+def test_a_small_jsonl_file_does_not_import_orjson(tmp_path):
+    """orjson's import (about 14 ms) was paid by every JSON Lines read, an 8-line file too, where JSON files take it
+    only from text.FAST_JSON_CHARS; now a small file is parsed by json, a big one still by orjson."""
+    pytest.importorskip("orjson")
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_text('{"p": [0.5, 1.5]}\n{"p": [2.5, -1.0]}\n')
+    big.write_text('{"p": [0.5, 1.5]}\n' * 8192)  # 144 KiB, past 64 KiB
+    probe = ("import sys; from lossctl.io import load_array; a = load_array(sys.argv[1], option='--logits').array; "
+             "print(a.sum(), 'orjson' in sys.modules)")
+    for path, total, imported in ((small, 3.5, False), (big, 8192 * 2.0, True)):
+        proc = subprocess.run([sys.executable, "-c", probe, f"{path}:p"], capture_output=True, text=True, cwd=ROOT,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [repr(total), str(imported)]
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "feather", "arrow-stream", "jsonl", "ndjson"])
 @pytest.mark.parametrize("step", [1, 3, 4, 64])
 def test_row_readers_reassemble_the_original(tmp_path, data, fmt, step):

@@ -17,6 +17,7 @@ from ..errors import InputError
 from .common import listing, one_name
 from .npy import STDIN, STDIN_KEYS
 from .remote import file_size, open_binary, reading
+from .text import FAST_JSON_CHARS
 
 EXTS = (".jsonl", ".ndjson")
 CHUNK_LINES = 1 << 14  # lines parsed per chunk when a whole file is read
@@ -24,10 +25,14 @@ MAX_LINE = 1 << 26  # a record of a few numbers is far shorter; longer lines are
 NUMBER = (int, float)  # exact types: json gives bool for true/false, which is no number here
 
 
-def _fast_loads():
-    """orjson's loads where it is installed (the `fast` extra): a line of numbers parses about 3x faster."""
+def _fast_loads(size: int):
+    """orjson's loads where it is installed (the `fast` extra): a line of numbers parses about 3x faster. Its import
+    (about 14 ms) is paid only for a file of `size` bytes big enough to win it back (text.FAST_JSON_CHARS, as JSON
+    files decide), or of a size the server does not say (0); once imported, it parses any file."""
     global _FAST
     if _FAST is None:
+        if 0 < size < FAST_JSON_CHARS:
+            return None
         try:
             from orjson import loads
         except ImportError:
@@ -117,6 +122,7 @@ class JsonlRows:
         except BaseException:
             self._fp.close()
             raise
+        self.fields = list(first) if isinstance(first, dict) else []  # the first record's keys (SharedRows)
         value = first if self.keys[0] is None else first.get(self.keys[0])
         self.dtype = np.dtype(np.float64 if float in map(type, chain([value], value if type(value) is list
                                                                      else [])) else np.int64)
@@ -141,7 +147,7 @@ class JsonlRows:
     def read_arrays(self, n: int) -> dict[str | None, np.ndarray]:
         """The next `n` records (fewer at the end of the file), one array per key."""
         lines, self._head = self._head + self._lines(n - len(self._head)), []
-        fast = _fast_loads()
+        fast = _fast_loads(self.total_bytes)
         columns = self._parse(lines, fast)
         if fast and any(_past_int64(a) for a in columns.values()):
             # orjson reads an integer past int64 as a float, where json's exact int is refused, naming its line
@@ -256,20 +262,13 @@ class SharedRows:
         options = list(keyed)
         self.rows = JsonlRows(path, options[0], keyed[options[0]], 1)
         try:
-            self.rows.keys = [one_name(list(self._first()), key, what="key", hint="FILE.jsonl:KEY", option=option,
+            self.rows.keys = [one_name(self.rows.fields, key, what="key", hint="FILE.jsonl:KEY", option=option,
                                        source=path) for option, key in keyed.items()]
         except BaseException:
             self.rows.close()
             raise
         self.rows.options = dict(zip(self.rows.keys, options, strict=True))
         self._ready: dict[str | None, np.ndarray] = {}
-
-    def _first(self) -> dict:
-        no, raw = self.rows._head[0]
-        obj = _loads(no, raw, option=self.rows.option, source=self.rows.path)
-        if not isinstance(obj, dict):  # JsonlRows refused it already for a key; stated again for clarity
-            raise InputError(f"line {no} is not a JSON object", option=self.rows.option, source=self.rows.path)
-        return obj
 
     def take(self, key: str | None, n: int) -> np.ndarray:
         if key not in self._ready:
